@@ -1,0 +1,29 @@
+# The study's two commands:  `make study` (set up, run the default profile, write the report)
+# and `make test` (set up, run the test suite). Both create .venv/ on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PROFILE ?= quick
+# torch pinned for reproducibility; `make study TORCH=torch` takes the newest release instead.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: setup study test report clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	touch $@
+
+setup: $(BIN)/.installed
+
+study: setup
+	$(BIN)/bsnb run $(PROFILE)
+
+report: setup
+	$(BIN)/bsnb report $(PROFILE)
+
+test: setup
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf reports/*/ .pytest_cache
