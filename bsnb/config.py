@@ -1,0 +1,443 @@
+"""Parameters of the study: what each one is, what values it allows, and how profiles become jobs.
+
+This is the one place that knows what a valid parameter is. A *profile* (a YAML file in
+``params/``) names values for the parameters in three groups, following the Deep Learning
+Tuning Playbook's vocabulary:
+
+* ``scientific``: what the study varies to answer its question (the batch size);
+* ``nuisance``: what must be set well for a fair comparison (learning rate, seeds);
+* ``fixed``: what is held constant (dataset, model, budget).
+
+A parameter given a list of values (a list of lists for list-typed parameters such as
+``seeds``) is an axis of the grid; the sweep runs the product of all axes, one notebook
+execution per point. Every job is validated before anything runs; :class:`ProfileError` names
+each bad parameter, its value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = ROOT / "notebooks"
+PARAMS_DIR = ROOT / "params"
+REPORTS_DIR = ROOT / "reports"
+
+GROUPS = ("scientific", "nuisance", "fixed")
+KINDS = GROUPS + ("system",)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: its type, default, allowed values and one-line help."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    kind: str
+    choices: tuple | None = None
+    low: float | None = None  # inclusive bounds
+    high: float | None = None
+    item_type: type | None = None  # for list parameters
+    min_items: int = 0
+
+    def allowed(self) -> str:
+        """Say in words which values this parameter accepts."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        tname = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+        if self.type is list:
+            what = "a list of " + {int: "integers", float: "numbers", str: "strings"}[self.item_type]
+            if self.min_items:
+                what += f" with at least {self.min_items} item{'s' if self.min_items > 1 else ''}"
+        else:
+            what = tname[self.type]
+        bounds = _bounds_text(self.low, self.high)
+        return what + (f" {bounds}" if bounds else "")
+
+
+def _bounds_text(low, high) -> str:
+    if low is not None and high is not None:
+        return f"from {low:g} to {high:g}"
+    if low is not None:
+        return f">= {low:g}"
+    if high is not None:
+        return f"<= {high:g}"
+    return ""
+
+
+def _p(name, type_, default, help_, kind, **kw) -> Param:
+    return Param(name, type_, default, help_, kind, **kw)
+
+
+# Every parameter any notebook of the study takes. Notebooks declare the same names, types and
+# defaults in their `parameters` cell; tests/test_notebooks.py checks that they agree.
+PARAMS: dict[str, Param] = {
+    p.name: p
+    for p in [
+        # scientific
+        _p("batch_size", int, 64, "examples per optimiser step", "scientific", low=1),
+        # nuisance
+        _p("optimizer", str, "sgd", "sgd (with momentum) or adam", "nuisance", choices=("sgd", "adam")),
+        _p("lr", float, 0.01, "learning rate, constant over training", "nuisance", low=1e-8, high=10.0),
+        _p("momentum", float, 0.9, "SGD momentum (ignored by adam)", "nuisance", low=0.0, high=0.999),
+        _p("weight_decay", float, 0.0, "L2 weight decay", "nuisance", low=0.0, high=1.0),
+        _p("seeds", list, [0, 1, 2], "model-initialisation and batch-order seeds, all trained in one execution",
+           "nuisance", item_type=int, low=0, min_items=1),
+        # fixed
+        _p("dataset", str, "mnist1d", "mnist1d (generated offline) or digits (scikit-learn)", "fixed",
+           choices=("mnist1d", "digits")),
+        _p("n_train", int, 4000, "training examples", "fixed", low=10),
+        _p("n_val", int, 1000, "validation examples (curves and minima)", "fixed", low=10),
+        _p("n_test", int, 1000, "test examples (reported once per run)", "fixed", low=10),
+        _p("data_seed", int, 0, "seed of the data generation and of the split", "fixed", low=0),
+        _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper) or mlp", "fixed", choices=("cnn", "mlp")),
+        _p("width", int, 25, "channels of the cnn, or hidden units of the mlp", "fixed", low=1, high=4096),
+        _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
+        _p("budget", str, "epochs", "train for a number of epochs or of optimiser steps", "fixed",
+           choices=("epochs", "steps")),
+        _p("epochs", int, 100, "epochs of training when budget is epochs", "fixed", low=1),
+        _p("steps", int, 1000, "optimiser steps of training when budget is steps", "fixed", low=1),
+        _p("log_points", int, 200, "steps at which gradient norm and distance from init are sampled (log-spaced)",
+           "fixed", low=2),
+        _p("device", str, "auto", "auto (GPU when present), cpu, cuda or mps", "fixed",
+           choices=("auto", "cpu", "cuda", "mps")),
+        # findings
+        _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
+        _p("large_batch", int, 256, "the large batch of the article's comparison", "fixed", low=1),
+        _p("c1_epoch", int, 0, "epoch at which C1 compares training losses; 0 means the last epoch", "fixed", low=0),
+        _p("confidence", float, 0.95, "confidence level of the intervals over seeds", "fixed", low=0.5, high=0.999),
+        # system: where things go and how they run; not part of a run's identity
+        _p("run_dir", str, "runs/manual", "folder this execution writes its results to", "system"),
+        _p("store_dir", str, "runs", "folder holding the runs the findings read", "system"),
+        _p("report_dir", str, "reports/manual", "folder the findings write claims.csv and figures to", "system"),
+        _p("threads", int, 0, "torch CPU threads; 0 lets torch decide", "system", low=0),
+    ]
+}
+
+TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "n_train",
+            "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
+            "log_points", "device"]
+
+# The notebooks the sweep runs per setting, and the parameters each takes (in order).
+NOTEBOOKS: dict[str, list[str]] = {
+    "02_empirical_comparison": TRAINING + ["run_dir", "threads"],
+}
+# The notebook that gathers every run, executed once after the sweep.
+FINDINGS = "05_findings"
+FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_epoch", "confidence", "store_dir", "report_dir"]
+ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
+
+# Number of examples each offline dataset can provide.
+DATASET_SIZES = {"mnist1d": None, "digits": 1797}
+
+PROFILE_KEYS = {"name", "description", "notebooks", "workers", *GROUPS}
+
+
+class ProfileError(ValueError):
+    """A profile or parameter set that cannot run; ``problems`` lists each bad parameter."""
+
+    def __init__(self, problems: list[str], source: str = ""):
+        self.problems = problems
+        head = f"invalid parameters in {source}" if source else "invalid parameters"
+        super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+@dataclass
+class Profile:
+    """A parsed profile: its name, the notebooks it sweeps and the grouped parameter values."""
+
+    name: str
+    path: Path | None
+    description: str = ""
+    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS))
+    workers: int | None = None
+    values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
+    groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
+
+    def digest(self) -> str:
+        """Content hash of the profile's values, so a reader can tell two profiles apart."""
+        blob = json.dumps({"notebooks": self.notebooks, "values": self.values}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notebook execution: a notebook and a complete, validated parameter set."""
+
+    notebook: str
+    params: dict
+    axes: tuple  # names of the parameters that vary across the profile's grid
+
+    @property
+    def job_id(self) -> str:
+        slug = "-".join(f"{_short(a)}{_slug(self.params[a])}" for a in self.axes) or "default"
+        return f"{self.notebook[:2]}-{slug}-{params_digest(self.params)[:8]}"
+
+    def identity(self) -> dict:
+        """The parameters that define the result (system parameters excluded)."""
+        return {k: v for k, v in self.params.items() if PARAMS[k].kind != "system"}
+
+
+def _short(name: str) -> str:
+    return {"batch_size": "bs", "lr": "lr", "seeds": "seeds", "optimizer": "opt"}.get(name, name)
+
+
+def _slug(value) -> str:
+    if isinstance(value, list):
+        return "_".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def params_digest(params: dict) -> str:
+    ident = {k: v for k, v in params.items() if k in PARAMS and PARAMS[k].kind != "system"}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def defaults(notebook: str) -> dict:
+    """The default parameter set of one notebook."""
+    return {name: _copy(PARAMS[name].default) for name in ALL_NOTEBOOKS[notebook]}
+
+
+def _copy(v):
+    return list(v) if isinstance(v, list) else v
+
+
+# ---------------------------------------------------------------------------------------------
+# checking values
+
+
+def check_value(name: str, value) -> tuple[Any, str | None]:
+    """Coerce ``value`` to the parameter's type; return (value, problem or None)."""
+    if name not in PARAMS:
+        return value, f"unknown parameter {name!r} (value {value!r}); known parameters: {', '.join(sorted(PARAMS))}"
+    p = PARAMS[name]
+
+    def bad(extra=""):
+        return value, f"{name} = {value!r} is not allowed: expected {p.allowed()}{extra} ({p.help})"
+
+    if p.type is bool:
+        if not isinstance(value, bool):
+            return bad()
+        return value, None
+    if p.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return bad()
+        return value, _range_problem(p, value)
+    if p.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return bad()
+        value = float(value)
+        if not math.isfinite(value):
+            return bad()
+        return value, _range_problem(p, value)
+    if p.type is str:
+        if not isinstance(value, str):
+            return bad()
+        if p.choices is not None and value not in p.choices:
+            return bad()
+        return value, None
+    if p.type is list:
+        if not isinstance(value, list) or len(value) < p.min_items:
+            return bad()
+        for item in value:
+            if isinstance(item, bool) or not isinstance(item, p.item_type):
+                return bad()
+            if _range_problem(p, item):
+                return bad()
+        if len(set(value)) != len(value):
+            return bad(", without repeats")
+        return list(value), None
+    raise TypeError(f"parameter {name} has unsupported type {p.type}")
+
+
+def _range_problem(p: Param, v) -> str | None:
+    if (p.low is not None and v < p.low) or (p.high is not None and v > p.high):
+        return f"{p.name} = {v!r} is out of range: expected {p.allowed()} ({p.help})"
+    return None
+
+
+def check_params(notebook: str, params: dict) -> tuple[dict, list[str]]:
+    """Validate one complete parameter set for ``notebook``; return (coerced params, problems)."""
+    problems: list[str] = []
+    allowed = ALL_NOTEBOOKS.get(notebook)
+    if allowed is None:
+        return params, [f"unknown notebook {notebook!r}; the study's notebooks are {', '.join(ALL_NOTEBOOKS)}"]
+    out = {}
+    for name, value in params.items():
+        if name in PARAMS and name not in allowed:
+            problems.append(f"parameter {name!r} is not used by notebook {notebook}; it takes {', '.join(allowed)}")
+            continue
+        value, problem = check_value(name, value)
+        if problem:
+            problems.append(problem)
+        out[name] = value
+    if not problems:
+        problems += _cross_checks(out)
+    return out, problems
+
+
+def _cross_checks(p: dict) -> list[str]:
+    """Checks that involve more than one parameter."""
+    problems = []
+    if "batch_size" in p and "n_train" in p and p["batch_size"] > p["n_train"]:
+        problems.append(f"batch_size = {p['batch_size']} is larger than n_train = {p['n_train']}: "
+                        f"expected a batch size from 1 to {p['n_train']}")
+    size = DATASET_SIZES.get(p.get("dataset"))
+    if size is not None and {"n_train", "n_val", "n_test"} <= p.keys():
+        total = p["n_train"] + p["n_val"] + p["n_test"]
+        if total > size:
+            problems.append(f"n_train + n_val + n_test = {total} exceeds the {size} examples of dataset "
+                            f"{p['dataset']!r}: expected a total of at most {size}")
+    if "small_batch" in p and "large_batch" in p and p["small_batch"] >= p["large_batch"]:
+        problems.append(f"small_batch = {p['small_batch']} must be smaller than large_batch = {p['large_batch']}")
+    return problems
+
+
+IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+def from_namespace(notebook: str, namespace: dict) -> dict:
+    """Inside a notebook: collect its parameters from ``globals()`` and check them.
+
+    papermill injects whatever it is given and checks nothing, so a misspelt ``-p`` name would
+    otherwise be ignored in silence. Any other plain value in the namespace is refused, and every
+    value is checked; :class:`ProfileError` names each problem before any work starts.
+    """
+    import types
+
+    takes = ALL_NOTEBOOKS.get(notebook)
+    if takes is None:
+        raise ProfileError([f"unknown notebook {notebook!r}; the study's notebooks are {', '.join(ALL_NOTEBOOKS)}"])
+    problems = []
+    for name, value in namespace.items():
+        if (name.startswith("_") or name in IPYTHON_NAMES or name in takes or callable(value)
+                or isinstance(value, types.ModuleType)):
+            continue
+        problems.append(f"unknown parameter {name!r} (value {value!r}); notebook {notebook} takes: {', '.join(takes)}")
+    params = defaults(notebook)
+    params.update({k: namespace[k] for k in takes if k in namespace})
+    params, found = check_params(notebook, params)
+    problems += found
+    if problems:
+        raise ProfileError(problems, f"notebook {notebook}")
+    return params
+
+
+# ---------------------------------------------------------------------------------------------
+# profiles
+
+
+def resolve_profile(spec: str | Path) -> Path:
+    """A profile name (``quick``) or a path to a YAML file."""
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return path
+    candidate = PARAMS_DIR / f"{spec}.yaml"
+    if candidate.exists():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
+    raise ProfileError([f"profile {str(spec)!r} not found: expected a YAML file or one of {known}"])
+
+
+def load_profile(spec: str | Path) -> Profile:
+    """Parse a profile file; structural problems raise :class:`ProfileError`."""
+    path = resolve_profile(spec)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ProfileError([f"not valid YAML: {exc}"], str(path)) from exc
+    problems = []
+    if not isinstance(raw, dict):
+        raise ProfileError(["a profile is a mapping with keys " + ", ".join(sorted(PROFILE_KEYS))], str(path))
+    for key in raw:
+        if key not in PROFILE_KEYS:
+            problems.append(f"unknown key {key!r}; a profile takes {', '.join(sorted(PROFILE_KEYS))}")
+    name = raw.get("name", path.stem)
+    notebooks = raw.get("notebooks", list(NOTEBOOKS))
+    if not isinstance(notebooks, list) or not notebooks:
+        problems.append(f"notebooks = {notebooks!r}: expected a list drawn from {', '.join(NOTEBOOKS)}")
+        notebooks = []
+    for nb in notebooks:
+        if nb not in NOTEBOOKS:
+            problems.append(f"notebooks: {nb!r} is not a notebook of the study; expected some of {', '.join(NOTEBOOKS)}")
+    workers = raw.get("workers")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        problems.append(f"workers = {workers!r} is not allowed: expected an integer >= 1")
+    values, groups = {}, {}
+    for group in GROUPS:
+        section = raw.get(group) or {}
+        if not isinstance(section, dict):
+            problems.append(f"{group} = {section!r}: expected a mapping of parameter names to values")
+            continue
+        for pname, value in section.items():
+            if pname not in PARAMS or PARAMS[pname].kind == "system":
+                known = ", ".join(sorted(n for n, p in PARAMS.items() if p.kind == group))
+                problems.append(f"unknown parameter {pname!r} under {group} (value {value!r}); "
+                                f"{group} parameters are: {known}")
+                continue
+            if PARAMS[pname].kind != group:
+                problems.append(f"{pname} is a {PARAMS[pname].kind} parameter, not {group}: "
+                                f"move it under {PARAMS[pname].kind}:")
+                continue
+            values[pname], groups[pname] = value, group
+    if problems:
+        raise ProfileError(problems, str(path))
+    return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
+                   notebooks=list(notebooks), workers=workers, values=values, groups=groups)
+
+
+def _is_axis(name: str, value) -> bool:
+    p = PARAMS[name]
+    if p.type is list:
+        return isinstance(value, list) and bool(value) and all(isinstance(v, list) for v in value)
+    return isinstance(value, list)
+
+
+def expand(profile: Profile) -> list[Job]:
+    """Every job of the profile, each validated; raises ProfileError naming every bad parameter."""
+    jobs, problems = [], []
+    for notebook in profile.notebooks:
+        takes = NOTEBOOKS[notebook]
+        relevant = {k: v for k, v in profile.values.items() if k in takes}
+        axes = [k for k, v in relevant.items() if _is_axis(k, v)]
+        for axis in axes:
+            if not relevant[axis]:
+                problems.append(f"{axis} = [] is an empty list: give at least one value")
+        points = itertools.product(*(relevant[a] for a in axes)) if axes else [()]
+        for point in points:
+            params = defaults(notebook)
+            params.update({k: v for k, v in relevant.items() if k not in axes})
+            params.update(dict(zip(axes, point)))
+            params, found = check_params(notebook, params)
+            problems += found
+            if not found:
+                jobs.append(Job(notebook, params, tuple(axes)))
+    findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
+    problems += found
+    if problems:
+        raise ProfileError(list(dict.fromkeys(problems)), str(profile.path or profile.name))
+    ids = [j.job_id for j in jobs]
+    if len(set(ids)) != len(ids):
+        raise ProfileError(["two jobs of the grid have the same parameters: remove repeated values"],
+                           str(profile.path))
+    return jobs
+
+
+def findings_params(profile: Profile, store_dir: str, report_dir: str) -> dict:
+    """Parameters of the findings notebook for a profile."""
+    params = defaults(FINDINGS)
+    params.update({k: v for k, v in profile.values.items() if k in FINDINGS_PARAMS})
+    params.update(store_dir=store_dir, report_dir=report_dir)
+    return params

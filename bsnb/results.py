@@ -1,0 +1,254 @@
+"""The results store: one folder per run, every file written atomically, and tidy tables of all runs.
+
+Layout of a store (the ``runs/`` folder of a profile's output)::
+
+    <store>/<job_id>/params.json        the notebook's parameters
+                    history.csv         one row per (seed, epoch)
+                    steps.csv           one row per (seed, sampled step)
+                    checkpoints/seed<S>/{initial,best,final}.pt
+                    summary.json        one record per seed; written last by the notebook
+                    notebook.ipynb      the executed notebook (written by the sweep)
+                    status.json         ok or failed, with the cache key (written last by the sweep)
+
+A run is complete when its ``summary.json`` exists; files are replaced with ``os.replace`` so a
+reader never sees half a file, and an interrupted run simply has no summary. This module is
+the one place that knows where things live on disk.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK = (
+    "history.csv", "steps.csv", "summary.json", "params.json", "status.json", "notebook.ipynb")
+CHECKPOINTS = ("initial", "best", "final")
+
+
+def write_atomic(path: str | Path, content: bytes | str) -> Path:
+    """Write ``content`` to a temporary file beside ``path``, flush it to disk, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    data = content.encode() if isinstance(content, str) else content
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json(path, obj) -> Path:
+    return write_atomic(path, json.dumps(_clean(obj), indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path):
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _clean(obj):
+    """JSON has no NaN: store non-finite floats as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+class RunStore:
+    """One run's folder."""
+
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+
+    def __repr__(self):
+        return f"RunStore({str(self.dir)!r})"
+
+    @property
+    def job_id(self) -> str:
+        return self.dir.name
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def checkpoint_path(self, seed: int, which: str) -> Path:
+        return self.dir / "checkpoints" / f"seed{seed}" / f"{which}.pt"
+
+    # --- written by the notebook -----------------------------------------------------------
+    def save_training(self, params: dict, runs, extra: dict | None = None) -> None:
+        """Save what :func:`bsnb.train.train_seeds` produced; the summary goes last."""
+        import torch
+
+        self.forget()
+        write_json(self.path(PARAMS), params)
+        history = pd.DataFrame([row for r in runs for row in r.history])
+        write_atomic(self.path(HISTORY), history.to_csv(index=False))
+        steps = pd.DataFrame([row for r in runs for row in r.steps])
+        write_atomic(self.path(STEPS), steps.to_csv(index=False))
+        for r in runs:
+            for which in CHECKPOINTS:
+                buf = io.BytesIO()
+                torch.save(r.states[which], buf)
+                write_atomic(self.checkpoint_path(r.seed, which), buf.getvalue())
+        write_json(self.path(SUMMARY), {"seeds": [r.summary for r in runs], **(extra or {})})
+
+    def forget(self) -> None:
+        """Mark the run incomplete before (re)writing it: remove its summary and status."""
+        for name in (SUMMARY, STATUS):
+            self.path(name).unlink(missing_ok=True)
+
+    # --- written by the sweep ----------------------------------------------------------------
+    def write_status(self, status: dict) -> None:
+        write_json(self.path(STATUS), status)
+
+    # --- reading -----------------------------------------------------------------------------
+    @property
+    def complete(self) -> bool:
+        return self.path(SUMMARY).exists()
+
+    def status(self) -> dict | None:
+        try:
+            return read_json(self.path(STATUS))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def params(self) -> dict:
+        return read_json(self.path(PARAMS))
+
+    def summary(self) -> dict:
+        return read_json(self.path(SUMMARY))
+
+    def history(self) -> pd.DataFrame:
+        return pd.read_csv(self.path(HISTORY))
+
+    def steps(self) -> pd.DataFrame:
+        return pd.read_csv(self.path(STEPS))
+
+    def load_state(self, seed: int, which: str = "final") -> dict:
+        import torch
+
+        return torch.load(self.checkpoint_path(seed, which), map_location="cpu", weights_only=True)
+
+    def state(self) -> str:
+        """ok, diverged, failed, incomplete, or manual (complete but not run by the sweep)."""
+        status = self.status()
+        if status is not None and status.get("status") == "failed":
+            return "failed"
+        if not self.complete:
+            return "incomplete"
+        if status is None:
+            return "manual"
+        seeds = self.summary()["seeds"]
+        return "diverged" if seeds and all(s["status"] == "diverged" for s in seeds) else "ok"
+
+
+def runs_in(store_dir: str | Path) -> list[RunStore]:
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        return []
+    return [RunStore(d) for d in sorted(store_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+
+
+@dataclass
+class Tables:
+    """Tidy tables of a store: one row per job, per (job, seed), per (job, seed, epoch), per sampled step."""
+
+    jobs: pd.DataFrame
+    runs: pd.DataFrame
+    epochs: pd.DataFrame
+    steps: pd.DataFrame
+
+
+def _flat(params: dict) -> dict:
+    return {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in params.items()}
+
+
+SETTING_KEYS = ("notebook", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model",
+                "width", "batch_norm", "budget", "epochs", "steps")
+
+
+def load_tables(store_dir: str | Path) -> Tables:
+    """Read every run of a store into tidy pandas tables (incomplete runs appear in ``jobs`` only)."""
+    jobs, runs, epochs, steps = [], [], [], []
+    for run in runs_in(store_dir):
+        if not run.path(PARAMS).exists() and run.status() is None:
+            continue
+        status = run.status() or {}
+        params = run.params() if run.path(PARAMS).exists() else status.get("params", {})
+        state = run.state()
+        summary = run.summary() if state not in ("failed", "incomplete") else {}
+        job = {"job_id": run.job_id, "notebook": status.get("notebook") or summary.get("notebook"), "state": state,
+               "error": status.get("error"), "seconds": status.get("seconds"), **_flat(params)}
+        jobs.append(job)
+        if not summary:
+            continue
+        setting = {k: job[k] for k in ("job_id", *SETTING_KEYS) if k in job}
+        for record in summary["seeds"]:
+            runs.append({**setting, **record})
+        epochs.append(run.history().assign(**setting))
+        try:
+            steps.append(run.steps().assign(**setting))
+        except pd.errors.EmptyDataError:
+            pass
+    frame = pd.DataFrame
+    return Tables(
+        jobs=frame(jobs),
+        runs=frame(runs),
+        epochs=pd.concat(epochs, ignore_index=True) if epochs else frame(),
+        steps=pd.concat(steps, ignore_index=True) if steps else frame(),
+    )
+
+
+# --- the report folder's layout ----------------------------------------------------------------
+CLAIMS_CSV = "claims.csv"
+
+
+def figures_dir(report_dir: str | Path) -> Path:
+    return Path(report_dir) / "figures"
+
+
+def claims_path(report_dir: str | Path) -> Path:
+    return Path(report_dir) / CLAIMS_CSV
+
+
+def store_dir(out_dir: str | Path) -> Path:
+    """Where the runs of a profile's output folder live."""
+    return Path(out_dir) / "runs"
+
+
+# --- what one run's notebook prints --------------------------------------------------------------
+SEED_COLUMNS = ["seed", "status", "min_val_loss", "epoch_of_min_val_loss", "final_train_loss", "test_loss", "test_acc"]
+
+
+def seed_table(store: RunStore, digits: int = 4) -> pd.DataFrame:
+    """The deterministic part of a run's summary, one row per seed (timings left out)."""
+    df = pd.DataFrame(store.summary()["seeds"])[SEED_COLUMNS]
+    return df.round(digits).set_index("seed")
+
+
+def describe(store: RunStore) -> str:
+    """One sentence on a run, computed from its summary."""
+    seeds = pd.DataFrame(store.summary()["seeds"])
+    params = store.params()
+    ok = seeds[seeds["status"] == "ok"]
+    text = f"Batch size {params['batch_size']}, learning rate {params['lr']:g}: "
+    if ok.empty:
+        return text + f"all {len(seeds)} seeds diverged."
+    sd = lambda s: f" +- {s.std(ddof=1):.3f}" if len(s) > 1 else ""  # noqa: E731
+    text += (f"minimum validation loss {ok['min_val_loss'].mean():.3f}{sd(ok['min_val_loss'])}, reached at epoch "
+             f"{ok['epoch_of_min_val_loss'].mean():.0f} of {int(ok['epochs_run'].max())}; test accuracy at that point "
+             f"{ok['test_acc'].mean():.3f}; {ok['examples_per_second'].mean():,.0f} examples per second "
+             f"(mean{' +- sd' if len(ok) > 1 else ''} over {len(ok)} seed{'s' if len(ok) > 1 else ''}).")
+    if len(ok) < len(seeds):
+        text += f" {len(seeds) - len(ok)} seed(s) diverged."
+    return text

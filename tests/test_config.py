@@ -1,0 +1,110 @@
+"""Parameters, profiles and grid expansion: what is valid, and what each error says."""
+
+import pytest
+import yaml
+
+from bsnb import config
+
+
+def write_profile(tmp_path, **sections):
+    base = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            base[key].update(value)
+        else:
+            base[key] = value
+    path = tmp_path / "profile.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def test_every_profile_in_params_is_valid():
+    for path in config.PARAMS_DIR.glob("*.yaml"):
+        jobs = config.expand(config.load_profile(path))
+        assert jobs, path
+
+
+def test_quick_profile_sweeps_batch_sizes_16_to_1024_with_three_seeds():
+    jobs = config.expand(config.load_profile("quick"))
+    sizes = sorted(j.params["batch_size"] for j in jobs)
+    assert sizes == [16, 32, 64, 128, 256, 512, 1024]
+    assert all(len(j.params["seeds"]) >= 3 and j.params["dataset"] == "mnist1d" for j in jobs)
+    assert all(j.axes == ("batch_size",) for j in jobs)
+
+
+def test_grid_is_the_product_of_list_values_and_list_of_lists_for_seeds(tmp_path):
+    path = write_profile(tmp_path, nuisance={"lr": [0.01, 0.1], "seeds": [[0], [1, 2]]})
+    jobs = config.expand(config.load_profile(path))
+    assert len(jobs) == 2 * 2 * 2  # batch sizes x lrs x seed lists
+    assert {tuple(j.params["seeds"]) for j in jobs} == {(0,), (1, 2)}
+    assert len({j.job_id for j in jobs}) == len(jobs)
+
+
+def test_job_id_is_readable_and_ignores_system_parameters():
+    job = config.Job("02_empirical_comparison", {**config.defaults("02_empirical_comparison")}, ("batch_size",))
+    other = config.Job(job.notebook, {**job.params, "run_dir": "/elsewhere", "threads": 7}, job.axes)
+    assert job.job_id.startswith("02-bs64-")
+    assert job.job_id == other.job_id
+
+
+@pytest.mark.parametrize("sections, words", [
+    ({"scientific": {"batch_sise": [16]}}, ["batch_sise", "unknown parameter", "batch_size"]),
+    ({"scientific": {"batch_size": ["abc"]}}, ["batch_size", "'abc'", "an integer >= 1"]),
+    ({"scientific": {"batch_size": [0, 16]}}, ["batch_size = 0", "an integer >= 1"]),
+    ({"scientific": {"batch_size": [16, 512]}}, ["batch_size = 512", "n_train = 256", "from 1 to 256"]),
+    ({"nuisance": {"lr": -1}}, ["lr = -1", "a number from 1e-08 to 10"]),
+    ({"nuisance": {"lr": "fast"}}, ["lr = 'fast'", "a number"]),
+    ({"nuisance": {"optimizer": "rmsprop"}}, ["optimizer = 'rmsprop'", "one of 'sgd', 'adam'"]),
+    ({"nuisance": {"seeds": [0, 0]}}, ["seeds = [0, 0]", "without repeats"]),
+    ({"nuisance": {"seeds": []}}, ["seeds = []", "at least 1 item"]),
+    ({"nuisance": {"seeds": 3}}, ["seeds = 3", "a list of integers"]),
+    ({"fixed": {"batch_norm": "yes"}}, ["batch_norm = 'yes'", "true or false"]),
+    ({"fixed": {"dataset": "imagenet"}}, ["dataset = 'imagenet'", "'mnist1d', 'digits'"]),
+    ({"fixed": {"dataset": "digits", "n_train": 1700}}, ["= 1956 exceeds the 1797 examples", "digits"]),
+    ({"fixed": {"lr": 0.1}}, ["lr is a nuisance parameter", "move it under nuisance"]),
+    ({"fixed": {"small_batch": 64, "large_batch": 16}}, ["small_batch = 64", "smaller than large_batch = 16"]),
+    ({"epochz": 3}, ["unknown key 'epochz'"]),
+    ({"workers": 0}, ["workers = 0", "an integer >= 1"]),
+    ({"notebooks": ["99_nothing"]}, ["'99_nothing'", "02_empirical_comparison"]),
+])
+def test_bad_profiles_name_the_parameter_its_value_and_what_is_allowed(tmp_path, sections, words):
+    path = write_profile(tmp_path, **sections)
+    with pytest.raises(config.ProfileError) as err:
+        config.expand(config.load_profile(path))
+    for word in words:
+        assert word in str(err.value), (word, str(err.value))
+
+
+def test_every_problem_is_reported_at_once(tmp_path):
+    path = write_profile(tmp_path, nuisance={"lr": -1, "optimizer": "rmsprop"})
+    with pytest.raises(config.ProfileError) as err:
+        config.expand(config.load_profile(path))
+    # both problems, each said once although both jobs of the grid have them
+    assert len(err.value.problems) == 2
+    assert "lr = -1" in str(err.value) and "optimizer = 'rmsprop'" in str(err.value)
+
+
+def test_unknown_profile_name_lists_the_known_ones():
+    with pytest.raises(config.ProfileError, match="quick"):
+        config.load_profile("no-such-profile")
+
+
+def test_check_value_coerces_ints_to_floats_but_not_bools_to_ints():
+    assert config.check_value("lr", 1) == (1.0, None)
+    assert config.check_value("batch_size", True)[1] is not None
+    assert config.check_value("lr", float("nan"))[1] is not None
+
+
+def test_from_namespace_refuses_a_misspelt_injected_parameter():
+    ns = {**config.defaults("02_empirical_comparison"), "batchsize": 32, "In": [], "_": None, "config": config}
+    with pytest.raises(config.ProfileError, match="unknown parameter 'batchsize'"):
+        config.from_namespace("02_empirical_comparison", ns)
+    del ns["batchsize"]
+    params = config.from_namespace("02_empirical_comparison", ns)
+    assert params == config.defaults("02_empirical_comparison")
+
+
+def test_from_namespace_checks_values_like_the_sweep():
+    ns = {**config.defaults("02_empirical_comparison"), "batch_size": "abc"}
+    with pytest.raises(config.ProfileError, match="batch_size = 'abc'"):
+        config.from_namespace("02_empirical_comparison", ns)

@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from bsnb import data, results, train
+
+
+def test_write_atomic_leaves_no_temporary_file(tmp_path):
+    path = results.write_atomic(tmp_path / "a" / "x.json", "{}")
+    assert path.read_text() == "{}"
+    assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_json_stores_nan_as_null(tmp_path):
+    results.write_json(tmp_path / "x.json", {"a": float("nan"), "b": [1.0, float("inf")]})
+    assert json.loads((tmp_path / "x.json").read_text()) == {"a": None, "b": [1.0, None]}
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory):
+    """A store with one complete run per batch size, one interrupted run and one failed run."""
+    root = tmp_path_factory.mktemp("store")
+    d = data.load("mnist1d", 100, 50, 50)
+    for bs in (16, 32):
+        params = {"batch_size": bs, "seeds": [0, 1], "lr": 0.05, "width": 4, "epochs": 2, "log_points": 5}
+        store = results.RunStore(root / f"02-bs{bs}")
+        store.save_training(params, train.train_seeds(params, d, progress=False),
+                            extra={"notebook": "02_empirical_comparison"})
+        store.write_status({"status": "ok", "notebook": "02_empirical_comparison"})
+    # interrupted: params and a history written, never a summary
+    broken = results.RunStore(root / "02-bs64")
+    results.write_json(broken.path(results.PARAMS), {"batch_size": 64})
+    results.write_atomic(broken.path(results.HISTORY), "seed,epoch\n0,")
+    failed = results.RunStore(root / "02-bs128")
+    failed.write_status({"status": "failed", "error": "ValueError: boom", "params": {"batch_size": 128}})
+    return root
+
+
+def test_tables_hold_every_complete_run_and_list_the_rest(store_dir):
+    t = results.load_tables(store_dir)
+    assert dict(zip(t.jobs["job_id"], t.jobs["state"])) == {
+        "02-bs16": "ok", "02-bs32": "ok", "02-bs64": "incomplete", "02-bs128": "failed"}
+    assert len(t.runs) == 4 and set(t.runs["batch_size"]) == {16, 32}
+    assert len(t.epochs) == 2 * 2 * 3  # runs x seeds x (epoch 0 + 2 epochs)
+    assert {"train_loss", "val_loss", "batch_size", "seed", "job_id"} <= set(t.epochs.columns)
+    assert {"distance", "grad_norm", "step"} <= set(t.steps.columns)
+    assert t.jobs.set_index("job_id").loc["02-bs128", "error"] == "ValueError: boom"
+
+
+def test_rewriting_a_run_first_marks_it_incomplete(store_dir, tmp_path):
+    import shutil
+
+    store = results.RunStore(shutil.copytree(store_dir / "02-bs16", tmp_path / "02-bs16"))
+    assert store.complete and store.state() == "ok"
+    store.forget()
+    assert not store.complete and store.status() is None and store.state() == "incomplete"
+
+
+def test_checkpoints_load_back(store_dir):
+    state = results.RunStore(store_dir / "02-bs32").load_state(seed=1, which="best")
+    assert all(hasattr(v, "shape") for v in state.values())
+
+
+def test_seed_table_and_describe_are_computed_from_the_summary(store_dir):
+    store = results.RunStore(store_dir / "02-bs32")
+    table = results.seed_table(store)
+    assert list(table.index) == [0, 1] and "min_val_loss" in table
+    assert "Batch size 32" in results.describe(store)

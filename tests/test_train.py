@@ -1,0 +1,100 @@
+import math
+
+import pytest
+import torch
+
+from bsnb import data, train
+
+
+@pytest.fixture(scope="module")
+def small():
+    return data.load("mnist1d", 200, 100, 100, data_seed=0)
+
+
+SPEC = train.TrainSpec(batch_size=32, lr=0.05, width=8, epochs=3, log_points=30)
+
+
+def test_same_seed_gives_the_same_numbers_and_another_seed_does_not(small):
+    a, b, c = (train.train(SPEC, small, seed=s) for s in (0, 0, 1))
+    assert _same(a.history, b.history)
+    assert a.steps == b.steps
+    assert [r["val_loss"] for r in a.history] != [r["val_loss"] for r in c.history]
+
+
+def _same(h1, h2):
+    """Equal in every recorded number except the timings."""
+    keys = [k for k in h1[0] if k not in ("seconds", "examples_per_second", "train_loss_running")]
+    return len(h1) == len(h2) and all(r1[k] == r2[k] for r1, r2 in zip(h1, h2) for k in keys)
+
+
+def test_history_has_every_epoch_and_the_summary_its_minimum(small):
+    run = train.train(SPEC, small, seed=0)
+    assert [r["epoch"] for r in run.history] == [0, 1, 2, 3]
+    assert run.history[-1]["step"] == 3 * math.ceil(200 / 32)
+    for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_second"):
+        assert all(math.isfinite(r[key]) for r in run.history[1:]), key
+    s = run.summary
+    best = min(run.history, key=lambda r: r["val_loss"])
+    assert s["min_val_loss"] == best["val_loss"] and s["epoch_of_min_val_loss"] == best["epoch"]
+    assert s["status"] == "ok" and 0 <= s["test_acc"] <= 1 and math.isfinite(s["test_loss"])
+
+
+def test_checkpoints_are_the_initial_best_and_final_weights(small):
+    run = train.train(SPEC, small, seed=0)
+    from bsnb import models
+
+    net = models.build("cnn", small.input_shape, 10, 8)
+    net.load_state_dict(run.states["best"])
+    assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(run.summary["min_val_loss"], rel=1e-6)
+    torch.manual_seed(0)
+    fresh = models.build("cnn", small.input_shape, 10, 8)
+    assert all(torch.equal(v, run.states["initial"][k]) for k, v in fresh.state_dict().items())
+    # the last sampled step is the last step: its distance is ||w_final - w_0||
+    w_final = torch.cat([v.flatten() for v in run.states["final"].values()])
+    w_0 = torch.cat([v.flatten() for v in run.states["initial"].values()])
+    assert run.steps[-1]["step"] == run.summary["steps_run"]
+    assert run.steps[-1]["distance"] == pytest.approx((w_final - w_0).norm().item(), rel=1e-5)
+
+
+def test_steps_are_sampled_log_spaced_from_the_first_to_the_last():
+    steps = sorted(train.log_steps(1000, 20))
+    assert steps[0] == 1 and steps[-1] == 1000 and len(steps) <= 20
+    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    assert gaps[-1] > gaps[0]
+
+
+def test_step_budget_stops_at_the_asked_step_within_an_epoch(small):
+    spec = train.TrainSpec(batch_size=32, lr=0.05, width=8, budget="steps", steps=10, log_points=5)
+    run = train.train(spec, small, seed=0)
+    assert run.summary["steps_run"] == 10
+    assert [r["step"] for r in run.history] == [0, 7, 10]  # 7 steps per epoch, then a partial epoch
+
+
+def test_a_diverging_run_is_recorded_not_raised(small):
+    spec = train.TrainSpec(batch_size=32, lr=1e5, width=8, epochs=5)
+    run = train.train(spec, small, seed=0)
+    assert run.summary["status"] == "diverged"
+    assert run.summary["epochs_run"] < 5 or not math.isfinite(run.history[-1]["val_loss"])
+
+
+def test_adam_and_mlp_with_batch_norm_train(small):
+    spec = train.TrainSpec(batch_size=50, optimizer="adam", lr=1e-3, model="mlp", width=16, batch_norm=True, epochs=2)
+    run = train.train(spec, small, seed=0)
+    assert run.summary["status"] == "ok"
+    assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
+
+
+def test_train_seeds_trains_every_seed(small):
+    params = {"seeds": [0, 1], "batch_size": 64, "lr": 0.05, "width": 8, "epochs": 1}
+    runs = train.train_seeds(params, small, progress=False)
+    assert [r.seed for r in runs] == [0, 1]
+
+
+def test_auto_device_is_the_cpu_without_a_gpu():
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available() and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        expected = "mps"
+    assert train.resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device = 'cuda'"):
+            train.resolve_device("cuda")
