@@ -1,0 +1,163 @@
+"""Figures of the study, drawn with seaborn. Plots only draw: no verdict depends on them.
+
+Every figure carries a caption (``fig.bsnb_caption``) saying what is plotted, over how many
+seeds, and what its bands or error bars mean; the report prints it under the figure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+sns.set_theme(context="notebook", style="whitegrid")
+
+
+def palette(batch_sizes) -> dict:
+    """One colour per batch size, dark for small and light for large batches."""
+    sizes = sorted(set(int(b) for b in batch_sizes))
+    colours = sns.color_palette("viridis", n_colors=max(len(sizes), 2))
+    return {b: colours[i] for i, b in enumerate(sizes)}
+
+
+def _log_y(ax):
+    """A log y-axis labelled with plain numbers (0.3, 1, 2) rather than powers of ten."""
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _caption(fig, text: str):
+    fig.bsnb_caption = text
+    return fig
+
+
+def _seeds(df) -> str:
+    n = df["seed"].nunique() if "seed" in df else 0
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def setting_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, title: str = ""):
+    """One setting: loss and accuracy per epoch for each seed, and distance from initialisation per step."""
+    ncols = 3 if steps is not None and len(steps) else 2
+    fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.8), layout="constrained")
+    h = history.melt(id_vars=["seed", "epoch"], value_vars=["train_loss", "val_loss"], var_name="split",
+                     value_name="loss")
+    h["split"] = h["split"].str.replace("_loss", "")
+    sns.lineplot(h, x="epoch", y="loss", hue="split", units="seed", estimator=None, ax=axes[0], lw=1)
+    _log_y(axes[0])
+    axes[0].set_title("cross-entropy loss")
+    a = history.melt(id_vars=["seed", "epoch"], value_vars=["train_acc", "val_acc"], var_name="split",
+                     value_name="accuracy")
+    a["split"] = a["split"].str.replace("_acc", "")
+    sns.lineplot(a, x="epoch", y="accuracy", hue="split", units="seed", estimator=None, ax=axes[1], lw=1)
+    axes[1].set_title("accuracy")
+    if ncols == 3:
+        sns.lineplot(steps, x="step", y="distance", units="seed", estimator=None, ax=axes[2], lw=1)
+        axes[2].set_xscale("log")
+        axes[2].set_ylabel(r"$\|w_t - w_0\|$")
+        axes[2].set_title("distance from initialisation")
+    if title:
+        fig.suptitle(title)
+    return _caption(fig, f"One line per seed ({_seeds(history)}).")
+
+
+def loss_curves(epochs: pd.DataFrame):
+    """Train and validation loss per epoch for every batch size: mean over seeds, band from min to max seed.
+
+    The band is the range over seeds rather than +-1 sd: on a log axis a symmetric band around a
+    noisy loss crosses zero and cannot be drawn.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained", sharey=True)
+    pal = palette(epochs["batch_size"])
+    for ax, col, name in zip(axes, ("train_loss", "val_loss"), ("training", "validation")):
+        sns.lineplot(epochs, x="epoch", y=col, hue="batch_size", palette=pal, errorbar=("pi", 100), ax=ax, lw=1.3)
+        _log_y(ax)
+        ax.set_title(f"{name} loss")
+        ax.set_ylabel("cross-entropy")
+        ax.legend(title="batch size", fontsize=8, ncols=2)
+    return _caption(fig, f"Mean over {_seeds(epochs)}; bands span the lowest to the highest seed. Same learning "
+                         "rate and number of epochs for every batch size.")
+
+
+def by_batch_size(runs: pd.DataFrame, y: str, ylabel: str, ax=None, logy: bool = False, marks: dict | None = None,
+                  marks_label: str = "article"):
+    """``y`` against batch size (log2 axis): mean over seeds with +-1 sd error bars; ``marks`` adds reference points."""
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    sns.lineplot(runs, x="batch_size", y=y, marker="o", errorbar="sd", err_style="bars", ax=ax, label="this study",
+                 color="C0")
+    if marks:
+        ax.scatter(list(marks), list(marks.values()), marker="*", s=160, color="C3", zorder=5, label=marks_label)
+    ax.set_xscale("log", base=2)
+    sizes = sorted(runs["batch_size"].unique())
+    ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+    ax.minorticks_off()
+    if logy:
+        _log_y(ax)
+    ax.set_xlabel("batch size")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    if own:
+        return _caption(fig, f"Mean over {_seeds(runs)}; error bars show +-1 standard deviation.")
+    return ax
+
+
+def minima(runs: pd.DataFrame, article: dict | None = None):
+    """Minimum validation loss and the epoch it was reached, against batch size."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    by_batch_size(runs, "min_val_loss", "minimum validation loss", ax=axes[0], marks=article)
+    axes[0].set_title("best validation loss")
+    by_batch_size(runs, "epoch_of_min_val_loss", "epoch of minimum validation loss", ax=axes[1])
+    budget = runs["epochs_run"].max()
+    axes[1].axhline(budget, ls=":", color="grey", label=f"budget ({budget} epochs)")
+    axes[1].legend(fontsize=8)
+    axes[1].set_title("epochs to the best validation loss")
+    return _caption(fig, f"Mean over {_seeds(runs)}; error bars show +-1 standard deviation; stars: the article's "
+                         "published values.")
+
+
+def speed(runs: pd.DataFrame):
+    """Seconds per epoch and examples per second against batch size."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    by_batch_size(runs, "seconds_per_epoch", "seconds per epoch", ax=axes[0], logy=True)
+    axes[0].set_title("wall time per epoch")
+    by_batch_size(runs, "examples_per_second", "examples per second", ax=axes[1], logy=True)
+    axes[1].set_title("throughput")
+    device = ", ".join(sorted(runs["device"].astype(str).unique())) if "device" in runs else "?"
+    threads = ", ".join(str(t) for t in sorted(runs["threads"].unique())) if "threads" in runs else "?"
+    return _caption(fig, f"Training time only (evaluation excluded), median over epochs, then mean over "
+                         f"{_seeds(runs)}; error bars +-1 sd. Device: {device}; torch threads per run: {threads}.")
+
+
+def save(fig, directory: str | Path, name: str) -> Path:
+    """Save ``fig`` as ``<directory>/<name>.png`` (atomically) and return the path."""
+    import io
+
+    from bsnb.results import write_atomic
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    path = write_atomic(Path(directory) / f"{name}.png", buf.getvalue())
+    caption = getattr(fig, "bsnb_caption", "")
+    if caption:
+        write_atomic(Path(directory) / f"{name}.txt", caption + "\n")
+    return path
+
+
+def show(fig, directory: str | Path | None = None, name: str | None = None):
+    """Save the figure beside the report (when asked) and print its caption under it."""
+    if directory is not None and name is not None:
+        save(fig, directory, name)
+    plt.show()
+    caption = getattr(fig, "bsnb_caption", "")
+    if caption:
+        print(caption)
+    plt.close(fig)
+

@@ -1,0 +1,80 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Findings: what the measurements say about the article's claims
+#
+# This notebook reads every run in the results store, draws the article's figures, and computes
+# a verdict for each claim from the data: **supported**, **not supported** or **inconclusive**,
+# with the effect and its confidence interval over seeds. Nothing here is written by hand: if the
+# data contradicts the article, the table says so.
+
+# %% tags=["parameters"]
+small_batch: int = 32  # the small batch of the article's comparison
+large_batch: int = 256  # the large batch of the article's comparison
+c1_epoch: int = 0  # epoch at which C1 compares training losses; 0 means the last epoch
+confidence: float = 0.95  # confidence level of the intervals over seeds
+store_dir: str = "runs"  # folder holding the runs the findings read
+report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
+
+# %%
+from bsnb import claims, config, plots, results
+
+params = config.from_namespace("05_findings", globals())
+tables = results.load_tables(store_dir)
+figures = results.figures_dir(report_dir)
+tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
+
+# %% [markdown]
+# ## How do small and large batches perform? (claims C1 to C4)
+#
+# **Method.** Every batch size is trained with the same learning rate, optimiser, data and number
+# of epochs, for the same seeds. Each claim compares the small batch with the large batch seed by
+# seed; the effect is a ratio (C1 to C3) or a difference (C4), and its interval a Student-t
+# interval over seeds.
+
+# %%
+comparison, note = claims.comparison_runs(tables.runs)
+verdicts = claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence)
+claims.save(verdicts, results.claims_path(report_dir))
+claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours", "published"]]
+
+# %% [markdown]
+# **Training and validation loss per epoch.** Small batches take many more steps per epoch; at the
+# same learning rate they drive the training loss down faster, and their validation loss turns
+# up once they begin to overfit.
+
+# %%
+epochs = tables.epochs[tables.epochs["job_id"].isin(comparison["job_id"])]
+plots.show(plots.loss_curves(epochs), figures, "loss_curves")
+
+# %% [markdown]
+# **Minimum validation loss, and the epoch where it is reached,** against batch size. Stars mark
+# the article's published values (batch 32: 0.344, batch 256: 0.395).
+
+# %%
+plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "minima")
+
+# %% [markdown]
+# **Speed.** Seconds per epoch and examples per second against batch size, on this machine.
+
+# %%
+plots.show(plots.speed(comparison), figures, "speed")
+
+# %% [markdown]
+# ## Conclusions
+#
+# Each line below is generated from the verdict table above.
+
+# %%
+print(claims.conclusions(verdicts))

@@ -1,0 +1,130 @@
+"""Verdicts follow from the data: checked on synthetic tables whose answer is known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bsnb import claims
+
+
+def test_interval_is_the_student_t_interval():
+    mean, lo, hi, n = claims.interval([1.0, 2.0, 3.0], 0.95)
+    half = stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3)
+    assert (mean, n) == (2.0, 3) and lo == pytest.approx(2 - half) and hi == pytest.approx(2 + half)
+
+
+def test_log_interval_is_a_geometric_mean_interval():
+    mean, lo, hi, n = claims.interval([2.0, 2.0, 2.0], log=True)
+    assert mean == pytest.approx(2.0) and lo == pytest.approx(2.0) and hi == pytest.approx(2.0)
+
+
+def test_one_value_gives_no_interval():
+    assert math.isnan(claims.interval([1.0])[1])
+
+
+@pytest.mark.parametrize("lo, hi, direction, expected", [
+    (1.1, 1.3, "greater", claims.SUPPORTED),
+    (0.7, 0.9, "greater", claims.NOT_SUPPORTED),
+    (0.9, 1.1, "greater", claims.INCONCLUSIVE),
+    (0.7, 0.9, "less", claims.SUPPORTED),
+    (1.1, 1.2, "less", claims.NOT_SUPPORTED),
+    (1.0, 1.5, "at_least", claims.SUPPORTED),
+    (0.2, 0.9, "at_least", claims.NOT_SUPPORTED),
+    (0.5, 1.5, "at_least", claims.INCONCLUSIVE),
+])
+def test_decide(lo, hi, direction, expected):
+    assert claims.decide(lo, hi, 1.0, direction, n=3) == expected
+
+
+def test_decide_needs_two_seeds():
+    assert claims.decide(1.1, 1.3, 1.0, "greater", n=1) == claims.INCONCLUSIVE
+
+
+def synthetic(min_val: dict, spe: dict, best_epoch: dict, final_train: dict, seeds=(0, 1, 2), noise=0.0, rng=None):
+    """Runs and epochs tables for batch sizes with the given per-batch values (plus optional noise)."""
+    rng = rng or np.random.default_rng(0)
+    runs, epochs = [], []
+    for bs in min_val:
+        for s in seeds:
+            jitter = 1 + noise * rng.standard_normal()
+            runs.append({"job_id": f"bs{bs}", "notebook": "02_empirical_comparison", "batch_size": bs, "lr": 0.01,
+                         "seed": s, "status": "ok", "min_val_loss": min_val[bs] * jitter,
+                         "seconds_per_epoch": spe[bs] * (1 + noise * rng.standard_normal()),
+                         "examples_per_second": 1000 / spe[bs], "epoch_of_min_val_loss": best_epoch[bs] + s,
+                         "epochs_run": 50})
+            for e in range(51):
+                epochs.append({"job_id": f"bs{bs}", "batch_size": bs, "seed": s, "epoch": e,
+                               "train_loss": final_train[bs] * jitter * (1 + (50 - e) / 50)})
+    return pd.DataFrame(runs), pd.DataFrame(epochs)
+
+
+ARTICLE_LIKE = dict(min_val={32: 0.344, 256: 0.395}, spe={32: 1.0, 256: 0.4}, best_epoch={32: 10, 256: 30},
+                    final_train={32: 0.01, 256: 0.1})
+
+
+def by_claim(verdicts):
+    return {v.claim: v for v in verdicts}
+
+
+def test_an_article_like_store_supports_c1_to_c4():
+    runs, epochs = synthetic(**ARTICLE_LIKE, noise=0.01)
+    v = by_claim(claims.empirical(runs, epochs))
+    assert {c: x.verdict for c, x in v.items()} == {c: claims.SUPPORTED for c in ("C1", "C2", "C3", "C4")}
+    assert v["C2"].effect == pytest.approx(0.395 / 0.344, rel=0.03)
+    assert v["C4"].effect == pytest.approx(20)
+    assert v["C2"].ci_low < v["C2"].effect < v["C2"].ci_high and v["C2"].seeds == 3
+
+
+def test_the_opposite_store_is_not_supported():
+    swapped = {k: {32: d[256], 256: d[32]} for k, d in ARTICLE_LIKE.items()}
+    runs, epochs = synthetic(**swapped, noise=0.01)
+    v = by_claim(claims.empirical(runs, epochs))
+    assert {c: x.verdict for c, x in v.items()} == {c: claims.NOT_SUPPORTED for c in ("C1", "C2", "C3", "C4")}
+
+
+def test_no_effect_with_noise_is_inconclusive():
+    flat = dict(min_val={32: 0.3, 256: 0.3}, spe={32: 1.0, 256: 1.0}, best_epoch={32: 10, 256: 10},
+                final_train={32: 0.1, 256: 0.1})
+    runs, epochs = synthetic(**flat, noise=0.2, rng=np.random.default_rng(5))
+    v = by_claim(claims.empirical(runs, epochs))
+    assert v["C2"].verdict == claims.INCONCLUSIVE and v["C3"].verdict == claims.INCONCLUSIVE
+
+
+def test_missing_batch_sizes_fall_back_to_the_extremes_and_say_so():
+    runs, epochs = synthetic(min_val={16: 0.3, 64: 0.4, 128: 0.5}, spe={16: 1, 64: 0.5, 128: 0.3},
+                             best_epoch={16: 5, 64: 9, 128: 20}, final_train={16: 0.01, 64: 0.05, 128: 0.1})
+    v = by_claim(claims.empirical(runs, epochs))
+    assert "batch 128 / batch 16" in v["C2"].measure
+    assert "not both in the sweep" in v["C2"].note
+
+
+def test_diverged_seeds_are_left_out_and_counted():
+    runs, epochs = synthetic(**ARTICLE_LIKE)
+    runs.loc[(runs.batch_size == 256) & (runs.seed == 2), "status"] = "diverged"
+    v = by_claim(claims.empirical(runs, epochs))
+    assert v["C2"].seeds == 2 and "1 diverged" in v["C2"].note
+
+
+def test_budget_censoring_is_noted_for_c4():
+    params = {**ARTICLE_LIKE, "best_epoch": {32: 10, 256: 50}}
+    runs, epochs = synthetic(**params)
+    runs["epoch_of_min_val_loss"] = runs["epoch_of_min_val_loss"].clip(upper=50)
+    v = by_claim(claims.empirical(runs, epochs))
+    assert "last epoch in 3 of 3 seeds" in v["C4"].note
+
+
+def test_empty_store_gives_inconclusive_rows_for_every_claim():
+    v = claims.empirical(pd.DataFrame(columns=["notebook", "batch_size"]), pd.DataFrame())
+    assert [x.claim for x in v] == ["C1", "C2", "C3", "C4"] and all(x.verdict == claims.INCONCLUSIVE for x in v)
+
+
+def test_claims_csv_has_the_agreed_columns(tmp_path):
+    runs, epochs = synthetic(**ARTICLE_LIKE)
+    df = claims.save(claims.empirical(runs, epochs), tmp_path / "claims.csv")
+    back = pd.read_csv(tmp_path / "claims.csv")
+    assert list(back.columns[:6]) == ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds"]
+    assert len(back) == len(df) == 4
+    assert "C2 SUPPORTED" in claims.conclusions(claims.empirical(runs, epochs))
