@@ -1,0 +1,338 @@
+"""The sweep: a profile's jobs executed with papermill in worker processes, cached and resumable.
+
+Data flow: profile -> :func:`bsnb.config.expand` (every job validated, nothing has run yet)
+-> :func:`plan` (cache keys; which jobs are already done) -> :func:`execute` (papermill, one
+kernel per job, ``workers`` at a time) -> the findings notebook -> the report.
+
+This module imports no notebook and no training code; the notebooks do the work. A job's cache
+key covers the notebook's source, its parameters, the ``bsnb`` source the notebooks run, and the
+data's identity. A job is done when its ``status.json`` says ``ok`` for the same key; that file is
+written last, after the executed notebook, so an interrupted job is simply run again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from bsnb import config, results
+from bsnb import data as data_mod
+
+KERNEL = "python3"
+# Modules that only orchestrate or present the study; editing them does not change what a run computes.
+NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py"}
+
+
+# --------------------------------------------------------------------------------------------
+# notebooks
+
+
+def notebook_source(name: str) -> Path:
+    return config.NOTEBOOKS_DIR / f"{name}.py"
+
+
+def read_notebook(name: str):
+    """The notebook as papermill needs it, read from its jupytext script (the readable source)."""
+    import jupytext
+
+    nb = jupytext.read(notebook_source(name))
+    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    return nb
+
+
+def pairing_problems(names) -> list[str]:
+    """Notebooks whose .ipynb was edited after its .py script without a ``jupytext --sync``."""
+    import jupytext
+
+    problems = []
+    for name in names:
+        py, ipynb = notebook_source(name), notebook_source(name).with_suffix(".ipynb")
+        if not py.exists():
+            problems.append(f"notebook script {py} is missing")
+            continue
+        if ipynb.exists() and ipynb.stat().st_mtime > py.stat().st_mtime:
+            a, b = jupytext.read(py), jupytext.read(ipynb)
+            if [(c.cell_type, c.source) for c in a.cells] != [(c.cell_type, c.source) for c in b.cells]:
+                problems.append(f"{ipynb.name} is newer than {py.name} and differs from it: "
+                                f"run `jupytext --sync {ipynb}` first")
+    return problems
+
+
+def source_digest() -> str:
+    """Hash of the ``bsnb`` modules the notebooks compute with."""
+    h = hashlib.sha256()
+    for path in sorted((config.ROOT / "bsnb").glob("*.py")):
+        if path.name not in NOT_IN_KEY:
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def cache_key(job: config.Job, notebook_text: str, bsnb_digest: str) -> str:
+    blob = {"notebook": notebook_text, "params": job.identity(), "bsnb": bsnb_digest,
+            "data": data_mod.identity(job.params) if "dataset" in job.params else None}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# planning
+
+
+@dataclass
+class Planned:
+    job: config.Job
+    key: str
+    run_dir: Path
+    cached: bool
+
+    @property
+    def cost(self) -> float:
+        """Rough relative cost, so the longest jobs start first."""
+        p = self.job.params
+        steps = p["epochs"] * -(-p["n_train"] // p["batch_size"]) if p.get("budget") == "epochs" else p.get("steps", 1)
+        return steps * len(p.get("seeds", [0]))
+
+
+def is_done(run_dir: Path, key: str) -> bool:
+    status = results.RunStore(run_dir).status()
+    return bool(status) and status.get("status") == "ok" and status.get("key") == key \
+        and results.RunStore(run_dir).complete
+
+
+def plan(profile: config.Profile, out_dir: Path, force: bool = False) -> list[Planned]:
+    """Validate every job and work out which are already done. Raises ProfileError; runs nothing."""
+    jobs = config.expand(profile)
+    problems = pairing_problems(profile.notebooks + [config.FINDINGS])
+    if problems:
+        raise config.ProfileError(problems, str(profile.path))
+    digest = source_digest()
+    texts = {nb: notebook_source(nb).read_text() for nb in profile.notebooks}
+    store = results.store_dir(out_dir)
+    planned = []
+    for job in jobs:
+        key = cache_key(job, texts[job.notebook], digest)
+        run_dir = store / job.job_id
+        planned.append(Planned(job, key, run_dir, cached=not force and is_done(run_dir, key)))
+    return planned
+
+
+# --------------------------------------------------------------------------------------------
+# executing one job (in a worker process)
+
+
+@dataclass
+class Outcome:
+    job_id: str
+    state: str  # ok, failed, cached, interrupted
+    seconds: float = 0.0
+    error: str | None = None
+
+
+@contextmanager
+def job_lock(run_dir: Path):
+    """One process at a time per run folder (a second sweep, or an orphan of a killed one)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def execute_notebook(name: str, parameters: dict, output: Path, cwd: Path | None = None):
+    """Run a notebook with papermill; the executed notebook is written to ``output`` atomically.
+
+    On failure the notebook (with papermill's error banner) is still saved, then the error raised.
+    """
+    import papermill
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.stem}.partial.ipynb")
+    try:
+        papermill.execute_notebook(read_notebook(name), str(partial), parameters=parameters, kernel_name=KERNEL,
+                                   language="python", progress_bar=False, cwd=str(cwd or config.ROOT))
+    finally:
+        if partial.exists():
+            os.replace(partial, output)
+
+
+def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
+    """Execute one job; record ok or failed in its status.json (an interruption records nothing)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    job, run_dir = planned.job, planned.run_dir
+    store = results.RunStore(run_dir)
+    with job_lock(run_dir):
+        if not force and is_done(run_dir, planned.key):  # finished meanwhile by another process
+            return Outcome(job.job_id, "cached")
+        store.forget()
+        params = {**job.params, "run_dir": str(run_dir.resolve()), "threads": threads}
+        start = time.time()
+        status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start}
+        try:
+            execute_notebook(job.notebook, params, run_dir / results.NOTEBOOK)
+        except PapermillExecutionError as exc:
+            if exc.ename == "KeyboardInterrupt":
+                return Outcome(job.job_id, "interrupted")
+            error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+        except KeyboardInterrupt:
+            return Outcome(job.job_id, "interrupted")
+        except Exception as exc:  # the kernel died, could not start, ...
+            error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+        else:
+            error = None if store.complete else "the notebook finished without writing its results"
+        seconds = time.time() - start
+        state = "failed" if error else "ok"
+        store.write_status({**status, "status": state, "error": error, "seconds": seconds, "finished": time.time()})
+        return Outcome(job.job_id, state, seconds, error)
+
+
+def _init_worker(threads: int, log: str | None = None):
+    # Kernels inherit the environment and the standard streams: keep each kernel to its share of
+    # the cores, and its chatter (and any traceback) in the sweep's log rather than on the terminal.
+    if log:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    # A Ctrl-C in the terminal reaches the whole process group; the parent decides what stops and
+    # tells each worker once, with SIGUSR1, so papermill can shut its kernel down cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGUSR1, _raise_interrupt)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole sweep
+
+
+@dataclass
+class SweepResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def count(self, state: str) -> int:
+        return sum(o.state == state for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.state == "failed"]
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def threads_per_worker(workers: int) -> int:
+    return max(1, default_workers() // workers)
+
+
+def log_path(out_dir: Path) -> Path:
+    return Path(out_dir) / "logs" / "sweep.log"
+
+
+def execute(planned: list[Planned], workers: int, force: bool = False, progress: bool = True,
+            stream=None, log: Path | None = None) -> SweepResult:
+    """Run the jobs that are not cached, ``workers`` at a time; Ctrl-C stops cleanly."""
+    from tqdm.auto import tqdm
+
+    stream = stream or sys.stderr
+    result = SweepResult()
+    start = time.time()
+    todo = sorted((p for p in planned if not p.cached), key=lambda p: -p.cost)
+    result.outcomes += [Outcome(p.job.job_id, "cached") for p in planned if p.cached]
+    # the bar draws on a terminal only; job lines are written either way
+    bar = tqdm(total=len(planned), initial=len(planned) - len(todo), desc="jobs", unit="job", file=stream,
+               disable=None if progress else True, dynamic_ncols=True, mininterval=0.5)
+    if result.outcomes:
+        bar.write(f"{len(result.outcomes)} of {len(planned)} jobs already done (cached)", file=stream)
+    if not todo:
+        bar.close()
+        return result
+    workers = max(1, min(workers, len(todo)))
+    threads = threads_per_worker(workers)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, str(log) if log else None))
+    running: dict = {}
+    queue = list(todo)
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def describe():
+        names = ", ".join(f.job_id for f in running.values())
+        bar.set_postfix_str(f"running: {names} | failed: {len(result.failed)}", refresh=False)
+
+    try:
+        while queue or running:
+            while queue and len(running) < workers:
+                p = queue.pop(0)
+                running[pool.submit(run_job, p, threads, force)] = p.job
+            describe()
+            bar.refresh()
+            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = running.pop(fut)
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # the worker process itself died
+                    outcome = Outcome(job.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+                if outcome.state == "interrupted":
+                    raise KeyboardInterrupt
+                result.outcomes.append(outcome)
+                bar.update(1)
+                mark = "FAILED" if outcome.state == "failed" else outcome.state
+                bar.write(f"[{len(result.outcomes)}/{len(planned)}] {mark:6s} {job.job_id} "
+                          f"({outcome.seconds:.1f} s, {time.time() - start:.0f} s elapsed)"
+                          + (f": {outcome.error}" if outcome.error else ""), file=stream)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        bar.write("interrupted: stopping the running jobs; completed jobs are kept, rerun to finish the rest",
+                  file=stream)
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGUSR1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
+        bar.close()
+        result.seconds = time.time() - start
+    return result
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _findings_job(params: dict, output: Path) -> str | None:
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        execute_notebook(config.FINDINGS, params, output)
+    except PapermillExecutionError as exc:
+        return f"{exc.ename}: {exc.evalue}"
+    return None
+
+
+def run_findings(profile: config.Profile, out_dir: Path) -> str | None:
+    """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None."""
+    out_dir = Path(out_dir).resolve()
+    params = config.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(default_workers(), str(log_path(out_dir)))) as pool:
+        return pool.submit(_findings_job, params, out_dir / f"{config.FINDINGS}.ipynb").result()

@@ -1,0 +1,50 @@
+"""The report stands alone: verdict table, inlined figures, working links, nothing from the network."""
+
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def pages(out):
+    return [out / "index.html", *sorted((out / "pages").rglob("*.html"))]
+
+
+def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
+    out, _ = smoke
+    html = (out / "index.html").read_text()
+    for _, c in pd.read_csv(out / "claims.csv").iterrows():
+        row = re.search(rf'<tr id="{c.claim}">(.*?)</tr>', html, re.S)
+        assert row and f"badge {c.verdict.replace(' ', '-')}" in row.group(1)
+    for run in (out / "runs").iterdir():
+        assert f'href="pages/runs/{run.name}.html"' in html
+    assert html.count('src="data:image/png;base64,') == 3
+
+
+def test_nothing_is_fetched_from_the_network(smoke):
+    out, _ = smoke
+    for page in pages(out):
+        html = page.read_text()
+        assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', html), page
+        assert "@import" not in html and "<link" not in html
+
+
+def test_every_internal_link_leads_to_a_file(smoke):
+    out, _ = smoke
+    for page in pages(out):
+        for target in re.findall(r'href="([^"#:]+)"', page.read_text()):
+            assert (page.parent / unquote(target)).resolve().exists(), (page, target)
+
+
+def test_run_pages_show_parameters_and_outputs(smoke):
+    out, _ = smoke
+    run_pages = list((out / "pages" / "runs").glob("*.html"))
+    assert len(run_pages) == 2
+    for page in run_pages:
+        html = page.read_text()
+        assert "&quot;batch_size&quot;" in html and "data:image/png;base64," in html
+        assert "min_val_loss" in html  # the checked result table

@@ -1,0 +1,215 @@
+"""The sweep end to end through the command line: results, cache, failures, interruptions, nbval."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from bsnb import config, results, sweep
+
+from conftest import ROOT, bsnb
+
+pytestmark = pytest.mark.slow
+
+
+def profile_file(tmp_path, name="p", **changes):
+    base = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    for key, value in changes.items():
+        if isinstance(value, dict):
+            base[key] = {**base.get(key, {}), **value}
+        else:
+            base[key] = value
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def status_mtimes(out):
+    return {p.parent.name: p.stat().st_mtime_ns for p in Path(out).glob("runs/*/status.json")}
+
+
+# --- a whole run ----------------------------------------------------------------------------------
+
+
+def test_smoke_run_writes_every_result_and_the_report(smoke):
+    out, proc = smoke
+    index = Path(proc.stdout.strip().splitlines()[-1])
+    assert index == (out / "index.html").resolve() and index.exists()
+    tables = results.load_tables(out / "runs")
+    assert sorted(tables.jobs["state"]) == ["ok", "ok"]
+    assert sorted(tables.runs["batch_size"]) == [16, 16, 64, 64]
+    for run in results.runs_in(out / "runs"):
+        for name in (results.NOTEBOOK, results.HISTORY, results.STEPS, results.SUMMARY, results.PARAMS):
+            assert run.path(name).exists(), name
+        for seed in (0, 1):
+            for which in results.CHECKPOINTS:
+                assert run.checkpoint_path(seed, which).exists()
+    claims = pd.read_csv(out / "claims.csv")
+    assert list(claims["claim"]) == ["C1", "C2", "C3", "C4"]
+    assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
+    assert (claims["seeds"] == 2).all()
+    assert {p.name for p in (out / "figures").glob("*.png")} == {"loss_curves.png", "minima.png", "speed.png"}
+
+
+def test_rerun_is_served_from_the_cache(smoke):
+    out, _ = smoke
+    before = status_mtimes(out)
+    proc = bsnb("run", "smoke", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 ran, 2 cached" in proc.stdout
+    assert status_mtimes(out) == before
+
+
+def test_cache_key_covers_parameters_notebook_source_and_data(smoke, tmp_path):
+    out, _ = smoke
+    profile = config.load_profile("smoke")
+    assert all(p.cached for p in sweep.plan(profile, out))
+    assert not any(p.cached for p in sweep.plan(profile, out, force=True))
+    changed = config.load_profile(profile_file(tmp_path, nuisance={"lr": 0.04}))
+    assert not any(p.cached for p in sweep.plan(changed, out))
+    job = sweep.plan(profile, out)[0].job
+    key = sweep.cache_key(job, "source", "digest")
+    assert key != sweep.cache_key(job, "source edited", "digest")
+    assert key != sweep.cache_key(job, "source", "bsnb edited")
+    other_data = config.Job(job.notebook, {**job.params, "data_seed": 1}, job.axes)
+    assert key != sweep.cache_key(other_data, "source", "digest")
+
+
+def test_report_command_rebuilds_without_training(smoke):
+    out, _ = smoke
+    before = status_mtimes(out)
+    index = out / "index.html"
+    stamp = index.stat().st_mtime_ns
+    proc = bsnb("report", "smoke", "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert index.stat().st_mtime_ns > stamp and status_mtimes(out) == before
+
+
+# --- bad parameters -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"scientific": {"batchsize": [16]}}, ["unknown parameter 'batchsize'"]),
+    ({"scientific": {"batch_size": ["abc"]}}, ["batch_size = 'abc'", "an integer"]),
+    ({"nuisance": {"lr": 50.0}}, ["lr = 50.0", "from 1e-08 to 10"]),
+    ({"fixed": {"model": "transformer"}}, ["model = 'transformer'", "one of 'cnn', 'mlp'"]),
+])
+def test_bad_parameter_exits_2_with_its_message_and_runs_nothing(tmp_path, changes, words):
+    out = tmp_path / "out"
+    for command in ("run", "validate"):
+        proc = bsnb(command, profile_file(tmp_path, **changes), "--out", out)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        for word in words:
+            assert word in proc.stderr
+        assert "nothing was run" in proc.stderr
+    assert not out.exists()
+
+
+# --- failures and interruptions --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without an Apple GPU")
+def test_a_failing_job_keeps_its_notebook_and_the_others_go_on(tmp_path):
+    out = tmp_path / "out"
+    proc = bsnb("run", profile_file(tmp_path, scientific={"batch_size": [16]}, fixed={"device": ["cpu", "mps"]}),
+                "--out", out)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    jobs = results.load_tables(out / "runs").jobs.set_index("device")
+    assert jobs.loc["cpu", "state"] == "ok" and jobs.loc["mps", "state"] == "failed"
+    assert "device = 'mps'" in jobs.loc["mps", "error"]
+    failed = out / "runs" / jobs.loc["mps", "job_id"] / results.NOTEBOOK
+    nb = nbformat.read(failed, as_version=4)
+    assert any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in nb.cells)
+    assert "1 failed" in proc.stdout and "failed: " + jobs.loc["mps", "job_id"] in proc.stdout
+    assert (out / "index.html").exists() and "failed" in (out / "index.html").read_text()
+
+
+def _start(profile, out):
+    return subprocess.Popen([sys.executable, "-m", "bsnb.cli", "run", str(profile), "--out", str(out), "--workers",
+                             "1"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_first_job(out, proc, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = [p for p in Path(out).glob("runs/*/status.json") if json.loads(p.read_text())["status"] == "ok"]
+        if done:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.2)
+    raise AssertionError("no job finished in time")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
+    profile = profile_file(tmp_path, scientific={"batch_size": [16, 32, 64]}, fixed={"epochs": 6})
+    out = tmp_path / "out"
+    proc = _start(profile, out)
+    _wait_for_first_job(out, proc)
+    os.killpg(proc.pid, sig)
+    stdout, stderr = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, stdout + stderr
+        assert "rerun" in stderr
+    time.sleep(2)  # a killed worker's kernel notices and exits within a second
+    tables = results.load_tables(out / "runs")
+    complete = set(tables.jobs.loc[tables.jobs["state"] == "ok", "job_id"])
+    assert 1 <= len(complete) < 3
+    assert "failed" not in set(tables.jobs["state"])  # an interruption is not a failure
+    for run in results.runs_in(out / "runs"):  # nothing half-written is taken as complete
+        assert run.complete == (run.job_id in complete)
+        assert not list(run.dir.glob(".*.tmp-*"))
+    again = bsnb("run", profile, "--out", out)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{3 - len(complete)} ran, {len(complete)} cached, 0 failed" in again.stdout
+    assert sorted(results.load_tables(out / "runs").jobs["state"]) == ["ok"] * 3
+
+
+# --- nbval ----------------------------------------------------------------------------------------
+
+
+def _executed_copy(smoke, tmp_path):
+    """A copy of one executed smoke run, its injected run_dir pointed at the copy."""
+    out, _ = smoke
+    run = results.runs_in(out / "runs")[0]
+    copy = shutil.copytree(run.dir, tmp_path / run.job_id)
+    nb = nbformat.read(copy / results.NOTEBOOK, as_version=4)
+    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    injected.source = injected.source.replace(str(run.dir.resolve()), str(copy))
+    path = copy / "executed.ipynb"
+    nbformat.write(nb, path)
+    return path, nb
+
+
+def _nbval(path):
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p",
+                           "no:cacheprovider", "-q", str(path)], capture_output=True, text=True, timeout=300,
+                          cwd=path.parent)
+
+
+def test_nbval_reexecution_reproduces_the_checked_outputs(smoke, tmp_path):
+    path, nb = _executed_copy(smoke, tmp_path)
+    checked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
+    assert checked and all(c.outputs and c.execution_count for c in checked)
+    proc = _nbval(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_nbval_catches_an_output_that_does_not_reproduce(smoke, tmp_path):
+    path, nb = _executed_copy(smoke, tmp_path)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source)
+    cell.outputs[0]["text"] = cell.outputs[0]["text"].replace("0.", "9.", 1)
+    nbformat.write(nb, path)
+    proc = _nbval(path)
+    assert proc.returncode != 0
