@@ -33,7 +33,7 @@ text-align:left;vertical-align:top}th{background:#eef2f6}
 .supported{background:#d1f2d9;color:#14532d}.not-supported{background:#fde2e1;color:#7f1d1d}
 .inconclusive{background:#fff1c2;color:#713f12}.failed{background:#fde2e1;color:#7f1d1d}
 .ok{background:#d1f2d9;color:#14532d}.diverged,.incomplete,.manual{background:#fff1c2;color:#713f12}
-figure{margin:1em 0;background:#fff;border:1px solid #e1e4e8;padding:8px}figure img{max-width:100%}
+figure{margin:1em 0;background:#fff;border:1px solid #e1e4e8;padding:8px}main img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#4b5563;margin-top:4px}.prov{font-size:.82em;color:#4b5563}
 .num{text-align:right;font-variant-numeric:tabular-nums}
 .jp-InputArea,.jp-Cell-inputWrapper pre{background:#f6f8fa}.jp-Cell{margin:.6em 0}
@@ -162,8 +162,9 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
     for run in results.runs_in(results.store_dir(out_dir)):
         nb = run.path(results.NOTEBOOK)
         params = run.params() if run.path(results.PARAMS).exists() else {}
-        intro = ("<h2>Parameters</h2><pre>" + html.escape(json.dumps(params, indent=1)) + "</pre>"
-                 f"<p>Status: {_badge(run.state())}</p>")
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
+                        for k, v in params.items())
+        intro = f"<p>Status: {_badge(run.state())}</p><h2>Parameters</h2><table>{cells}</table>"
         status = run.status() or {}
         if status.get("error"):
             intro += f"<p><b>Error:</b> {html.escape(status['error'])}</p>"

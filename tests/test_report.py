@@ -46,5 +46,5 @@ def test_run_pages_show_parameters_and_outputs(smoke):
     assert len(run_pages) == 2
     for page in run_pages:
         html = page.read_text()
-        assert "&quot;batch_size&quot;" in html and "data:image/png;base64," in html
+        assert "<th>batch_size</th>" in html and "data:image/png;base64," in html
         assert "min_val_loss" in html  # the checked result table
