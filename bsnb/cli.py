@@ -120,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    import signal
+
+    if hasattr(signal, "SIGPIPE"):  # `bsnb validate quick | head` ends quietly
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = parser().parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         print(f"error: --workers = {args.workers} is not allowed: expected an integer >= 1", file=sys.stderr)

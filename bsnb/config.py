@@ -111,6 +111,18 @@ PARAMS: dict[str, Param] = {
            "fixed", low=2),
         _p("device", str, "auto", "auto (GPU when present), cpu, cuda or mps", "fixed",
            choices=("auto", "cpu", "cuda", "mps")),
+        # sharpness (03)
+        _p("hessian_examples", int, 4096, "training examples the Hessian and sharpness are measured on (all, if fewer)",
+           "fixed", low=1),
+        _p("top_k", int, 5, "top Hessian eigenvalues computed by Lanczos", "fixed", low=1, high=100),
+        _p("lanczos_tol", float, 1e-3, "relative tolerance of the Lanczos eigenvalues", "fixed", low=1e-12, high=0.1),
+        _p("trace_samples", int, 32, "Rademacher probes of Hutchinson's trace estimate", "fixed", low=2),
+        _p("epsilons", list, [1e-3, 5e-4], "box sizes of Keskar's epsilon-sharpness", "fixed", item_type=float,
+           low=1e-8, high=1.0, min_items=1),
+        _p("subspace_dim", int, 100, "dimension of the random subspace of epsilon-sharpness", "fixed", low=1),
+        _p("lbfgs_iters", int, 10, "L-BFGS-B iterations maximising the loss in the box", "fixed", low=1),
+        _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
+        _p("density", bool, False, "also estimate the eigenvalue density (stochastic Lanczos quadrature)", "fixed"),
         # findings
         _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
         _p("large_batch", int, 256, "the large batch of the article's comparison", "fixed", low=1),
@@ -118,6 +130,7 @@ PARAMS: dict[str, Param] = {
         _p("confidence", float, 0.95, "confidence level of the intervals over seeds", "fixed", low=0.5, high=0.999),
         # system: where things go and how they run; not part of a run's identity
         _p("run_dir", str, "runs/manual", "folder this execution writes its results to", "system"),
+        _p("source_dir", str, "runs/source", "folder of the empirical-comparison run this execution reads", "system"),
         _p("store_dir", str, "runs", "folder holding the runs the findings read", "system"),
         _p("report_dir", str, "reports/manual", "folder the findings write claims.csv and figures to", "system"),
         _p("threads", int, 0, "torch CPU threads; 0 lets torch decide", "system", low=0),
@@ -128,10 +141,20 @@ TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds"
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
             "log_points", "device"]
 
+# options of bsnb.sharpness.measure, and the size of the subset it measures on
+SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",
+                     "density"]
+SHARPNESS = ["hessian_examples", *SHARPNESS_OPTIONS]
+
 # The notebooks the sweep runs per setting, and the parameters each takes (in order).
 NOTEBOOKS: dict[str, list[str]] = {
     "02_empirical_comparison": TRAINING + ["run_dir", "threads"],
+    "03_sharpness": TRAINING + SHARPNESS + ["source_dir", "run_dir", "threads"],
 }
+# A notebook that reads another's runs: the sweep adds the run it needs (same training
+# parameters) when the profile does not already have it, runs it first, and passes its folder
+# as ``source_dir``.
+NEEDS: dict[str, str] = {"03_sharpness": "02_empirical_comparison"}
 # The notebook that gathers every run, executed once after the sweep.
 FINDINGS = "05_findings"
 FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_epoch", "confidence", "store_dir", "report_dir"]
@@ -163,11 +186,16 @@ class Profile:
     workers: int | None = None
     values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
     groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
+    overrides: dict[str, dict] = field(default_factory=dict)  # notebook -> its own values
 
     def digest(self) -> str:
         """Content hash of the profile's values, so a reader can tell two profiles apart."""
-        blob = json.dumps({"notebooks": self.notebooks, "values": self.values}, sort_keys=True, default=str)
+        blob = json.dumps({"notebooks": self.notebooks, "values": self.values, "overrides": self.overrides},
+                          sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def values_for(self, notebook: str) -> dict:
+        return {**self.values, **self.overrides.get(notebook, {})}
 
 
 @dataclass(frozen=True)
@@ -177,6 +205,7 @@ class Job:
     notebook: str
     params: dict
     axes: tuple  # names of the parameters that vary across the profile's grid
+    source: "Job | None" = None  # the job whose run this one reads (see NEEDS)
 
     @property
     def job_id(self) -> str:
@@ -223,9 +252,10 @@ def check_value(name: str, value) -> tuple[Any, str | None]:
     if name not in PARAMS:
         return value, f"unknown parameter {name!r} (value {value!r}); known parameters: {', '.join(sorted(PARAMS))}"
     p = PARAMS[name]
+    original = value
 
     def bad(extra=""):
-        return value, f"{name} = {value!r} is not allowed: expected {p.allowed()}{extra} ({p.help})"
+        return original, f"{name} = {original!r} is not allowed: expected {p.allowed()}{extra} ({p.help})"
 
     if p.type is bool:
         if not isinstance(value, bool):
@@ -251,6 +281,8 @@ def check_value(name: str, value) -> tuple[Any, str | None]:
     if p.type is list:
         if not isinstance(value, list) or len(value) < p.min_items:
             return bad()
+        if p.item_type is float:
+            value = [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
         for item in value:
             if isinstance(item, bool) or not isinstance(item, p.item_type):
                 return bad()
@@ -366,6 +398,10 @@ def load_profile(spec: str | Path) -> Profile:
             problems.append(f"unknown key {key!r}; a profile takes {', '.join(sorted(PROFILE_KEYS))}")
     name = raw.get("name", path.stem)
     notebooks = raw.get("notebooks", list(NOTEBOOKS))
+    sections: dict = {}
+    if isinstance(notebooks, dict):  # notebook -> its own scientific / nuisance / fixed values
+        sections = {nb: (v or {}) for nb, v in notebooks.items()}
+        notebooks = list(notebooks)
     if not isinstance(notebooks, list) or not notebooks:
         problems.append(f"notebooks = {notebooks!r}: expected a list drawn from {', '.join(NOTEBOOKS)}")
         notebooks = []
@@ -375,27 +411,40 @@ def load_profile(spec: str | Path) -> Profile:
     workers = raw.get("workers")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
         problems.append(f"workers = {workers!r} is not allowed: expected an integer >= 1")
+    values, groups = _grouped(raw, "", problems)
+    overrides = {}
+    for nb, section in sections.items():
+        if not isinstance(section, dict) or set(section) - set(GROUPS):
+            problems.append(f"notebooks: {nb}: expected a mapping with keys among {', '.join(GROUPS)}")
+            continue
+        overrides[nb], more = _grouped(section, f"notebooks: {nb}: ", problems)
+        groups.update(more)
+    if problems:
+        raise ProfileError(problems, str(path))
+    return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
+                   notebooks=list(notebooks), workers=workers, values=values, groups=groups, overrides=overrides)
+
+
+def _grouped(raw: dict, where: str, problems: list) -> tuple[dict, dict]:
+    """Parameter values written under the scientific / nuisance / fixed keys of ``raw``."""
     values, groups = {}, {}
     for group in GROUPS:
         section = raw.get(group) or {}
         if not isinstance(section, dict):
-            problems.append(f"{group} = {section!r}: expected a mapping of parameter names to values")
+            problems.append(f"{where}{group} = {section!r}: expected a mapping of parameter names to values")
             continue
         for pname, value in section.items():
             if pname not in PARAMS or PARAMS[pname].kind == "system":
                 known = ", ".join(sorted(n for n, p in PARAMS.items() if p.kind == group))
-                problems.append(f"unknown parameter {pname!r} under {group} (value {value!r}); "
+                problems.append(f"{where}unknown parameter {pname!r} under {group} (value {value!r}); "
                                 f"{group} parameters are: {known}")
                 continue
             if PARAMS[pname].kind != group:
-                problems.append(f"{pname} is a {PARAMS[pname].kind} parameter, not {group}: "
+                problems.append(f"{where}{pname} is a {PARAMS[pname].kind} parameter, not {group}: "
                                 f"move it under {PARAMS[pname].kind}:")
                 continue
             values[pname], groups[pname] = value, group
-    if problems:
-        raise ProfileError(problems, str(path))
-    return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
-                   notebooks=list(notebooks), workers=workers, values=values, groups=groups)
+    return values, groups
 
 
 def _is_axis(name: str, value) -> bool:
@@ -406,11 +455,12 @@ def _is_axis(name: str, value) -> bool:
 
 
 def expand(profile: Profile) -> list[Job]:
-    """Every job of the profile, each validated; raises ProfileError naming every bad parameter."""
-    jobs, problems = [], []
+    """Every job of the profile, each validated, sources first; raises ProfileError naming every bad parameter."""
+    jobs: dict[str, Job] = {}
+    problems: list[str] = []
     for notebook in profile.notebooks:
         takes = NOTEBOOKS[notebook]
-        relevant = {k: v for k, v in profile.values.items() if k in takes}
+        relevant = {k: v for k, v in profile.values_for(notebook).items() if k in takes}
         axes = [k for k, v in relevant.items() if _is_axis(k, v)]
         for axis in axes:
             if not relevant[axis]:
@@ -422,17 +472,29 @@ def expand(profile: Profile) -> list[Job]:
             params.update(dict(zip(axes, point)))
             params, found = check_params(notebook, params)
             problems += found
-            if not found:
-                jobs.append(Job(notebook, params, tuple(axes)))
+            if found:
+                continue
+            source = None
+            if notebook in NEEDS:
+                source = _source_job(NEEDS[notebook], params, tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
+                jobs.setdefault(source.job_id, source)
+            job = Job(notebook, params, tuple(axes), source)
+            if job.job_id in jobs:
+                problems.append(f"two jobs of notebook {notebook} have the same parameters: remove repeated values")
+            jobs[job.job_id] = job
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
     problems += found
     if problems:
         raise ProfileError(list(dict.fromkeys(problems)), str(profile.path or profile.name))
-    ids = [j.job_id for j in jobs]
-    if len(set(ids)) != len(ids):
-        raise ProfileError(["two jobs of the grid have the same parameters: remove repeated values"],
-                           str(profile.path))
-    return jobs
+    ordered = [j for j in jobs.values() if j.source is None] + [j for j in jobs.values() if j.source is not None]
+    return ordered
+
+
+def _source_job(notebook: str, params: dict, axes: tuple) -> Job:
+    """The job of ``notebook`` with the same parameters as a dependent job (its training setting)."""
+    source = defaults(notebook)
+    source.update({k: v for k, v in params.items() if k in source and PARAMS[k].kind != "system"})
+    return Job(notebook, source, axes)
 
 
 def findings_params(profile: Profile, store_dir: str, report_dir: str) -> dict:

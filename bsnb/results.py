@@ -85,22 +85,32 @@ class RunStore:
         return self.dir / "checkpoints" / f"seed{seed}" / f"{which}.pt"
 
     # --- written by the notebook -----------------------------------------------------------
-    def save_training(self, params: dict, runs, extra: dict | None = None) -> None:
-        """Save what :func:`bsnb.train.train_seeds` produced; the summary goes last."""
+    def save(self, notebook: str, params: dict, records: list[dict], tables: dict | None = None,
+             extra: dict | None = None) -> None:
+        """Save a run: its parameters, tidy tables (name -> rows, one CSV each), then the summary, last."""
+        self.forget()
+        write_json(self.path(PARAMS), params)
+        for name, rows in (tables or {}).items():
+            write_atomic(self.path(f"{name}.csv"), pd.DataFrame(rows).to_csv(index=False))
+        write_json(self.path(SUMMARY), {"notebook": notebook, "seeds": records, **(extra or {})})
+
+    def save_training(self, params: dict, runs, extra: dict | None = None,
+                      notebook: str = "02_empirical_comparison") -> None:
+        """Save what :func:`bsnb.train.train_seeds` produced: history, sampled steps, checkpoints, summary."""
         import torch
 
         self.forget()
-        write_json(self.path(PARAMS), params)
-        history = pd.DataFrame([row for r in runs for row in r.history])
-        write_atomic(self.path(HISTORY), history.to_csv(index=False))
-        steps = pd.DataFrame([row for r in runs for row in r.steps])
-        write_atomic(self.path(STEPS), steps.to_csv(index=False))
         for r in runs:
             for which in CHECKPOINTS:
                 buf = io.BytesIO()
                 torch.save(r.states[which], buf)
                 write_atomic(self.checkpoint_path(r.seed, which), buf.getvalue())
-        write_json(self.path(SUMMARY), {"seeds": [r.summary for r in runs], **(extra or {})})
+        tables = {HISTORY[:-4]: [row for r in runs for row in r.history], STEPS[:-4]: [row for r in runs for row in r.steps]}
+        self.save(notebook, params, [r.summary for r in runs], tables, extra)
+
+    def load_states(self, which: str = "final") -> dict:
+        """Every seed's checkpoint ``which``: seed -> state dict."""
+        return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]}
 
     def forget(self) -> None:
         """Mark the run incomplete before (re)writing it: remove its summary and status."""
@@ -128,6 +138,10 @@ class RunStore:
     def summary(self) -> dict:
         return read_json(self.path(SUMMARY))
 
+    def table(self, name: str) -> pd.DataFrame:
+        """One of the run's CSV tables (``history``, ``steps``, ``eigenvalues``, ...)."""
+        return pd.read_csv(self.path(f"{name}.csv"))
+
     def history(self) -> pd.DataFrame:
         return pd.read_csv(self.path(HISTORY))
 
@@ -149,7 +163,7 @@ class RunStore:
         if status is None:
             return "manual"
         seeds = self.summary()["seeds"]
-        return "diverged" if seeds and all(s["status"] == "diverged" for s in seeds) else "ok"
+        return "diverged" if seeds and all(s.get("status") == "diverged" for s in seeds) else "ok"
 
 
 def runs_in(store_dir: str | Path) -> list[RunStore]:
@@ -161,12 +175,22 @@ def runs_in(store_dir: str | Path) -> list[RunStore]:
 
 @dataclass
 class Tables:
-    """Tidy tables of a store: one row per job, per (job, seed), per (job, seed, epoch), per sampled step."""
+    """Tidy tables of a store.
+
+    ``jobs``: one row per run folder; ``runs``: one row per (run, seed) from every summary;
+    ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
+    a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over runs. Every row carries
+    its run's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
+    """
 
     jobs: pd.DataFrame
     runs: pd.DataFrame
     epochs: pd.DataFrame
     steps: pd.DataFrame
+    extra: dict
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self.extra.get(name, pd.DataFrame())
 
 
 def _flat(params: dict) -> dict:
@@ -178,8 +202,8 @@ SETTING_KEYS = ("notebook", "batch_size", "optimizer", "lr", "momentum", "weight
 
 
 def load_tables(store_dir: str | Path) -> Tables:
-    """Read every run of a store into tidy pandas tables (incomplete runs appear in ``jobs`` only)."""
-    jobs, runs, epochs, steps = [], [], [], []
+    """Read every run of a store into tidy pandas tables (incomplete and failed runs appear in ``jobs`` only)."""
+    jobs, runs, csvs = [], [], {}
     for run in runs_in(store_dir):
         if not run.path(PARAMS).exists() and run.status() is None:
             continue
@@ -193,20 +217,15 @@ def load_tables(store_dir: str | Path) -> Tables:
         if not summary:
             continue
         setting = {k: job[k] for k in ("job_id", *SETTING_KEYS) if k in job}
-        for record in summary["seeds"]:
-            runs.append({**setting, **record})
-        epochs.append(run.history().assign(**setting))
-        try:
-            steps.append(run.steps().assign(**setting))
-        except pd.errors.EmptyDataError:
-            pass
-    frame = pd.DataFrame
-    return Tables(
-        jobs=frame(jobs),
-        runs=frame(runs),
-        epochs=pd.concat(epochs, ignore_index=True) if epochs else frame(),
-        steps=pd.concat(steps, ignore_index=True) if steps else frame(),
-    )
+        runs.extend({**setting, **record} for record in summary["seeds"])
+        for path in sorted(run.dir.glob("*.csv")):
+            try:
+                csvs.setdefault(path.stem, []).append(pd.read_csv(path).assign(**setting))
+            except pd.errors.EmptyDataError:
+                pass
+    tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
+    return Tables(jobs=pd.DataFrame(jobs), runs=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),
+                  steps=tables.pop(STEPS[:-4], pd.DataFrame()), extra=tables)
 
 
 # --- the report folder's layout ----------------------------------------------------------------
@@ -221,19 +240,34 @@ def claims_path(report_dir: str | Path) -> Path:
     return Path(report_dir) / CLAIMS_CSV
 
 
+def clear_findings(report_dir: str | Path) -> None:
+    """Remove what the findings wrote last time, so a failed findings run leaves no stale verdict behind."""
+    import shutil
+
+    claims_path(report_dir).unlink(missing_ok=True)
+    shutil.rmtree(figures_dir(report_dir), ignore_errors=True)
+
+
 def store_dir(out_dir: str | Path) -> Path:
     """Where the runs of a profile's output folder live."""
     return Path(out_dir) / "runs"
 
 
+def store_dir_of(path: str | Path) -> Path:
+    """The store itself, given either the store or a profile's output folder holding it."""
+    path = Path(path)
+    return store_dir(path) if (store_dir(path)).is_dir() else path
+
+
 # --- what one run's notebook prints --------------------------------------------------------------
-SEED_COLUMNS = ["seed", "status", "min_val_loss", "epoch_of_min_val_loss", "final_train_loss", "test_loss", "test_acc"]
+NOT_REPRODUCIBLE = ("seconds", "per_second", "device", "threads", "torch")
 
 
 def seed_table(store: RunStore, digits: int = 4) -> pd.DataFrame:
-    """The deterministic part of a run's summary, one row per seed (timings left out)."""
-    df = pd.DataFrame(store.summary()["seeds"])[SEED_COLUMNS]
-    return df.round(digits).set_index("seed")
+    """The reproducible part of a run's summary, one row per seed: timings and machine facts left out."""
+    df = pd.DataFrame(store.summary()["seeds"])
+    keep = [c for c in df.columns if not any(word in c for word in NOT_REPRODUCIBLE)]
+    return df[keep].round(digits).set_index("seed")
 
 
 def describe(store: RunStore) -> str:

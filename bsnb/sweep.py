@@ -79,9 +79,10 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def cache_key(job: config.Job, notebook_text: str, bsnb_digest: str) -> str:
+def cache_key(job: config.Job, notebook_text: str, bsnb_digest: str, source_key: str | None = None) -> str:
+    """What a job's result depends on; a job that reads another run depends on that run's key too."""
     blob = {"notebook": notebook_text, "params": job.identity(), "bsnb": bsnb_digest,
-            "data": data_mod.identity(job.params) if "dataset" in job.params else None}
+            "data": data_mod.identity(job.params) if "dataset" in job.params else None, "source": source_key}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -95,10 +96,13 @@ class Planned:
     key: str
     run_dir: Path
     cached: bool
+    source: "Planned | None" = None
 
     @property
     def cost(self) -> float:
-        """Rough relative cost, so the longest jobs start first."""
+        """Rough relative cost, so the longest jobs start first (jobs that read another run come last)."""
+        if self.source is not None:
+            return -self.source.cost
         p = self.job.params
         steps = p["epochs"] * -(-p["n_train"] // p["batch_size"]) if p.get("budget") == "epochs" else p.get("steps", 1)
         return steps * len(p.get("seeds", [0]))
@@ -117,14 +121,15 @@ def plan(profile: config.Profile, out_dir: Path, force: bool = False) -> list[Pl
     if problems:
         raise config.ProfileError(problems, str(profile.path))
     digest = source_digest()
-    texts = {nb: notebook_source(nb).read_text() for nb in profile.notebooks}
+    texts = {nb: notebook_source(nb).read_text() for nb in {j.notebook for j in jobs}}
     store = results.store_dir(out_dir)
-    planned = []
-    for job in jobs:
-        key = cache_key(job, texts[job.notebook], digest)
+    planned: dict[str, Planned] = {}
+    for job in jobs:  # sources come first
+        source = planned[job.source.job_id] if job.source is not None else None
+        key = cache_key(job, texts[job.notebook], digest, source.key if source else None)
         run_dir = store / job.job_id
-        planned.append(Planned(job, key, run_dir, cached=not force and is_done(run_dir, key)))
-    return planned
+        planned[job.job_id] = Planned(job, key, run_dir, cached=not force and is_done(run_dir, key), source=source)
+    return list(planned.values())
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,6 +184,8 @@ def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
             return Outcome(job.job_id, "cached")
         store.forget()
         params = {**job.params, "run_dir": str(run_dir.resolve()), "threads": threads}
+        if planned.source is not None:
+            params["source_dir"] = str(planned.source.run_dir.resolve())
         start = time.time()
         status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start}
         try:
@@ -271,6 +278,10 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
                                initargs=(threads, str(log) if log else None))
     running: dict = {}
     queue = list(todo)
+    finished = {o.job_id: o.state for o in result.outcomes}
+
+    def ready(p: Planned) -> bool:
+        return p.source is None or finished.get(p.source.job.job_id) in ("ok", "cached")
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)
 
@@ -280,9 +291,27 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
 
     try:
         while queue or running:
-            while queue and len(running) < workers:
-                p = queue.pop(0)
+            for p in [p for p in queue if p.source is not None and finished.get(p.source.job.job_id) == "failed"]:
+                queue.remove(p)  # the run it reads failed: it cannot run
+                outcome = Outcome(p.job.job_id, "failed", error=f"the run it reads ({p.source.job.job_id}) failed")
+                results.RunStore(p.run_dir).forget()
+                results.RunStore(p.run_dir).write_status({"notebook": p.job.notebook, "key": p.key, "status": "failed",
+                                                          "params": p.job.params, "error": outcome.error})
+                result.outcomes.append(outcome)
+                finished[outcome.job_id] = "failed"
+                bar.update(1)
+                bar.write(f"[{len(result.outcomes)}/{len(planned)}] FAILED {outcome.job_id}: {outcome.error}",
+                          file=stream)
+            while len(running) < workers and any(ready(p) for p in queue):
+                p = next(p for p in queue if ready(p))
+                queue.remove(p)
                 running[pool.submit(run_job, p, threads, force)] = p.job
+            if not running:  # nothing can start: what is left waits on a run that will not come
+                for p in queue:
+                    o = Outcome(p.job.job_id, "failed", error="the run it reads was not run")
+                    result.outcomes.append(o)
+                    bar.write(f"FAILED {o.job_id}: {o.error}", file=stream)
+                break
             describe()
             bar.refresh()
             done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -295,6 +324,7 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
                 if outcome.state == "interrupted":
                     raise KeyboardInterrupt
                 result.outcomes.append(outcome)
+                finished[outcome.job_id] = outcome.state
                 bar.update(1)
                 mark = "FAILED" if outcome.state == "failed" else outcome.state
                 bar.write(f"[{len(result.outcomes)}/{len(planned)}] {mark:6s} {job.job_id} "
@@ -332,6 +362,7 @@ def _findings_job(params: dict, output: Path) -> str | None:
 def run_findings(profile: config.Profile, out_dir: Path) -> str | None:
     """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None."""
     out_dir = Path(out_dir).resolve()
+    results.clear_findings(out_dir)
     params = config.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(default_workers(), str(log_path(out_dir)))) as pool:

@@ -25,7 +25,7 @@ def test_every_profile_in_params_is_valid():
 
 
 def test_quick_profile_sweeps_batch_sizes_16_to_1024_with_three_seeds():
-    jobs = config.expand(config.load_profile("quick"))
+    jobs = [j for j in config.expand(config.load_profile("quick")) if j.notebook == "02_empirical_comparison"]
     sizes = sorted(j.params["batch_size"] for j in jobs)
     assert sizes == [16, 32, 64, 128, 256, 512, 1024]
     assert all(len(j.params["seeds"]) >= 3 and j.params["dataset"] == "mnist1d" for j in jobs)
@@ -33,11 +33,34 @@ def test_quick_profile_sweeps_batch_sizes_16_to_1024_with_three_seeds():
 
 
 def test_grid_is_the_product_of_list_values_and_list_of_lists_for_seeds(tmp_path):
-    path = write_profile(tmp_path, nuisance={"lr": [0.01, 0.1], "seeds": [[0], [1, 2]]})
+    path = write_profile(tmp_path, nuisance={"lr": [0.01, 0.1], "seeds": [[0], [1, 2]]},
+                         notebooks=["02_empirical_comparison"])
     jobs = config.expand(config.load_profile(path))
     assert len(jobs) == 2 * 2 * 2  # batch sizes x lrs x seed lists
     assert {tuple(j.params["seeds"]) for j in jobs} == {(0,), (1, 2)}
     assert len({j.job_id for j in jobs}) == len(jobs)
+
+
+def test_a_dependent_notebook_brings_the_run_it_reads(tmp_path):
+    path = write_profile(tmp_path, notebooks={"02_empirical_comparison": {"scientific": {"batch_size": [16]}},
+                                              "03_sharpness": {"scientific": {"batch_size": [16, 32]}}})
+    jobs = config.expand(config.load_profile(path))
+    by_nb = {}
+    for j in jobs:
+        by_nb.setdefault(j.notebook, []).append(j)
+    assert sorted(j.params["batch_size"] for j in by_nb["02_empirical_comparison"]) == [16, 32]  # 32 added
+    assert len(by_nb["03_sharpness"]) == 2
+    for j in by_nb["03_sharpness"]:
+        assert j.source.notebook == "02_empirical_comparison"
+        assert j.source.params["batch_size"] == j.params["batch_size"]
+        assert j.source.job_id in {s.job_id for s in by_nb["02_empirical_comparison"]}
+    assert jobs.index(by_nb["03_sharpness"][0]) > max(jobs.index(j) for j in by_nb["02_empirical_comparison"])
+
+
+def test_notebook_sections_accept_only_groups(tmp_path):
+    path = write_profile(tmp_path, notebooks={"03_sharpness": {"epochs": 3}})
+    with pytest.raises(config.ProfileError, match="03_sharpness: expected a mapping with keys among"):
+        config.load_profile(path)
 
 
 def test_job_id_is_readable_and_ignores_system_parameters():
@@ -66,6 +89,8 @@ def test_job_id_is_readable_and_ignores_system_parameters():
     ({"epochz": 3}, ["unknown key 'epochz'"]),
     ({"workers": 0}, ["workers = 0", "an integer >= 1"]),
     ({"notebooks": ["99_nothing"]}, ["'99_nothing'", "02_empirical_comparison"]),
+    ({"notebooks": {"03_sharpness": {"fixed": {"epsilons": [0.001, -1]}}}}, ["epsilons = [0.001, -1]", "a list of numbers"]),
+    ({"notebooks": {"03_sharpness": {"fixed": {"top_k": 0}}}}, ["top_k = 0", "from 1 to 100"]),
 ])
 def test_bad_profiles_name_the_parameter_its_value_and_what_is_allowed(tmp_path, sections, words):
     path = write_profile(tmp_path, **sections)

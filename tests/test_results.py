@@ -24,8 +24,7 @@ def store_dir(tmp_path_factory):
     for bs in (16, 32):
         params = {"batch_size": bs, "seeds": [0, 1], "lr": 0.05, "width": 4, "epochs": 2, "log_points": 5}
         store = results.RunStore(root / f"02-bs{bs}")
-        store.save_training(params, train.train_seeds(params, d, progress=False),
-                            extra={"notebook": "02_empirical_comparison"})
+        store.save_training(params, train.train_seeds(params, d, progress=False))
         store.write_status({"status": "ok", "notebook": "02_empirical_comparison"})
     # interrupted: params and a history written, never a summary
     broken = results.RunStore(root / "02-bs64")
