@@ -28,7 +28,10 @@ STATEMENTS = {
     "C2": "At a fixed learning rate, larger batches reach a worse minimum validation loss",
     "C3": "Larger batches take less wall time per epoch",
     "C4": "Larger batches do not need fewer epochs to reach their minimum validation loss",
+    "C6": "Large-batch minima are sharper",
+    "C7": "Large-batch weights end closer to their initialisation; the distance grows about like log(steps)",
 }
+KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 
@@ -87,12 +90,76 @@ def _pick(available, wanted: int, fallback) -> int:
     return wanted if wanted in available else fallback(available)
 
 
+def choose_pair(runs: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
+    """The article's pair when both were run, else the smallest and the largest batch size."""
+    sizes = sorted(int(b) for b in runs["batch_size"].unique())
+    small = _pick(sizes, small_batch, min)
+    large = _pick([b for b in sizes if b > small] or sizes, large_batch, max)
+    notes = []
+    if (small, large) != (small_batch, large_batch):
+        notes.append(f"batch sizes {small_batch} and {large_batch} not both in the sweep; compared {small} and {large}")
+    return small, large, notes
+
+
+def _empty(claim: str, why: str) -> Verdict:
+    return Verdict(claim, INCONCLUSIVE, math.nan, math.nan, math.nan, 0, STATEMENTS[claim], "", note=why)
+
+
+def _ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
+    effect, lo, hi, n = interval(pairs["large"] / pairs["small"], confidence, log=True)
+    return f"{_fmt(effect)} [{_fmt(lo)}, {_fmt(hi)}]" if n else "n/a"
+
+
+def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+              confidence: float = 0.95, epsilon: float = 1e-3) -> Verdict:
+    """C6 from the sharpness runs: the ratio of top Hessian eigenvalues, large over small batch.
+
+    The trace and Keskar's epsilon-sharpness ratios are reported beside it; the verdict rests on
+    the top eigenvalue alone, the measure with the smallest error.
+    """
+    r, group_note = comparison_runs(runs, "03_sharpness")
+    if r.empty:
+        return _empty("C6", "no sharpness runs in the store")
+    small, large, notes = choose_pair(r, small_batch, large_batch)
+    v = _ratio_verdict("C6", paired(r, "lambda_max", small, large), "greater", confidence,
+                       f"top Hessian eigenvalue of the training loss at the final weights, ratio batch {large} / "
+                       f"batch {small}", published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
+                       f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
+    col = f"eps_full_{epsilon:g}"
+    eps = paired(r, col, small, large)
+    v.ours += (f"; trace ratio {_ratio_text(paired(r, 'trace', small, large), confidence)}; epsilon-sharpness "
+               f"(full, eps {epsilon:g}) small {eps['small'].mean():.3g}, large {eps['large'].mean():.3g}, ratio "
+               f"{_ratio_text(eps, confidence)}" if len(eps) else "")
+    v.note = "; ".join(filter(None, [group_note, *notes]))
+    return v
+
+
+def distance(fits: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95) -> Verdict:
+    """C7 from the log fits of distance from initialisation: ratio of final distances, large over small.
+
+    ``fits`` is :func:`bsnb.analysis.log_fits` of the empirical-comparison runs; the R^2 of the
+    log fits is reported in the note.
+    """
+    if fits.empty:
+        return _empty("C7", "no sampled steps in the store")
+    small, large, notes = choose_pair(fits, small_batch, large_batch)
+    v = _ratio_verdict("C7", paired(fits, "final_distance", small, large), "less", confidence,
+                       f"distance from initialisation at the end of the budget, ratio batch {large} / batch {small}",
+                       published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
+                                 "(a ratio of 0.1 to 0.33); Hoffer et al. 2017: distance grows like log(steps)")
+    r2 = fits.groupby("batch_size")["r2"].median()
+    notes.append("median R^2 of distance = a + b log(step): " + ", ".join(f"batch {int(b)} {x:.2f}"
+                                                                        for b, x in r2.items()))
+    v.note = "; ".join(notes)
+    return v
+
+
 def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
     """The runs of one fixed setting that differ only in batch size (the largest such group)."""
     r = runs[runs["notebook"] == notebook] if "notebook" in runs else runs
     keys = [k for k in ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "batch_norm",
                         "budget", "epochs", "steps") if k in r]
-    if r.empty:
+    if r.empty or not keys:
         return r, ""
     groups = r.groupby(keys, dropna=False)
     if groups.ngroups == 1:
@@ -106,7 +173,9 @@ def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison
 
 def paired(runs: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
     """Per-seed values of ``column`` for the small and the large batch, seeds present in both."""
-    ok = runs[runs["status"] == "ok"]
+    ok = runs[runs["status"].isna() | (runs["status"] == "ok")] if "status" in runs else runs
+    if column not in ok:
+        return pd.DataFrame(columns=["small", "large"])
     wide = ok.pivot_table(index="seed", columns="batch_size", values=column, aggfunc="first")
     if small not in wide or large not in wide:
         return pd.DataFrame(columns=["small", "large"])
@@ -127,15 +196,10 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
     """Verdicts of C1-C4 from the empirical-comparison runs."""
     runs, group_note = comparison_runs(runs)
     if runs.empty:
-        return [Verdict(c, INCONCLUSIVE, math.nan, math.nan, math.nan, 0, STATEMENTS[c], "",
-                        note="no empirical-comparison runs in the store") for c in STATEMENTS]
-    sizes = sorted(runs["batch_size"].unique())
-    small = _pick(sizes, small_batch, min)
-    large = _pick([s for s in sizes if s > small] or sizes, large_batch, max)
+        return [_empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
+    small, large, notes = choose_pair(runs, small_batch, large_batch)
     pair = f"batch {large} / batch {small}"
-    notes = [group_note] if group_note else []
-    if (small, large) != (small_batch, large_batch):
-        notes.append(f"batch sizes {small_batch} and {large_batch} not both in the sweep; compared {small} and {large}")
+    notes = ([group_note] if group_note else []) + notes
     diverged = runs[(runs["status"] != "ok") & runs["batch_size"].isin([small, large])]
     if len(diverged):
         notes.append(f"{len(diverged)} diverged run(s) left out")

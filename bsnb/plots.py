@@ -161,3 +161,74 @@ def show(fig, directory: str | Path | None = None, name: str | None = None):
         print(caption)
     plt.close(fig)
 
+
+
+def sharpness_setting(slices: pd.DataFrame, eigenvalues: pd.DataFrame, batch_size: int):
+    """One setting: the loss along a filter-normalised direction per seed, and the top eigenvalues."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+    sns.lineplot(slices, x="alpha", y="loss", hue="seed", palette="crest", ax=axes[0], lw=1.2)
+    axes[0].set_xlabel("step along the direction (filter-normalised units)")
+    axes[0].set_ylabel("training loss")
+    axes[0].set_title(f"1-D loss slice, batch size {batch_size}")
+    sns.stripplot(eigenvalues, x="rank", y="eigenvalue", hue="seed", palette="crest", ax=axes[1], size=7, jitter=0.15)
+    axes[1].set_title("top Hessian eigenvalues")
+    return _caption(fig, f"One line or dot per seed ({_seeds(slices)}).")
+
+
+def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: dict | None = None):
+    """Top eigenvalue, trace and epsilon-sharpness against batch size (mean over seeds, +-1 sd bars)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
+    by_batch_size(runs, "lambda_max", "top Hessian eigenvalue", ax=axes[0], logy=True)
+    axes[0].set_title("largest eigenvalue")
+    by_batch_size(runs, "trace", "Hessian trace (Hutchinson)", ax=axes[1], logy=True)
+    axes[1].set_title("trace")
+    col = f"eps_full_{epsilon:g}"
+    by_batch_size(runs, col, f"epsilon-sharpness (full space, eps {epsilon:g})", ax=axes[2], logy=True)
+    sub = f"eps_sub_{epsilon:g}"
+    if sub in runs:
+        sns.lineplot(runs, x="batch_size", y=sub, marker="s", errorbar="sd", err_style="bars", ax=axes[2],
+                     label="random subspace", color="C2")
+    axes[2].set_title("Keskar's epsilon-sharpness")
+    return _caption(fig, f"Final weights of each batch size's runs; training loss. Mean over {_seeds(runs)}; "
+                         "error bars +-1 standard deviation.")
+
+
+def interpolation(rows: pd.DataFrame, small: int, large: int):
+    """Keskar's parametric plot: loss and accuracy along (1 - alpha) w_small + alpha w_large."""
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for split, style in (("train", "-"), ("val", "--")):
+        sns.lineplot(rows, x="alpha", y=f"{split}_loss", ax=ax, color="C0", ls=style, label=f"{split} loss",
+                     errorbar=("pi", 100))
+    ax.set_yscale("log")
+    ax.set_ylabel("cross-entropy")
+    ax.set_xlabel(f"alpha (0: batch {small} solution, 1: batch {large} solution)")
+    acc = ax.twinx()
+    for split, style in (("train", "-"), ("val", "--")):
+        sns.lineplot(rows, x="alpha", y=f"{split}_acc", ax=acc, color="C3", ls=style, label=f"{split} accuracy",
+                     errorbar=None, legend=False)
+    acc.set_ylabel("accuracy", color="C3")
+    acc.grid(False)
+    for a in (0, 1):
+        ax.axvline(a, color="grey", lw=0.8, ls=":")
+    ax.set_title("linear interpolation between a small-batch and a large-batch solution")
+    return _caption(fig, f"Blue: loss (mean over {_seeds(rows)}, band from lowest to highest seed); red: accuracy "
+                         "(mean). Both solutions trained from the same seed.")
+
+
+def distance_from_init(steps: pd.DataFrame, fits: pd.DataFrame | None = None):
+    """||w_t - w_0|| against the step (log axis) for every batch size, with the fitted a + b log t."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
+    pal = palette(steps["batch_size"])
+    sns.lineplot(steps, x="step", y="distance", hue="batch_size", palette=pal, errorbar=("pi", 100), ax=ax, lw=1.3)
+    if fits is not None and len(fits):
+        for bs, f in fits.groupby("batch_size"):
+            t = np.geomspace(max(f["t_min"].min(), 1), f["t_max"].max(), 50)
+            ax.plot(t, f["a"].mean() + f["b"].mean() * np.log(t), color=pal[int(bs)], ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_ylabel(r"distance from initialisation $\|w_t - w_0\|$")
+    ax.set_xlabel("optimiser step")
+    ax.legend(title="batch size", fontsize=8, ncols=2)
+    return _caption(fig, f"Mean over {_seeds(steps)}, band from lowest to highest seed; dotted: least-squares fit "
+                         "a + b log(step) over the second half of each run's sampled steps.")

@@ -246,7 +246,7 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
     for seed in params["seeds"]:
         bar = None
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
 
             n_epochs = math.ceil(spec.total_steps(len(data.y_train)) / spec.steps_per_epoch(len(data.y_train)))
             bar = tqdm(total=n_epochs, desc=f"batch {spec.batch_size}, seed {seed}", unit="epoch",

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -71,7 +73,7 @@ ds
 # %%
 runs = train.train_seeds(params, ds)
 store = results.RunStore(run_dir)
-store.save_training(params, runs, extra={"notebook": "02_empirical_comparison", "data_fingerprint": ds.fingerprint()})
+store.save_training(params, runs, extra={"data_fingerprint": ds.fingerprint()})
 
 # %% [markdown]
 # ## Figure

@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -28,7 +30,7 @@ store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import claims, config, plots, results
+from bsnb import analysis, claims, config, plots, results
 
 params = config.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
@@ -46,7 +48,6 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # %%
 comparison, note = claims.comparison_runs(tables.runs)
 verdicts = claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence)
-claims.save(verdicts, results.claims_path(report_dir))
 claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours", "published"]]
 
 # %% [markdown]
@@ -72,9 +73,55 @@ plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "m
 plots.show(plots.speed(comparison), figures, "speed")
 
 # %% [markdown]
-# ## Conclusions
+# ## Why do large batches do worse? (claims C6 and C7)
 #
-# Each line below is generated from the verdict table above.
+# **Method.** The sharpness notebook measured, at each batch size's final weights, the top
+# eigenvalue and the trace of the Hessian of the training loss, and Keskar's ε-sharpness. The
+# training runs sampled the distance from initialisation ‖w_t − w_0‖ at log-spaced steps. C6
+# compares the top eigenvalues of the small and the large batch, seed by seed. C7 compares
+# their final distances, and fits a + b·log(step) to each run to see whether the distance grows
+# like the logarithm of the number of steps.
 
 # %%
+sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
+fits = analysis.log_fits(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])])
+verdicts += [claims.sharpness(tables.runs, small_batch, large_batch, confidence),
+             claims.distance(fits, small_batch, large_batch, confidence)]
+claims.table(verdicts[-2:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+
+# %% [markdown]
+# **Sharpness against batch size.** The top eigenvalue, the trace and the ε-sharpness of the
+# final weights, for each batch size the sharpness notebook measured.
+
+# %%
+if not sharp.empty:
+    plots.show(plots.sharpness_by_batch_size(sharp), figures, "sharpness")
+
+# %% [markdown]
+# **Keskar's parametric plot.** The loss along the straight line from the smallest-batch
+# solution (α = 0) to the largest-batch solution (α = 1), for each seed the two share. A sharp
+# minimum shows as a narrow valley around its end of the line.
+
+# %%
+if not comparison.empty and comparison["batch_size"].nunique() > 1:
+    line, smallest, largest = analysis.extreme_interpolation(store_dir, comparison)
+    plots.show(plots.interpolation(line, smallest, largest), figures, "interpolation")
+
+# %% [markdown]
+# **Distance from initialisation** against the optimiser step, on a log axis: a straight line
+# here is growth like log(step).
+
+# %%
+if not fits.empty:
+    plots.show(plots.distance_from_init(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])], fits),
+               figures, "distance")
+
+# %% [markdown]
+# ## All verdicts
+#
+# The table below is written to `claims.csv` beside the report. Each line after it is generated
+# from the table.
+
+# %%
+claims.save(verdicts, results.claims_path(report_dir))
 print(claims.conclusions(verdicts))

@@ -128,3 +128,34 @@ def test_claims_csv_has_the_agreed_columns(tmp_path):
     assert list(back.columns[:6]) == ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds"]
     assert len(back) == len(df) == 4
     assert "C2 SUPPORTED" in claims.conclusions(claims.empirical(runs, epochs))
+
+
+def sharpness_runs(lam: dict, seeds=(0, 1, 2), noise=0.05, rng=None):
+    rng = rng or np.random.default_rng(1)
+    return pd.DataFrame([{"job_id": f"03-bs{b}", "notebook": "03_sharpness", "batch_size": b, "seed": s,
+                          "lambda_max": v * (1 + noise * rng.standard_normal()), "trace": 10 * v,
+                          "eps_full_0.001": v / 10} for b, v in lam.items() for s in seeds])
+
+
+def test_sharper_large_batch_minima_support_c6_and_flatter_ones_do_not():
+    v = claims.sharpness(sharpness_runs({32: 1.0, 256: 5.0}))
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(5, rel=0.1)
+    assert "trace ratio" in v.ours and "Keskar" in v.published
+    assert claims.sharpness(sharpness_runs({32: 5.0, 256: 1.0})).verdict == claims.NOT_SUPPORTED
+    assert claims.sharpness(pd.DataFrame(columns=["notebook", "batch_size"])).verdict == claims.INCONCLUSIVE
+
+
+def test_c7_compares_final_distances_and_reports_the_log_fit():
+    from bsnb import analysis
+
+    rows = []
+    for b, scale in ((32, 3.0), (256, 1.0)):
+        for s in (0, 1, 2):
+            for t in np.unique(np.geomspace(1, 1000, 40).round()):
+                rows.append({"job_id": f"bs{b}", "seed": s, "batch_size": b, "step": t,
+                             "distance": scale * (1 + s * 0.01) * (0.5 + np.log(t))})
+    fits = analysis.log_fits(pd.DataFrame(rows))
+    assert np.allclose(fits["r2"], 1.0) and len(fits) == 6
+    v = claims.distance(fits)
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(1 / 3, rel=0.02)
+    assert "R^2" in v.note and "batch 32 1.00" in v.note

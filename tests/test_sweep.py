@@ -46,19 +46,28 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     index = Path(proc.stdout.strip().splitlines()[-1])
     assert index == (out / "index.html").resolve() and index.exists()
     tables = results.load_tables(out / "runs")
-    assert sorted(tables.jobs["state"]) == ["ok", "ok"]
-    assert sorted(tables.runs["batch_size"]) == [16, 16, 64, 64]
+    assert sorted(tables.jobs["state"]) == ["ok"] * 4
+    training = tables.runs[tables.runs["notebook"] == "02_empirical_comparison"]
+    assert sorted(training["batch_size"]) == [16, 16, 64, 64]
     for run in results.runs_in(out / "runs"):
-        for name in (results.NOTEBOOK, results.HISTORY, results.STEPS, results.SUMMARY, results.PARAMS):
+        for name in (results.NOTEBOOK, results.SUMMARY, results.PARAMS, results.STATUS):
             assert run.path(name).exists(), name
-        for seed in (0, 1):
-            for which in results.CHECKPOINTS:
-                assert run.checkpoint_path(seed, which).exists()
+        if run.job_id.startswith("02-"):
+            assert run.path(results.HISTORY).exists() and run.path(results.STEPS).exists()
+            for seed in (0, 1):
+                for which in results.CHECKPOINTS:
+                    assert run.checkpoint_path(seed, which).exists()
+        else:
+            for name in ("eigenvalues", "eps_sharpness", "slices"):
+                assert len(run.table(name)) > 0, name
+    sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
+    assert sorted(sharp["batch_size"]) == [16, 16, 64, 64] and (sharp["lambda_max"] > 0).all()
     claims = pd.read_csv(out / "claims.csv")
-    assert list(claims["claim"]) == ["C1", "C2", "C3", "C4"]
+    assert list(claims["claim"]) == ["C1", "C2", "C3", "C4", "C6", "C7"]
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     assert (claims["seeds"] == 2).all()
-    assert {p.name for p in (out / "figures").glob("*.png")} == {"loss_curves.png", "minima.png", "speed.png"}
+    assert {p.stem for p in (out / "figures").glob("*.png")} == {
+        "loss_curves", "minima", "speed", "sharpness", "interpolation", "distance"}
 
 
 def test_rerun_is_served_from_the_cache(smoke):
@@ -66,8 +75,20 @@ def test_rerun_is_served_from_the_cache(smoke):
     before = status_mtimes(out)
     proc = bsnb("run", "smoke", "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert "0 ran, 2 cached" in proc.stdout
+    assert "0 ran, 4 cached" in proc.stdout
     assert status_mtimes(out) == before
+
+
+def test_a_dependent_run_reads_its_source_and_is_invalidated_with_it(smoke, tmp_path):
+    out, _ = smoke
+    planned = {p.job.job_id: p for p in sweep.plan(config.load_profile("smoke"), out)}
+    sharp = [p for p in planned.values() if p.job.notebook == "03_sharpness"]
+    for p in sharp:
+        assert p.source is planned[p.source.job.job_id]
+        executed = nbformat.read(p.run_dir / results.NOTEBOOK, as_version=4)
+        assert f"source_dir = \"{p.source.run_dir.resolve()}\"" in _injected(executed).source
+    job = sharp[0].job
+    assert sweep.cache_key(job, "nb", "d", "source A") != sweep.cache_key(job, "nb", "d", "source B")
 
 
 def test_cache_key_covers_parameters_notebook_source_and_data(smoke, tmp_path):
@@ -121,8 +142,8 @@ def test_bad_parameter_exits_2_with_its_message_and_runs_nothing(tmp_path, chang
 @pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without an Apple GPU")
 def test_a_failing_job_keeps_its_notebook_and_the_others_go_on(tmp_path):
     out = tmp_path / "out"
-    proc = bsnb("run", profile_file(tmp_path, scientific={"batch_size": [16]}, fixed={"device": ["cpu", "mps"]}),
-                "--out", out)
+    proc = bsnb("run", profile_file(tmp_path, scientific={"batch_size": [16]}, fixed={"device": ["cpu", "mps"]},
+                                    notebooks=["02_empirical_comparison"]), "--out", out)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     jobs = results.load_tables(out / "runs").jobs.set_index("device")
     assert jobs.loc["cpu", "state"] == "ok" and jobs.loc["mps", "state"] == "failed"
@@ -153,7 +174,8 @@ def _wait_for_first_job(out, proc, timeout=180):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
-    profile = profile_file(tmp_path, scientific={"batch_size": [16, 32, 64]}, fixed={"epochs": 6})
+    profile = profile_file(tmp_path, scientific={"batch_size": [16, 32, 64]}, fixed={"epochs": 6},
+                           notebooks=["02_empirical_comparison"])
     out = tmp_path / "out"
     proc = _start(profile, out)
     _wait_for_first_job(out, proc)
@@ -179,13 +201,17 @@ def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
 # --- nbval ----------------------------------------------------------------------------------------
 
 
-def _executed_copy(smoke, tmp_path):
+def _injected(nb):
+    return next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+
+
+def _executed_copy(smoke, tmp_path, prefix="02-"):
     """A copy of one executed smoke run, its injected run_dir pointed at the copy."""
     out, _ = smoke
-    run = results.runs_in(out / "runs")[0]
+    run = next(r for r in results.runs_in(out / "runs") if r.job_id.startswith(prefix))
     copy = shutil.copytree(run.dir, tmp_path / run.job_id)
     nb = nbformat.read(copy / results.NOTEBOOK, as_version=4)
-    injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+    injected = _injected(nb)
     injected.source = injected.source.replace(str(run.dir.resolve()), str(copy))
     path = copy / "executed.ipynb"
     nbformat.write(nb, path)
@@ -202,6 +228,12 @@ def test_nbval_reexecution_reproduces_the_checked_outputs(smoke, tmp_path):
     path, nb = _executed_copy(smoke, tmp_path)
     checked = [c for c in nb.cells if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source]
     assert checked and all(c.outputs and c.execution_count for c in checked)
+    proc = _nbval(path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_nbval_reproduces_the_sharpness_notebook(smoke, tmp_path):
+    path, _ = _executed_copy(smoke, tmp_path, prefix="03-")
     proc = _nbval(path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

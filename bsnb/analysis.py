@@ -1,0 +1,53 @@
+"""Measurements the findings make across runs: they combine data, models, stored weights and curvature.
+
+The findings notebook reads the store and calls these; each returns a tidy table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bsnb import data as data_mod
+from bsnb import models, results, sharpness
+
+
+def interpolation_between(small: results.RunStore, large: results.RunStore, alphas=None, device="cpu") -> pd.DataFrame:
+    """Keskar's parametric plot for every seed the two runs share: loss and accuracy of the mixed weights."""
+    alphas = np.linspace(-0.5, 1.5, 41) if alphas is None else alphas
+    p = small.params()
+    ds = data_mod.load(p["dataset"], p["n_train"], p["n_val"], p["n_test"], p["data_seed"], device)
+    net = models.build(p["model"], ds.input_shape, ds.n_classes, p["width"], p["batch_norm"]).to(device)
+    splits = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val)}
+    a_states, b_states = small.load_states("final"), large.load_states("final")
+    rows = []
+    for seed in sorted(set(a_states) & set(b_states)):
+        for row in sharpness.interpolate(net, a_states[seed], b_states[seed], splits, alphas):
+            rows.append({"seed": seed, **row})
+    return pd.DataFrame(rows)
+
+
+def log_fits(steps: pd.DataFrame, tail: float = 0.5) -> pd.DataFrame:
+    """Least-squares fit of distance = a + b log(step) per (run, seed), over the last ``tail`` of the
+    sampled steps (log-spaced), with its R^2 and the final distance."""
+    rows = []
+    for (job, seed), g in steps.groupby(["job_id", "seed"]):
+        g = g.sort_values("step")
+        fit = g.iloc[int(len(g) * (1 - tail)):]
+        t, d = np.log(fit["step"].to_numpy(float)), fit["distance"].to_numpy(float)
+        b, a = np.polyfit(t, d, 1)
+        resid = d - (a + b * t)
+        r2 = 1 - resid.var() / d.var() if d.var() > 0 else np.nan
+        rows.append({"job_id": job, "seed": seed, "batch_size": g["batch_size"].iloc[0], "a": a, "b": b, "r2": r2,
+                     "t_min": fit["step"].min(), "t_max": fit["step"].max(),
+                     "final_distance": g["distance"].iloc[-1], "final_step": g["step"].iloc[-1]})
+    return pd.DataFrame(rows)
+
+
+def extreme_interpolation(store_dir, comparison: pd.DataFrame, alphas=None) -> tuple[pd.DataFrame, int, int]:
+    """Interpolation between the smallest-batch and the largest-batch runs of ``comparison``."""
+    jobs = comparison.groupby("batch_size")["job_id"].first().sort_index()
+    small, large = int(jobs.index[0]), int(jobs.index[-1])
+    store = results.store_dir_of(store_dir)
+    rows = interpolation_between(results.RunStore(store / jobs.iloc[0]), results.RunStore(store / jobs.iloc[-1]), alphas)
+    return rows, small, large

@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Why do large batches do worse? The sharpness of their minima
+#
+# Keskar et al. (2017) argue that large batches converge to *sharp* minima, where the training
+# loss rises steeply in some directions, and small batches to *flat* ones, and that flat minima
+# generalise better. Hoffer et al. (2017) add that large batches take fewer steps, so their
+# weights end closer to where they started.
+#
+# This notebook measures how sharp the final weights of **one batch size** are, for every seed
+# (claim C6 of the study). The sweep runs it once per batch size, after the empirical-comparison
+# runs whose weights it reads. The findings notebook sets the batch sizes side by side, adds the
+# distance from initialisation (C7) and draws Keskar's interpolation between a small-batch and a
+# large-batch solution.
+
+# %% tags=["parameters"]
+batch_size: int = 64  # examples per optimiser step
+optimizer: str = "sgd"  # sgd (with momentum) or adam
+lr: float = 0.01  # learning rate, constant over training
+momentum: float = 0.9  # SGD momentum (ignored by adam)
+weight_decay: float = 0.0  # L2 weight decay
+seeds: list = [0, 1, 2]  # model-initialisation and batch-order seeds, all trained in one execution
+dataset: str = "mnist1d"  # mnist1d (generated offline) or digits (scikit-learn)
+n_train: int = 4000  # training examples
+n_val: int = 1000  # validation examples (curves and minima)
+n_test: int = 1000  # test examples (reported once per run)
+data_seed: int = 0  # seed of the data generation and of the split
+model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper) or mlp
+width: int = 25  # channels of the cnn, or hidden units of the mlp
+batch_norm: bool = False  # batch norm after each hidden layer
+budget: str = "epochs"  # train for a number of epochs or of optimiser steps
+epochs: int = 100  # epochs of training when budget is epochs
+steps: int = 1000  # optimiser steps of training when budget is steps
+log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
+device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
+hessian_examples: int = 4096  # training examples the Hessian and sharpness are measured on (all, if fewer)
+top_k: int = 5  # top Hessian eigenvalues computed by Lanczos
+lanczos_tol: float = 0.001  # relative tolerance of the Lanczos eigenvalues
+trace_samples: int = 32  # Rademacher probes of Hutchinson's trace estimate
+epsilons: list = [0.001, 0.0005]  # box sizes of Keskar's epsilon-sharpness
+subspace_dim: int = 100  # dimension of the random subspace of epsilon-sharpness
+lbfgs_iters: int = 10  # L-BFGS-B iterations maximising the loss in the box
+slice_points: int = 25  # points of the 1-D filter-normalised loss slice, from -1 to 1
+density: bool = False  # also estimate the eigenvalue density (stochastic Lanczos quadrature)
+source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
+run_dir: str = "runs/manual"  # folder this execution writes its results to
+threads: int = 0  # torch CPU threads; 0 lets torch decide
+
+# %% [markdown]
+# ## Method
+#
+# Every measure is of the **training loss** on `hessian_examples` training examples (all of
+# them when the training set is smaller), with the model in eval mode. The measurement leaves
+# the weights as it found them.
+#
+# - **Top Hessian eigenvalues** by Lanczos (SciPy's `eigsh` on a Hessian-vector product
+#   operator), each with its residual ‖Hv − λv‖ and the number of products spent.
+# - **Hessian trace** by Hutchinson's estimator (Rademacher probes), with its standard error.
+# - **Keskar's ε-sharpness** (Metric 2.1): the largest relative rise of the loss,
+#   100 · (max f − f) / (1 + f), over a box of half-width ε(|wᵢ| + 1) around the weights. It is
+#   searched in the full space and in a random 100-dimensional subspace, with 10 iterations of
+#   L-BFGS-B.
+# - A **1-D slice** of the loss along a filter-normalised random direction (Li et al. 2018).
+
+# %%
+from bsnb import config, data, models, plots, results, sharpness, train
+
+params = config.from_namespace("03_sharpness", globals())
+device = train.setup(threads, device)
+ds = data.load(dataset, n_train, n_val, n_test, data_seed, device)
+x, y = sharpness.subset(ds.x_train, ds.y_train, hessian_examples, seed=data_seed)
+net = models.build(model, ds.input_shape, ds.n_classes, width, batch_norm).to(device)
+states = results.RunStore(source_dir).load_states("final")
+
+# %% [markdown]
+# ## Experiment
+
+# %%
+records, tables = sharpness.measure_seeds(net, states, x, y, **{k: params[k] for k in config.SHARPNESS_OPTIONS})
+store = results.RunStore(run_dir)
+store.save("03_sharpness", params, records, tables)
+
+# %% [markdown]
+# ## Figure
+#
+# The loss along a filter-normalised random direction through each seed's final weights, and
+# the top eigenvalues of the Hessian.
+
+# %%
+plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), batch_size))
+
+# %% [markdown]
+# ## Result
+#
+# Per seed: the top eigenvalue, the trace with its standard error, and the ε-sharpness in the
+# full space and in the random subspace. Re-running this notebook on the same machine reproduces
+# the table exactly.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(results.seed_table(store).to_string())
