@@ -31,8 +31,10 @@ def log_fits(steps: pd.DataFrame, tail: float = 0.5) -> pd.DataFrame:
     """Least-squares fit of distance = a + b log(step) per (run, seed), over the last ``tail`` of the
     sampled steps (log-spaced), with its R^2 and the final distance."""
     rows = []
-    for (job, seed), g in steps.groupby(["job_id", "seed"]):
+    keys = ["job_id", "run"] if "run" in steps else ["job_id", "seed"]
+    for _, g in steps.groupby(keys):
         g = g.sort_values("step")
+        job, seed = g["job_id"].iloc[0], g["seed"].iloc[0]
         fit = g.iloc[int(len(g) * (1 - tail)):]
         t, d = np.log(fit["step"].to_numpy(float)), fit["distance"].to_numpy(float)
         b, a = np.polyfit(t, d, 1)

@@ -32,6 +32,13 @@ STATEMENTS = {
     "C7": "Large-batch weights end closer to their initialisation; the distance grows about like log(steps)",
 }
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
+STATEMENTS.update({
+    "C8": "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most of the gap",
+    "C9": "Training the large batch for the same number of steps as the small batch closes the gap",
+    "C10": "Ghost batch norm helps large batches",
+})
+GOYAL = "Goyal et al. 2017: top-1 error 23.60 +- 0.12 % at batch 256, 23.74 +- 0.09 % at 8k (linear rule, 5-epoch warm-up)"
+HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps as the small batch, the gap closes"
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 
@@ -125,6 +132,11 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
                        f"top Hessian eigenvalue of the training loss at the final weights, ratio batch {large} / "
                        f"batch {small}", published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
                        f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
+    losses = paired(r, "train_loss", small, large)
+    if len(losses) and losses["large"].mean() > 3 * losses["small"].mean():
+        notes.append(f"the two batch sizes end at different training losses ({losses['small'].mean():.3g} small, "
+                     f"{losses['large'].mean():.3g} large); the Hessian of cross-entropy shrinks as the loss goes to "
+                     "zero, so part of the difference in curvature is a difference in how far training got")
     col = f"eps_full_{epsilon:g}"
     eps = paired(r, col, small, large)
     v.ours += (f"; trace ratio {_ratio_text(paired(r, 'trace', small, large), confidence)}; epsilon-sharpness "
@@ -282,3 +294,131 @@ def save(verdicts: list[Verdict], path) -> pd.DataFrame:
     df = table(verdicts)
     write_atomic(path, df.to_csv(index=False))
     return df
+
+
+# ------------------------------------------------------------------------------------------------
+# closing the gap (04)
+
+SETTING_MATCH = ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "epochs")
+
+
+def _baseline(runs: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
+    """The article-setting runs (02: same learning rate and epochs) of ``batch`` matching ``like``'s setting."""
+    base = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == batch)]
+    for key in SETTING_MATCH:
+        if key in base and key in like:
+            base = base[base[key] == like[key]]
+    return base[base["status"] == "ok"]
+
+
+def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95,
+                 distances: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (large batch, remedy): its minimum validation loss, the share of the gap it closes, its cost.
+
+    The gap is the article's: minimum validation loss of the large batch minus the small batch's,
+    both at the small batch's learning rate and epochs (the 02 runs). A remedy's share is
+    (large baseline - large with the remedy) / gap, per seed, with a Student-t interval over
+    seeds: 1 closes the gap, 0 does nothing, below 0 makes it worse. The cost is the remedy's
+    training time over the large baseline's. ``distances`` (from :func:`bsnb.analysis.log_fits`)
+    adds the final distance from initialisation.
+    """
+    if "remedy" not in runs:
+        return pd.DataFrame()
+    rem = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] != "tuned")]
+    rows = []
+    for (batch, remedy), g in rem.groupby(["batch_size", "remedy"]):
+        large, small = _baseline(runs, g.iloc[0], batch), _baseline(runs, g.iloc[0], small_batch)
+        ok = g[g["status"] == "ok"]
+        per = pd.DataFrame({"remedy": ok.set_index("seed")["min_val_loss"],
+                            "large": large.set_index("seed")["min_val_loss"],
+                            "small": small.set_index("seed")["min_val_loss"]}).dropna()
+        share = (per["large"] - per["remedy"]) / (per["large"] - per["small"])
+        mean, lo, hi, n = interval(share, confidence)
+        cost = ok["train_seconds"].mean() / large["train_seconds"].mean() if len(large) else math.nan
+        row = {"batch_size": int(batch), "remedy": remedy, "small_batch": small_batch, "seeds": n,
+               "min_val_loss": ok["min_val_loss"].mean(),
+               "baseline_large": per["large"].mean() if n else math.nan,
+               "baseline_small": per["small"].mean() if n else math.nan,
+               "gap_closed": mean, "ci_low": lo, "ci_high": hi, "train_seconds": ok["train_seconds"].mean(),
+               "cost_vs_baseline": cost, "diverged": int((g["status"] != "ok").sum())}
+        if distances is not None and len(distances):
+            d = distances[distances["job_id"].isin(g["job_id"])]
+            row["final_distance"] = d["final_distance"].mean() if len(d) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: int, published: str,
+                   also: tuple = ()) -> Verdict:
+    rows = table[table["remedy"] == remedy] if len(table) else table
+    if rows.empty:
+        return _empty(claim, f"no {remedy} runs in the store")
+    row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
+    v = Verdict(claim, decide(row.ci_low, row.ci_high, 0.5, "greater", row.seeds), row.gap_closed, row.ci_low,
+                row.ci_high, int(row.seeds), STATEMENTS[claim],
+                f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; 'most' means > 0.5)",
+                f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
+                f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; training time x{row.cost_vs_baseline:.2f}",
+                published)
+    for other in also:
+        o = table[(table["remedy"] == other) & (table["batch_size"] == row.batch_size)]
+        if len(o):
+            o = o.iloc[0]
+            v.ours += f"; {other} closes {_fmt(o.gap_closed)} [{_fmt(o.ci_low)}, {_fmt(o.ci_high)}]"
+    return v
+
+
+def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
+    """C8 (linear rule with warm-up; square root beside it), C9 (same steps) and C10 (ghost against plain BN)."""
+    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, also=("sqrt", "linear")),
+           _share_verdict("C9", table, "longer", large_batch, HOFFER)]
+    rem = runs[(runs["notebook"] == "04_closing_the_gap")] if "remedy" in runs else pd.DataFrame(
+        columns=["remedy", "batch_size", "seed", "min_val_loss"])
+    bn, ghost = rem[rem["remedy"] == "bn"], rem[rem["remedy"] == "ghost_bn"]
+    sizes = sorted(set(bn["batch_size"]) & set(ghost["batch_size"]))
+    if not sizes:
+        out.append(_empty("C10", "no pair of bn and ghost_bn runs at one batch size in the store"))
+        return out
+    batch = large_batch if large_batch in sizes else sizes[-1]
+    pair = pd.DataFrame({"bn": bn[bn["batch_size"] == batch].set_index("seed")["min_val_loss"],
+                         "ghost": ghost[ghost["batch_size"] == batch].set_index("seed")["min_val_loss"]}).dropna()
+    effect, lo, hi, n = interval(pair["bn"] - pair["ghost"], confidence)
+    out.append(Verdict("C10", decide(lo, hi, 0.0, "greater", n), effect, lo, hi, n, STATEMENTS["C10"],
+                       f"min validation loss with plain batch norm minus with ghost batch norm, batch {batch} "
+                       "(> 0: ghost helps)",
+                       f"plain BN {pair['bn'].mean():.3f}, ghost BN {pair['ghost'].mean():.3f} (mean of {n} seeds)",
+                       "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
+                       "large-batch gap"))
+    return out
+
+
+def steps_to_target(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Shallue et al.'s curve from the tuned runs: per batch size, the fewest steps (and seconds) to the
+    target over the learning-rate grid, per seed, then a geometric mean and interval over seeds."""
+    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")] if "remedy" in runs \
+        else runs.iloc[0:0]
+    if tuned.empty or "reached_target" not in tuned:
+        return pd.DataFrame()
+    reached = tuned[tuned["reached_target"] == True]  # noqa: E712
+    if reached.empty:
+        return pd.DataFrame()
+    best = reached.loc[reached.groupby(["batch_size", "seed"])["steps_to_target"].idxmin()]
+    rows = []
+    for batch, g in best.groupby("batch_size"):
+        steps, lo, hi, n = interval(g["steps_to_target"], confidence, log=True)
+        secs, slo, shi, _ = interval(g["seconds_to_target"], confidence, log=True)
+        rows.append({"batch_size": int(batch), "seeds": n, "seeds_tried": tuned[tuned["batch_size"] == batch]["seed"]
+                     .nunique(), "steps": steps, "steps_low": lo, "steps_high": hi, "seconds": secs,
+                     "seconds_low": slo, "seconds_high": shi, "best_lr": g["lr_used"].median(),
+                     "target": g["target_loss"].iloc[0]})
+    table = pd.DataFrame(rows).sort_values("batch_size").reset_index(drop=True)
+    return regimes(table)
+
+
+def regimes(table: pd.DataFrame, perfect: float = -0.75, plateau: float = -0.2) -> pd.DataFrame:
+    """Label each step of the curve by its log-log slope: perfect scaling (doubling the batch nearly halves the
+    steps: slope <= ``perfect``), plateau (slope >= ``plateau``), diminishing returns in between."""
+    slopes = np.diff(np.log(table["steps"])) / np.diff(np.log(table["batch_size"])) if len(table) > 1 else []
+    labels = ["perfect scaling" if s <= perfect else "plateau" if s >= plateau else "diminishing returns"
+              for s in slopes]
+    return table.assign(slope_to_next=list(slopes) + [math.nan], regime_to_next=labels + [""])

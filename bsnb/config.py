@@ -123,6 +123,22 @@ PARAMS: dict[str, Param] = {
         _p("lbfgs_iters", int, 10, "L-BFGS-B iterations maximising the loss in the box", "fixed", low=1),
         _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
         _p("density", bool, False, "also estimate the eigenvalue density (stochastic Lanczos quadrature)", "fixed"),
+        # closing the gap (04)
+        _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or "
+           "tuned", "scientific", choices=("none", "linear", "linear_warmup", "sqrt", "longer", "bn", "ghost_bn",
+                                           "lr_decay", "batch_growth", "tuned")),
+        _p("reference_batch", int, 32, "the small batch whose learning rate (lr) and step count the rules start from",
+           "fixed", low=1),
+        _p("warmup_epochs", int, 5, "epochs of linear warm-up (linear_warmup)", "fixed", low=0),
+        _p("ghost_batch", int, 32, "examples per ghost batch (ghost_bn)", "fixed", low=1),
+        _p("schedule_milestones", list, [0.5, 0.75], "fractions of the epochs at which lr_decay / batch_growth act",
+           "fixed", item_type=float, low=0.0, high=1.0, min_items=1),
+        _p("schedule_factor", float, 5.0, "learning-rate divisor / batch multiplier at each milestone", "fixed",
+           low=1.0, high=1000.0),
+        _p("lr_grid", list, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2], "learning rates the tuned remedy tries", "nuisance",
+           item_type=float, low=1e-8, high=10.0, min_items=1),
+        _p("target_loss", float, 0.5, "validation loss the tuned remedy counts steps to", "fixed", low=1e-6,
+           high=100.0),
         # findings
         _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
         _p("large_batch", int, 256, "the large batch of the article's comparison", "fixed", low=1),
@@ -146,10 +162,14 @@ SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subsp
                      "density"]
 SHARPNESS = ["hessian_examples", *SHARPNESS_OPTIONS]
 
+REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
+          "lr_grid", "target_loss"]
+
 # The notebooks the sweep runs per setting, and the parameters each takes (in order).
 NOTEBOOKS: dict[str, list[str]] = {
     "02_empirical_comparison": TRAINING + ["run_dir", "threads"],
     "03_sharpness": TRAINING + SHARPNESS + ["source_dir", "run_dir", "threads"],
+    "04_closing_the_gap": TRAINING + REMEDY + ["run_dir", "threads"],
 }
 # A notebook that reads another's runs: the sweep adds the run it needs (same training
 # parameters) when the profile does not already have it, runs it first, and passes its folder
@@ -186,7 +206,7 @@ class Profile:
     workers: int | None = None
     values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
     groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
-    overrides: dict[str, dict] = field(default_factory=dict)  # notebook -> its own values
+    overrides: dict[str, list] = field(default_factory=dict)  # notebook -> its own grids (one dict each)
 
     def digest(self) -> str:
         """Content hash of the profile's values, so a reader can tell two profiles apart."""
@@ -194,8 +214,9 @@ class Profile:
                           sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def values_for(self, notebook: str) -> dict:
-        return {**self.values, **self.overrides.get(notebook, {})}
+    def values_for(self, notebook: str) -> list[dict]:
+        """The values of each grid of ``notebook``: the shared values overlaid with its section's."""
+        return [{**self.values, **section} for section in self.overrides.get(notebook) or [{}]]
 
 
 @dataclass(frozen=True)
@@ -413,12 +434,15 @@ def load_profile(spec: str | Path) -> Profile:
         problems.append(f"workers = {workers!r} is not allowed: expected an integer >= 1")
     values, groups = _grouped(raw, "", problems)
     overrides = {}
-    for nb, section in sections.items():
-        if not isinstance(section, dict) or set(section) - set(GROUPS):
-            problems.append(f"notebooks: {nb}: expected a mapping with keys among {', '.join(GROUPS)}")
-            continue
-        overrides[nb], more = _grouped(section, f"notebooks: {nb}: ", problems)
-        groups.update(more)
+    for nb, entry in sections.items():  # one mapping, or a list of them (several grids for one notebook)
+        for section in entry if isinstance(entry, list) else [entry]:
+            if not isinstance(section, dict) or set(section) - set(GROUPS):
+                problems.append(f"notebooks: {nb}: expected a mapping (or a list of mappings) with keys among "
+                                f"{', '.join(GROUPS)}")
+                continue
+            values_, more = _grouped(section, f"notebooks: {nb}: ", problems)
+            overrides.setdefault(nb, []).append(values_)
+            groups.update(more)
     if problems:
         raise ProfileError(problems, str(path))
     return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
@@ -458,9 +482,9 @@ def expand(profile: Profile) -> list[Job]:
     """Every job of the profile, each validated, sources first; raises ProfileError naming every bad parameter."""
     jobs: dict[str, Job] = {}
     problems: list[str] = []
-    for notebook in profile.notebooks:
+    for notebook, values in ((nb, v) for nb in profile.notebooks for v in profile.values_for(nb)):
         takes = NOTEBOOKS[notebook]
-        relevant = {k: v for k, v in profile.values_for(notebook).items() if k in takes}
+        relevant = {k: v for k, v in values.items() if k in takes}
         axes = [k for k, v in relevant.items() if _is_axis(k, v)]
         for axis in axes:
             if not relevant[axis]:
@@ -479,7 +503,7 @@ def expand(profile: Profile) -> list[Job]:
                 source = _source_job(NEEDS[notebook], params, tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
                 jobs.setdefault(source.job_id, source)
             job = Job(notebook, params, tuple(axes), source)
-            if job.job_id in jobs:
+            if job.job_id in jobs and jobs[job.job_id].notebook == notebook and job.source is None:
                 problems.append(f"two jobs of notebook {notebook} have the same parameters: remove repeated values")
             jobs[job.job_id] = job
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))

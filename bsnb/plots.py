@@ -46,25 +46,28 @@ def setting_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, tit
     """One setting: loss and accuracy per epoch for each seed, and distance from initialisation per step."""
     ncols = 3 if steps is not None and len(steps) else 2
     fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.8), layout="constrained")
-    h = history.melt(id_vars=["seed", "epoch"], value_vars=["train_loss", "val_loss"], var_name="split",
+    unit = "run" if "run" in history else "seed"
+    h = history.melt(id_vars=[unit, "epoch"], value_vars=["train_loss", "val_loss"], var_name="split",
                      value_name="loss")
     h["split"] = h["split"].str.replace("_loss", "")
-    sns.lineplot(h, x="epoch", y="loss", hue="split", units="seed", estimator=None, ax=axes[0], lw=1)
+    sns.lineplot(h, x="epoch", y="loss", hue="split", units=unit, estimator=None, ax=axes[0], lw=1)
     _log_y(axes[0])
     axes[0].set_title("cross-entropy loss")
-    a = history.melt(id_vars=["seed", "epoch"], value_vars=["train_acc", "val_acc"], var_name="split",
+    a = history.melt(id_vars=[unit, "epoch"], value_vars=["train_acc", "val_acc"], var_name="split",
                      value_name="accuracy")
     a["split"] = a["split"].str.replace("_acc", "")
-    sns.lineplot(a, x="epoch", y="accuracy", hue="split", units="seed", estimator=None, ax=axes[1], lw=1)
+    sns.lineplot(a, x="epoch", y="accuracy", hue="split", units=unit, estimator=None, ax=axes[1], lw=1)
     axes[1].set_title("accuracy")
     if ncols == 3:
-        sns.lineplot(steps, x="step", y="distance", units="seed", estimator=None, ax=axes[2], lw=1)
+        sns.lineplot(steps, x="step", y="distance", units=unit if unit in steps else "seed", estimator=None,
+                     ax=axes[2], lw=1)
         axes[2].set_xscale("log")
         axes[2].set_ylabel(r"$\|w_t - w_0\|$")
         axes[2].set_title("distance from initialisation")
     if title:
         fig.suptitle(title)
-    return _caption(fig, f"One line per seed ({_seeds(history)}).")
+    runs = history[unit].nunique()
+    return _caption(fig, f"One line per run ({runs} run{'s' if runs != 1 else ''}, {_seeds(history)}).")
 
 
 def loss_curves(epochs: pd.DataFrame):
@@ -86,12 +89,12 @@ def loss_curves(epochs: pd.DataFrame):
 
 
 def by_batch_size(runs: pd.DataFrame, y: str, ylabel: str, ax=None, logy: bool = False, marks: dict | None = None,
-                  marks_label: str = "article"):
+                  marks_label: str = "article", label: str = "this study"):
     """``y`` against batch size (log2 axis): mean over seeds with +-1 sd error bars; ``marks`` adds reference points."""
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
-    sns.lineplot(runs, x="batch_size", y=y, marker="o", errorbar="sd", err_style="bars", ax=ax, label="this study",
+    sns.lineplot(runs, x="batch_size", y=y, marker="o", errorbar="sd", err_style="bars", ax=ax, label=label,
                  color="C0")
     if marks:
         ax.scatter(list(marks), list(marks.values()), marker="*", s=160, color="C3", zorder=5, label=marks_label)
@@ -183,11 +186,11 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     by_batch_size(runs, "trace", "Hessian trace (Hutchinson)", ax=axes[1], logy=True)
     axes[1].set_title("trace")
     col = f"eps_full_{epsilon:g}"
-    by_batch_size(runs, col, f"epsilon-sharpness (full space, eps {epsilon:g})", ax=axes[2], logy=True)
+    by_batch_size(runs, col, f"epsilon-sharpness (eps {epsilon:g})", ax=axes[2], logy=True, label="full space")
     sub = f"eps_sub_{epsilon:g}"
     if sub in runs:
         sns.lineplot(runs, x="batch_size", y=sub, marker="s", errorbar="sd", err_style="bars", ax=axes[2],
-                     label="random subspace", color="C2")
+                     label="random 100-d subspace", color="C2")
     axes[2].set_title("Keskar's epsilon-sharpness")
     return _caption(fig, f"Final weights of each batch size's runs; training loss. Mean over {_seeds(runs)}; "
                          "error bars +-1 standard deviation.")
@@ -210,6 +213,9 @@ def interpolation(rows: pd.DataFrame, small: int, large: int):
     acc.grid(False)
     for a in (0, 1):
         ax.axvline(a, color="grey", lw=0.8, ls=":")
+    lines = ax.get_legend_handles_labels()
+    ax.legend(lines[0] + acc.get_lines()[:2], lines[1] + ["train accuracy", "val accuracy"], fontsize=8,
+              loc="upper center", bbox_to_anchor=(0.5, -0.18), ncols=4)
     ax.set_title("linear interpolation between a small-batch and a large-batch solution")
     return _caption(fig, f"Blue: loss (mean over {_seeds(rows)}, band from lowest to highest seed); red: accuracy "
                          "(mean). Both solutions trained from the same seed.")
@@ -232,3 +238,92 @@ def distance_from_init(steps: pd.DataFrame, fits: pd.DataFrame | None = None):
     ax.legend(title="batch size", fontsize=8, ncols=2)
     return _caption(fig, f"Mean over {_seeds(steps)}, band from lowest to highest seed; dotted: least-squares fit "
                          "a + b log(step) over the second half of each run's sampled steps.")
+
+
+def remedies(table: pd.DataFrame):
+    """Minimum validation loss with each remedy and the share of the gap it closes (with its interval)."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), layout="constrained")
+    t = table.sort_values(["batch_size", "gap_closed"]).reset_index(drop=True)
+    labels = [f"{r.remedy}\n(batch {r.batch_size})" for r in t.itertuples()]
+    y = np.arange(len(t))
+    axes[0].plot(t["min_val_loss"], y, "o", color="C0", ms=8)
+    for r in t.drop_duplicates("batch_size").itertuples():
+        axes[0].axvline(r.baseline_large, color="C3", ls="--", lw=1, label=f"batch {r.batch_size}, no remedy")
+        axes[0].axvline(r.baseline_small, color="C2", ls="--", lw=1, label=f"batch {r.small_batch} (the baseline)")
+    axes[0].set_yticks(y, labels, fontsize=8)
+    axes[0].set_xlabel("minimum validation loss")
+    axes[0].legend(fontsize=8)
+    axes[0].set_title("minimum validation loss")
+    err = np.vstack([t["gap_closed"] - t["ci_low"], t["ci_high"] - t["gap_closed"]])
+    axes[1].errorbar(t["gap_closed"], y, xerr=np.nan_to_num(err), fmt="o", color="C0", capsize=3)
+    for x, style in ((0, "-"), (0.5, ":"), (1, "--")):
+        axes[1].axvline(x, color="grey", ls=style, lw=1)
+    axes[1].set_yticks(y, labels, fontsize=8)
+    axes[1].set_xlabel("share of the gap closed (1: all of it, 0: none)")
+    axes[1].set_title("share of the large-batch gap closed")
+    n = int(t["seeds"].max()) if len(t) else 0
+    return _caption(fig, f"Gap: minimum validation loss of the large batch minus the small batch's, both at the small "
+                         f"batch's learning rate and epochs. Points: mean share over {n} seeds; bars: 95% Student-t "
+                         "interval over seeds.")
+
+
+def steps_to_target(curve: pd.DataFrame):
+    """Steps (log-log) and seconds to the target validation loss against batch size, learning rate tuned per batch."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
+    b = curve["batch_size"].to_numpy(float)
+    colours = {"perfect scaling": "C2", "diminishing returns": "C1", "plateau": "C3"}
+    for i in range(len(curve) - 1):
+        reg = curve["regime_to_next"].iloc[i]
+        axes[0].plot(b[i:i + 2], curve["steps"].iloc[i:i + 2], color=colours.get(reg, "C0"), lw=3, alpha=0.6,
+                     label=reg)
+    axes[0].errorbar(b, curve["steps"], yerr=[curve["steps"] - curve["steps_low"], curve["steps_high"] - curve["steps"]],
+                     fmt="o", color="C0", capsize=3, label="fewest steps (geometric mean over seeds)")
+    axes[0].plot(b, curve["steps"].iloc[0] * b[0] / b, color="grey", ls=":", label="perfect scaling (steps x B constant)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    keep = dict(zip(labels, handles))
+    axes[0].legend(keep.values(), keep.keys(), fontsize=8)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(b, [str(int(x)) for x in b])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("optimiser steps to the target")
+    axes[0].set_title(f"steps to validation loss {curve['target'].iloc[0]:g}")
+    axes[1].errorbar(b, curve["seconds"], yerr=[curve["seconds"] - curve["seconds_low"],
+                                                curve["seconds_high"] - curve["seconds"]], fmt="o-", capsize=3)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("training seconds to the target")
+    axes[1].set_title("wall time to the target (this machine)")
+    for x, lr, y_ in zip(b, curve["best_lr"], curve["steps"]):
+        axes[0].annotate(f"lr {lr:g}", (x, y_), textcoords="offset points", xytext=(4, 6), fontsize=7)
+    n = int(curve["seeds"].min())
+    return _caption(fig, f"For each batch size and seed, the fewest steps over the learning-rate grid to reach the "
+                         f"target (evaluated once per epoch); points: geometric mean over {n}+ seeds, bars: 95% "
+                         "interval. Segments are coloured by their log-log slope: <= -0.75 perfect scaling, >= -0.2 "
+                         "plateau, diminishing returns between.")
+
+
+def min_loss_by_rule(runs: pd.DataFrame):
+    """The article's figure with adjusted learning rates: min validation loss against batch size, per remedy."""
+    fig, ax = plt.subplots(figsize=(7, 4.3), layout="constrained")
+    base = runs[runs["notebook"] == "02_empirical_comparison"]
+    sns.lineplot(base, x="batch_size", y="min_val_loss", marker="o", errorbar="sd", err_style="bars", ax=ax,
+                 color="black", label="same learning rate and epochs (article)")
+    rem = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] != "tuned")]
+    if len(rem):
+        sns.pointplot(rem, x="batch_size", y="min_val_loss", hue="remedy", native_scale=True, errorbar="sd",
+                      linestyle="none", dodge=0.15, markers="D", ax=ax, log_scale=(2, None))
+    ax.set_xscale("log", base=2)
+    sizes = sorted(set(base["batch_size"]) | set(rem["batch_size"]))
+    ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("minimum validation loss")
+    ax.legend(fontsize=8)
+    return _caption(fig, f"Mean over {_seeds(runs)}; error bars +-1 standard deviation. Remedies at the batch sizes "
+                         "the profile ran them.")

@@ -81,8 +81,10 @@ class RunStore:
     def path(self, name: str) -> Path:
         return self.dir / name
 
-    def checkpoint_path(self, seed: int, which: str) -> Path:
-        return self.dir / "checkpoints" / f"seed{seed}" / f"{which}.pt"
+    def checkpoint_path(self, seed: int | str, which: str) -> Path:
+        """``seed``: a seed, or the label of one of several runs of a seed (``lr0.1-seed0``)."""
+        label = seed if isinstance(seed, str) else f"seed{seed}"
+        return self.dir / "checkpoints" / label / f"{which}.pt"
 
     # --- written by the notebook -----------------------------------------------------------
     def save(self, notebook: str, params: dict, records: list[dict], tables: dict | None = None,
@@ -104,8 +106,9 @@ class RunStore:
             for which in CHECKPOINTS:
                 buf = io.BytesIO()
                 torch.save(r.states[which], buf)
-                write_atomic(self.checkpoint_path(r.seed, which), buf.getvalue())
-        tables = {HISTORY[:-4]: [row for r in runs for row in r.history], STEPS[:-4]: [row for r in runs for row in r.steps]}
+                write_atomic(self.checkpoint_path(r.label, which), buf.getvalue())
+        tables = {HISTORY[:-4]: [{**row, "run": r.label} for r in runs for row in r.history],
+                  STEPS[:-4]: [{**row, "run": r.label} for r in runs for row in r.steps]}
         self.save(notebook, params, [r.summary for r in runs], tables, extra)
 
     def load_states(self, which: str = "final") -> dict:
@@ -198,7 +201,7 @@ def _flat(params: dict) -> dict:
 
 
 SETTING_KEYS = ("notebook", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model",
-                "width", "batch_norm", "budget", "epochs", "steps")
+                "width", "batch_norm", "budget", "epochs", "steps", "remedy", "reference_batch")
 
 
 def load_tables(store_dir: str | Path) -> Tables:

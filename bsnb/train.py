@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models
+from bsnb import models, remedies
 
 
 @dataclass(frozen=True)
@@ -37,16 +37,52 @@ class TrainSpec:
     epochs: int = 100
     steps: int = 1000
     log_points: int = 200
+    # remedies (bsnb.remedies): warm-up, schedules, ghost batch norm; and stopping at a target
+    warmup_steps: int = 0
+    warmup_start_lr: float = 0.0
+    schedule: str = "constant"
+    milestones: tuple = ()
+    schedule_factor: float = 1.0
+    ghost_batch: int = 0
+    target_loss: float = 0.0  # stop once the validation loss is at or below it (0: never)
+    max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
+
+    # the notebook parameters a spec is made from; the remedy options come only from bsnb.remedies.options
+    PARAMS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "model", "width", "batch_norm", "budget",
+              "epochs", "steps", "log_points")
 
     @classmethod
-    def from_params(cls, params: dict) -> "TrainSpec":
-        return cls(**{k: params[k] for k in cls.__dataclass_fields__ if k in params})
+    def from_params(cls, params: dict, **overrides) -> "TrainSpec":
+        return cls(**{**{k: params[k] for k in cls.PARAMS if k in params}, **overrides})
 
-    def steps_per_epoch(self, n_train: int) -> int:
-        return math.ceil(n_train / self.batch_size)
+    def batch_at(self, epoch: int, n_train: int) -> int:
+        """Batch size in (1-based) ``epoch``."""
+        if self.schedule == "batch_growth":
+            return remedies.batch_at(epoch, self.batch_size, self.milestones, self.schedule_factor, n_train)
+        return self.batch_size
+
+    def lr_at(self, step: int, epoch: int) -> float:
+        """Learning rate of (1-based) optimiser ``step`` in ``epoch``."""
+        lr = self.lr
+        if self.schedule == "lr_decay":
+            lr *= remedies.lr_factor_at(epoch, self.milestones, self.schedule_factor)
+        return remedies.warmup_lr(step, self.warmup_steps, self.warmup_start_lr, lr)
+
+    def steps_per_epoch(self, n_train: int, epoch: int = 1) -> int:
+        return math.ceil(n_train / self.batch_at(epoch, n_train))
 
     def total_steps(self, n_train: int) -> int:
-        return self.epochs * self.steps_per_epoch(n_train) if self.budget == "epochs" else self.steps
+        if self.budget == "steps":
+            return self.steps
+        return sum(self.steps_per_epoch(n_train, e) for e in range(1, self.epochs + 1))
+
+    def n_epochs(self, n_train: int) -> int:
+        """Epochs the budget spans (the last one may be partial under a step budget)."""
+        total, steps, epoch = self.total_steps(n_train), 0, 0
+        while steps < total:
+            epoch += 1
+            steps += self.steps_per_epoch(n_train, epoch)
+        return epoch
 
 
 @dataclass
@@ -58,6 +94,10 @@ class SeedRun:
     steps: list[dict]  # one row per sampled step
     summary: dict
     states: dict = field(repr=False, default_factory=dict)  # initial, best, final state dicts on the CPU
+    label: str = ""  # names the run among others of the same seed (checkpoints/<label>/)
+
+    def __post_init__(self):
+        self.label = self.label or f"seed{self.seed}"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -123,13 +163,13 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
     """Train one model from seed ``seed``; ``progress`` is a callable(epoch, row) or None."""
     device = data.device
     torch.manual_seed(seed)
-    model = models.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm).to(device)
+    model = models.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
+                         spec.ghost_batch).to(device)
     opt = make_optimizer(spec, model.parameters())
     order = torch.Generator().manual_seed(seed)  # batch order, drawn on the CPU for reproducibility
     w0 = [p.detach().clone() for p in model.parameters()]
 
     n = len(data.y_train)
-    per_epoch = spec.steps_per_epoch(n)
     total = spec.total_steps(n)
     sampled = log_steps(total, spec.log_points)
     states = {"initial": _state(model)}
@@ -140,25 +180,34 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
         return {"seed": seed, "epoch": epoch, "step": step, "train_loss": tr_loss, "train_acc": tr_acc,
                 "val_loss": va_loss, "val_acc": va_acc, "train_loss_running": running,
                 "seconds": seconds, "examples_per_second": examples / seconds if seconds else float("nan"),
-                "lr": opt.param_groups[0]["lr"]}
+                "lr": opt.param_groups[0]["lr"], "batch_size": spec.batch_at(max(epoch, 1), n)}
 
     history = [eval_row(0, 0, float("nan"), 0, float("nan"))]
     step_log: list[dict] = []
     best_loss, best_epoch = history[0]["val_loss"], 0
     states["best"] = states["initial"]
     step, epoch, diverged = 0, 0, False
+    reached = None  # (epoch, step, training seconds) when the validation loss first reached the target
+    trained_seconds = 0.0
+    varying_lr = spec.warmup_steps > 0 or spec.schedule == "lr_decay"
+    n_epochs = spec.n_epochs(n)
+    eval_every = 1 if spec.target_loss > 0 else max(1, math.ceil(n_epochs / spec.max_evals))
 
-    while step < total and not diverged:
+    while step < total and not diverged and reached is None:
         epoch += 1
         model.train()
         perm = torch.randperm(n, generator=order).to(device)
-        n_steps = min(per_epoch, total - step)
+        batch = spec.batch_at(epoch, n)
+        n_steps = min(math.ceil(n / batch), total - step)
         loss_sum = torch.zeros((), device=device)
         examples = 0
         _sync(device)
         start = time.perf_counter()
         for i in range(n_steps):
-            idx = perm[i * spec.batch_size:(i + 1) * spec.batch_size]
+            if varying_lr or step == 0:
+                for group in opt.param_groups:
+                    group["lr"] = spec.lr_at(step + 1, epoch)
+            idx = perm[i * batch:(i + 1) * batch]
             loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -184,11 +233,16 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
                             "train_loss_running": running, "seconds": seconds,
                             "examples_per_second": examples / seconds})
             break
+        trained_seconds += seconds
+        if epoch % eval_every and step < total:
+            continue
         row = eval_row(epoch, step, seconds, examples, running)
         history.append(row)
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
             diverged = True
             break
+        if spec.target_loss > 0 and row["val_loss"] <= spec.target_loss:
+            reached = (epoch, step, trained_seconds)
         if row["val_loss"] < best_loss:
             best_loss, best_epoch = row["val_loss"], epoch
             states["best"] = _state(model)
@@ -197,6 +251,9 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
 
     states["final"] = _state(model)
     summary = _summarise(spec, data, seed, model, states, history, best_epoch, diverged, total)
+    summary.update(train_seconds=trained_seconds, lr_used=spec.lr, target_loss=spec.target_loss or None, reached_target=reached is not None,
+                   epoch_to_target=reached[0] if reached else None, steps_to_target=reached[1] if reached else None,
+                   seconds_to_target=reached[2] if reached else None)
     return SeedRun(seed, history, step_log, summary, states)
 
 
@@ -235,29 +292,66 @@ def _summarise(spec, data, seed, model, states, history, best_epoch, diverged, t
     }
 
 
-def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool = True) -> list[SeedRun]:
-    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.config`)."""
+def _progress_bar(spec: TrainSpec, n_train: int, desc: str):
+    from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
+
+    bar = tqdm(total=spec.n_epochs(n_train), desc=desc, unit="epoch", mininterval=2.0, leave=True)
+
+    def tick(epoch, row):
+        bar.update(1)
+        bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", refresh=False)
+
+    return bar, tick
+
+
+def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool = True,
+                spec: TrainSpec | None = None) -> list[SeedRun]:
+    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.config`; ``spec`` overrides)."""
     if data is None:
         device = resolve_device(params.get("device", "auto"))
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
                              params["data_seed"], device)
-    spec = TrainSpec.from_params(params)
+    spec = spec or TrainSpec.from_params(params)
     runs = []
     for seed in params["seeds"]:
-        bar = None
-        if progress:
-            from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
-
-            n_epochs = math.ceil(spec.total_steps(len(data.y_train)) / spec.steps_per_epoch(len(data.y_train)))
-            bar = tqdm(total=n_epochs, desc=f"batch {spec.batch_size}, seed {seed}", unit="epoch",
-                       mininterval=2.0, leave=True)
-
-        def tick(epoch, row, bar=bar):
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", refresh=False)
-
+        bar, tick = _progress_bar(spec, len(data.y_train), f"batch {spec.batch_size}, seed {seed}") if progress \
+            else (None, None)
         runs.append(train(spec, data, seed, progress=tick))
         if bar is not None:
             bar.close()
+    return runs
+
+
+def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, progress: bool = True,
+         guess: float | None = None) -> list[SeedRun]:
+    """Shallue et al.'s steps-to-result: for each seed, the fewest steps over ``lrs`` to reach ``target_loss``.
+
+    Every run stops once its validation loss reaches the target. Only each seed's fewest steps
+    matter, so once a learning rate has reached the target in S steps, the later ones are given
+    at most S steps: a run that has not reached the target by then cannot do better (the answer
+    is exact, and the losers cost little). The learning rates are tried nearest to ``guess``
+    first, so the bound tightens early. Each run's summary carries its ``lr_used`` and ``pruned``.
+    """
+    from dataclasses import replace
+
+    order = sorted(lrs, key=lambda lr: abs(math.log(lr / guess))) if guess else list(lrs)
+    runs = []
+    for seed in seeds:
+        best = None
+        for lr in order:
+            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0)
+            full = one.total_steps(len(data.y_train))
+            if best is not None and best < full:
+                one = replace(one, budget="steps", steps=best)
+            label = f"batch {spec.batch_size}, lr {lr:g}, seed {seed}"
+            bar, tick = _progress_bar(one, len(data.y_train), label) if progress else (None, None)
+            run = train(one, data, seed, progress=tick)
+            if bar is not None:
+                bar.close()
+            run.label = f"lr{lr:g}-seed{seed}"
+            run.summary.update(run=run.label, pruned=best is not None and best < full
+                               and not run.summary["reached_target"])
+            if run.summary["reached_target"]:
+                best = min(best or full, run.summary["steps_to_target"])
+            runs.append(run)
     return runs

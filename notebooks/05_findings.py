@@ -117,6 +117,44 @@ if not fits.empty:
                figures, "distance")
 
 # %% [markdown]
+# ## How can the gap be closed? (claims C8 to C10)
+#
+# **Method.** The closing-the-gap notebook trained the large batch with one remedy at a time, for
+# the same seeds. The gap is the article's: the large batch's minimum validation loss minus the
+# small batch's, both at the small batch's learning rate and epochs. A remedy's share of the gap
+# is computed seed by seed. C8 asks whether the linear rule with warm-up closes most of it
+# (more than half), with the square-root rule beside it. C9 asks the same of training for as
+# many steps as the small batch. C10 compares ghost and plain batch norm at the large batch.
+
+# %%
+remedy_table = claims.remedy_table(tables.runs, small_batch, confidence, analysis.log_fits(tables.steps))
+verdicts += claims.closing(remedy_table, tables.runs, large_batch, confidence)
+remedy_table.round(3)
+
+# %% [markdown]
+# **The remedies side by side**: the minimum validation loss each reaches, and the share of the
+# gap it closes.
+
+# %%
+if not remedy_table.empty:
+    plots.show(plots.remedies(remedy_table), figures, "remedies")
+    plots.show(plots.min_loss_by_rule(tables.runs), figures, "min_loss_by_rule")
+
+# %% [markdown]
+# **Steps to a target with the learning rate tuned per batch size** (Shallue et al. 2019). Each
+# batch size searched the learning-rate grid for the fewest steps to reach the target validation
+# loss. Shallue et al. describe three regimes: perfect scaling, where doubling the batch halves
+# the steps; diminishing returns; and a plateau, where more batch no longer cuts steps. Beside
+# it is the wall time to the target on this machine: with the right learning rate, do large
+# batches train faster?
+
+# %%
+curve = claims.steps_to_target(tables.runs, confidence)
+if not curve.empty:
+    plots.show(plots.steps_to_target(curve), figures, "steps_to_target")
+curve.round(3)
+
+# %% [markdown]
 # ## All verdicts
 #
 # The table below is written to `claims.csv` beside the report. Each line after it is generated

@@ -159,3 +159,63 @@ def test_c7_compares_final_distances_and_reports_the_log_fit():
     v = claims.distance(fits)
     assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(1 / 3, rel=0.02)
     assert "R^2" in v.note and "batch 32 1.00" in v.note
+
+
+def remedy_runs(values: dict, seeds=(0, 1, 2), rng=None):
+    """02 baselines and 04 remedy runs: values maps (notebook, batch, remedy) to a min val loss."""
+    rng = rng or np.random.default_rng(3)
+    rows = []
+    for (nb, b, remedy), v in values.items():
+        for s in seeds:
+            rows.append({"job_id": f"{nb}-{b}-{remedy}", "notebook": nb, "batch_size": b, "remedy": remedy,
+                         "seed": s, "status": "ok", "lr": 0.01, "epochs": 100, "train_seconds": 10.0 * (2 if remedy ==
+                         "longer" else 1), "min_val_loss": v + 0.002 * rng.standard_normal()})
+    return pd.DataFrame(rows)
+
+
+GAP = {("02_empirical_comparison", 32, None): 0.30, ("02_empirical_comparison", 256, None): 0.60,
+       ("04_closing_the_gap", 256, "linear_warmup"): 0.33, ("04_closing_the_gap", 256, "sqrt"): 0.50,
+       ("04_closing_the_gap", 256, "longer"): 0.58, ("04_closing_the_gap", 256, "bn"): 0.50,
+       ("04_closing_the_gap", 256, "ghost_bn"): 0.45}
+
+
+def test_gap_shares_are_computed_seed_by_seed_against_the_article_setting():
+    table = claims.remedy_table(remedy_runs(GAP)).set_index("remedy")
+    assert table.loc["linear_warmup", "gap_closed"] == pytest.approx(0.9, abs=0.05)
+    assert table.loc["sqrt", "gap_closed"] == pytest.approx(1 / 3, abs=0.05)
+    assert table.loc["longer", "cost_vs_baseline"] == pytest.approx(2.0)
+    assert (table["seeds"] == 3).all()
+
+
+def test_c8_to_c10_verdicts_follow_the_shares_and_the_ghost_difference():
+    runs = remedy_runs(GAP)
+    v = by_claim(claims.closing(claims.remedy_table(runs), runs))
+    assert v["C8"].verdict == claims.SUPPORTED and "sqrt closes" in v["C8"].ours
+    assert v["C9"].verdict == claims.NOT_SUPPORTED  # 'longer' closes ~7%, well under half
+    assert v["C10"].verdict == claims.SUPPORTED and v["C10"].effect == pytest.approx(0.05, abs=0.01)
+    empty = by_claim(claims.closing(pd.DataFrame(), runs.iloc[0:0]))
+    assert all(x.verdict == claims.INCONCLUSIVE for x in empty.values())
+
+
+def test_steps_to_target_takes_each_seeds_best_learning_rate_and_labels_regimes():
+    rows = []
+    steps = {16: 4000, 32: 2000, 64: 1000, 128: 700, 256: 650}
+    for b, best in steps.items():
+        for s in (0, 1, 2):
+            for lr, factor in ((0.01, 1.5), (0.1, 1.0)):
+                rows.append({"notebook": "04_closing_the_gap", "remedy": "tuned", "batch_size": b, "seed": s,
+                             "lr_used": lr, "reached_target": True, "steps_to_target": best * factor,
+                             "seconds_to_target": best * factor / b, "target_loss": 0.5})
+    rows.append({**rows[-1], "reached_target": False, "steps_to_target": None})  # a pruned run is ignored
+    curve = claims.steps_to_target(pd.DataFrame(rows))
+    assert curve["steps"].tolist() == pytest.approx(list(steps.values()))
+    assert (curve["best_lr"] == 0.1).all()
+    assert curve["regime_to_next"].tolist() == ["perfect scaling", "perfect scaling", "diminishing returns",
+                                                "plateau", ""]
+
+
+def test_findings_without_closing_the_gap_runs_are_inconclusive_not_broken():
+    runs, _ = synthetic(**ARTICLE_LIKE)
+    table = claims.remedy_table(runs)
+    assert table.empty and claims.steps_to_target(runs).empty
+    assert all(v.verdict == claims.INCONCLUSIVE for v in claims.closing(table, runs))

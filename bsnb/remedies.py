@@ -1,0 +1,122 @@
+"""Ways to close the large-batch gap, each a training option the loop can combine.
+
+* Learning-rate rules from a reference (B0, lr0): ``none``, ``linear`` (Goyal et al. 2017:
+  lr = lr0 B / B0) and ``sqrt`` (Hoffer et al. 2017: lr = lr0 sqrt(B / B0)).
+* Linear warm-up: over the first ``warmup`` steps the rate ramps from the reference lr0 to the
+  scaled rate (Goyal et al.: 5 epochs).
+* Budgets: the same epochs as the reference, or the same number of *steps* ("train longer",
+  Hoffer et al.'s regime adaptation).
+* Ghost batch norm (Hoffer et al.): each chunk of ``ghost`` examples is normalised with its own
+  statistics; one optimiser step per full batch.
+* Schedules (Smith et al. 2018): at each milestone, divide the learning rate by ``factor``
+  (``lr_decay``) or multiply the batch size by it instead (``batch_growth``), which keeps the
+  noise scale lr N / B of SGD the same while taking fewer steps.
+
+``PRESETS`` names the combinations the study compares; notebook 04 runs one per execution.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+RULES = ("none", "linear", "sqrt")
+SCHEDULES = ("constant", "lr_decay", "batch_growth")
+
+# remedy name -> the options it turns on (the amounts come from the notebook's parameters)
+PRESETS: dict[str, dict] = {
+    "none": {},  # the article's setting: the same learning rate and epochs as the small batch
+    "linear": {"lr_rule": "linear"},
+    "linear_warmup": {"lr_rule": "linear", "warmup": True},  # Goyal et al. 2017
+    "sqrt": {"lr_rule": "sqrt"},  # Hoffer et al. 2017
+    "longer": {"budget": "reference_steps"},  # Hoffer et al.: as many steps as the small batch
+    "bn": {"batch_norm": True},  # plain batch norm: the baseline of ghost batch norm
+    "ghost_bn": {"batch_norm": True, "ghost": True},  # Hoffer et al. 2017
+    "lr_decay": {"schedule": "lr_decay"},  # Smith et al. 2018: the usual decay ...
+    "batch_growth": {"schedule": "batch_growth"},  # ... and the batch growth that replaces it
+    "tuned": {"tuned": True},  # Shallue et al. 2019: the learning rate searched per batch size
+}
+
+
+def scaled_lr(rule: str, lr0: float, b0: int, b: int) -> float:
+    """The learning rate of batch size ``b`` under ``rule`` from the reference (``b0``, ``lr0``)."""
+    if rule == "none":
+        return lr0
+    if rule == "linear":
+        return lr0 * b / b0
+    if rule == "sqrt":
+        return lr0 * math.sqrt(b / b0)
+    raise ValueError(f"lr_rule = {rule!r} is not allowed: expected one of {', '.join(RULES)}")
+
+
+def warmup_lr(step: int, warmup_steps: int, start: float, end: float) -> float:
+    """Linear warm-up: the rate of optimiser step ``step`` (1-based), from ``start`` to ``end`` at ``warmup_steps``."""
+    if warmup_steps <= 0 or step >= warmup_steps:
+        return end
+    return start + (end - start) * step / warmup_steps
+
+
+def reference_steps(epochs: int, n_train: int, b0: int) -> int:
+    """The optimiser steps the reference batch takes in ``epochs`` epochs (the "train longer" budget)."""
+    return epochs * math.ceil(n_train / b0)
+
+
+def passed(epoch: int, milestones) -> int:
+    """How many milestones (epochs) the 1-based ``epoch`` has passed."""
+    return sum(epoch > m for m in milestones)
+
+
+def batch_at(epoch: int, b: int, milestones, factor: float, n_train: int) -> int:
+    """Batch size in ``epoch`` under batch growth: ``b`` times ``factor`` per milestone passed (at most n_train)."""
+    return int(min(n_train, round(b * factor ** passed(epoch, milestones))))
+
+
+def lr_factor_at(epoch: int, milestones, factor: float) -> float:
+    """Learning-rate multiplier in ``epoch`` under decay: divided by ``factor`` per milestone passed."""
+    return factor ** -passed(epoch, milestones)
+
+
+class GhostBatchNorm1d(nn.BatchNorm1d):
+    """Batch norm that, in training, normalises each chunk of ``ghost`` examples with its own statistics.
+
+    The running statistics are updated once per chunk, as if each chunk were a batch; in eval
+    mode it is plain batch norm. With ``ghost`` at least the batch size it is plain batch norm.
+    """
+
+    def __init__(self, num_features: int, ghost: int = 32, **kw):
+        super().__init__(num_features, **kw)
+        self.ghost = ghost
+
+    def forward(self, x):
+        if not self.training or x.shape[0] <= self.ghost:
+            return super().forward(x)
+        return torch.cat([super(GhostBatchNorm1d, self).forward(chunk) for chunk in x.split(self.ghost)])
+
+    def extra_repr(self):
+        return super().extra_repr() + f", ghost={self.ghost}"
+
+
+def options(params: dict) -> dict:
+    """The training options of a notebook-04 parameter set: its remedy's switches with the parameters' amounts.
+
+    Returns the keyword arguments of :class:`bsnb.train.TrainSpec` that the remedy changes.
+    """
+    remedy = PRESETS[params["remedy"]]
+    b, b0, lr0 = params["batch_size"], params["reference_batch"], params["lr"]
+    out: dict = {"batch_norm": params["batch_norm"] or remedy.get("batch_norm", False)}
+    out["lr"] = scaled_lr(remedy.get("lr_rule", "none"), lr0, b0, b)
+    if remedy.get("warmup"):
+        out["warmup_steps"] = params["warmup_epochs"] * math.ceil(params["n_train"] / b)
+        out["warmup_start_lr"] = lr0
+    if remedy.get("budget") == "reference_steps":
+        out["budget"] = "steps"
+        out["steps"] = reference_steps(params["epochs"], params["n_train"], b0)
+    if remedy.get("ghost"):
+        out["ghost_batch"] = params["ghost_batch"]
+    if "schedule" in remedy:
+        out["schedule"] = remedy["schedule"]
+        out["milestones"] = tuple(round(f * params["epochs"]) for f in params["schedule_milestones"])
+        out["schedule_factor"] = params["schedule_factor"]
+    return out

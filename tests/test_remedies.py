@@ -1,0 +1,121 @@
+"""Remedies: learning-rate rules, warm-up, budgets, ghost batch norm and schedules."""
+
+import math
+
+import pytest
+import torch
+
+from bsnb import config, data, remedies, train
+
+
+@pytest.mark.parametrize("rule, b, expected", [
+    ("none", 256, 0.01), ("linear", 256, 0.08), ("sqrt", 256, 0.01 * math.sqrt(8)),
+    ("linear", 32, 0.01), ("sqrt", 8, 0.005),
+])
+def test_learning_rate_rules(rule, b, expected):
+    assert remedies.scaled_lr(rule, lr0=0.01, b0=32, b=b) == pytest.approx(expected)
+
+
+def test_warmup_ramps_linearly_from_the_reference_to_the_scaled_rate():
+    values = [remedies.warmup_lr(t, 100, start=0.01, end=0.08) for t in (1, 50, 100, 150)]
+    assert values == pytest.approx([0.01 + 0.07 / 100, 0.045, 0.08, 0.08])
+    assert remedies.warmup_lr(5, 0, 0.01, 0.08) == 0.08
+
+
+def test_the_training_loop_applies_warmup_step_by_step():
+    spec = train.TrainSpec(batch_size=100, lr=0.08, warmup_steps=10, warmup_start_lr=0.01)
+    assert [spec.lr_at(t, 1) for t in (1, 5, 10, 11)] == pytest.approx([0.017, 0.045, 0.08, 0.08])
+
+
+def test_same_steps_budget_gives_the_reference_step_count():
+    assert remedies.reference_steps(epochs=100, n_train=4000, b0=32) == 12500
+    params = {**config.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "longer", "reference_batch": 32,
+              "epochs": 100, "n_train": 4000}
+    spec = train.TrainSpec.from_params(params, **remedies.options(params))
+    assert spec.total_steps(4000) == 12500 and spec.n_epochs(4000) == math.ceil(12500 / 16)  # 16 steps per epoch
+
+
+def test_remedy_amounts_reach_the_loop_only_through_their_remedy():
+    params = {**config.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "bn"}
+    spec = train.TrainSpec.from_params(params, **remedies.options(params))
+    assert spec.batch_norm and spec.ghost_batch == 0 and spec.target_loss == 0 and spec.warmup_steps == 0
+
+
+@pytest.mark.parametrize("epoch, batch", [(1, 32), (50, 32), (51, 160), (75, 160), (76, 800), (100, 800)])
+def test_batch_growth_gives_the_stated_batch_at_the_stated_epochs(epoch, batch):
+    assert remedies.batch_at(epoch, 32, milestones=(50, 75), factor=5, n_train=4000) == batch
+
+
+def test_batch_growth_never_exceeds_the_training_set_and_matches_lr_decay_milestones():
+    assert remedies.batch_at(100, 1024, (50, 75), 5, n_train=4000) == 4000
+    assert [remedies.lr_factor_at(e, (50, 75), 5) for e in (50, 51, 76)] == pytest.approx([1, 0.2, 0.04])
+    spec = train.TrainSpec(batch_size=32, schedule="batch_growth", milestones=(1,), schedule_factor=4, epochs=2)
+    assert spec.total_steps(256) == 8 + 2  # 8 steps of 32, then 2 of 128
+
+
+def test_ghost_batch_norm_is_plain_batch_norm_when_the_chunk_is_the_whole_batch():
+    torch.manual_seed(0)
+    x = torch.randn(64, 5)
+    plain, ghost = torch.nn.BatchNorm1d(5), remedies.GhostBatchNorm1d(5, ghost=64)
+    assert torch.allclose(plain(x), ghost(x))
+    assert torch.allclose(plain.running_mean, ghost.running_mean)
+
+
+def test_ghost_batch_norm_normalises_each_chunk_and_updates_running_statistics_per_chunk():
+    torch.manual_seed(0)
+    x = torch.randn(64, 5) + torch.arange(64).unsqueeze(1) / 10  # chunks with different means
+    plain, ghost = torch.nn.BatchNorm1d(5), remedies.GhostBatchNorm1d(5, ghost=16)
+    out = ghost(x)
+    assert not torch.allclose(plain(x), out)
+    for chunk in out.split(16):  # each chunk normalised by its own statistics
+        assert torch.allclose(chunk.mean(0), torch.zeros(5), atol=1e-5)
+    assert int(ghost.num_batches_tracked) == 4
+    expected = torch.zeros(5)
+    for chunk in x.split(16):
+        expected = 0.9 * expected + 0.1 * chunk.mean(0)
+    assert torch.allclose(ghost.running_mean, expected, atol=1e-6)
+    ghost.eval()
+    assert torch.allclose(ghost(x), torch.nn.functional.batch_norm(
+        x, ghost.running_mean, ghost.running_var, ghost.weight, ghost.bias, False, 0.0, ghost.eps))
+
+
+def test_every_preset_gives_valid_training_options():
+    base = config.defaults("04_closing_the_gap")
+    for name in remedies.PRESETS:
+        params = {**base, "remedy": name, "batch_size": 256}
+        spec = train.TrainSpec.from_params(params, **remedies.options(params))
+        assert spec.total_steps(params["n_train"]) > 0
+    ghost = {**base, "remedy": "ghost_bn", "batch_size": 256}
+    assert remedies.options(ghost)["batch_norm"] and remedies.options(ghost)["ghost_batch"] == base["ghost_batch"]
+
+
+def test_a_diverging_learning_rate_is_recorded_as_diverged():
+    d = data.load("mnist1d", 200, 100, 100)
+    runs = train.tune(train.TrainSpec(batch_size=50, width=8, epochs=3), d, lrs=[1e4, 0.05], seeds=[0],
+                      target_loss=0.01, progress=False)
+    assert [r.summary["status"] for r in runs] == ["diverged", "ok"]
+    assert not runs[0].summary["reached_target"] and runs[1].summary["lr_used"] == 0.05
+
+
+def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
+    d = data.load("mnist1d", 300, 100, 100)
+    spec = train.TrainSpec(batch_size=30, width=8, epochs=15)
+    lrs = [0.01, 0.03, 0.1]
+    full = [train.train(train.TrainSpec(batch_size=30, width=8, epochs=15, lr=lr, target_loss=2.0), d, seed=0)
+            for lr in lrs]
+    best = min(r.summary["steps_to_target"] for r in full if r.summary["reached_target"])
+    pruned = train.tune(spec, d, lrs, [0], target_loss=2.0, progress=False, guess=0.1)
+    assert min(r.summary["steps_to_target"] for r in pruned if r.summary["reached_target"]) == best
+    assert [r.summary["lr_used"] for r in pruned][0] == 0.1  # the guess goes first
+    assert sum(r.summary["steps_run"] for r in pruned) <= sum(r.summary["steps_run"] for r in full)
+    assert len({r.label for r in pruned}) == 3
+
+
+def test_training_stops_once_the_target_is_reached():
+    d = data.load("mnist1d", 200, 100, 100)
+    first = train.train(train.TrainSpec(batch_size=50, lr=0.05, width=8, epochs=10), d, seed=0)
+    target = first.history[3]["val_loss"] + 1e-9
+    run = train.train(train.TrainSpec(batch_size=50, lr=0.05, width=8, epochs=10, target_loss=target), d, seed=0)
+    reached = min(r["epoch"] for r in first.history if r["val_loss"] <= target)
+    assert run.summary["reached_target"] and run.summary["epoch_to_target"] == reached
+    assert run.summary["steps_to_target"] == reached * 4 and run.summary["epochs_run"] == reached
