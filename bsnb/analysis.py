@@ -5,6 +5,8 @@ The findings notebook reads the store and calls these; each returns a tidy table
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -12,12 +14,30 @@ from bsnb import data as data_mod
 from bsnb import models, results, sharpness
 
 
+@dataclass
+class OpenRun:
+    """A stored training run made live again: its store, parameters, data and a model to load weights into."""
+
+    store: results.RunStore
+    params: dict
+    data: data_mod.Data
+    model: "torch.nn.Module"  # noqa: F821
+
+
+def open_run(run_dir, device="cpu") -> OpenRun:
+    """The data and the model of the run in ``run_dir``, rebuilt from its parameters, on ``device``."""
+    store = results.RunStore(run_dir)
+    p = store.params()
+    ds = data_mod.load(p["dataset"], p["n_train"], p["n_val"], p["n_test"], p["data_seed"], device)
+    net = models.build(p["model"], ds.input_shape, ds.n_classes, p["width"], p["batch_norm"]).to(device)
+    return OpenRun(store, p, ds, net)
+
+
 def interpolation_between(small: results.RunStore, large: results.RunStore, alphas=None, device="cpu") -> pd.DataFrame:
     """Keskar's parametric plot for every seed the two runs share: loss and accuracy of the mixed weights."""
     alphas = np.linspace(-0.5, 1.5, 41) if alphas is None else alphas
-    p = small.params()
-    ds = data_mod.load(p["dataset"], p["n_train"], p["n_val"], p["n_test"], p["data_seed"], device)
-    net = models.build(p["model"], ds.input_shape, ds.n_classes, p["width"], p["batch_norm"]).to(device)
+    run = open_run(small.dir, device)
+    ds, net = run.data, run.model
     splits = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val)}
     a_states, b_states = small.load_states("final"), large.load_states("final")
     rows = []

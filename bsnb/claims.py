@@ -284,7 +284,9 @@ def conclusions(verdicts: list[Verdict]) -> str:
 
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(v) for v in verdicts], columns=COLUMNS)
+    """The verdicts as a table, in the order of the claims (C1, C2, ..., C11)."""
+    rows = sorted((asdict(v) for v in verdicts), key=lambda r: int(r["claim"][1:]))
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def save(verdicts: list[Verdict], path) -> pd.DataFrame:
@@ -422,3 +424,117 @@ def regimes(table: pd.DataFrame, perfect: float = -0.75, plateau: float = -0.2) 
     labels = ["perfect scaling" if s <= perfect else "plateau" if s >= plateau else "diminishing returns"
               for s in slopes]
     return table.assign(slope_to_next=list(slopes) + [math.nan], regime_to_next=labels + [""])
+
+
+# ------------------------------------------------------------------------------------------------
+# what batch size is (01): gradient noise and the critical batch size
+
+STATEMENTS.update({
+    "C5": "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1))",
+    "C11": "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no longer "
+           "cuts steps",
+})
+MCCANDLISH = "McCandlish et al. 2018, Table 1 (MNIST): B_crit 20 (start) to 200 (average), B_simple 50 to 900"
+
+
+def decide_within(lo: float, hi: float, low: float, high: float, n: int) -> str:
+    """Verdict of an equivalence claim: the effect lies within [low, high]."""
+    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
+        return INCONCLUSIVE
+    if low <= lo and hi <= high:
+        return SUPPORTED
+    if hi < low or lo > high:
+        return NOT_SUPPORTED
+    return INCONCLUSIVE
+
+
+def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, checkpoint: str = "final",
+                   tolerance: float = 0.1) -> Verdict:
+    """C5: measured E|g_B - G|^2 over the formula tr(Sigma)/B (m-B)/(m-1), geometric mean over batch sizes, per seed.
+
+    Supported when the whole interval lies within 1 +- ``tolerance``.
+    """
+    if variance.empty or checkpoint not in set(variance["checkpoint"]):
+        return _empty("C5", "no gradient-noise measurements in the store")
+    v = variance[(variance["checkpoint"] == checkpoint) & (variance["predicted"] > 0)]
+    per_seed = v.assign(r=np.log(v["measured"] / v["predicted"])).groupby("seed")["r"].mean().map(math.exp)
+    effect, lo, hi, n = interval(per_seed, confidence, log=True)
+    slope = np.polyfit(np.log(v["batch_size"]), np.log(v["measured"]), 1)[0] if v["batch_size"].nunique() > 1 \
+        else math.nan
+    cos = v.groupby("batch_size")["cosine_mean"].mean()
+    return Verdict("C5", decide_within(lo, hi, 1 - tolerance, 1 + tolerance, n), effect, lo, hi, n, STATEMENTS["C5"],
+                   f"measured / predicted variance of the batch gradient at the {checkpoint} weights, geometric mean "
+                   f"over batch sizes {', '.join(str(int(b)) for b in sorted(v['batch_size'].unique()))} "
+                   f"(supported within 1 +- {tolerance:g})",
+                   f"log-log slope of the measured variance {slope:.2f} (1/B alone: -1); cosine(g_B, G) "
+                   f"{cos.iloc[0]:.2f} at batch {int(cos.index[0])}, {cos.iloc[-1]:.2f} at batch {int(cos.index[-1])}",
+                   "the formula is exact for sampling without replacement; McCandlish et al. 2018, App. A")
+
+
+def fit_critical_batch(steps: pd.Series) -> tuple[float, float]:
+    """McCandlish et al.'s S(B) = S_min (1 + B_crit / B), fitted in log space to fewest steps per batch size.
+
+    ``steps`` is indexed by batch size. Returns (S_min, B_crit).
+    """
+    from scipy.optimize import least_squares
+
+    b, s = steps.index.to_numpy(float), steps.to_numpy(float)
+
+    def resid(theta):
+        s_min, b_crit = np.exp(theta)
+        return np.log(s_min * (1 + b_crit / b)) - np.log(s)
+
+    fit = least_squares(resid, x0=[np.log(s.min()), np.log(np.median(b))])
+    s_min, b_crit = np.exp(fit.x)
+    return float(s_min), float(b_crit)
+
+
+def b_simple_until(noise_log: pd.DataFrame, history: pd.DataFrame, target: float) -> pd.Series:
+    """Per seed: B_simple from the two-batch estimates logged before the validation loss first reached ``target``
+    (the ratio of the mean S to the mean |G|^2 over those steps, McCandlish's training average)."""
+    out = {}
+    for seed, g in noise_log.groupby("seed"):
+        h = history[(history["seed"] == seed) & (history["val_loss"] <= target)]
+        until = h["step"].min() if len(h) else g["step"].max()
+        window = g[g["step"] <= until]
+        if len(window) >= 2 and window["g2_est"].mean() > 0:
+            out[seed] = window["s_est"].mean() / window["g2_est"].mean()
+    return pd.Series(out, dtype=float)
+
+
+def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
+                   confidence: float = 0.95, factor: float = 3.0) -> tuple[Verdict, pd.DataFrame]:
+    """C11: B_simple (two-batch, averaged over the reference run until the target) over B_crit (fitted to the
+    steps-to-target of the learning-rate search), per seed. Supported within a factor ``factor`` either way.
+
+    Returns the verdict and a per-seed table (b_simple, b_crit, s_min).
+    """
+    tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
+        if "remedy" in runs else pd.DataFrame()
+    if tuned.empty or "reached_target" not in tuned or noise_log.empty:
+        return _empty("C11", "needs the learning-rate search (04, tuned) and two-batch noise logs (02)"), pd.DataFrame()
+    reached = tuned[tuned["reached_target"] == True]  # noqa: E712
+    target = float(tuned["target_loss"].dropna().iloc[0])
+    rows = []
+    for seed, g in reached.groupby("seed"):
+        best = g.groupby("batch_size")["steps_to_target"].min()
+        if len(best) >= 3:
+            s_min, b_crit = fit_critical_batch(best)
+            rows.append({"seed": seed, "s_min": s_min, "b_crit": b_crit})
+    ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
+    log = noise_log[noise_log["job_id"].isin(ref["job_id"])]
+    hist = epochs[epochs["job_id"].isin(ref["job_id"])]
+    b_simple = b_simple_until(log, hist, target)
+    table = pd.DataFrame(rows)
+    if table.empty or b_simple.empty:
+        return _empty("C11", "too few batch sizes reached the target, or no noise log at the reference batch"), table
+    table["b_simple"] = table["seed"].map(b_simple)
+    table = table.dropna()
+    effect, lo, hi, n = interval(table["b_simple"] / table["b_crit"], confidence, log=True)
+    v = Verdict("C11", decide_within(lo, hi, 1 / factor, factor, n), effect, lo, hi, n, STATEMENTS["C11"],
+                f"B_simple / B_crit, per seed; B_simple from two-batch estimates along the batch-{reference_batch} runs "
+                f"until validation loss {target:g}, B_crit fitted as S = S_min (1 + B_crit/B) to the fewest steps to "
+                f"that loss (supported within a factor {factor:g})",
+                f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "
+                f"{table['s_min'].mean():.0f} steps (means over {n} seeds)", MCCANDLISH)
+    return v, table

@@ -109,6 +109,8 @@ PARAMS: dict[str, Param] = {
         _p("steps", int, 1000, "optimiser steps of training when budget is steps", "fixed", low=1),
         _p("log_points", int, 200, "steps at which gradient norm and distance from init are sampled (log-spaced)",
            "fixed", low=2),
+        _p("noise_points", int, 50, "steps at which the two-batch gradient noise scale is estimated (log-spaced; "
+           "0: never)", "fixed", low=0),
         _p("device", str, "auto", "auto (GPU when present), cpu, cuda or mps", "fixed",
            choices=("auto", "cpu", "cuda", "mps")),
         # sharpness (03)
@@ -123,6 +125,11 @@ PARAMS: dict[str, Param] = {
         _p("lbfgs_iters", int, 10, "L-BFGS-B iterations maximising the loss in the box", "fixed", low=1),
         _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
         _p("density", bool, False, "also estimate the eigenvalue density (stochastic Lanczos quadrature)", "fixed"),
+        # what batch size is (01)
+        _p("noise_batch_sizes", list, [1, 4, 16, 64, 256, 1024], "batch sizes whose gradients are compared with the "
+           "full gradient", "fixed", item_type=int, low=1, min_items=1),
+        _p("noise_draws", int, 50, "random batches drawn per batch size", "fixed", low=2),
+        _p("grad_chunk", int, 256, "examples per vectorised per-example-gradient pass (bounds memory)", "fixed", low=1),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or "
            "tuned", "scientific", choices=("none", "linear", "linear_warmup", "sqrt", "longer", "bn", "ghost_bn",
@@ -155,7 +162,7 @@ PARAMS: dict[str, Param] = {
 
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
-            "log_points", "device"]
+            "log_points", "noise_points", "device"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",
@@ -165,20 +172,33 @@ SHARPNESS = ["hessian_examples", *SHARPNESS_OPTIONS]
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
           "lr_grid", "target_loss"]
 
-# The notebooks the sweep runs per setting, and the parameters each takes (in order).
+NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk"]
+
+# The notebooks the sweep runs per setting, and the parameters each declares (in order).
 NOTEBOOKS: dict[str, list[str]] = {
+    "01_what_is_batch_size": NOISE + ["device", "source_dir", "run_dir", "threads"],
     "02_empirical_comparison": TRAINING + ["run_dir", "threads"],
-    "03_sharpness": TRAINING + SHARPNESS + ["source_dir", "run_dir", "threads"],
+    "03_sharpness": SHARPNESS + ["device", "source_dir", "run_dir", "threads"],
     "04_closing_the_gap": TRAINING + REMEDY + ["run_dir", "threads"],
 }
-# A notebook that reads another's runs: the sweep adds the run it needs (same training
-# parameters) when the profile does not already have it, runs it first, and passes its folder
-# as ``source_dir``.
-NEEDS: dict[str, str] = {"03_sharpness": "02_empirical_comparison"}
+# A notebook that reads another's run. It declares only its own parameters and reads the training
+# setting from the run in ``source_dir``; in a profile, its jobs still take the training values,
+# which pick the run it reads. The sweep adds that run when the profile lacks it and runs it first.
+NEEDS: dict[str, str] = {"01_what_is_batch_size": "02_empirical_comparison", "03_sharpness": "02_empirical_comparison"}
+
+
+def job_params(notebook: str) -> list[str]:
+    """The parameters of a job of ``notebook``: what it declares, and for a reading notebook the training
+    setting of the run it reads."""
+    own = NOTEBOOKS[notebook]
+    if notebook not in NEEDS:
+        return own
+    return own + [p for p in NOTEBOOKS[NEEDS[notebook]] if p not in own and PARAMS[p].kind != "system"]
 # The notebook that gathers every run, executed once after the sweep.
 FINDINGS = "05_findings"
 FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_epoch", "confidence", "store_dir", "report_dir"]
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
+JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 
 # Number of examples each offline dataset can provide.
 DATASET_SIZES = {"mnist1d": None, "digits": 1797}
@@ -237,6 +257,10 @@ class Job:
         """The parameters that define the result (system parameters excluded)."""
         return {k: v for k, v in self.params.items() if PARAMS[k].kind != "system"}
 
+    def injected(self) -> dict:
+        """The parameters papermill passes to the notebook: those it declares."""
+        return {k: v for k, v in self.params.items() if k in NOTEBOOKS[self.notebook]}
+
 
 def _short(name: str) -> str:
     return {"batch_size": "bs", "lr": "lr", "seeds": "seeds", "optimizer": "opt"}.get(name, name)
@@ -256,8 +280,8 @@ def params_digest(params: dict) -> str:
 
 
 def defaults(notebook: str) -> dict:
-    """The default parameter set of one notebook."""
-    return {name: _copy(PARAMS[name].default) for name in ALL_NOTEBOOKS[notebook]}
+    """The default parameter set of a job of one notebook."""
+    return {name: _copy(PARAMS[name].default) for name in JOBS[notebook]}
 
 
 def _copy(v):
@@ -324,7 +348,7 @@ def _range_problem(p: Param, v) -> str | None:
 def check_params(notebook: str, params: dict) -> tuple[dict, list[str]]:
     """Validate one complete parameter set for ``notebook``; return (coerced params, problems)."""
     problems: list[str] = []
-    allowed = ALL_NOTEBOOKS.get(notebook)
+    allowed = JOBS.get(notebook)
     if allowed is None:
         return params, [f"unknown notebook {notebook!r}; the study's notebooks are {', '.join(ALL_NOTEBOOKS)}"]
     out = {}
@@ -379,7 +403,7 @@ def from_namespace(notebook: str, namespace: dict) -> dict:
                 or isinstance(value, types.ModuleType)):
             continue
         problems.append(f"unknown parameter {name!r} (value {value!r}); notebook {notebook} takes: {', '.join(takes)}")
-    params = defaults(notebook)
+    params = {k: _copy(PARAMS[k].default) for k in takes}
     params.update({k: namespace[k] for k in takes if k in namespace})
     params, found = check_params(notebook, params)
     problems += found
@@ -480,10 +504,11 @@ def _is_axis(name: str, value) -> bool:
 
 def expand(profile: Profile) -> list[Job]:
     """Every job of the profile, each validated, sources first; raises ProfileError naming every bad parameter."""
-    jobs: dict[str, Job] = {}
+    jobs: dict[tuple, Job] = {}  # (notebook, parameters) -> job
+    from_grid: set[tuple] = set()  # jobs a grid asked for (a job added as another's source may be asked for again)
     problems: list[str] = []
     for notebook, values in ((nb, v) for nb in profile.notebooks for v in profile.values_for(nb)):
-        takes = NOTEBOOKS[notebook]
+        takes = JOBS[notebook]
         relevant = {k: v for k, v in values.items() if k in takes}
         axes = [k for k, v in relevant.items() if _is_axis(k, v)]
         for axis in axes:
@@ -501,11 +526,12 @@ def expand(profile: Profile) -> list[Job]:
             source = None
             if notebook in NEEDS:
                 source = _source_job(NEEDS[notebook], params, tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
-                jobs.setdefault(source.job_id, source)
+                source = jobs.setdefault(_key(source), source)  # the grid's own job when it has one
             job = Job(notebook, params, tuple(axes), source)
-            if job.job_id in jobs and jobs[job.job_id].notebook == notebook and job.source is None:
+            if _key(job) in from_grid:
                 problems.append(f"two jobs of notebook {notebook} have the same parameters: remove repeated values")
-            jobs[job.job_id] = job
+            jobs.setdefault(_key(job), job)
+            from_grid.add(_key(job))
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
     problems += found
     if problems:
@@ -514,11 +540,32 @@ def expand(profile: Profile) -> list[Job]:
     return ordered
 
 
+def _key(job: Job) -> tuple:
+    return job.notebook, params_digest(job.params)
+
+
 def _source_job(notebook: str, params: dict, axes: tuple) -> Job:
     """The job of ``notebook`` with the same parameters as a dependent job (its training setting)."""
     source = defaults(notebook)
     source.update({k: v for k, v in params.items() if k in source and PARAMS[k].kind != "system"})
     return Job(notebook, source, axes)
+
+
+def estimated_work(params: dict) -> float:
+    """Rough work of a job, to start the longest jobs first: steps x (batch + 64) x seeds.
+
+    The 64 stands for a step's fixed cost in examples (on 2 CPU cores, a step of 16 examples costs
+    about a third of a step of 256).
+    """
+    n, b = params.get("n_train", 1), params.get("batch_size", 1)
+    if params.get("remedy") == "longer":
+        steps = params["epochs"] * -(-n // params["reference_batch"])
+    elif params.get("budget") == "steps":
+        steps = params["steps"]
+    else:
+        steps = params.get("epochs", 1) * -(-n // b)
+    work = steps * (b + 64) * len(params.get("seeds", [0]))
+    return work / 2 if params.get("remedy") == "tuned" else work  # runs stop at the target
 
 
 def findings_params(profile: Profile, store_dir: str, report_dir: str) -> dict:

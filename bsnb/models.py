@@ -7,6 +7,7 @@ parameters, the size used in the MNIST-1D paper and in STUDY.md's measurements.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -75,3 +76,16 @@ def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@contextmanager
+def frozen(model: nn.Module):
+    """Eval mode inside; afterwards the parameters, buffers and train/eval flag are as they were."""
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)

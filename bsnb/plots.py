@@ -269,8 +269,11 @@ def remedies(table: pd.DataFrame):
                          "interval over seeds.")
 
 
-def steps_to_target(curve: pd.DataFrame):
-    """Steps (log-log) and seconds to the target validation loss against batch size, learning rate tuned per batch."""
+def steps_to_target(curve: pd.DataFrame, critical: pd.DataFrame | None = None):
+    """Steps (log-log) and seconds to the target validation loss against batch size, learning rate tuned per batch.
+
+    ``critical`` (per seed: s_min, b_crit, b_simple) adds McCandlish's fitted curve and the two batch sizes.
+    """
     import numpy as np
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), layout="constrained")
@@ -283,6 +286,14 @@ def steps_to_target(curve: pd.DataFrame):
     axes[0].errorbar(b, curve["steps"], yerr=[curve["steps"] - curve["steps_low"], curve["steps_high"] - curve["steps"]],
                      fmt="o", color="C0", capsize=3, label="fewest steps (geometric mean over seeds)")
     axes[0].plot(b, curve["steps"].iloc[0] * b[0] / b, color="grey", ls=":", label="perfect scaling (steps x B constant)")
+    if critical is not None and len(critical):
+        s_min, b_crit = critical["s_min"].mean(), critical["b_crit"].mean()
+        fine = np.geomspace(b.min(), b.max(), 100)
+        axes[0].plot(fine, s_min * (1 + b_crit / fine), color="C4", lw=1, label="fit S_min (1 + B_crit / B)")
+        axes[0].axvline(b_crit, color="C4", ls="--", lw=1, label=f"B_crit (fitted) = {b_crit:.0f}")
+        if "b_simple" in critical:
+            axes[0].axvline(critical["b_simple"].mean(), color="C5", ls="-.", lw=1,
+                            label=f"B_simple (measured) = {critical['b_simple'].mean():.0f}")
     handles, labels = axes[0].get_legend_handles_labels()
     keep = dict(zip(labels, handles))
     axes[0].legend(keep.values(), keep.keys(), fontsize=8)
@@ -327,3 +338,68 @@ def min_loss_by_rule(runs: pd.DataFrame):
     ax.legend(fontsize=8)
     return _caption(fig, f"Mean over {_seeds(runs)}; error bars +-1 standard deviation. Remedies at the batch sizes "
                          "the profile ran them.")
+
+
+def gradient_noise(variance: pd.DataFrame):
+    """Measured |g_B - G|^2 (points) against the formula (lines), and cosine(g_B, G), against batch size."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), layout="constrained")
+    order = [c for c in ("initial", "best", "final") if c in set(variance["checkpoint"])]
+    pal = dict(zip(order, sns.color_palette("deep", len(order))))
+    sns.lineplot(variance, x="batch_size", y="predicted", hue="checkpoint", hue_order=order, palette=pal, ax=axes[0],
+                 errorbar=None, lw=1.2, legend=False)
+    sns.scatterplot(variance, x="batch_size", y="measured", hue="checkpoint", hue_order=order, palette=pal,
+                    ax=axes[0], s=40, zorder=5)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        sizes = sorted(variance["batch_size"].unique())
+        ax.set_xticks(sizes, [str(int(s)) for s in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size B")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel(r"$\|g_B - G\|^2$")
+    axes[0].set_title("batch-gradient error: measured (points), formula (lines)")
+    sns.lineplot(variance, x="batch_size", y="cosine_mean", hue="checkpoint", hue_order=order, palette=pal,
+                 marker="o", errorbar=("pi", 100), ax=axes[1])
+    axes[1].set_ylabel(r"cosine$(g_B, G)$")
+    axes[1].set_ylim(0, 1.02)
+    axes[1].set_title("direction of the batch gradient")
+    return _caption(fig, f"Points: mean over random batches, then over {_seeds(variance)}; lines: tr(Sigma)/B "
+                         "(m-B)/(m-1) with tr(Sigma) from per-example gradients. Right: mean cosine, band from lowest "
+                         "to highest seed.")
+
+
+def noise_scale_over_training(noise_log: pd.DataFrame, window: int = 8):
+    """B_simple from two-batch estimates along training: ratio of moving means of S and |G|^2, per batch size."""
+    rows = []
+    for (bs, seed), g in noise_log.groupby(["batch_size", "seed"]):
+        g = g.sort_values("step")
+        s = g["s_est"].rolling(window, min_periods=window).mean()
+        g2 = g["g2_est"].rolling(window, min_periods=window).mean()
+        rows.append(pd.DataFrame({"batch_size": bs, "seed": seed, "step": g["step"], "b_simple": s / g2}))
+    data = pd.concat(rows) if rows else pd.DataFrame(columns=["batch_size", "seed", "step", "b_simple"])
+    data = data[data["b_simple"] > 0]
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
+    sns.lineplot(data, x="step", y="b_simple", hue="batch_size", palette=palette(data["batch_size"]), ax=ax,
+                 errorbar=None, lw=1.2)
+    ax.set_xscale("log")
+    _log_y(ax)
+    ax.set_ylabel(r"$B_{simple}$ (two-batch estimate)")
+    ax.set_xlabel("optimiser step")
+    ax.legend(title="batch size", fontsize=8, ncols=2)
+    ax.set_title("gradient noise scale over training")
+    return _caption(fig, f"Ratio of moving means (window {window} log-spaced steps) of McCandlish's estimates of S and "
+                         f"|G|^2 from the batch and its first half; mean over {_seeds(data)}. Negative or undefined "
+                         "windows are not drawn.")
+
+
+def throughput(runs: pd.DataFrame):
+    """Examples per second against batch size, beside the ideal linear speed-up from the smallest batch."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), layout="constrained")
+    by_batch_size(runs, "examples_per_second", "training examples per second", ax=ax, logy=True, label="measured")
+    means = runs.groupby("batch_size")["examples_per_second"].mean().sort_index()
+    b = means.index.to_numpy(float)
+    ax.plot(b, means.iloc[0] * b / b[0], ls=":", color="grey", label="ideal: steps take the same time at any batch")
+    ax.legend(fontsize=8)
+    ax.set_title("why batch size matters: throughput")
+    return _caption(fig, f"Training time only, median over epochs, mean over {_seeds(runs)}; error bars +-1 sd. The "
+                         "gap between the lines is the work that grows with the batch.")

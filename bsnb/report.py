@@ -161,7 +161,7 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
     tables = results.load_tables(results.store_dir(out_dir))
     for run in results.runs_in(results.store_dir(out_dir)):
         nb = run.path(results.NOTEBOOK)
-        params = run.params() if run.path(results.PARAMS).exists() else {}
+        params = run.setting()
         cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
                         for k, v in params.items())
         intro = f"<p>Status: {_badge(run.state())}</p><h2>Parameters</h2><table>{cells}</table>"

@@ -93,7 +93,10 @@ class RunStore:
         self.forget()
         write_json(self.path(PARAMS), params)
         for name, rows in (tables or {}).items():
-            write_atomic(self.path(f"{name}.csv"), pd.DataFrame(rows).to_csv(index=False))
+            if len(rows):
+                write_atomic(self.path(f"{name}.csv"), pd.DataFrame(rows).to_csv(index=False))
+            else:
+                self.path(f"{name}.csv").unlink(missing_ok=True)
         write_json(self.path(SUMMARY), {"notebook": notebook, "seeds": records, **(extra or {})})
 
     def save_training(self, params: dict, runs, extra: dict | None = None,
@@ -108,12 +111,18 @@ class RunStore:
                 torch.save(r.states[which], buf)
                 write_atomic(self.checkpoint_path(r.label, which), buf.getvalue())
         tables = {HISTORY[:-4]: [{**row, "run": r.label} for r in runs for row in r.history],
-                  STEPS[:-4]: [{**row, "run": r.label} for r in runs for row in r.steps]}
+                  STEPS[:-4]: [{**row, "run": r.label} for r in runs for row in r.steps],
+                  "noise": [{**row, "run": r.label} for r in runs for row in r.noise]}
         self.save(notebook, params, [r.summary for r in runs], tables, extra)
 
     def load_states(self, which: str = "final") -> dict:
         """Every seed's checkpoint ``which``: seed -> state dict."""
         return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]}
+
+    def load_checkpoints(self) -> dict:
+        """Every checkpoint of every seed: (seed, initial / best / final) -> state dict."""
+        return {(s["seed"], which): self.load_state(s["seed"], which) for s in self.summary()["seeds"]
+                for which in CHECKPOINTS}
 
     def forget(self) -> None:
         """Mark the run incomplete before (re)writing it: remove its summary and status."""
@@ -137,6 +146,11 @@ class RunStore:
 
     def params(self) -> dict:
         return read_json(self.path(PARAMS))
+
+    def setting(self) -> dict:
+        """The full setting: for a run that measured another, that run's training setting under its own values."""
+        params = self.params() if self.path(PARAMS).exists() else (self.status() or {}).get("params", {})
+        return {**params.get("source", {}), **{k: v for k, v in params.items() if k != "source"}}
 
     def summary(self) -> dict:
         return read_json(self.path(SUMMARY))
@@ -211,11 +225,10 @@ def load_tables(store_dir: str | Path) -> Tables:
         if not run.path(PARAMS).exists() and run.status() is None:
             continue
         status = run.status() or {}
-        params = run.params() if run.path(PARAMS).exists() else status.get("params", {})
         state = run.state()
         summary = run.summary() if state not in ("failed", "incomplete") else {}
         job = {"job_id": run.job_id, "notebook": status.get("notebook") or summary.get("notebook"), "state": state,
-               "error": status.get("error"), "seconds": status.get("seconds"), **_flat(params)}
+               "error": status.get("error"), "seconds": status.get("seconds"), **_flat(run.setting())}
         jobs.append(job)
         if not summary:
             continue
@@ -223,9 +236,10 @@ def load_tables(store_dir: str | Path) -> Tables:
         runs.extend({**setting, **record} for record in summary["seeds"])
         for path in sorted(run.dir.glob("*.csv")):
             try:
-                csvs.setdefault(path.stem, []).append(pd.read_csv(path).assign(**setting))
+                frame = pd.read_csv(path).assign(**setting)
             except pd.errors.EmptyDataError:
-                pass
+                continue
+            csvs.setdefault(path.stem, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
     return Tables(jobs=pd.DataFrame(jobs), runs=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),
                   steps=tables.pop(STEPS[:-4], pd.DataFrame()), extra=tables)

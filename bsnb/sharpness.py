@@ -17,7 +17,6 @@ buffers exactly as it found them.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,22 +25,11 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from bsnb.models import frozen
+
 
 # ------------------------------------------------------------------------------------------------
 # helpers
-
-
-@contextmanager
-def frozen(model: torch.nn.Module):
-    """Eval mode inside; afterwards the parameters, buffers and train/eval flag are as they were."""
-    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.load_state_dict(saved)
-        model.train(was_training)
 
 
 def flat_params(model) -> torch.Tensor:

@@ -103,9 +103,7 @@ class Planned:
         """Rough relative cost, so the longest jobs start first (jobs that read another run come last)."""
         if self.source is not None:
             return -self.source.cost
-        p = self.job.params
-        steps = p["epochs"] * -(-p["n_train"] // p["batch_size"]) if p.get("budget") == "epochs" else p.get("steps", 1)
-        return steps * len(p.get("seeds", [0]))
+        return config.estimated_work(self.job.params)
 
 
 def is_done(run_dir: Path, key: str) -> bool:
@@ -183,7 +181,7 @@ def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
         if not force and is_done(run_dir, planned.key):  # finished meanwhile by another process
             return Outcome(job.job_id, "cached")
         store.forget()
-        params = {**job.params, "run_dir": str(run_dir.resolve()), "threads": threads}
+        params = {**job.injected(), "run_dir": str(run_dir.resolve()), "threads": threads}
         if planned.source is not None:
             params["source_dir"] = str(planned.source.run_dir.resolve())
         start = time.time()

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, remedies
+from bsnb import models, noise, remedies
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class TrainSpec:
     epochs: int = 100
     steps: int = 1000
     log_points: int = 200
+    noise_points: int = 0  # log-spaced steps with a two-batch estimate of the gradient noise scale
     # remedies (bsnb.remedies): warm-up, schedules, ghost batch norm; and stopping at a target
     warmup_steps: int = 0
     warmup_start_lr: float = 0.0
@@ -49,7 +50,7 @@ class TrainSpec:
 
     # the notebook parameters a spec is made from; the remedy options come only from bsnb.remedies.options
     PARAMS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "model", "width", "batch_norm", "budget",
-              "epochs", "steps", "log_points")
+              "epochs", "steps", "log_points", "noise_points")
 
     @classmethod
     def from_params(cls, params: dict, **overrides) -> "TrainSpec":
@@ -93,6 +94,7 @@ class SeedRun:
     history: list[dict]  # one row per epoch (epoch 0 is the initial model)
     steps: list[dict]  # one row per sampled step
     summary: dict
+    noise: list = field(default_factory=list)  # one row per two-batch noise estimate
     states: dict = field(repr=False, default_factory=dict)  # initial, best, final state dicts on the CPU
     label: str = ""  # names the run among others of the same seed (checkpoints/<label>/)
 
@@ -172,6 +174,8 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
     n = len(data.y_train)
     total = spec.total_steps(n)
     sampled = log_steps(total, spec.log_points)
+    noisy = log_steps(total, spec.noise_points) if spec.noise_points else set()
+    noise_log: list[dict] = []
     states = {"initial": _state(model)}
 
     def eval_row(epoch, step, seconds, examples, running):
@@ -212,6 +216,9 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
             opt.zero_grad(set_to_none=True)
             loss.backward()
             step += 1
+            if step in noisy and len(idx) >= 2:
+                noise_log.append({"seed": seed, "step": step, "epoch": epoch,
+                                  **_two_batch(model, data.x_train[idx], data.y_train[idx])})
             if step in sampled:
                 grad_norm = torch.linalg.vector_norm(
                     torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])).item()
@@ -254,13 +261,32 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
     summary.update(train_seconds=trained_seconds, lr_used=spec.lr, target_loss=spec.target_loss or None, reached_target=reached is not None,
                    epoch_to_target=reached[0] if reached else None, steps_to_target=reached[1] if reached else None,
                    seconds_to_target=reached[2] if reached else None)
-    return SeedRun(seed, history, step_log, summary, states)
+    return SeedRun(seed, history, step_log, summary, states=states, noise=noise_log)
+
+
+def _two_batch(model, x, y) -> dict:
+    """McCandlish's two-batch estimate at this step: |g|^2 of the batch (its .grad) and of its first half.
+
+    The half-batch gradient is taken with autograd.grad (the .grad the optimiser will use is not
+    touched) and batch-norm running statistics are restored after its forward pass.
+    """
+    params = [p for p in model.parameters()]
+    g2_big = float(sum((p.grad.double() ** 2).sum() for p in params))
+    half = len(y) // 2
+    buffers = [b.detach().clone() for b in model.buffers()]
+    grads = torch.autograd.grad(F.cross_entropy(model(x[:half]), y[:half]), params)
+    with torch.no_grad():
+        for b, saved in zip(model.buffers(), buffers):
+            b.copy_(saved)
+    g2_small = float(sum((g.double() ** 2).sum() for g in grads))
+    g2_est, s_est = noise.two_batch(g2_small, g2_big, half, len(y))
+    return {"b_small": half, "b_big": len(y), "g2_small": g2_small, "g2_big": g2_big, "g2_est": g2_est, "s_est": s_est}
 
 
 def _summarise(spec, data, seed, model, states, history, best_epoch, diverged, total) -> dict:
     trained = [r for r in history[1:] if math.isfinite(r["seconds"])]
     final = history[-1]
-    best = history[best_epoch]
+    best = next(r for r in history if r["epoch"] == best_epoch)  # rows are evaluated epochs, not every epoch
     final_test = evaluate(model, data.x_test, data.y_test) if not diverged else (float("nan"), float("nan"))
     model.load_state_dict(states["best"])
     best_test = evaluate(model, data.x_test, data.y_test)

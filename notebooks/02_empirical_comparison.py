@@ -45,6 +45,7 @@ budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps
 log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
+noise_points: int = 50  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide

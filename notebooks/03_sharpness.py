@@ -21,32 +21,14 @@
 # generalise better. Hoffer et al. (2017) add that large batches take fewer steps, so their
 # weights end closer to where they started.
 #
-# This notebook measures how sharp the final weights of **one batch size** are, for every seed
-# (claim C6 of the study). The sweep runs it once per batch size, after the empirical-comparison
-# runs whose weights it reads. The findings notebook sets the batch sizes side by side, adds the
+# This notebook measures how sharp the final weights of **one empirical-comparison run** are, for
+# every seed (claim C6 of the study). The run is the one in `source_dir`, and its data, model and
+# batch size come from there. The sweep runs this notebook once per batch size, after the run
+# it reads. The findings notebook sets the batch sizes side by side, adds the
 # distance from initialisation (C7) and draws Keskar's interpolation between a small-batch and a
 # large-batch solution.
 
 # %% tags=["parameters"]
-batch_size: int = 64  # examples per optimiser step
-optimizer: str = "sgd"  # sgd (with momentum) or adam
-lr: float = 0.01  # learning rate, constant over training
-momentum: float = 0.9  # SGD momentum (ignored by adam)
-weight_decay: float = 0.0  # L2 weight decay
-seeds: list = [0, 1, 2]  # model-initialisation and batch-order seeds, all trained in one execution
-dataset: str = "mnist1d"  # mnist1d (generated offline) or digits (scikit-learn)
-n_train: int = 4000  # training examples
-n_val: int = 1000  # validation examples (curves and minima)
-n_test: int = 1000  # test examples (reported once per run)
-data_seed: int = 0  # seed of the data generation and of the split
-model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper) or mlp
-width: int = 25  # channels of the cnn, or hidden units of the mlp
-batch_norm: bool = False  # batch norm after each hidden layer
-budget: str = "epochs"  # train for a number of epochs or of optimiser steps
-epochs: int = 100  # epochs of training when budget is epochs
-steps: int = 1000  # optimiser steps of training when budget is steps
-log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
-device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 hessian_examples: int = 4096  # training examples the Hessian and sharpness are measured on (all, if fewer)
 top_k: int = 5  # top Hessian eigenvalues computed by Lanczos
 lanczos_tol: float = 0.001  # relative tolerance of the Lanczos eigenvalues
@@ -56,6 +38,7 @@ subspace_dim: int = 100  # dimension of the random subspace of epsilon-sharpness
 lbfgs_iters: int = 10  # L-BFGS-B iterations maximising the loss in the box
 slice_points: int = 25  # points of the 1-D filter-normalised loss slice, from -1 to 1
 density: bool = False  # also estimate the eigenvalue density (stochastic Lanczos quadrature)
+device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
@@ -77,22 +60,21 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # - A **1-D slice** of the loss along a filter-normalised random direction (Li et al. 2018).
 
 # %%
-from bsnb import config, data, models, plots, results, sharpness, train
+from bsnb import analysis, config, plots, results, sharpness, train
 
 params = config.from_namespace("03_sharpness", globals())
-device = train.setup(threads, device)
-ds = data.load(dataset, n_train, n_val, n_test, data_seed, device)
-x, y = sharpness.subset(ds.x_train, ds.y_train, hessian_examples, seed=data_seed)
-net = models.build(model, ds.input_shape, ds.n_classes, width, batch_norm).to(device)
-states = results.RunStore(source_dir).load_states("final")
+source = analysis.open_run(source_dir, train.setup(threads, device))
+x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
+states = source.store.load_states("final")
+source.params
 
 # %% [markdown]
 # ## Experiment
 
 # %%
-records, tables = sharpness.measure_seeds(net, states, x, y, **{k: params[k] for k in config.SHARPNESS_OPTIONS})
+records, tables = sharpness.measure_seeds(source.model, states, x, y, **{k: params[k] for k in config.SHARPNESS_OPTIONS})
 store = results.RunStore(run_dir)
-store.save("03_sharpness", params, records, tables)
+store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 
 # %% [markdown]
 # ## Figure
@@ -101,7 +83,7 @@ store.save("03_sharpness", params, records, tables)
 # the top eigenvalues of the Hessian.
 
 # %%
-plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), batch_size))
+plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), source.params["batch_size"]))
 
 # %% [markdown]
 # ## Result

@@ -48,6 +48,7 @@ budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps
 log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
+noise_points: int = 50  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or tuned
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from

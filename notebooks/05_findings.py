@@ -38,6 +38,44 @@ figures = results.figures_dir(report_dir)
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
 
 # %% [markdown]
+# ## What is batch size, and why does it matter? (claims C5 and C11)
+#
+# **Method.** The first notebook computed, at the checkpoints of a trained run, the full
+# gradient G and the per-example gradient covariance from per-example gradients. It then drew
+# random batches of each size to measure ‖g_B − G‖². C5 compares the measured error with the
+# formula tr(Σ)/B · (m−B)/(m−1). The training runs logged McCandlish's two-batch estimate of the
+# noise scale B_simple along the way. C11 compares B_simple, averaged over the reference run
+# until the target loss, with the critical batch size fitted to the steps-to-target curve of the
+# learning-rate search.
+
+# %%
+variance, noise_log = tables.table("variance"), tables.table("noise")
+critical, critical_table = claims.critical_batch(tables.runs, noise_log, tables.epochs, small_batch, confidence)
+verdicts = [claims.noise_variance(variance, confidence), critical]
+claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+
+# %% [markdown]
+# **The batch gradient as an estimate of the full gradient**, at initialisation, at the best
+# weights and at the end of training.
+
+# %%
+if not variance.empty:
+    plots.show(plots.gradient_noise(variance), figures, "gradient_noise")
+
+# %% [markdown]
+# **The noise scale over training**, for every batch size of the empirical comparison, and the
+# **throughput** that makes batch size matter: with perfect parallelism a step would take the
+# same time at any batch size (the dotted line).
+
+# %%
+if not noise_log.empty:
+    plots.show(plots.noise_scale_over_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"]),
+               figures, "noise_scale")
+comparison, note = claims.comparison_runs(tables.runs)
+if not comparison.empty:
+    plots.show(plots.throughput(comparison), figures, "throughput")
+
+# %% [markdown]
 # ## How do small and large batches perform? (claims C1 to C4)
 #
 # **Method.** Every batch size is trained with the same learning rate, optimiser, data and number
@@ -46,9 +84,9 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # interval over seeds.
 
 # %%
-comparison, note = claims.comparison_runs(tables.runs)
-verdicts = claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence)
-claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours", "published"]]
+verdicts += claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence)
+claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours",
+                             "published"]]
 
 # %% [markdown]
 # **Training and validation loss per epoch.** Small batches take many more steps per epoch; at the
@@ -151,7 +189,7 @@ if not remedy_table.empty:
 # %%
 curve = claims.steps_to_target(tables.runs, confidence)
 if not curve.empty:
-    plots.show(plots.steps_to_target(curve), figures, "steps_to_target")
+    plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)
 
 # %% [markdown]

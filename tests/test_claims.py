@@ -219,3 +219,48 @@ def test_findings_without_closing_the_gap_runs_are_inconclusive_not_broken():
     table = claims.remedy_table(runs)
     assert table.empty and claims.steps_to_target(runs).empty
     assert all(v.verdict == claims.INCONCLUSIVE for v in claims.closing(table, runs))
+
+
+def variance_table(scale: float, seeds=(0, 1, 2), m=4000, tr=50.0, rng=None):
+    rng = rng or np.random.default_rng(4)
+    rows = []
+    for s in seeds:
+        for b in (1, 4, 16, 64, 256, 1024):
+            pred = tr / b * (m - b) / (m - 1)
+            rows.append({"seed": s, "checkpoint": "final", "batch_size": b, "predicted": pred,
+                         "measured": pred * scale * (1 + 0.02 * rng.standard_normal()), "cosine_mean": b / 1100})
+    return pd.DataFrame(rows)
+
+
+def test_c5_is_an_equivalence_with_the_formula():
+    v = claims.noise_variance(variance_table(1.0))
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(1.0, abs=0.02)
+    assert "slope of the measured variance -1.0" in v.ours
+    assert claims.noise_variance(variance_table(1.5)).verdict == claims.NOT_SUPPORTED
+    assert claims.noise_variance(pd.DataFrame()).verdict == claims.INCONCLUSIVE
+
+
+def test_the_critical_batch_fit_recovers_a_known_curve():
+    b = pd.Series({16: 0.0, 32: 0.0, 64: 0.0, 128: 0.0, 256: 0.0, 1024: 0.0})
+    steps = pd.Series(200 * (1 + 150 / b.index.to_numpy(float)), index=b.index)
+    s_min, b_crit = claims.fit_critical_batch(steps)
+    assert s_min == pytest.approx(200, rel=1e-4) and b_crit == pytest.approx(150, rel=1e-4)
+
+
+def test_c11_compares_the_noise_scale_with_the_fitted_critical_batch():
+    runs, logs, hist = [], [], []
+    for s in (0, 1, 2):
+        for b in (16, 64, 256, 1024):
+            runs.append({"notebook": "04_closing_the_gap", "remedy": "tuned", "batch_size": b, "seed": s,
+                         "reached_target": True, "steps_to_target": 200 * (1 + 150 / b) * (1 + 0.01 * s),
+                         "target_loss": 0.5, "status": "ok", "job_id": f"tuned{b}"})
+        runs.append({"notebook": "02_empirical_comparison", "batch_size": 32, "seed": s, "status": "ok",
+                     "job_id": "ref"})
+        for step in range(1, 101):  # S / |G|^2 = 300 throughout; the target is reached at step 50
+            logs.append({"job_id": "ref", "seed": s, "step": step, "g2_est": 0.1, "s_est": 30.0})
+        hist += [{"job_id": "ref", "seed": s, "step": 50, "val_loss": 0.45}]
+    v, table = claims.critical_batch(pd.DataFrame(runs), pd.DataFrame(logs), pd.DataFrame(hist))
+    assert table["b_crit"].mean() == pytest.approx(150, rel=0.05)
+    assert v.effect == pytest.approx(2.0, rel=0.05) and v.verdict == claims.SUPPORTED  # 300 / 150, within 3x
+    none, _ = claims.critical_batch(pd.DataFrame(runs), pd.DataFrame(), pd.DataFrame(hist))
+    assert none.verdict == claims.INCONCLUSIVE

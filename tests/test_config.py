@@ -59,7 +59,7 @@ def test_a_dependent_notebook_brings_the_run_it_reads(tmp_path):
 
 def test_notebook_sections_accept_only_groups(tmp_path):
     path = write_profile(tmp_path, notebooks={"03_sharpness": {"epochs": 3}})
-    with pytest.raises(config.ProfileError, match="03_sharpness: expected a mapping \(or a list of mappings\)"):
+    with pytest.raises(config.ProfileError, match=r"03_sharpness: expected a mapping \(or a list of mappings\)"):
         config.load_profile(path)
 
 

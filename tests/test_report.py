@@ -22,7 +22,7 @@ def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
         assert row and f"badge {c.verdict.replace(' ', '-')}" in row.group(1)
     for run in (out / "runs").iterdir():
         assert f'href="pages/runs/{run.name}.html"' in html
-    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 9
+    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 12
 
 
 def test_nothing_is_fetched_from_the_network(smoke):
@@ -43,10 +43,11 @@ def test_every_internal_link_leads_to_a_file(smoke):
 def test_run_pages_show_parameters_and_outputs(smoke):
     out, _ = smoke
     run_pages = list((out / "pages" / "runs").glob("*.html"))
-    assert len(run_pages) == 11
+    assert len(run_pages) == 12
     for page in run_pages:
         html = page.read_text()
         assert "<th>batch_size</th>" in html and "data:image/png;base64," in html
         # the checked result table of each notebook
-        assert ("lambda_max" if page.name.startswith("03-") else "min_val_loss") in html
+        expected = {"01-": "b_simple", "03-": "lambda_max"}.get(page.name[:3], "min_val_loss")
+        assert expected in html
         assert "widget-state" not in html  # progress bars are plain text, readable in the report

@@ -98,3 +98,25 @@ def test_auto_device_is_the_cpu_without_a_gpu():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device = 'cuda'"):
             train.resolve_device("cuda")
+
+
+def test_long_runs_are_evaluated_sparsely_and_the_minimum_is_still_the_minimum(small):
+    spec = train.TrainSpec(batch_size=64, lr=0.05, width=8, epochs=12, max_evals=4)
+    run = train.train(spec, small, seed=0)
+    assert [r["epoch"] for r in run.history] == [0, 3, 6, 9, 12]
+    best = min(run.history, key=lambda r: r["val_loss"])
+    assert run.summary["min_val_loss"] == best["val_loss"] and run.summary["epoch_of_min_val_loss"] == best["epoch"]
+    assert run.summary["train_seconds"] >= sum(r["seconds"] for r in run.history[1:])
+
+
+def test_two_batch_noise_is_logged_without_disturbing_training(small):
+    plain = train.train(train.TrainSpec(batch_size=32, lr=0.05, width=8, epochs=2, batch_norm=True), small, seed=0)
+    spec = train.TrainSpec(batch_size=32, lr=0.05, width=8, epochs=2, batch_norm=True, noise_points=10)
+    logged = train.train(spec, small, seed=0)
+    assert _same(plain.history, logged.history)  # the extra half-batch pass changes nothing
+    assert 2 <= len(logged.noise) <= 10 and logged.noise[0]["step"] == 1
+    row = next(r for r in logged.noise if r["b_big"] == 32)  # the epoch's last batch is partial (200 = 6 x 32 + 8)
+    assert row["b_small"] == 16 and row["g2_small"] > 0
+    from bsnb import noise
+
+    assert (row["g2_est"], row["s_est"]) == noise.two_batch(row["g2_small"], row["g2_big"], 16, 32)

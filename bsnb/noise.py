@@ -1,0 +1,147 @@
+"""Gradient noise: the batch gradient as an estimate of the full gradient.
+
+The training loss is L(w) = (1/m) sum_i l_i(w); its gradient is G = (1/m) sum_i g_i. A batch of B
+examples drawn without replacement gives g_B, an unbiased estimate of G with
+
+    E |g_B - G|^2 = tr(Sigma) / B * (m - B) / (m - 1),
+
+where tr(Sigma) = (1/m) sum_i |g_i - G|^2 is the trace of the per-example gradient covariance
+(McCandlish et al. 2018 use it to define the simple noise scale B_simple = tr(Sigma) / |G|^2).
+Per-example gradients come from ``torch.func`` (``vmap`` over ``grad``) in chunks, so memory is
+bounded by the chunk size, not by the data. The model is in eval mode for all of it (batch norm
+with running statistics couples no examples) and is left as it was found.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call, grad, vmap
+
+from bsnb.models import frozen as _eval
+
+
+def per_example_grads(model, x, y, chunk: int = 256):
+    """Yield the flat per-example gradients of the cross-entropy, ``chunk`` examples at a time ([c, P] each)."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def loss_one(p, xi, yi):
+        out = functional_call(model, (p, buffers), (xi.unsqueeze(0),))
+        return F.cross_entropy(out, yi.unsqueeze(0))
+
+    per_example = vmap(grad(loss_one), in_dims=(None, 0, 0))
+    with _eval(model):
+        for i in range(0, len(y), chunk):
+            grads = per_example(params, x[i:i + chunk], y[i:i + chunk])
+            yield torch.cat([g.reshape(g.shape[0], -1) for g in grads.values()], dim=1)
+
+
+@dataclass
+class GradientStats:
+    full_gradient: torch.Tensor  # G, flat
+    g2: float  # |G|^2
+    tr_sigma: float  # (1/m) sum |g_i - G|^2
+    examples: int
+
+    @property
+    def b_simple(self) -> float:
+        return self.tr_sigma / self.g2 if self.g2 > 0 else math.inf
+
+
+def gradient_stats(model, x, y, chunk: int = 256) -> GradientStats:
+    """G, |G|^2, tr(Sigma) and B_simple from per-example gradients, streamed in chunks (float64 sums)."""
+    total, sq, m = None, 0.0, 0
+    for g in per_example_grads(model, x, y, chunk):
+        g = g.double()
+        total = g.sum(0) if total is None else total + g.sum(0)
+        sq += float((g * g).sum())
+        m += g.shape[0]
+    mean = total / m
+    g2 = float(mean @ mean)
+    return GradientStats(mean, g2, sq / m - g2, m)
+
+
+def batch_gradient(model, x, y) -> torch.Tensor:
+    """The flat gradient of the mean cross-entropy over (x, y), model in eval mode."""
+    with _eval(model):
+        loss = F.cross_entropy(model(x), y)
+        grads = torch.autograd.grad(loss, [p for p in model.parameters()])
+    return torch.cat([g.reshape(-1) for g in grads]).double()
+
+
+def predicted_variance(tr_sigma: float, b: int, m: int) -> float:
+    """E |g_B - G|^2 for B examples drawn without replacement from m."""
+    return tr_sigma / b * (m - b) / (m - 1) if m > 1 else 0.0
+
+
+def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws: int = 50, seed: int = 0):
+    """For each batch size, ``draws`` random batches: |g_B - G|^2 and cosine(g_B, G) beside the prediction.
+
+    Returns (summary rows, one row per draw).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    m = len(y)
+    g_full = stats.full_gradient
+    summary, draws_rows = [], []
+    for b in batch_sizes:
+        if b > m:
+            continue
+        dev, cos = [], []
+        for d in range(draws):
+            idx = torch.randperm(m, generator=gen)[:b].to(y.device)
+            g = batch_gradient(model, x[idx], y[idx]).to(g_full.device)
+            diff = g - g_full
+            dev.append(float(diff @ diff))
+            cos.append(float(g @ g_full / (g.norm() * g_full.norm() + 1e-30)))
+            draws_rows.append({"batch_size": b, "draw": d, "deviation": dev[-1], "cosine": cos[-1]})
+        dev = np.asarray(dev)
+        summary.append({"batch_size": b, "measured": dev.mean(), "measured_se": dev.std(ddof=1) / math.sqrt(len(dev)),
+                        "predicted": predicted_variance(stats.tr_sigma, b, m), "cosine_mean": float(np.mean(cos)),
+                        "cosine_sd": float(np.std(cos, ddof=1)), "draws": draws})
+    return summary, draws_rows
+
+
+def two_batch(g2_small: float, g2_big: float, b_small: int, b_big: int) -> tuple[float, float]:
+    """McCandlish et al.'s unbiased estimates (App. A.1) of |G|^2 and S = tr(Sigma) from the squared norms of
+    two batch gradients, of ``b_small`` and ``b_big`` examples."""
+    g2 = (b_big * g2_big - b_small * g2_small) / (b_big - b_small)
+    s = (g2_small - g2_big) / (1 / b_small - 1 / b_big)
+    return g2, s
+
+
+def b_simple_from_estimates(g2: np.ndarray, s: np.ndarray) -> float:
+    """B_simple from many two-batch estimates: the ratio of their means (each estimate alone is too noisy)."""
+    g2, s = np.asarray(g2, float), np.asarray(s, float)
+    return float(s.mean() / g2.mean()) if g2.mean() > 0 else math.inf
+
+
+def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk: int = 256,
+                  progress: bool = True) -> tuple[list[dict], dict]:
+    """Gradient statistics and batch-gradient variance at each checkpoint of each seed.
+
+    ``states`` maps (seed, checkpoint name) to a state dict. Returns per-(seed, checkpoint) records
+    and tables ``variance`` and ``cosines``.
+    """
+    items = list(states.items())
+    if progress:
+        from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
+
+        items = tqdm(items, desc="gradient noise", unit="checkpoint")
+    records, tables = [], {"variance": [], "cosines": []}
+    for (seed, checkpoint), state in items:
+        model.load_state_dict(state)
+        stats = gradient_stats(model, x, y, chunk)
+        with _eval(model), torch.no_grad():
+            loss = float(F.cross_entropy(model(x), y))
+        record = {"seed": seed, "checkpoint": checkpoint, "examples": stats.examples, "g2": stats.g2,
+                  "tr_sigma": stats.tr_sigma, "b_simple": stats.b_simple, "train_loss": loss}
+        records.append(record)
+        summary, rows = variance_by_batch_size(model, x, y, stats, batch_sizes, draws, seed)
+        tables["variance"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in summary]
+        tables["cosines"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in rows]
+    return records, tables

@@ -1,0 +1,95 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # What is batch size, and why does it matter?
+#
+# The training loss is an average over the m training examples, L(w) = (1/m) Σᵢ lᵢ(w), and so
+# is its gradient, G = (1/m) Σᵢ gᵢ. **Full-batch gradient descent** computes G exactly at
+# every step. **Stochastic gradient descent** estimates it from one example, and **mini-batch
+# gradient descent** from a batch of B examples: g_B = (1/B) Σ_{i∈batch} gᵢ. The batch size is
+# that B.
+#
+# g_B is an unbiased estimate of G. Its error shrinks as the batch grows. Drawing B of m examples
+# without replacement gives
+#
+#     E ‖g_B − G‖² = tr(Σ) / B · (m − B) / (m − 1),
+#
+# where tr(Σ) = (1/m) Σᵢ ‖gᵢ − G‖² is the total variance of the per-example gradients (claim C5).
+# Past the point where this noise is small next to ‖G‖², a larger batch barely improves the
+# step. McCandlish et al. (2018) call the ratio B_simple = tr(Σ) / ‖G‖² the *simple noise
+# scale*, and argue that it predicts the *critical batch size*: beyond it, more batch no longer
+# cuts the number of steps (claim C11).
+#
+# This notebook measures all of it on the real training problem, at initialisation and at the
+# checkpoints of a trained run. Why it matters in practice, throughput and steps to a target
+# against batch size, is in the findings.
+
+# %% tags=["parameters"]
+noise_batch_sizes: list = [1, 4, 16, 64, 256, 1024]  # batch sizes whose gradients are compared with the full gradient
+noise_draws: int = 50  # random batches drawn per batch size
+grad_chunk: int = 256  # examples per vectorised per-example-gradient pass (bounds memory)
+device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
+source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
+run_dir: str = "runs/manual"  # folder this execution writes its results to
+threads: int = 0  # torch CPU threads; 0 lets torch decide
+
+# %% [markdown]
+# ## Method
+#
+# The trained run is the empirical-comparison run in `source_dir`. Its checkpoints are the
+# initial weights, the weights of minimum validation loss and the final weights, for every seed. At each checkpoint, with the model in eval mode:
+#
+# - per-example gradients over the whole training set (`torch.func.vmap` over `grad`, in chunks
+#   of `grad_chunk` examples) give G, tr(Σ) and B_simple;
+# - for each batch size in `noise_batch_sizes`, `noise_draws` random batches give the measured
+#   ‖g_B − G‖², set beside the formula, and the cosine between g_B and G.
+
+# %%
+from bsnb import analysis, config, noise, plots, results, train
+
+params = config.from_namespace("01_what_is_batch_size", globals())
+source = analysis.open_run(source_dir, train.setup(threads, device))
+states = source.store.load_checkpoints()
+source.params
+
+# %% [markdown]
+# ## Experiment
+
+# %%
+ds = source.data
+records, tables = noise.measure_seeds(source.model, states, ds.x_train, ds.y_train, noise_batch_sizes, noise_draws,
+                                     grad_chunk)
+store = results.RunStore(run_dir)
+store.save("01_what_is_batch_size", {**params, "source": source.params}, records, tables)
+
+# %% [markdown]
+# ## Figure
+#
+# Left: the measured ‖g_B − G‖² (points, mean over draws) against the formula (lines), at each
+# checkpoint. Right: how well a batch gradient points along the full gradient.
+
+# %%
+plots.show(plots.gradient_noise(store.table("variance")))
+
+# %% [markdown]
+# ## Result
+#
+# At each checkpoint and seed: ‖G‖², tr(Σ) and the noise scale B_simple = tr(Σ)/‖G‖². Re-running
+# this notebook on the same machine reproduces the table.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(results.seed_table(store, digits=6).to_string())

@@ -1,0 +1,89 @@
+"""Gradient noise against exact answers: per-example gradients, the variance formula, the two-batch estimator."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bsnb import models, noise
+
+
+@pytest.fixture(scope="module")
+def small():
+    torch.manual_seed(0)
+    net = models.build("cnn", (40,), 10, width=6, batch_norm=True)
+    x, y = torch.randn(300, 40), torch.randint(0, 10, (300,))
+    net.train()
+    net(x)  # running statistics that differ from a fresh model's
+    return net, x, y
+
+
+def test_per_example_gradients_equal_gradients_taken_one_at_a_time(small):
+    net, x, y = small
+    batched = torch.cat(list(noise.per_example_grads(net, x[:20], y[:20], chunk=7)))
+    net.eval()
+    for i in (0, 7, 19):
+        loss = F.cross_entropy(net(x[i:i + 1]), y[i:i + 1])
+        one = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(net.parameters()))])
+        assert torch.allclose(batched[i], one, atol=1e-6)
+    net.train()
+
+
+def test_chunks_stay_bounded_and_do_not_change_the_statistics(small):
+    net, x, y = small
+    chunks = list(noise.per_example_grads(net, x, y, chunk=32))
+    assert max(c.shape[0] for c in chunks) == 32 and sum(c.shape[0] for c in chunks) == 300
+    a, b = noise.gradient_stats(net, x, y, chunk=32), noise.gradient_stats(net, x, y, chunk=300)
+    assert a.tr_sigma == pytest.approx(b.tr_sigma, rel=1e-9) and a.g2 == pytest.approx(b.g2, rel=1e-9)
+    # the full gradient is the gradient of the mean loss
+    assert torch.allclose(a.full_gradient, noise.batch_gradient(net, x, y), atol=1e-6)
+
+
+def test_measurements_leave_the_model_as_they_found_it(small):
+    net, x, y = small
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    noise.gradient_stats(net, x, y)
+    noise.variance_by_batch_size(net, x, y, noise.gradient_stats(net, x, y), [8], draws=3)
+    assert net.training and all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def linear_regression(m=400, d=5, seed=0):
+    """A linear model with squared loss: per-example gradients are known in closed form."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(m, d, generator=gen, dtype=torch.float64)
+    w_true = torch.randn(d, generator=gen, dtype=torch.float64)
+    y = x @ w_true + 0.5 * torch.randn(m, generator=gen, dtype=torch.float64)
+    w = torch.zeros(d, dtype=torch.float64)
+    per_example = 2 * (x @ w - y).unsqueeze(1) * x  # gradient of (x_i w - y_i)^2
+    return x, y, per_example
+
+
+def test_measured_variance_of_batch_gradients_matches_the_formula_within_sampling_error():
+    x, y, g = linear_regression()
+    m = len(y)
+    full = g.mean(0)
+    tr_sigma = float(((g - full) ** 2).sum(1).mean())
+    rng = np.random.default_rng(0)
+    for b in (1, 10, 100, 300):
+        dev = np.array([float(((g[rng.choice(m, b, replace=False)].mean(0) - full) ** 2).sum()) for _ in range(4000)])
+        se = dev.std(ddof=1) / math.sqrt(len(dev))
+        assert abs(dev.mean() - noise.predicted_variance(tr_sigma, b, m)) <= 4 * se
+
+
+def test_two_batch_estimator_agrees_with_the_exact_noise_scale():
+    x, y, g = linear_regression(m=2000, d=5, seed=1)
+    m = len(y)
+    full = g.mean(0)
+    exact = float(((g - full) ** 2).sum(1).mean()) / float(full @ full)
+    rng = np.random.default_rng(1)
+    g2s, ss = [], []
+    for _ in range(3000):
+        idx = rng.choice(m, 64, replace=False)
+        big, small_ = g[idx].mean(0), g[idx[:16]].mean(0)
+        g2, s = noise.two_batch(float(small_ @ small_), float(big @ big), 16, 64)
+        g2s.append(g2)
+        ss.append(s)
+    # sampling without replacement from 2000 makes the estimate a little low (finite-population factor)
+    assert noise.b_simple_from_estimates(g2s, ss) == pytest.approx(exact, rel=0.1)
