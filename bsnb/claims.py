@@ -448,26 +448,37 @@ def decide_within(lo: float, hi: float, low: float, high: float, n: int) -> str:
     return INCONCLUSIVE
 
 
-def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, checkpoint: str = "final",
-                   tolerance: float = 0.1) -> Verdict:
+def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: float = 0.1) -> Verdict:
     """C5: measured E|g_B - G|^2 over the formula tr(Sigma)/B (m-B)/(m-1), geometric mean over batch sizes, per seed.
 
-    Supported when the whole interval lies within 1 +- ``tolerance``.
+    The formula must hold at every checkpoint measured (initial, best, final weights): supported
+    when every checkpoint's interval lies within 1 +- ``tolerance``, not supported when one lies
+    wholly outside it. The effect is the ratio pooled over checkpoints; the note gives each.
     """
-    if variance.empty or checkpoint not in set(variance["checkpoint"]):
+    if variance.empty:
         return _empty("C5", "no gradient-noise measurements in the store")
-    v = variance[(variance["checkpoint"] == checkpoint) & (variance["predicted"] > 0)]
-    per_seed = v.assign(r=np.log(v["measured"] / v["predicted"])).groupby("seed")["r"].mean().map(math.exp)
-    effect, lo, hi, n = interval(per_seed, confidence, log=True)
+    v = variance[variance["predicted"] > 0]
+    v = v.assign(r=np.log(v["measured"] / v["predicted"]))
+    parts, verdicts = [], []
+    for checkpoint in [c for c in ("initial", "best", "final") if c in set(v["checkpoint"])]:
+        per_seed = v[v["checkpoint"] == checkpoint].groupby("seed")["r"].mean().map(math.exp)
+        e, lo, hi, n = interval(per_seed, confidence, log=True)
+        verdicts.append(decide_within(lo, hi, 1 - tolerance, 1 + tolerance, n))
+        parts.append(f"{checkpoint} {_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]")
+    verdict = (NOT_SUPPORTED if NOT_SUPPORTED in verdicts else SUPPORTED if set(verdicts) == {SUPPORTED}
+               else INCONCLUSIVE)
+    pooled = v.groupby("seed")["r"].mean().map(math.exp)
+    effect, lo, hi, n = interval(pooled, confidence, log=True)
     slope = np.polyfit(np.log(v["batch_size"]), np.log(v["measured"]), 1)[0] if v["batch_size"].nunique() > 1 \
         else math.nan
     cos = v.groupby("batch_size")["cosine_mean"].mean()
-    return Verdict("C5", decide_within(lo, hi, 1 - tolerance, 1 + tolerance, n), effect, lo, hi, n, STATEMENTS["C5"],
-                   f"measured / predicted variance of the batch gradient at the {checkpoint} weights, geometric mean "
-                   f"over batch sizes {', '.join(str(int(b)) for b in sorted(v['batch_size'].unique()))} "
-                   f"(supported within 1 +- {tolerance:g})",
-                   f"log-log slope of the measured variance {slope:.2f} (1/B alone: -1); cosine(g_B, G) "
-                   f"{cos.iloc[0]:.2f} at batch {int(cos.index[0])}, {cos.iloc[-1]:.2f} at batch {int(cos.index[-1])}",
+    return Verdict("C5", verdict, effect, lo, hi, n, STATEMENTS["C5"],
+                   f"measured / predicted variance of the batch gradient, geometric mean over batch sizes "
+                   f"{', '.join(str(int(b)) for b in sorted(v['batch_size'].unique()))} and checkpoints "
+                   f"(supported when every checkpoint lies within 1 +- {tolerance:g})",
+                   f"by checkpoint: {'; '.join(parts)}; log-log slope of the measured variance {slope:.2f} (1/B: -1); "
+                   f"cosine(g_B, G) {cos.iloc[0]:.2f} at batch {int(cos.index[0])}, {cos.iloc[-1]:.2f} at batch "
+                   f"{int(cos.index[-1])}",
                    "the formula is exact for sampling without replacement; McCandlish et al. 2018, App. A")
 
 

@@ -79,10 +79,13 @@ def predicted_variance(tr_sigma: float, b: int, m: int) -> float:
     return tr_sigma / b * (m - b) / (m - 1) if m > 1 else 0.0
 
 
-def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws: int = 50, seed: int = 0):
-    """For each batch size, ``draws`` random batches: |g_B - G|^2 and cosine(g_B, G) beside the prediction.
+def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws: int = 50, seed: int = 0,
+                           min_examples: int = 2048):
+    """For each batch size, random batches: |g_B - G|^2 and cosine(g_B, G) beside the prediction.
 
-    Returns (summary rows, one row per draw).
+    Each batch size gets ``draws`` batches, or more, so that it sees at least ``min_examples``
+    examples in all: at trained weights a few examples carry most of the gradient, and 50 draws of
+    one example would mostly miss them. Returns (summary rows, one row per draw).
     """
     gen = torch.Generator().manual_seed(seed)
     m = len(y)
@@ -92,7 +95,8 @@ def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws
         if b > m:
             continue
         dev, cos = [], []
-        for d in range(draws):
+        n_draws = max(draws, math.ceil(min_examples / b))
+        for d in range(n_draws):
             idx = torch.randperm(m, generator=gen)[:b].to(y.device)
             g = batch_gradient(model, x[idx], y[idx]).to(g_full.device)
             diff = g - g_full
@@ -102,7 +106,7 @@ def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws
         dev = np.asarray(dev)
         summary.append({"batch_size": b, "measured": dev.mean(), "measured_se": dev.std(ddof=1) / math.sqrt(len(dev)),
                         "predicted": predicted_variance(stats.tr_sigma, b, m), "cosine_mean": float(np.mean(cos)),
-                        "cosine_sd": float(np.std(cos, ddof=1)), "draws": draws})
+                        "cosine_sd": float(np.std(cos, ddof=1)), "draws": n_draws})
     return summary, draws_rows
 
 

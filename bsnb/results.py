@@ -236,9 +236,11 @@ def load_tables(store_dir: str | Path) -> Tables:
         runs.extend({**setting, **record} for record in summary["seeds"])
         for path in sorted(run.dir.glob("*.csv")):
             try:
-                frame = pd.read_csv(path).assign(**setting)
+                frame = pd.read_csv(path)
             except pd.errors.EmptyDataError:
                 continue
+            # a table's own columns win: variance.csv's batch_size is the batch drawn, not the run's
+            frame = frame.assign(**{k: v for k, v in setting.items() if k not in frame.columns})
             csvs.setdefault(path.stem, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
     return Tables(jobs=pd.DataFrame(jobs), runs=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),

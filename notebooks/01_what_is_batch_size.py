@@ -39,7 +39,7 @@
 
 # %% tags=["parameters"]
 noise_batch_sizes: list = [1, 4, 16, 64, 256, 1024]  # batch sizes whose gradients are compared with the full gradient
-noise_draws: int = 50  # random batches drawn per batch size
+noise_draws: int = 50  # random batches drawn per batch size (more for small ones: each sees >= 2048 examples)
 grad_chunk: int = 256  # examples per vectorised per-example-gradient pass (bounds memory)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
@@ -54,8 +54,10 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #
 # - per-example gradients over the whole training set (`torch.func.vmap` over `grad`, in chunks
 #   of `grad_chunk` examples) give G, tr(Σ) and B_simple;
-# - for each batch size in `noise_batch_sizes`, `noise_draws` random batches give the measured
-#   ‖g_B − G‖², set beside the formula, and the cosine between g_B and G.
+# - for each batch size in `noise_batch_sizes`, random batches give the measured ‖g_B − G‖²,
+#   set beside the formula, and the cosine between g_B and G. There are `noise_draws` batches,
+#   or more, so that every batch size sees at least 2048 examples: at trained weights a few
+#   examples carry most of the gradient, and a few single-example draws would miss them.
 
 # %%
 from bsnb import analysis, config, noise, plots, results, train

@@ -65,3 +65,11 @@ def test_seed_table_and_describe_are_computed_from_the_summary(store_dir):
     table = results.seed_table(store)
     assert list(table.index) == [0, 1] and "min_val_loss" in table
     assert "Batch size 32" in results.describe(store)
+
+
+def test_a_tables_own_columns_win_over_the_runs_setting(tmp_path):
+    store = results.RunStore(tmp_path / "01-bs32")
+    store.save("01_what_is_batch_size", {"batch_size": 32, "lr": 0.01}, [{"seed": 0}],
+               {"variance": [{"batch_size": 1, "measured": 2.0}, {"batch_size": 64, "measured": 0.1}]})
+    t = results.load_tables(tmp_path)
+    assert t.table("variance")["batch_size"].tolist() == [1, 64] and (t.table("variance")["lr"] == 0.01).all()

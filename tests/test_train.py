@@ -116,7 +116,7 @@ def test_two_batch_noise_is_logged_without_disturbing_training(small):
     assert _same(plain.history, logged.history)  # the extra half-batch pass changes nothing
     assert 2 <= len(logged.noise) <= 10 and logged.noise[0]["step"] == 1
     row = next(r for r in logged.noise if r["b_big"] == 32)  # the epoch's last batch is partial (200 = 6 x 32 + 8)
-    assert row["b_small"] == 16 and row["g2_small"] > 0
+    assert row["b_small"] == 8 and row["g2_small"] > 0
     from bsnb import noise
 
-    assert (row["g2_est"], row["s_est"]) == noise.two_batch(row["g2_small"], row["g2_big"], 16, 32)
+    assert (row["g2_est"], row["s_est"]) == noise.two_batch(row["g2_small"], row["g2_big"], 8, 32)
