@@ -39,6 +39,10 @@ STATEMENTS.update({
 })
 GOYAL = "Goyal et al. 2017: top-1 error 23.60 +- 0.12 % at batch 256, 23.74 +- 0.09 % at 8k (linear rule, 5-epoch warm-up)"
 HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps as the small batch, the gap closes"
+# the figure of the findings that decides each claim
+FIGURES = {"C1": "loss_curves", "C2": "minima", "C3": "speed", "C4": "minima", "C5": "gradient_noise",
+           "C6": "sharpness", "C7": "distance", "C8": "remedies", "C9": "remedies", "C10": "remedies",
+           "C11": "steps_to_target"}
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 

@@ -140,14 +140,15 @@ def speed(runs: pd.DataFrame):
 
 
 def save(fig, directory: str | Path, name: str) -> Path:
-    """Save ``fig`` as ``<directory>/<name>.png`` (atomically) and return the path."""
+    """Save ``fig`` as ``<directory>/<name>.png`` and ``.svg`` (atomically), its caption as ``.txt``; return the PNG."""
     import io
 
     from bsnb.results import write_atomic
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    path = write_atomic(Path(directory) / f"{name}.png", buf.getvalue())
+    for fmt in ("svg", "png"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, dpi=110)
+        path = write_atomic(Path(directory) / f"{name}.{fmt}", buf.getvalue())
     caption = getattr(fig, "bsnb_caption", "")
     if caption:
         write_atomic(Path(directory) / f"{name}.txt", caption + "\n")
@@ -155,9 +156,13 @@ def save(fig, directory: str | Path, name: str) -> Path:
 
 
 def show(fig, directory: str | Path | None = None, name: str | None = None):
-    """Save the figure beside the report (when asked) and print its caption under it."""
+    """Save the figure beside the report (when asked), show it with an anchor the report links to, and
+    print its caption under it."""
     if directory is not None and name is not None:
         save(fig, directory, name)
+        from IPython.display import HTML, display
+
+        display(HTML(f'<a id="fig-{name}"></a>'))
     plt.show()
     caption = getattr(fig, "bsnb_caption", "")
     if caption:

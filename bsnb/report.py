@@ -1,10 +1,17 @@
 """The HTML report: a small static site that stands alone (opens from file://, fetches nothing).
 
-``<out>/index.html`` holds the verdict table, the figures (inlined as base64), how the report was
-produced, and every run with its parameters and status; ``<out>/pages/`` holds the findings
-notebook and every run's executed notebook, converted by nbconvert's ``basic`` template (a body
-fragment, wrapped here in a page with its own inline style; the ``lab`` template would pull
-require.js and MathJax from a CDN).
+    <out>/index.html                        the verdict table of every claim, the questions, how it was produced
+    <out>/pages/q<N>-<question>.html        one page per question of the article, cut from the findings notebook
+    <out>/pages/findings.html               the whole findings notebook
+    <out>/pages/runs.html                   every run with its parameters and status (failures with their error)
+    <out>/pages/runs/<job>.html             each run's executed notebook
+    <out>/figures/<name>.{png,svg,txt}      every figure, with its caption
+
+Notebooks are converted with nbconvert's ``basic`` template (a body fragment) and wrapped here in a
+page with its own inline style and a few lines of inline script (the code toggle): the ``lab``
+template would pull require.js and MathJax from a CDN. Code is hidden until "Show code" is pressed.
+Every page ends with how it was produced. Converted fragments are cached beside the pages, so a
+rebuild converts only the notebooks that changed.
 """
 
 from __future__ import annotations
@@ -14,66 +21,132 @@ import datetime as dt
 import html
 import json
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 
+from bsnb import claims as claims_mod
 from bsnb import config, results
+
+# The article's questions: page slug, title, and the claims each answers (the findings notebook's
+# "## " sections name their claims in their heading, which is how a section finds its page).
+QUESTIONS = [
+    ("q1-what-is-batch-size", "What is batch size, and why does it matter?", ("C5", "C11")),
+    ("q2-empirical-comparison", "How do small and large batches perform?", ("C1", "C2", "C3", "C4")),
+    ("q3-sharpness", "Why do large batches do worse?", ("C6", "C7")),
+    ("q4-closing-the-gap", "How can the gap be closed?", ("C8", "C9", "C10")),
+]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
-header{background:#1d3557;color:#fff;padding:14px 28px}header a{color:#cfe3ff;margin-right:18px}
-main{max-width:1180px;margin:0 auto;padding:10px 28px 40px}
-h1{font-size:1.5em;margin:.2em 0}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:1.6em}
+header{background:#1d3557;color:#fff;padding:10px 28px 12px}header nav a{color:#cfe3ff;margin-right:16px;font-size:.92em}
+header nav a.here{color:#fff;font-weight:700;text-decoration:none}
+#toggle-code{float:right;background:#2f4b7c;color:#fff;border:1px solid #cfe3ff;border-radius:4px;padding:3px 10px;
+cursor:pointer}
+main{max-width:1180px;margin:0 auto;padding:10px 28px 20px}
+h1{font-size:1.5em;margin:.3em 0 0}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.88em;margin:.6em 0}th,td{border:1px solid #d0d7de;padding:4px 8px;
 text-align:left;vertical-align:top}th{background:#eef2f6}
 .badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:.85em;white-space:nowrap}
-.supported{background:#d1f2d9;color:#14532d}.not-supported{background:#fde2e1;color:#7f1d1d}
-.inconclusive{background:#fff1c2;color:#713f12}.failed{background:#fde2e1;color:#7f1d1d}
-.ok{background:#d1f2d9;color:#14532d}.diverged,.incomplete,.manual{background:#fff1c2;color:#713f12}
+.supported,.ok{background:#d1f2d9;color:#14532d}.not-supported,.failed{background:#fde2e1;color:#7f1d1d}
+.inconclusive,.diverged,.incomplete,.manual{background:#fff1c2;color:#713f12}
 figure{margin:1em 0;background:#fff;border:1px solid #e1e4e8;padding:8px}main img{max-width:100%;height:auto}
-figcaption{font-size:.85em;color:#4b5563;margin-top:4px}.prov{font-size:.82em;color:#4b5563}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-.jp-InputArea,.jp-Cell-inputWrapper pre{background:#f6f8fa}.jp-Cell{margin:.6em 0}
-pre{overflow-x:auto;font-size:.85em;padding:6px}.jp-InputPrompt,.jp-OutputPrompt{display:none}
-.jp-RenderedHTMLCommon table{font-size:.85em}.jp-OutputArea-output img{max-width:100%}
-.jp-RenderedText pre,.jp-OutputArea-output pre{background:#fff;border-left:3px solid #d0d7de}
+figcaption{font-size:.85em;color:#4b5563;margin-top:4px}footer{font-size:.8em;color:#4b5563;border-top:1px solid
+#d0d7de;margin-top:2em;padding-top:8px}.num{text-align:right;font-variant-numeric:tabular-nums}
+.toc{background:#fff;border:1px solid #e1e4e8;padding:6px 16px;font-size:.9em;display:inline-block}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #e1e4e8;padding:10px 14px;
+flex:1 1 250px}
+body:not(.show-code) div.input{display:none}.prompt{display:none}
+.input_area pre{background:#f6f8fa;padding:6px;overflow-x:auto;font-size:.85em}.cell{margin:.5em 0}
+.output_area pre{background:#fff;border-left:3px solid #d0d7de;padding:6px;overflow-x:auto;font-size:.82em;
+white-space:pre-wrap}.output_html{overflow-x:auto}
+.output_stderr pre{border-left-color:#e5c07b}.rendered_html table{font-size:.82em}
 .ansi-red-fg{color:#b91c1c}.ansi-green-fg{color:#15803d}.ansi-cyan-fg{color:#0e7490}.ansi-blue-fg{color:#1d4ed8}
 """
 
+SCRIPT = """document.getElementById('toggle-code').addEventListener('click', function () {
+  var on = document.body.classList.toggle('show-code');
+  this.textContent = on ? 'Hide code' : 'Show code';
+});"""
 
-def page(title: str, body: str, nav: str = "", depth: int = 0) -> str:
+
+def _nav(current: str, depth: int) -> str:
     up = "../" * depth
-    links = (f'<a href="{up}index.html">Overview</a><a href="{up}pages/{config.FINDINGS}.html">Findings notebook</a>'
-             + nav)
+    links = [("index", f"{up}index.html", "Overview")]
+    links += [(slug, f"{up}pages/{slug}.html", f"{i + 1}. {title.split(',')[0].split('?')[0]}")
+              for i, (slug, title, _) in enumerate(QUESTIONS)]
+    links += [("runs", f"{up}pages/runs.html", "Runs"), ("findings", f"{up}pages/findings.html", "Findings notebook")]
+    return "".join(f'<a href="{href}"{" class=here" if key == current else ""}>{html.escape(text)}</a>'
+                   for key, href, text in links)
+
+
+def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, code: bool = False) -> str:
+    """A whole page: navigation, the body, and how it was produced; ``code`` adds the show-code toggle."""
+    toggle = '<button id="toggle-code" type="button">Show code</button>' if code else ""
+    footer = " &middot; ".join(f"<b>{html.escape(k)}</b> {html.escape(str(v))}" for k, v in info.items())
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"
-            f"<body><header><div>{links}</div><h1>{html.escape(title)}</h1></header>\n<main>\n{body}\n</main></body></html>\n")
+            f"<body><header>{toggle}<nav>{_nav(current, depth)}</nav><h1>{html.escape(title)}</h1></header>\n"
+            f"<main>\n{body}\n<footer>How this page was produced: {footer}</footer></main>"
+            + (f"<script>{SCRIPT}</script>" if code else "") + "</body></html>\n")
 
 
-def notebook_fragment(ipynb: Path) -> str:
-    """The notebook as an HTML body fragment, images inlined."""
-    import nbformat
+# ------------------------------------------------------------------------------------------------
+# notebooks
+
+
+def fragment(nb, cache: Path | None = None, source: Path | None = None) -> str:
+    """A notebook (node) as an HTML body fragment, images inlined; cached in ``cache`` when it is newer than ``source``."""
+    if cache is not None and source is not None and cache.exists() and cache.stat().st_mtime >= source.stat().st_mtime:
+        return cache.read_text()
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="basic")
-    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(nb)
+    if cache is not None:
+        results.write_atomic(cache, body)
     return body
 
 
-def convert(ipynb: Path, target: Path, title: str, depth: int, intro: str = "") -> Path:
-    """Convert one executed notebook to a page, unless the page is already newer than the notebook."""
-    if target.exists() and target.stat().st_mtime >= ipynb.stat().st_mtime:
-        return target
-    return results.write_atomic(target, page(title, intro + notebook_fragment(ipynb), depth=depth))
+def sections(nb) -> list[tuple[str, list]]:
+    """Cut a notebook at its "## " markdown headings: [(heading, cells)], the part before the first heading first."""
+    parts: list[tuple[str, list]] = [("", [])]
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## "):
+            parts.append((cell.source.splitlines()[0][3:].strip(), []))
+        parts[-1][1].append(cell)
+    return parts
 
 
-def provenance(out_dir: Path, profile: config.Profile | None, meta: dict | None) -> dict:
-    """How the report was produced, so a reader can rerun it."""
-    meta = dict(meta or {})
+def question_of(heading: str) -> str | None:
+    """The question page a findings section belongs to, from the claims its heading names."""
+    named = set(re.findall(r"C(\d+)", heading))
+    for slug, _, claim_ids in QUESTIONS:
+        if named & {c[1:] for c in claim_ids}:
+            return slug
+    return None
+
+
+def toc(body: str) -> str:
+    """A table of contents of a page: its headings and its figures."""
+    items = []
+    for tag, anchor, text in re.findall(r'<(h2|h3)[^>]*id="([^"]+)"[^>]*>(.*?)</\1>', body, re.S):
+        items.append(f'<li><a href="#{anchor}">{re.sub("<[^>]+>", "", text).replace("¶", "").strip()}</a></li>')
+    for name in re.findall(r'<a id="fig-([\w-]+)"', body):
+        items.append(f'<li><a href="#fig-{name}">figure: {name.replace("_", " ")}</a></li>')
+    return f'<div class="toc"><b>On this page</b><ul>{"".join(items)}</ul></div>' if items else ""
+
+
+# ------------------------------------------------------------------------------------------------
+# how it was produced
+
+
+def provenance(out_dir: Path, profile: config.Profile | None, meta: dict | None,
+               tables: results.Tables | None = None) -> dict:
+    """bsnb version and commit, Python, torch and device, the profile and its hash, date, wall time."""
     try:
         commit = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip()
@@ -82,18 +155,26 @@ def provenance(out_dir: Path, profile: config.Profile | None, meta: dict | None)
         commit = (commit + (" (with uncommitted changes)" if dirty else "")) if commit else "not a git checkout"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    info = {
-        "bsnb": metadata.version("bsnb"),
-        "commit": commit,
-        "python": platform.python_version(),
-        "torch": metadata.version("torch"),
-        "machine": f"{platform.machine()}, {platform.system()}",
-        "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-    }
+    info = {"bsnb": metadata.version("bsnb"), "commit": commit, "python": platform.python_version()}
+    runs = tables.runs if tables is not None else pd.DataFrame()
+    info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \
+        else metadata.version("torch")
+    if "device" in runs:
+        info["device"] = ", ".join(sorted(runs["device"].dropna().astype(str).unique()))
+    info["machine"] = f"{platform.machine()}, {platform.system()}"
     if profile is not None:
-        info["profile"] = f"{profile.name} ({profile.path}, content hash {profile.digest()})"
-    info.update(meta)
+        info["profile"] = f"{profile.name} ({profile.path.name if profile.path else ''}, content hash {profile.digest()})"
+    timings = out_dir / "logs" / "timings.json"
+    if timings.exists():
+        t = results.read_json(timings)
+        info["study wall time"] = f"{t['total']:.0f} s (jobs {t['jobs']:.0f} s on {t['workers']} workers)"
+    info["date"] = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    info.update(meta or {})
     return info
+
+
+# ------------------------------------------------------------------------------------------------
+# pieces of the overview
 
 
 def _badge(state: str) -> str:
@@ -108,88 +189,146 @@ def _fmt(v, digits=3) -> str:
     return html.escape(str(v))
 
 
-def verdict_table(claims: pd.DataFrame) -> str:
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else html.escape(str(v))
+
+
+def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
+    """Every claim: statement, verdict badge, effect and interval, seeds, ours beside the published figure,
+    and a link to the figure that decides it (``figures``: figure name -> the page that shows it)."""
     if claims.empty:
-        return "<p>No verdicts yet: the findings notebook has not written <code>claims.csv</code>.</p>"
+        return "<p>No verdicts: the findings notebook did not write <code>claims.csv</code> (see its page).</p>"
+    up = "../" * depth
     rows = []
     for _, c in claims.iterrows():
-        ci = f"[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]"
-        rows.append(f"<tr id=\"{c.claim}\"><td><b>{c.claim}</b></td><td>{html.escape(str(c.statement))}</td>"
-                    f"<td>{_badge(str(c.verdict))}</td><td class=num>{_fmt(c.effect)}</td><td class=num>{ci}</td>"
-                    f"<td class=num>{int(c.seeds)}</td><td>{html.escape(str(c.measure))}<br><i>ours:</i> "
-                    f"{html.escape(str(c.ours))}</td><td>{html.escape(str(c.published))}"
-                    f"{'<br><i>note:</i> ' + html.escape(str(c.note)) if str(c.note) not in ('', 'nan') else ''}</td></tr>")
-    return ("<table><tr><th>claim</th><th>statement</th><th>verdict</th><th>effect</th><th>95% CI</th><th>seeds</th>"
-            "<th>measure (ours)</th><th>published</th></tr>" + "".join(rows) + "</table>")
+        name = claims_mod.FIGURES.get(c.claim)
+        link = (f'<a href="{up}pages/{figures[name]}.html#fig-{name}">{name.replace("_", " ")}</a>'
+                if name in figures else "&ndash;")
+        note = f"<br><i>note:</i> {_text(c.note)}" if _text(c.note) else ""
+        rows.append(f'<tr id="{c.claim}"><td><b>{c.claim}</b></td><td>{_text(c.statement)}</td>'
+                    f"<td>{_badge(str(c.verdict))}</td><td class=num>{_fmt(c.effect)}</td>"
+                    f"<td class=num>[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</td><td class=num>{int(c.seeds)}</td>"
+                    f"<td>{_text(c.measure)}<br><i>ours:</i> {_text(c.ours)}</td><td>{_text(c.published)}{note}</td>"
+                    f"<td>{link}</td></tr>")
+    return ('<table class="verdicts"><tr><th>claim</th><th>statement</th><th>verdict</th><th>effect</th>'
+            "<th>95% interval</th><th>seeds</th><th>measure, and ours</th><th>published</th><th>figure</th></tr>"
+            + "".join(rows) + "</table>")
 
 
-def figures_html(report_dir: Path) -> str:
-    parts = []
-    for png in sorted(results.figures_dir(report_dir).glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode()
-        cap_file = png.with_suffix(".txt")
-        caption = cap_file.read_text().strip() if cap_file.exists() else ""
-        parts.append(f'<figure id="fig-{png.stem}"><img alt="{png.stem}" src="data:image/png;base64,{data}">'
-                     f"<figcaption><b>{png.stem.replace('_', ' ')}.</b> {html.escape(caption)}</figcaption></figure>")
-    return "\n".join(parts) or "<p>No figures yet.</p>"
+def figure_html(png: Path, depth: int = 0) -> str:
+    data = base64.b64encode(png.read_bytes()).decode()
+    cap = png.with_suffix(".txt")
+    caption = cap.read_text().strip() if cap.exists() else ""
+    svg = png.with_suffix(".svg")
+    alt = f' (also as <a href="{"../" * depth}figures/{svg.name}">SVG</a>)' if svg.exists() else ""
+    return (f'<figure id="fig-{png.stem}"><img alt="{png.stem}" src="data:image/png;base64,{data}">'
+            f"<figcaption><b>{png.stem.replace('_', ' ')}.</b> {html.escape(caption)}{alt}</figcaption></figure>")
 
 
-def runs_table(tables: results.Tables) -> str:
+def runs_table(tables: results.Tables, depth: int = 1) -> str:
+    """Every run: its status, setting, result and error, linked to its page (from a page ``depth`` folders down)."""
     if tables.jobs.empty:
         return "<p>No runs in the store.</p>"
+    up = "" if depth == 1 else "pages/"
     by_job = tables.runs.groupby("job_id") if not tables.runs.empty else None
+    shown = [c for c in ("notebook", "batch_size", "remedy", "lr", "seeds", "epochs") if c in tables.jobs]
     rows = []
-    shown = [c for c in ("batch_size", "lr", "optimizer", "seeds", "epochs", "model", "dataset") if c in tables.jobs]
-    for _, j in tables.jobs.sort_values(["notebook", "batch_size"] if "batch_size" in tables.jobs else "job_id").iterrows():
-        link = f'<a href="pages/runs/{j.job_id}.html">{j.job_id}</a>'
-        mvl = "&ndash;"
+    order = [c for c in ("notebook", "batch_size") if c in tables.jobs] or ["job_id"]
+    for _, j in tables.jobs.sort_values(order).iterrows():
+        result = "&ndash;"
         if by_job is not None and j.job_id in by_job.groups:
             g = by_job.get_group(j.job_id)
-            mvl = f"{g['min_val_loss'].mean():.3f}"
-        err = html.escape(str(j.error)) if isinstance(j.error, str) else ""
-        rows.append(f"<tr><td>{link}</td><td>{_badge(j.state)}</td>" + "".join(
-            f"<td>{_fmt(j[c])}</td>" for c in shown) + f"<td class=num>{mvl}</td><td class=num>{_fmt(j.seconds, 3)}</td>"
-            f"<td>{err}</td></tr>")
-    head = "".join(f"<th>{c}</th>" for c in ["run", "status", *shown, "min val loss (mean)", "seconds", "error"])
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+            for col, label in (("min_val_loss", "min val loss"), ("lambda_max", "top eigenvalue"),
+                               ("b_simple", "B_simple")):
+                if col in g and g[col].notna().any():
+                    result = f"{label} {g[col].mean():.3g}"
+                    break
+        rows.append(f'<tr><td><a href="{up}runs/{j.job_id}.html">{j.job_id}</a></td><td>{_badge(j.state)}</td>'
+                    + "".join(f"<td>{_fmt(j[c])}</td>" for c in shown)
+                    + f"<td>{result}</td><td class=num>{_fmt(j.seconds)}</td><td>{_text(j.error)}</td></tr>")
+    head = "".join(f"<th>{c}</th>" for c in ["run", "status", *shown, "result (mean over seeds)", "seconds", "error"])
+    return f"<table>{head and '<tr>' + head + '</tr>'}{''.join(rows)}</table>"
+
+
+# ------------------------------------------------------------------------------------------------
+# the site
 
 
 def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict | None = None) -> Path:
-    """Write the report of ``out_dir`` (runs, findings, claims, figures) and return its index.html."""
+    """Write the site of ``out_dir`` from its runs, findings, claims and figures; return its index.html."""
+    import nbformat
+
     out_dir = Path(out_dir)
     pages = out_dir / "pages"
+    cache = out_dir / "logs" / "fragments"
+    before = set(pages.rglob("*.html")) if pages.exists() else set()
     tables = results.load_tables(results.store_dir(out_dir))
-    for run in results.runs_in(results.store_dir(out_dir)):
-        nb = run.path(results.NOTEBOOK)
-        params = run.setting()
-        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
-                        for k, v in params.items())
-        intro = f"<p>Status: {_badge(run.state())}</p><h2>Parameters</h2><table>{cells}</table>"
-        status = run.status() or {}
-        if status.get("error"):
-            intro += f"<p><b>Error:</b> {html.escape(status['error'])}</p>"
-        target = pages / "runs" / f"{run.job_id}.html"
-        if nb.exists():
-            convert(nb, target, f"Run {run.job_id}", depth=2, intro=intro)
-        else:
-            results.write_atomic(target, page(f"Run {run.job_id}", intro + "<p>No executed notebook.</p>", depth=2))
-    findings_nb = out_dir / f"{config.FINDINGS}.ipynb"
-    findings_page = pages / f"{config.FINDINGS}.html"
-    if findings_nb.exists():
-        convert(findings_nb, findings_page, "Findings", depth=1)
-    else:
-        results.write_atomic(findings_page, page("Findings", "<p>The findings notebook has not run.</p>", depth=1))
+    info = provenance(out_dir, profile, meta, tables)
 
+    # one page per run
+    for run in results.runs_in(results.store_dir(out_dir)):
+        status = run.status() or {}
+        cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
+                        for k, v in run.setting().items())
+        body = f"<p>Status: {_badge(run.state())}</p>"
+        if status.get("error"):
+            body += f"<p><b>Error:</b> {html.escape(status['error'])}</p>"
+        if status.get("seconds"):
+            body += f"<p>Executed in {status['seconds']:.1f} s.</p>"
+        body += f"<h2>Parameters</h2><table>{cells}</table><h2>The executed notebook</h2>"
+        nb_path = run.path(results.NOTEBOOK)
+        if nb_path.exists():
+            body += fragment(nbformat.read(nb_path, as_version=4), cache / f"{run.job_id}.html", nb_path)
+        else:
+            body += "<p>No executed notebook (the run was interrupted before papermill saved it).</p>"
+        results.write_atomic(pages / "runs" / f"{run.job_id}.html",
+                             page(f"Run {run.job_id}", body, info, "runs", depth=2, code=True))
+    results.write_atomic(pages / "runs.html", page(
+        "Runs", f"<p>{len(tables.jobs)} runs. Failed and interrupted runs are listed with their error; each run "
+                f"links to its executed notebook.</p>{runs_table(tables)}", info, "runs", depth=1))
+
+    # the findings notebook, whole and cut into the article's questions
+    findings = out_dir / f"{config.FINDINGS}.ipynb"
+    bodies = {slug: "" for slug, _, _ in QUESTIONS}
+    if findings.exists():
+        nb = nbformat.read(findings, as_version=4)
+        whole = fragment(nb, cache / "findings.html", findings)
+        for i, (heading, cells) in enumerate(sections(nb)):
+            slug = question_of(heading)
+            if slug:
+                part = nbformat.from_dict({**nb, "cells": cells})
+                bodies[slug] += fragment(part, cache / f"findings-{i}.html", findings)
+    else:
+        whole = "<p>The findings notebook has not run.</p>"
+    results.write_atomic(pages / "findings.html", page("Findings notebook", whole, info, "findings", 1, code=True))
+    figures = {name: slug for slug, body in bodies.items() for name in re.findall(r'<a id="fig-([\w-]+)"', body)}
     claims_csv = results.claims_path(out_dir)
-    claims = pd.read_csv(claims_csv) if claims_csv.exists() else pd.DataFrame()
-    info = provenance(out_dir, profile, meta)
-    prov = "<p class=prov>" + " &middot; ".join(f"<b>{k}</b> {html.escape(str(v))}" for k, v in info.items()) + "</p>"
+    claims = pd.read_csv(claims_csv) if claims_csv.exists() and claims_csv.stat().st_size else pd.DataFrame()
+    for slug, title, claim_ids in QUESTIONS:
+        mine = claims[claims["claim"].isin(claim_ids)] if not claims.empty else claims
+        body = bodies[slug] or "<p>This profile ran no notebook that answers this question.</p>"
+        full = (f"<h2>Verdicts</h2>{verdict_table(mine, figures, depth=1)}" + toc(body) + body)
+        results.write_atomic(pages / f"{slug}.html", page(title, full, info, slug, depth=1, code=True))
+
+    # the overview
     states = tables.jobs["state"].value_counts().to_dict() if not tables.jobs.empty else {}
     counts = ", ".join(f"{n} {s}" for s, n in states.items()) or "none"
-    body = (f"{prov}<h2>Verdicts</h2><p>Each verdict is computed from the runs below (effect with a 95% Student-t "
-            f"interval over seeds). <a href=\"{results.CLAIMS_CSV}\">claims.csv</a></p>{verdict_table(claims)}"
-            f"<h2>Figures</h2>{figures_html(out_dir)}"
-            f"<h2>Runs</h2><p>{len(tables.jobs)} runs: {counts}. Each links to its executed notebook.</p>"
-            f"{runs_table(tables)}")
+    cards = "".join(f'<div class="card"><a href="pages/{slug}.html"><b>{i + 1}. {html.escape(title)}</b></a><br>'
+                    f"claims {', '.join(ids)}</div>" for i, (slug, title, ids) in enumerate(QUESTIONS))
+    body = (f"<p>A reproduction of the article <i>Effect of Batch Size on Neural Net Training</i>: every claim is "
+            f"tested by measurement, and its verdict computed from the runs below: the effect, a 95% Student-t "
+            f"interval over seeds, and the published figure beside ours. "
+            f'<a href="{results.CLAIMS_CSV}">claims.csv</a></p>'
+            f"<h2 id=verdicts>Verdicts</h2>{verdict_table(claims, figures)}"
+            f"<h2 id=questions>The questions</h2><div class=cards>{cards}</div>"
+            f"<h2 id=figures>Figures</h2>"
+            + ("".join(figure_html(p) for p in sorted(results.figures_dir(out_dir).glob("*.png"))) or "<p>None.</p>")
+            + f'<h2 id=runs>Runs</h2><p>{len(tables.jobs)} runs: {counts}. Each links to its executed notebook; '
+            f'<a href="pages/runs.html">the runs page</a> has them alone.</p>{runs_table(tables, depth=0)}')
     title = "Effect of batch size on neural-net training" + (f": profile {profile.name}" if profile else "")
-    return results.write_atomic(out_dir / "index.html", page(title, body))
+    index = results.write_atomic(out_dir / "index.html", page(title, body, info, "index"))
+    written = {pages / "runs.html", pages / "findings.html", *(pages / f"{slug}.html" for slug, _, _ in QUESTIONS),
+               *(pages / "runs" / f"{r.job_id}.html" for r in results.runs_in(results.store_dir(out_dir)))}
+    for stale in before - written:  # pages of an earlier build that this one no longer has
+        stale.unlink(missing_ok=True)
+    return index

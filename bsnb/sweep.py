@@ -357,11 +357,35 @@ def _findings_job(params: dict, output: Path) -> str | None:
     return None
 
 
+def findings_key(params: dict, out_dir: Path) -> str:
+    """What the findings depend on: their notebook, all of bsnb, their parameters, and every run's state."""
+    h = hashlib.sha256(notebook_source(config.FINDINGS).read_bytes())
+    for path in sorted((config.ROOT / "bsnb").glob("*.py")):
+        h.update(path.read_bytes())
+    h.update(json.dumps({k: v for k, v in params.items() if config.PARAMS[k].kind != "system"}, sort_keys=True).encode())
+    for run in results.runs_in(results.store_dir(out_dir)):
+        stamp = run.path(results.STATUS).stat().st_mtime_ns if run.path(results.STATUS).exists() else None
+        h.update(json.dumps([run.job_id, run.state(), stamp]).encode())
+    return h.hexdigest()
+
+
 def run_findings(profile: config.Profile, out_dir: Path) -> str | None:
-    """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None."""
+    """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None.
+
+    Nothing is executed when the findings' inputs (see :func:`findings_key`) are those of their last
+    successful run: ``bsnb report`` then only rebuilds the pages.
+    """
     out_dir = Path(out_dir).resolve()
-    results.clear_findings(out_dir)
     params = config.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
+    key, marker = findings_key(params, out_dir), out_dir / "logs" / "findings.json"
+    done = results.read_json(marker).get("key") if marker.exists() else None
+    if done == key and results.claims_path(out_dir).exists() and (out_dir / f"{config.FINDINGS}.ipynb").exists():
+        return None
+    marker.unlink(missing_ok=True)
+    results.clear_findings(out_dir)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(default_workers(), str(log_path(out_dir)))) as pool:
-        return pool.submit(_findings_job, params, out_dir / f"{config.FINDINGS}.ipynb").result()
+        error = pool.submit(_findings_job, params, out_dir / f"{config.FINDINGS}.ipynb").result()
+    if error is None:
+        results.write_json(marker, {"key": key})
+    return error
