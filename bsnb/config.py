@@ -128,8 +128,8 @@ PARAMS: dict[str, Param] = {
         # what batch size is (01)
         _p("noise_batch_sizes", list, [1, 4, 16, 64, 256, 1024], "batch sizes whose gradients are compared with the "
            "full gradient", "fixed", item_type=int, low=1, min_items=1),
-        _p("noise_draws", int, 50, "random batches drawn per batch size (more for small ones: each sees >= 2048 "
-           "examples)", "fixed", low=2),
+        _p("noise_draws", int, 50, "random batches drawn per batch size (more for small ones, so each sees at least "
+           "2048 examples)", "fixed", low=2),
         _p("grad_chunk", int, 256, "examples per vectorised per-example-gradient pass (bounds memory)", "fixed", low=1),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or "

@@ -39,7 +39,7 @@
 
 # %% tags=["parameters"]
 noise_batch_sizes: list = [1, 4, 16, 64, 256, 1024]  # batch sizes whose gradients are compared with the full gradient
-noise_draws: int = 50  # random batches drawn per batch size (more for small ones: each sees >= 2048 examples)
+noise_draws: int = 50  # random batches drawn per batch size (more for small ones, so each sees at least 2048 examples)
 grad_chunk: int = 256  # examples per vectorised per-example-gradient pass (bounds memory)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
