@@ -504,17 +504,31 @@ def fit_critical_batch(steps: pd.Series) -> tuple[float, float]:
     return float(s_min), float(b_crit)
 
 
+def _noise_windows(noise_log: pd.DataFrame, history: pd.DataFrame, target: float):
+    """Per seed, the two-batch estimates logged before the validation loss first reached ``target``."""
+    for seed, g in noise_log.groupby("seed"):
+        h = history[(history["seed"] == seed) & (history["val_loss"] <= target)]
+        until = h["step"].min() if len(h) else g["step"].max()
+        yield seed, g[g["step"] <= until]
+
+
 def b_simple_until(noise_log: pd.DataFrame, history: pd.DataFrame, target: float) -> pd.Series:
     """Per seed: B_simple from the two-batch estimates logged before the validation loss first reached ``target``
     (the ratio of the mean S to the mean |G|^2 over those steps, McCandlish's training average)."""
     out = {}
-    for seed, g in noise_log.groupby("seed"):
-        h = history[(history["seed"] == seed) & (history["val_loss"] <= target)]
-        until = h["step"].min() if len(h) else g["step"].max()
-        window = g[g["step"] <= until]
+    for seed, window in _noise_windows(noise_log, history, target):
         if len(window) >= 2 and window["g2_est"].mean() > 0:
             out[seed] = window["s_est"].mean() / window["g2_est"].mean()
     return pd.Series(out, dtype=float)
+
+
+def negative_g2_share(noise_log: pd.DataFrame, history: pd.DataFrame, target: float) -> float:
+    """Share of the two-batch |G|^2 estimates in the windows of ``b_simple_until`` that are negative: the
+    estimate is unbiased but noisy, and when it is often negative its mean, the denominator of B_simple, is
+    close to zero and the ratio unstable."""
+    windows = [w["g2_est"] for _, w in _noise_windows(noise_log, history, target)]
+    values = pd.concat(windows) if windows else pd.Series(dtype=float)
+    return float((values < 0).mean()) if len(values) else math.nan
 
 
 def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
@@ -546,10 +560,13 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
     table["b_simple"] = table["seed"].map(b_simple)
     table = table.dropna()
     effect, lo, hi, n = interval(table["b_simple"] / table["b_crit"], confidence, log=True)
+    by_seed = ", ".join(f"{b:.0f}" for b in table["b_simple"])
+    note = (f"two-batch B_simple by seed: {by_seed}; {negative_g2_share(log, hist, target):.0%} of the |G|^2 "
+            f"estimates in those windows are negative, so their mean, the denominator, can lie close to zero")
     v = Verdict("C11", decide_within(lo, hi, 1 / factor, factor, n), effect, lo, hi, n, STATEMENTS["C11"],
                 f"B_simple / B_crit, per seed; B_simple from two-batch estimates along the batch-{reference_batch} runs "
                 f"until validation loss {target:g}, B_crit fitted as S = S_min (1 + B_crit/B) to the fewest steps to "
                 f"that loss (supported within a factor {factor:g})",
                 f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "
-                f"{table['s_min'].mean():.0f} steps (means over {n} seeds)", MCCANDLISH)
+                f"{table['s_min'].mean():.0f} steps (means over {n} seeds)", MCCANDLISH, note)
     return v, table

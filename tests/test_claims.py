@@ -266,5 +266,14 @@ def test_c11_compares_the_noise_scale_with_the_fitted_critical_batch():
     v, table = claims.critical_batch(pd.DataFrame(runs), pd.DataFrame(logs), pd.DataFrame(hist))
     assert table["b_crit"].mean() == pytest.approx(150, rel=0.05)
     assert v.effect == pytest.approx(2.0, rel=0.05) and v.verdict == claims.SUPPORTED  # 300 / 150, within 3x
+    assert "by seed: 300, 300, 300; 0% of the |G|^2" in v.note
     none, _ = claims.critical_batch(pd.DataFrame(runs), pd.DataFrame(), pd.DataFrame(hist))
     assert none.verdict == claims.INCONCLUSIVE
+
+
+def test_the_share_of_negative_g2_estimates_counts_only_steps_before_the_target():
+    logs = pd.DataFrame({"seed": 0, "step": [1, 2, 3, 4, 5, 6], "g2_est": [1.0, -1.0, 2.0, -3.0, -1.0, -1.0],
+                         "s_est": 1.0})
+    hist = pd.DataFrame({"seed": [0, 0], "step": [4, 6], "val_loss": [0.4, 0.3]})  # target 0.5 first met at step 4
+    assert claims.negative_g2_share(logs, hist, 0.5) == pytest.approx(0.5)  # steps 1-4: two of four negative
+    assert claims.b_simple_until(logs, hist, 0.5).empty  # mean |G|^2 of steps 1-4 is -0.25: no estimate
