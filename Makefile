@@ -3,15 +3,16 @@
 PYTHON ?= python3
 VENV ?= .venv
 PROFILE ?= quick
-# torch pinned for reproducibility; `make study TORCH=torch` takes the newest release instead.
-TORCH ?= torch==2.13.0
+# torch and torchvision pinned together for reproducibility (torchvision must match its torch);
+# `make study TORCH="torch torchvision"` takes the newest releases instead.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
 .PHONY: setup study test report clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet "$(TORCH)" -e ".[test]"
+	$(BIN)/python -m pip install --quiet $(TORCH) -e ".[test]"
 	touch $@
 
 setup: $(BIN)/.installed

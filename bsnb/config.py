@@ -94,14 +94,19 @@ PARAMS: dict[str, Param] = {
         _p("seeds", list, [0, 1, 2], "model-initialisation and batch-order seeds, all trained in one execution",
            "nuisance", item_type=int, low=0, min_items=1),
         # fixed
-        _p("dataset", str, "mnist1d", "mnist1d (generated offline) or digits (scikit-learn)", "fixed",
-           choices=("mnist1d", "digits")),
+        _p("dataset", str, "mnist1d", "mnist1d (generated offline), digits (scikit-learn), mnist, fashion_mnist or "
+           "cifar10 (torchvision, from data_path), or npz (your own file at data_path)", "fixed",
+           choices=("mnist1d", "digits", "mnist", "fashion_mnist", "cifar10", "npz")),
+        _p("data_path", str, "", "folder of the torchvision datasets (empty means $BSNB_DATA or ~/.cache/bsnb/data), "
+           "or the .npz file of dataset npz", "fixed"),
         _p("n_train", int, 4000, "training examples", "fixed", low=10),
         _p("n_val", int, 1000, "validation examples (curves and minima)", "fixed", low=10),
         _p("n_test", int, 1000, "test examples (reported once per run)", "fixed", low=10),
         _p("data_seed", int, 0, "seed of the data generation and of the split", "fixed", low=0),
-        _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper) or mlp", "fixed", choices=("cnn", "mlp")),
-        _p("width", int, 25, "channels of the cnn, or hidden units of the mlp", "fixed", low=1, high=4096),
+        _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)",
+           "fixed", choices=("cnn", "mlp", "cnn2d", "resnet")),
+        _p("width", int, 25, "channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the "
+           "mlp", "fixed", low=1, high=4096),
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
         _p("budget", str, "epochs", "train for a number of epochs or of optimiser steps", "fixed",
            choices=("epochs", "steps")),
@@ -161,7 +166,7 @@ PARAMS: dict[str, Param] = {
     ]
 }
 
-TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "n_train",
+TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
             "log_points", "noise_points", "device"]
 
@@ -201,8 +206,9 @@ FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_epoch", "confidence", "stor
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 
-# Number of examples each offline dataset can provide.
-DATASET_SIZES = {"mnist1d": None, "digits": 1797}
+# Number of examples each dataset can provide: one pool, or (train and validation pool, test pool).
+DATASET_SIZES = {"mnist1d": None, "digits": 1797, "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
+                 "cifar10": (50000, 10000)}
 
 PROFILE_KEYS = {"name", "description", "notebooks", "workers", *GROUPS}
 
@@ -373,11 +379,32 @@ def _cross_checks(p: dict) -> list[str]:
         problems.append(f"batch_size = {p['batch_size']} is larger than n_train = {p['n_train']}: "
                         f"expected a batch size from 1 to {p['n_train']}")
     size = DATASET_SIZES.get(p.get("dataset"))
-    if size is not None and {"n_train", "n_val", "n_test"} <= p.keys():
+    sizes = {"n_train", "n_val", "n_test"} <= p.keys()
+    if isinstance(size, int) and sizes:
         total = p["n_train"] + p["n_val"] + p["n_test"]
         if total > size:
             problems.append(f"n_train + n_val + n_test = {total} exceeds the {size} examples of dataset "
                             f"{p['dataset']!r}: expected a total of at most {size}")
+    elif isinstance(size, tuple) and sizes:
+        if p["n_train"] + p["n_val"] > size[0]:
+            problems.append(f"n_train + n_val = {p['n_train'] + p['n_val']} exceeds the {size[0]} training images "
+                            f"of dataset {p['dataset']!r}: expected a total of at most {size[0]}")
+        if p["n_test"] > size[1]:
+            problems.append(f"n_test = {p['n_test']} exceeds the {size[1]} test images of dataset "
+                            f"{p['dataset']!r}: expected at most {size[1]}")
+    if p.get("dataset") == "npz" and sizes:
+        from bsnb import data as data_mod
+
+        problems += data_mod.npz_problems(p.get("data_path", ""), p["n_train"], p["n_val"], p["n_test"],
+                                          p.get("batch_size"))
+    if "model" in p and "dataset" in p and not problems:
+        from bsnb import data as data_mod
+        from bsnb import models
+
+        shape = data_mod.input_shape(p)
+        problem = models.input_problem(p["model"], shape) if shape is not None else None
+        if problem:
+            problems.append(problem.replace("the data's", f"dataset {p['dataset']!r}'s"))
     if "small_batch" in p and "large_batch" in p and p["small_batch"] >= p["large_batch"]:
         problems.append(f"small_batch = {p['small_batch']} must be smaller than large_batch = {p['large_batch']}")
     return problems

@@ -1,7 +1,11 @@
-"""Models of the study: an MLP and the small 1-D CNN of the MNIST-1D paper.
+"""Models of the study: an MLP and the small 1-D CNN of the MNIST-1D paper; for images, a small
+2-D CNN and the CIFAR-10 residual network of He et al. (2016).
 
 With ``width=25`` and no batch norm, the CNN on 40-sample MNIST-1D inputs has 5,210
-parameters, the size used in the MNIST-1D paper and in STUDY.md's measurements.
+parameters, the size used in the MNIST-1D paper and in STUDY.md's measurements. ``resnet`` is
+ResNet-20 (three stages of three basic blocks, batch norm throughout); at ``width=16`` it has
+the 0.27 M parameters of He et al.'s CIFAR-10 ResNet-20, the family (ResNet-20 to -56) that
+Hoffer et al. 2017 used for CIFAR-10.
 """
 
 from __future__ import annotations
@@ -12,13 +16,37 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from bsnb.remedies import GhostBatchNorm1d
+from bsnb.remedies import GhostBatchNorm1d, GhostBatchNorm2d
 
-MODELS = ("cnn", "mlp")
+MODELS = ("cnn", "mlp", "cnn2d", "resnet")
+IMAGE_MODELS = ("cnn2d", "resnet")  # need inputs of shape (C, H, W), or (H, W) for one channel
 
 
 def _norm(width: int, ghost_batch: int) -> nn.Module:
     return GhostBatchNorm1d(width, ghost=ghost_batch) if ghost_batch else nn.BatchNorm1d(width)
+
+
+def _norm2d(width: int, ghost_batch: int) -> nn.Module:
+    return GhostBatchNorm2d(width, ghost=ghost_batch) if ghost_batch else nn.BatchNorm2d(width)
+
+
+def image_shape(input_shape: tuple) -> tuple[int, int, int] | None:
+    """(C, H, W) of an image input shape, or None when the shape is not an image's."""
+    if len(input_shape) == 2:
+        return (1, *input_shape)
+    if len(input_shape) == 3:
+        return tuple(input_shape)
+    return None
+
+
+def input_problem(model: str, input_shape: tuple) -> str | None:
+    """Why ``model`` cannot take inputs of ``input_shape``, or None."""
+    if model in IMAGE_MODELS and image_shape(input_shape) is None:
+        return (f"model = {model!r} needs image inputs of shape (C, H, W) or (H, W), but the data's examples have "
+                f"shape {tuple(input_shape)}: use model cnn or mlp, or image data")
+    if model in IMAGE_MODELS and min(image_shape(input_shape)[1:]) < 4:
+        return f"model = {model!r} needs images of at least 4x4 pixels; the data's are {tuple(input_shape)}"
+    return None
 
 
 class CNN1d(nn.Module):
@@ -64,13 +92,85 @@ class MLP(nn.Module):
         return self.net(x.flatten(1))
 
 
+class CNN2d(nn.Module):
+    """Three 3x3 convolution blocks of ``width``, 2 ``width`` and 4 ``width`` channels, each with ReLU and
+    2x2 max pooling (batch norm optional), then global average pooling and a linear layer."""
+
+    def __init__(self, input_shape: tuple, n_classes: int, width: int = 16, batch_norm: bool = False,
+                 ghost_batch: int = 0):
+        super().__init__()
+        self.shape = image_shape(input_shape)
+        layers, channels = [], self.shape[0]
+        for out in (width, 2 * width, 4 * width):
+            layers.append(nn.Conv2d(channels, out, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(_norm2d(out, ghost_batch))
+            layers += [nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            channels = out
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(channels, n_classes)
+
+    def forward(self, x):
+        x = self.features(x.reshape(x.shape[0], *self.shape))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and a shortcut (a 1x1 convolution where the shape changes)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, ghost_batch: int = 0):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = _norm2d(c_out, ghost_batch)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = _norm2d(c_out, ghost_batch)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False),
+                                          _norm2d(c_out, ghost_batch))
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """He et al.'s CIFAR ResNet (6n + 2 layers; n = 3 gives ResNet-20): a 3x3 stem of ``width`` channels, three
+    stages of ``n`` basic blocks with ``width``, 2 ``width`` and 4 ``width`` channels (stride 2 between
+    stages), global average pooling and a linear layer. Batch norm is always on: ``batch_norm`` is ignored."""
+
+    def __init__(self, input_shape: tuple, n_classes: int, width: int = 16, batch_norm: bool = True,
+                 ghost_batch: int = 0, blocks: int = 3):
+        super().__init__()
+        self.shape = image_shape(input_shape)
+        self.stem = nn.Sequential(nn.Conv2d(self.shape[0], width, 3, padding=1, bias=False),
+                                  _norm2d(width, ghost_batch), nn.ReLU())
+        stages, channels = [], width
+        for i, out in enumerate((width, 2 * width, 4 * width)):
+            for j in range(blocks):
+                stages.append(BasicBlock(channels, out, 2 if (i > 0 and j == 0) else 1, ghost_batch))
+                channels = out
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(channels, n_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x):
+        x = self.stages(self.stem(x.reshape(x.shape[0], *self.shape)))
+        return self.head(x.mean(dim=(2, 3)))
+
+
 def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool = False,
           ghost_batch: int = 0) -> nn.Module:
     """A fresh model; initialisation follows torch's global seed. ``ghost_batch`` > 0 makes its
     batch norm ghost batch norm over chunks of that many examples."""
-    classes = {"cnn": CNN1d, "mlp": MLP}
+    classes = {"cnn": CNN1d, "mlp": MLP, "cnn2d": CNN2d, "resnet": ResNet}
     if model not in classes:
         raise ValueError(f"model = {model!r} is not allowed: expected one of {', '.join(classes)}")
+    problem = input_problem(model, input_shape)
+    if problem:
+        raise ValueError(problem)
     return classes[model](input_shape, n_classes, width=width, batch_norm=batch_norm, ghost_batch=ghost_batch)
 
 

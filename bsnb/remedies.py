@@ -78,7 +78,7 @@ def lr_factor_at(epoch: int, milestones, factor: float) -> float:
     return factor ** -passed(epoch, milestones)
 
 
-class GhostBatchNorm1d(nn.BatchNorm1d):
+class _Ghost:
     """Batch norm that, in training, normalises each chunk of ``ghost`` examples with its own statistics.
 
     The running statistics are updated once per chunk, as if each chunk were a batch; in eval
@@ -92,10 +92,18 @@ class GhostBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x):
         if not self.training or x.shape[0] <= self.ghost:
             return super().forward(x)
-        return torch.cat([super(GhostBatchNorm1d, self).forward(chunk) for chunk in x.split(self.ghost)])
+        return torch.cat([super(_Ghost, self).forward(chunk) for chunk in x.split(self.ghost)])
 
     def extra_repr(self):
         return super().extra_repr() + f", ghost={self.ghost}"
+
+
+class GhostBatchNorm1d(_Ghost, nn.BatchNorm1d):
+    __doc__ = _Ghost.__doc__ + "\n    For [N, C] and [N, C, L] inputs.\n"
+
+
+class GhostBatchNorm2d(_Ghost, nn.BatchNorm2d):
+    __doc__ = _Ghost.__doc__ + "\n    For [N, C, H, W] inputs (images).\n"
 
 
 def options(params: dict) -> dict:

@@ -337,7 +337,7 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
     if data is None:
         device = resolve_device(params.get("device", "auto"))
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
-                             params["data_seed"], device)
+                             params["data_seed"], device, params.get("data_path", ""))
     spec = spec or TrainSpec.from_params(params)
     runs = []
     for seed in params["seeds"]:

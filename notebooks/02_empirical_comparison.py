@@ -33,13 +33,14 @@ lr: float = 0.01  # learning rate, constant over training
 momentum: float = 0.9  # SGD momentum (ignored by adam)
 weight_decay: float = 0.0  # L2 weight decay
 seeds: list = [0, 1, 2]  # model-initialisation and batch-order seeds, all trained in one execution
-dataset: str = "mnist1d"  # mnist1d (generated offline) or digits (scikit-learn)
+dataset: str = "mnist1d"  # mnist1d (generated offline), digits (scikit-learn), mnist, fashion_mnist or cifar10 (torchvision, from data_path), or npz (your own file at data_path)
+data_path: str = ""  # folder of the torchvision datasets (empty means $BSNB_DATA or ~/.cache/bsnb/data), or the .npz file of dataset npz
 n_train: int = 4000  # training examples
 n_val: int = 1000  # validation examples (curves and minima)
 n_test: int = 1000  # test examples (reported once per run)
 data_seed: int = 0  # seed of the data generation and of the split
-model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper) or mlp
-width: int = 25  # channels of the cnn, or hidden units of the mlp
+model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)
+width: int = 25  # channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the mlp
 batch_norm: bool = False  # batch norm after each hidden layer
 budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
@@ -65,7 +66,7 @@ from bsnb import config, data, plots, results, train
 
 params = config.from_namespace("02_empirical_comparison", globals())
 device = train.setup(params["threads"], params["device"])
-ds = data.load(dataset, n_train, n_val, n_test, data_seed, device)
+ds = data.load(dataset, n_train, n_val, n_test, data_seed, device, data_path)
 ds
 
 # %% [markdown]
