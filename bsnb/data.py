@@ -113,10 +113,11 @@ def load(dataset: str, n_train: int, n_val: int, n_test: int, data_seed: int = 0
     if dataset in IMAGE_DATASETS:
         pools = _torchvision(dataset, data_dir(data_path))
     elif dataset == "npz":
-        problems = npz_problems(data_path, n_train, n_val, n_test)
+        arrays, problems = _read_npz(data_path)
+        problems = problems or npz_problems(data_path, n_train, n_val, n_test, arrays=arrays)
         if problems:
             raise ValueError("; ".join(problems))
-        pools = _npz(data_path)
+        pools = _npz_pools(arrays)
     else:
         total = n_train + n_val + n_test
         x, y, n_classes = _cached(dataset, total, data_seed, {"mnist1d": _mnist1d, "digits": _digits}[dataset])
@@ -184,9 +185,23 @@ def _torchvision(dataset: str, root: Path) -> dict:
     return out
 
 
-def _npz(path) -> dict:
-    with np.load(Path(path).expanduser()) as z:
-        out = {k: z[k] for k in z.files if k in ("x", "y", *(f"{a}_{s}" for s in NPZ_SPLITS for a in "xy"))}
+def _read_npz(path: str) -> tuple[dict, list[str]]:
+    """The arrays of the user's ``.npz`` file, or the reason it cannot be read."""
+    if not path:
+        return {}, ["dataset 'npz' needs data_path: the path of a .npz file holding x and y"]
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return {}, [f"data_path = {path!r}: no such file (expected a .npz file holding x and y)"]
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, []
+    except Exception as err:  # noqa: BLE001
+        return {}, [f"data_path = {path!r} is not a readable .npz file ({type(err).__name__}: {err})"]
+
+
+def _npz_pools(arrays: dict) -> dict:
+    """The checked arrays as the pools :func:`load` splits, labels as int64, with the number of classes."""
+    out = {k: arrays[k] for k in arrays if k in ("x", "y", *(f"{a}_{s}" for s in NPZ_SPLITS for a in "xy"))}
     out["y"] = out["y"].astype(np.int64)
     for s in NPZ_SPLITS:
         if f"y_{s}" in out:
@@ -195,19 +210,15 @@ def _npz(path) -> dict:
     return out
 
 
-def npz_problems(path: str, n_train: int, n_val: int, n_test: int, batch_size: int | None = None) -> list[str]:
+def npz_problems(path: str, n_train: int, n_val: int, n_test: int, batch_size: int | None = None,
+                 arrays: dict | None = None) -> list[str]:
     """Everything wrong with the user's ``.npz`` file for these sizes, before any training: each message names
-    the array and what was expected. Reads the file once (the arrays are loaded to check their values)."""
-    if not path:
-        return ["dataset 'npz' needs data_path: the path of a .npz file holding x and y"]
+    the array and what was expected. Reads the file unless its ``arrays`` are given."""
+    if arrays is None:
+        arrays, problems = _read_npz(path)
+        if problems:
+            return problems
     file = Path(path).expanduser()
-    if not file.is_file():
-        return [f"data_path = {path!r}: no such file (expected a .npz file holding x and y)"]
-    try:
-        z = np.load(file, allow_pickle=False)
-        arrays = {k: z[k] for k in z.files}
-    except Exception as err:  # noqa: BLE001
-        return [f"data_path = {path!r} is not a readable .npz file ({type(err).__name__}: {err})"]
     problems = []
     for key in ("x", "y"):
         if key not in arrays:
