@@ -252,16 +252,28 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
         v.ours += f"; examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
     out.append(v)
 
-    # C4: epoch of the minimum validation loss
+    # C4: epoch of the minimum validation loss. A minimum on the last epoch is censored by the budget:
+    # the run was still improving, so its true epoch is at least the one observed. A censored large
+    # batch can only understate large - small (a support still holds, a refutation does not); a
+    # censored small batch can only overstate it (a refutation still holds, a support does not).
     pairs = paired(runs, "epoch_of_min_val_loss", small, large)
     effect, lo, hi, n = interval(pairs["large"] - pairs["small"], confidence)
     last = paired(runs, "epochs_run", small, large)
-    censored = int((pairs["large"] >= last.loc[pairs.index, "large"]).sum()) if n else 0
-    note = base_note
-    if censored:
-        note = "; ".join(filter(None, [note, f"the large batch's minimum fell on the last epoch in {censored} of {n} "
-                                             "seeds: it was still improving when the budget ended"]))
-    out.append(Verdict("C4", decide(lo, hi, 0.0, "at_least", n), effect, lo, hi, n, STATEMENTS["C4"],
+    censored = {side: int((pairs[side] >= last.loc[pairs.index, side]).sum()) if n else 0
+                for side in ("small", "large")}
+    verdict = decide(lo, hi, 0.0, "at_least", n)
+    notes = [base_note]
+    for side, batch in (("small", small), ("large", large)):
+        if censored[side]:
+            notes.append(f"the batch-{batch} minimum fell on the last epoch in {censored[side]} of {n} seeds: it was "
+                         "still improving when the budget ended")
+    if (verdict == SUPPORTED and censored["small"]) or (verdict == NOT_SUPPORTED and censored["large"]):
+        notes.append(f"the interval says {verdict}, but censoring of the batch-"
+                     f"{small if verdict == SUPPORTED else large} minima can make that direction an artefact of "
+                     "the budget, so the verdict is inconclusive; a longer budget decides it")
+        verdict = INCONCLUSIVE
+    note = "; ".join(filter(None, notes))
+    out.append(Verdict("C4", verdict, effect, lo, hi, n, STATEMENTS["C4"],
                        f"epoch of the minimum validation loss, difference batch {large} - batch {small}",
                        f"small {pairs['small'].mean():.1f}, large {pairs['large'].mean():.1f} epochs (mean of {n} seeds)"
                        if n else "no paired seeds",
@@ -358,7 +370,7 @@ def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: in
                    also: tuple = ()) -> Verdict:
     rows = table[table["remedy"] == remedy] if len(table) else table
     if rows.empty:
-        return _empty(claim, f"no {remedy} runs in the store")
+        return _empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
     row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
     v = Verdict(claim, decide(row.ci_low, row.ci_high, 0.5, "greater", row.seeds), row.gap_closed, row.ci_low,
                 row.ci_high, int(row.seeds), STATEMENTS[claim],
@@ -544,29 +556,36 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
         return _empty("C11", "needs the learning-rate search (04, tuned) and two-batch noise logs (02)"), pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
     target = float(tuned["target_loss"].dropna().iloc[0])
-    rows = []
-    for seed, g in reached.groupby("seed"):
-        best = g.groupby("batch_size")["steps_to_target"].min()
+    rows, short = [], []
+    for seed in sorted(tuned["seed"].unique()):
+        best = reached[reached["seed"] == seed].groupby("batch_size")["steps_to_target"].min()
         if len(best) >= 3:
             s_min, b_crit = fit_critical_batch(best)
             rows.append({"seed": seed, "s_min": s_min, "b_crit": b_crit})
+        else:
+            short.append(f"seed {seed} ({len(best)} of {tuned[tuned['seed'] == seed]['batch_size'].nunique()})")
     ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
     log = noise_log[noise_log["job_id"].isin(ref["job_id"])]
     hist = epochs[epochs["job_id"].isin(ref["job_id"])]
     b_simple = b_simple_until(log, hist, target)
     table = pd.DataFrame(rows)
     if table.empty or b_simple.empty:
-        return _empty("C11", "too few batch sizes reached the target, or no noise log at the reference batch"), table
+        why = (f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: {', '.join(short)}"
+               if table.empty and short else "no two-batch noise log at the reference batch")
+        return _empty("C11", why), table
     table["b_simple"] = table["seed"].map(b_simple)
     table = table.dropna()
     effect, lo, hi, n = interval(table["b_simple"] / table["b_crit"], confidence, log=True)
     by_seed = ", ".join(f"{b:.0f}" for b in table["b_simple"])
     note = (f"two-batch B_simple by seed: {by_seed}; {negative_g2_share(log, hist, target):.0%} of the |G|^2 "
             f"estimates in those windows are negative, so their mean, the denominator, can lie close to zero")
+    if short:
+        note += (f"; left out, because fewer than 3 batch sizes reached validation loss {target:g} at any learning "
+                 f"rate: {', '.join(short)}")
     v = Verdict("C11", decide_within(lo, hi, 1 / factor, factor, n), effect, lo, hi, n, STATEMENTS["C11"],
                 f"B_simple / B_crit, per seed; B_simple from two-batch estimates along the batch-{reference_batch} runs "
                 f"until validation loss {target:g}, B_crit fitted as S = S_min (1 + B_crit/B) to the fewest steps to "
                 f"that loss (supported within a factor {factor:g})",
                 f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "
-                f"{table['s_min'].mean():.0f} steps (means over {n} seeds)", MCCANDLISH, note)
+                f"{table['s_min'].mean():.0f} steps (means over {n} seed{'s' if n != 1 else ''})", MCCANDLISH, note)
     return v, table

@@ -116,6 +116,31 @@ def test_budget_censoring_is_noted_for_c4():
     assert "last epoch in 3 of 3 seeds" in v["C4"].note
 
 
+def test_c4_is_not_supported_by_two_budget_censored_minima():
+    # both batch sizes still improving at the last epoch: large - small is 0 in every seed, an interval
+    # [0, 0] that would pass "at least 0", yet it measures only the budget
+    params = {**ARTICLE_LIKE, "best_epoch": {32: 50, 256: 50}}
+    runs, epochs = synthetic(**params)
+    runs["epoch_of_min_val_loss"] = runs["epoch_of_min_val_loss"].clip(upper=50)
+    v = by_claim(claims.empirical(runs, epochs))["C4"]
+    assert v.effect == 0 and v.ci_low == 0 and v.verdict == claims.INCONCLUSIVE
+    assert "batch-32 minimum fell on the last epoch in 3 of 3 seeds" in v.note
+    assert "artefact of the budget" in v.note
+
+
+def test_c4_refutation_by_a_censored_large_batch_is_inconclusive():
+    # the large batch ran a shorter budget (20 epochs) and peaked on its last one, before the small batch's
+    # minimum at epoch 30: the refutation may be the budget's doing
+    params = {**ARTICLE_LIKE, "best_epoch": {32: 30, 256: 20}}
+    runs, epochs = synthetic(**params)
+    large = runs["batch_size"] == 256
+    runs.loc[large, "epochs_run"] = 20
+    runs.loc[large, "epoch_of_min_val_loss"] = 20
+    v = by_claim(claims.empirical(runs, epochs))["C4"]
+    assert v.ci_high < 0 and v.verdict == claims.INCONCLUSIVE
+    assert "batch-256 minimum fell on the last epoch in 3 of 3 seeds" in v.note
+
+
 def test_empty_store_gives_inconclusive_rows_for_every_claim():
     v = claims.empirical(pd.DataFrame(columns=["notebook", "batch_size"]), pd.DataFrame())
     assert [x.claim for x in v] == ["C1", "C2", "C3", "C4"] and all(x.verdict == claims.INCONCLUSIVE for x in v)
@@ -269,6 +294,14 @@ def test_c11_compares_the_noise_scale_with_the_fitted_critical_batch():
     assert "by seed: 300, 300, 300; 0% of the |G|^2" in v.note
     none, _ = claims.critical_batch(pd.DataFrame(runs), pd.DataFrame(), pd.DataFrame(hist))
     assert none.verdict == claims.INCONCLUSIVE
+    # seed 1 reaches the target at two batch sizes only: it is left out, and the note says so
+    short = pd.DataFrame(runs)
+    short.loc[(short["seed"] == 1) & short["batch_size"].isin([256, 1024]), ["reached_target", "steps_to_target"]] = \
+        [False, np.nan]
+    v, table = claims.critical_batch(short, pd.DataFrame(logs), pd.DataFrame(hist))
+    assert list(table["seed"]) == [0, 2] and v.seeds == 2
+    assert "left out, because fewer than 3 batch sizes reached validation loss 0.5" in v.note
+    assert "seed 1 (2 of 4)" in v.note
 
 
 def test_the_share_of_negative_g2_estimates_counts_only_steps_before_the_target():
