@@ -53,6 +53,12 @@ def cmd_run(args) -> int:
           f"{workers} worker(s), output in {out_dir}", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile.yaml").write_text(profile.path.read_text())
+    store = results.store_dir(out_dir)
+    results.write_plan(store, profile.name, [p.job.job_id for p in planned])
+    old = results.superseded(store)
+    if old:
+        print(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
+              f"kept on disk, left out of the findings and the report: {', '.join(old)}", flush=True)
     result = sweep.execute(planned, workers, force=args.force, progress=not args.quiet, log=sweep.log_path(out_dir))
     if result.interrupted:
         done = result.count("ok") + result.count("cached")

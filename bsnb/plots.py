@@ -50,12 +50,14 @@ def setting_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, tit
     h = history.melt(id_vars=[unit, "epoch"], value_vars=["train_loss", "val_loss"], var_name="split",
                      value_name="loss")
     h["split"] = h["split"].str.replace("_loss", "")
+    h = h.dropna(subset=["loss"])  # the learning-rate search evaluates only the validation split
     sns.lineplot(h, x="epoch", y="loss", hue="split", units=unit, estimator=None, ax=axes[0], lw=1)
     _log_y(axes[0])
     axes[0].set_title("cross-entropy loss")
     a = history.melt(id_vars=[unit, "epoch"], value_vars=["train_acc", "val_acc"], var_name="split",
                      value_name="accuracy")
     a["split"] = a["split"].str.replace("_acc", "")
+    a = a.dropna(subset=["accuracy"])
     sns.lineplot(a, x="epoch", y="accuracy", hue="split", units=unit, estimator=None, ax=axes[1], lw=1)
     axes[1].set_title("accuracy")
     if ncols == 3:
@@ -67,7 +69,9 @@ def setting_curves(history: pd.DataFrame, steps: pd.DataFrame | None = None, tit
     if title:
         fig.suptitle(title)
     runs = history[unit].nunique()
-    return _caption(fig, f"One line per run ({runs} run{'s' if runs != 1 else ''}, {_seeds(history)}).")
+    only_val = " The training split was not evaluated (a learning-rate search needs only validation)." \
+        if history["train_loss"].isna().all() else ""
+    return _caption(fig, f"One line per run ({runs} run{'s' if runs != 1 else ''}, {_seeds(history)}).{only_val}")
 
 
 def loss_curves(epochs: pd.DataFrame):

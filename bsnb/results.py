@@ -183,11 +183,39 @@ class RunStore:
         return "diverged" if seeds and all(s.get("status") == "diverged" for s in seeds) else "ok"
 
 
-def runs_in(store_dir: str | Path) -> list[RunStore]:
+PLAN = ".plan.json"  # in the store: the jobs of the profile last run into it
+
+
+def write_plan(store_dir: str | Path, profile: str, job_ids) -> Path:
+    """Record which run folders make up the profile as last run into ``store_dir``."""
+    return write_json(Path(store_dir) / PLAN, {"profile": profile, "jobs": sorted(job_ids)})
+
+
+def _folders(store_dir: Path) -> list[Path]:
+    return [d for d in sorted(store_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")] \
+        if store_dir.is_dir() else []
+
+
+def runs_in(store_dir: str | Path, everything: bool = False) -> list[RunStore]:
+    """The runs of the store's current profile (see :func:`write_plan`), or every run folder.
+
+    A folder the last profile did not plan (a job an edited profile no longer has, or had with other
+    parameters) stays on disk, where a later run can reuse it, but is no run of this profile: the
+    findings and the report leave it out. A store without a plan (written by hand) is read whole.
+    """
     store_dir = Path(store_dir)
-    if not store_dir.is_dir():
-        return []
-    return [RunStore(d) for d in sorted(store_dir.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    folders = _folders(store_dir)
+    plan = store_dir / PLAN
+    if not everything and plan.exists():
+        planned = set(read_json(plan)["jobs"])
+        folders = [d for d in folders if d.name in planned]
+    return [RunStore(d) for d in folders]
+
+
+def superseded(store_dir: str | Path) -> list[str]:
+    """Run folders in the store that its current plan does not hold."""
+    current = {r.job_id for r in runs_in(store_dir)}
+    return [d.name for d in _folders(Path(store_dir)) if d.name not in current]
 
 
 @dataclass

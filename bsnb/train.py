@@ -47,6 +47,7 @@ class TrainSpec:
     ghost_batch: int = 0
     target_loss: float = 0.0  # stop once the validation loss is at or below it (0: never)
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
+    eval_train: bool = True  # evaluate the whole training split each epoch (the learning-rate search needs only val)
 
     # the notebook parameters a spec is made from; the remedy options come only from bsnb.remedies.options
     PARAMS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "model", "width", "batch_norm", "budget",
@@ -179,7 +180,7 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
     states = {"initial": _state(model)}
 
     def eval_row(epoch, step, seconds, examples, running):
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train)
+        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train) if spec.eval_train else (math.nan, math.nan)
         va_loss, va_acc = evaluate(model, data.x_val, data.y_val)
         return {"seed": seed, "epoch": epoch, "step": step, "train_loss": tr_loss, "train_acc": tr_acc,
                 "val_loss": va_loss, "val_acc": va_acc, "train_loss_running": running,
@@ -245,7 +246,7 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
             continue
         row = eval_row(epoch, step, seconds, examples, running)
         history.append(row)
-        if not (math.isfinite(row["train_loss"]) and math.isfinite(row["val_loss"])):
+        if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not spec.eval_train)):
             diverged = True
             break
         if spec.target_loss > 0 and row["val_loss"] <= spec.target_loss:
@@ -358,6 +359,9 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     at most S steps: a run that has not reached the target by then cannot do better (the answer
     is exact, and the losers cost little). The learning rates are tried nearest to ``guess``
     first, so the bound tightens early. Each run's summary carries its ``lr_used`` and ``pruned``.
+    Only the validation loss decides, so the training split is not evaluated (its loss is NaN in
+    the history; the running mean over the epoch's batches is there): at large batches that
+    evaluation costs almost as much as the epoch's training.
     """
     from dataclasses import replace
 
@@ -366,7 +370,7 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     for seed in seeds:
         best = None
         for lr in order:
-            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0)
+            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0, eval_train=False)
             full = one.total_steps(len(data.y_train))
             if best is not None and best < full:
                 one = replace(one, budget="steps", steps=best)

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -109,6 +110,11 @@ def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
     assert [r.summary["lr_used"] for r in pruned][0] == 0.1  # the guess goes first
     assert sum(r.summary["steps_run"] for r in pruned) <= sum(r.summary["steps_run"] for r in full)
     assert len({r.label for r in pruned}) == 3
+    # the search skips the training split's evaluation; the validation losses that decide are unchanged
+    first = pruned[0]  # lr 0.1 with the whole budget, like full[2]
+    assert all(np.isnan(r["train_loss"]) for r in first.history) and first.summary["status"] == "ok"
+    assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in full[2].history]
+    assert not any(np.isnan(r["train_loss"]) for r in full[2].history)
 
 
 def test_training_stops_once_the_target_is_reached():

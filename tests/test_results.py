@@ -46,6 +46,19 @@ def test_tables_hold_every_complete_run_and_list_the_rest(store_dir):
     assert t.jobs.set_index("job_id").loc["02-bs128", "error"] == "ValueError: boom"
 
 
+def test_the_plan_limits_the_tables_to_the_profiles_own_runs(store_dir, tmp_path):
+    import shutil
+
+    store = shutil.copytree(store_dir, tmp_path / "runs")
+    results.write_plan(store, "p", ["02-bs16", "02-bs64", "02-bs999"])  # 02-bs999: planned, not yet run
+    t = results.load_tables(store)
+    assert set(t.jobs["job_id"]) == {"02-bs16", "02-bs64"} and set(t.runs["batch_size"]) == {16}
+    assert results.superseded(store) == ["02-bs128", "02-bs32"]
+    assert len(results.runs_in(store, everything=True)) == 4 and (store / "02-bs32").is_dir()
+    (store / results.PLAN).unlink()  # a store without a plan is read whole
+    assert len(results.load_tables(store).jobs) == 4 and results.superseded(store) == []
+
+
 def test_rewriting_a_run_first_marks_it_incomplete(store_dir, tmp_path):
     import shutil
 

@@ -126,6 +126,24 @@ def test_report_command_rebuilds_without_training(smoke):
     assert index.stat().st_mtime_ns > stamp and status_mtimes(out) == before
 
 
+def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke, tmp_path):
+    out = Path(shutil.copytree(smoke[0], tmp_path / "out"))
+    edited = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    edited["notebooks"]["04_closing_the_gap"][0]["scientific"]["remedy"].remove("ghost_bn")
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(edited))
+    gone = [p.job.job_id for p in sweep.plan(config.load_profile("smoke"), out) if p.job.params.get("remedy") == "ghost_bn"]
+    proc = bsnb("run", path, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 ran, 11 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
+    assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
+    tables = results.load_tables(out / "runs")
+    assert "ghost_bn" not in set(tables.runs["remedy"].dropna()) and len(tables.jobs) == 11
+    claims = pd.read_csv(out / "claims.csv").set_index("claim")
+    assert "no pair of bn and ghost_bn runs" in claims.loc["C10", "note"]
+    assert not (out / "pages" / "runs" / f"{gone[0]}.html").exists()
+
+
 # --- bad parameters -------------------------------------------------------------------------------
 
 
