@@ -20,7 +20,9 @@ def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
     for _, c in pd.read_csv(out / "claims.csv").iterrows():
         row = re.search(rf'<tr id="{c.claim}">(.*?)</tr>', html, re.S)
         assert row and f"badge {c.verdict.replace(' ', '-')}" in row.group(1)
-    for run in (out / "runs").iterdir():
+    runs = [d for d in (out / "runs").iterdir() if d.is_dir()]
+    assert len(runs) == 12 and (out / "runs" / ".plan.json").is_file()
+    for run in runs:
         assert f'href="pages/runs/{run.name}.html"' in html
     assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 12
 
