@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from bsnb import data as data_mod
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
 PARAMS_DIR = ROOT / "params"
@@ -96,7 +98,7 @@ PARAMS: dict[str, Param] = {
         # fixed
         _p("dataset", str, "mnist1d", "mnist1d (generated offline), digits (scikit-learn), mnist, fashion_mnist or "
            "cifar10 (torchvision, from data_path), or npz (your own file at data_path)", "fixed",
-           choices=("mnist1d", "digits", "mnist", "fashion_mnist", "cifar10", "npz")),
+           choices=data_mod.DATASETS),
         _p("data_path", str, "", "folder of the torchvision datasets (empty means $BSNB_DATA or ~/.cache/bsnb/data), "
            "or the .npz file of dataset npz", "fixed"),
         _p("n_train", int, 4000, "training examples", "fixed", low=10),
@@ -207,8 +209,8 @@ ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 
 # Number of examples each dataset can provide: one pool, or (train and validation pool, test pool).
-DATASET_SIZES = {"mnist1d": None, "digits": 1797, "mnist": (60000, 10000), "fashion_mnist": (60000, 10000),
-                 "cifar10": (50000, 10000)}
+DATASET_SIZES = {"mnist1d": None, "digits": 1797,
+                 **{name: (train, test) for name, (_, train, test) in data_mod.IMAGE_DATASETS.items()}}
 
 PROFILE_KEYS = {"name", "description", "notebooks", "workers", *GROUPS}
 
@@ -393,12 +395,9 @@ def _cross_checks(p: dict) -> list[str]:
             problems.append(f"n_test = {p['n_test']} exceeds the {size[1]} test images of dataset "
                             f"{p['dataset']!r}: expected at most {size[1]}")
     if p.get("dataset") == "npz" and sizes:
-        from bsnb import data as data_mod
-
         problems += data_mod.npz_problems(p.get("data_path", ""), p["n_train"], p["n_val"], p["n_test"],
                                           p.get("batch_size"))
     if "model" in p and "dataset" in p and not problems:
-        from bsnb import data as data_mod
         from bsnb import models
 
         shape = data_mod.input_shape(p)
