@@ -8,7 +8,7 @@ PROFILE ?= quick
 TORCH ?= torch==2.14.1 torchvision==0.29.1
 BIN := $(VENV)/bin
 
-.PHONY: setup study test report clean
+.PHONY: setup study test test-fast report clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ report: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the fast tier, for someone editing a module: everything but the notebooks and sweeps (under a minute)
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf reports/*/ .pytest_cache

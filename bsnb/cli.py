@@ -59,7 +59,17 @@ def cmd_run(args) -> int:
     if old:
         print(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
               f"kept on disk, left out of the findings and the report: {', '.join(old)}", flush=True)
+    for p in planned:
+        damaged = results.RunStore(p.run_dir).damaged()
+        if damaged:
+            print(f"{p.job.job_id}: cannot read {', '.join(damaged)} in {p.run_dir} (damaged): running it again",
+                  flush=True)
     result = sweep.execute(planned, workers, force=args.force, progress=not args.quiet, log=sweep.log_path(out_dir))
+    if result.unwritable:
+        done = result.count("ok") + result.count("cached")
+        print(f"error: cannot write ({result.unwritable}); {done} of {len(planned)} jobs complete and kept: "
+              f"free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
+        return EXIT_FAILED
     if result.interrupted:
         done = result.count("ok") + result.count("cached")
         print(f"interrupted after {time.time() - start:.0f} s: {done} of {len(planned)} jobs complete; "
@@ -139,6 +149,15 @@ def main(argv=None) -> int:
     except config.ProfileError as exc:
         print(f"error: {exc}\nnothing was run.", file=sys.stderr)
         return EXIT_INVALID
+    except OSError as exc:  # the output folder is full or cannot be written: say what and where, in one line
+        from bsnb import sweep
+
+        problem = sweep.storage_problem(exc)
+        if problem is None:
+            raise
+        print(f"error: cannot write ({problem}); completed jobs are kept: free space or fix the folder, "
+              "then run the same command again to finish the rest", file=sys.stderr)
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

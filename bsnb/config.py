@@ -463,6 +463,9 @@ def load_profile(spec: str | Path) -> Profile:
     except yaml.YAMLError as exc:
         raise ProfileError([f"not valid YAML: {exc}"], str(path)) from exc
     problems = []
+    if not raw:
+        raise ProfileError(["the profile is empty: expected a mapping with keys among " + ", ".join(sorted(PROFILE_KEYS))
+                            + " (see params/quick.yaml)"], str(path))
     if not isinstance(raw, dict):
         raise ProfileError(["a profile is a mapping with keys " + ", ".join(sorted(PROFILE_KEYS))], str(path))
     for key in raw:

@@ -136,20 +136,49 @@ class RunStore:
     # --- reading -----------------------------------------------------------------------------
     @property
     def complete(self) -> bool:
-        return self.path(SUMMARY).exists()
+        """The notebook wrote its summary (last) and every record of the run can be read back."""
+        return self.path(SUMMARY).exists() and not self.damaged()
+
+    def damaged(self) -> list[str]:
+        """The run's files that exist but cannot be read (cut short, overwritten, not JSON or CSV).
+
+        Files are written atomically, so this takes damage from outside (a disk error, a hand edit,
+        a copy cut short). A damaged run is an incomplete run: the sweep reruns it and the findings
+        leave it out.
+        """
+        bad = []
+        for name in (PARAMS, SUMMARY):
+            if self.path(name).exists():
+                try:
+                    if not isinstance(read_json(self.path(name)), dict):
+                        bad.append(name)
+                except (ValueError, OSError, UnicodeDecodeError):
+                    bad.append(name)
+        for path in sorted(self.dir.glob("*.csv")):
+            try:
+                pd.read_csv(path)
+            except pd.errors.EmptyDataError:
+                continue
+            except (ValueError, OSError, UnicodeDecodeError):  # pandas' ParserError is a ValueError
+                bad.append(path.name)
+        return bad
 
     def status(self) -> dict | None:
         try:
-            return read_json(self.path(STATUS))
-        except (FileNotFoundError, json.JSONDecodeError):
+            status = read_json(self.path(STATUS))
+        except (OSError, ValueError, UnicodeDecodeError):  # missing, or damaged: the run is simply not done
             return None
+        return status if isinstance(status, dict) else None
 
     def params(self) -> dict:
         return read_json(self.path(PARAMS))
 
     def setting(self) -> dict:
         """The full setting: for a run that measured another, that run's training setting under its own values."""
-        params = self.params() if self.path(PARAMS).exists() else (self.status() or {}).get("params", {})
+        try:
+            params = self.params()
+        except (OSError, ValueError, UnicodeDecodeError):  # not written yet, or damaged
+            params = (self.status() or {}).get("params", {})
         return {**params.get("source", {}), **{k: v for k, v in params.items() if k != "source"}}
 
     def summary(self) -> dict:
@@ -171,7 +200,7 @@ class RunStore:
         return torch.load(self.checkpoint_path(seed, which), map_location="cpu", weights_only=True)
 
     def state(self) -> str:
-        """ok, diverged, failed, incomplete, or manual (complete but not run by the sweep)."""
+        """ok, diverged, failed, incomplete (or damaged), or manual (complete but not run by the sweep)."""
         status = self.status()
         if status is not None and status.get("status") == "failed":
             return "failed"
@@ -255,8 +284,10 @@ def load_tables(store_dir: str | Path) -> Tables:
         status = run.status() or {}
         state = run.state()
         summary = run.summary() if state not in ("failed", "incomplete") else {}
+        damaged = run.damaged()
         job = {"job_id": run.job_id, "notebook": status.get("notebook") or summary.get("notebook"), "state": state,
-               "error": status.get("error"), "seconds": status.get("seconds"), **_flat(run.setting())}
+               "error": status.get("error") or (f"cannot read {', '.join(damaged)}" if damaged else None),
+               "seconds": status.get("seconds"), **_flat(run.setting())}
         jobs.append(job)
         if not summary:
             continue

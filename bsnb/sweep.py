@@ -12,6 +12,8 @@ written last, after the executed notebook, so an interrupted job is simply run a
 
 from __future__ import annotations
 
+import ast
+import errno
 import fcntl
 import hashlib
 import json
@@ -31,7 +33,7 @@ from bsnb import data as data_mod
 
 KERNEL = "python3"
 # Modules that only orchestrate or present the study; editing them does not change what a run computes.
-NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py"}
+NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -70,18 +72,43 @@ def pairing_problems(names) -> list[str]:
     return problems
 
 
+def code_text(source: str) -> str:
+    """Python source reduced to what it computes: comments, docstrings, layout and parameters' help texts dropped.
+
+    A parameter's help is the fourth argument of ``config._p(...)``; in a notebook's parameters cell
+    it is a comment.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            body[0] = ast.Pass()
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_p" and len(node.args) >= 4:
+            node.args[3] = ast.Constant("")
+    return ast.unparse(tree)
+
+
+def notebook_code(name: str) -> str:
+    """The code a notebook runs, without its prose: editing a caption or a comment reruns nothing."""
+    return "\n# %%\n".join(code_text(c.source) for c in read_notebook(name).cells if c.cell_type == "code")
+
+
 def source_digest() -> str:
-    """Hash of the ``bsnb`` modules the notebooks compute with."""
+    """Hash of the code of the ``bsnb`` modules the notebooks compute with (see :func:`code_text`)."""
     h = hashlib.sha256()
     for path in sorted((config.ROOT / "bsnb").glob("*.py")):
         if path.name not in NOT_IN_KEY:
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+            h.update(path.name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
 
 
-def cache_key(job: config.Job, notebook_text: str, bsnb_digest: str, source_key: str | None = None) -> str:
+def cache_key(job: config.Job, notebook_code: str, bsnb_digest: str, source_key: str | None = None) -> str:
     """What a job's result depends on; a job that reads another run depends on that run's key too."""
-    blob = {"notebook": notebook_text, "params": job.identity(), "bsnb": bsnb_digest,
+    blob = {"notebook": notebook_code, "params": job.identity(), "bsnb": bsnb_digest,
             "data": data_mod.identity(job.params) if "dataset" in job.params else None, "source": source_key}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
@@ -119,7 +146,7 @@ def plan(profile: config.Profile, out_dir: Path, force: bool = False) -> list[Pl
     if problems:
         raise config.ProfileError(problems, str(profile.path))
     digest = source_digest()
-    texts = {nb: notebook_source(nb).read_text() for nb in {j.notebook for j in jobs}}
+    texts = {nb: notebook_code(nb) for nb in {j.notebook for j in jobs}}
     store = results.store_dir(out_dir)
     planned: dict[str, Planned] = {}
     for job in jobs:  # sources come first
@@ -137,9 +164,27 @@ def plan(profile: config.Profile, out_dir: Path, force: bool = False) -> list[Pl
 @dataclass
 class Outcome:
     job_id: str
-    state: str  # ok, failed, cached, interrupted
+    state: str  # ok, failed, cached, interrupted, unwritable (the disk is full or the folder read-only)
     seconds: float = 0.0
     error: str | None = None
+
+
+# A write that fails for one of these reasons fails every job after it: the sweep stops instead.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """One line saying what could not be written where, when ``exc`` is a full disk or an unwritable folder."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    if isinstance(exc, PapermillExecutionError) and exc.ename in ("OSError", "PermissionError"):
+        codes = {f"[Errno {code}]" for code in STORAGE_ERRNOS}
+        if any(code in str(exc.evalue) for code in codes):  # raised inside the kernel, while the notebook saved
+            return str(exc.evalue).split("] ", 1)[-1]
+    return None
 
 
 @contextmanager
@@ -173,6 +218,16 @@ def execute_notebook(name: str, parameters: dict, output: Path, cwd: Path | None
 
 def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
     """Execute one job; record ok or failed in its status.json (an interruption records nothing)."""
+    try:
+        return _run_job(planned, threads, force)
+    except OSError as exc:  # the lock, a status or the notebook could not be written
+        problem = storage_problem(exc)
+        if problem is None:
+            raise
+        return Outcome(planned.job.job_id, "unwritable", error=problem)
+
+
+def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
     from papermill.exceptions import PapermillExecutionError
 
     job, run_dir = planned.job, planned.run_dir
@@ -191,10 +246,14 @@ def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
         except PapermillExecutionError as exc:
             if exc.ename == "KeyboardInterrupt":
                 return Outcome(job.job_id, "interrupted")
+            if storage_problem(exc):
+                return Outcome(job.job_id, "unwritable", error=storage_problem(exc))
             error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
         except KeyboardInterrupt:
             return Outcome(job.job_id, "interrupted")
         except Exception as exc:  # the kernel died, could not start, ...
+            if storage_problem(exc):
+                return Outcome(job.job_id, "unwritable", error=storage_problem(exc))
             error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc()
         else:
@@ -230,6 +289,7 @@ def _init_worker(threads: int, log: str | None = None):
 class SweepResult:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
+    unwritable: str | None = None  # why the sweep stopped early: what could not be written where
     seconds: float = 0.0
 
     def count(self, state: str) -> int:
@@ -321,6 +381,9 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
                     outcome = Outcome(job.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
                 if outcome.state == "interrupted":
                     raise KeyboardInterrupt
+                if outcome.state == "unwritable":
+                    result.unwritable = f"{job.job_id}: {outcome.error}"
+                    raise KeyboardInterrupt
                 result.outcomes.append(outcome)
                 finished[outcome.job_id] = outcome.state
                 bar.update(1)
@@ -329,8 +392,9 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
                           f"({outcome.seconds:.1f} s, {time.time() - start:.0f} s elapsed)"
                           + (f": {outcome.error}" if outcome.error else ""), file=stream)
     except KeyboardInterrupt:
-        result.interrupted = True
-        bar.write("interrupted: stopping the running jobs; completed jobs are kept, rerun to finish the rest",
+        result.interrupted = result.unwritable is None
+        bar.write(f"cannot write ({result.unwritable}): stopping the running jobs" if result.unwritable else
+                  "interrupted: stopping the running jobs; completed jobs are kept, rerun to finish the rest",
                   file=stream)
         for proc in list(getattr(pool, "_processes", {}).values()):
             if proc.is_alive():

@@ -133,3 +133,11 @@ def test_from_namespace_checks_values_like_the_sweep():
     ns = {**config.defaults("02_empirical_comparison"), "batch_size": "abc"}
     with pytest.raises(config.ProfileError, match="batch_size = 'abc'"):
         config.from_namespace("02_empirical_comparison", ns)
+
+
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
+def test_an_empty_profile_is_refused(tmp_path, text):
+    path = tmp_path / "empty.yaml"
+    path.write_text(text)
+    with pytest.raises(config.ProfileError, match="the profile is empty"):
+        config.load_profile(path)

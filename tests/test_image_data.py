@@ -5,6 +5,7 @@ downloaded: a missing dataset's download is replaced by one that fails, as it do
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 import struct
 import urllib.error
@@ -254,7 +255,10 @@ def test_resnet_trains_and_its_gradient_noise_and_curvature_are_measured(cifar_d
     assert eig.values[0] > 0
     record, tables = sharpness.measure(net, d.x_train[:64], d.y_train[:64], top_k=2, trace_samples=4,
                                        epsilons=[1e-3], subspace_dim=10, lbfgs_iters=2, slice_points=3)
-    assert record["lambda_max"] == pytest.approx(eig.values[0], rel=1e-2) and record["trace"] > 0
+    assert record["lambda_max"] == pytest.approx(eig.values[0], rel=1e-2)
+    # a trace estimate from 4 probes at a non-convex point may have either sign (its accuracy is
+    # tested against the exact trace in test_sharpness.py); here it must only be measured
+    assert math.isfinite(record["trace"]) and record["trace_stderr"] >= 0
     assert record["eps_full_0.001"] >= 0 and len(tables["slices"]) == 3
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # nothing moved, BN included
 

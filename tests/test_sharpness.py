@@ -86,7 +86,7 @@ def test_eps_sharpness_of_a_model_in_full_space_and_a_random_subspace(tiny):
     model, x, y = tiny
     full = sharpness.eps_sharpness(model, x, y, epsilon=1e-3)
     sub = sharpness.eps_sharpness(model, x, y, epsilon=1e-3, dim=20, seed=0)
-    assert full.value > 0 and sub.value >= 0
+    assert full.value >= 0 and sub.value >= 0  # a maximum over a box that holds the start
     assert sub.dim == 20 and full.dim == sum(p.numel() for p in model.parameters())
     assert full.value == pytest.approx(100 * (full.max_loss - full.loss) / (1 + full.loss))
 

@@ -1,5 +1,7 @@
 """The sweep end to end through the command line: results, cache, failures, interruptions, nbval."""
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -116,6 +118,80 @@ def test_cache_key_covers_parameters_notebook_source_and_data(smoke, tmp_path):
     assert key != sweep.cache_key(other_data, "source", "digest")
 
 
+def test_editing_captions_help_texts_and_plots_reruns_nothing(smoke, tmp_path, monkeypatch):
+    """The cache key covers what a run computes, not how it is shown or explained."""
+    out, _ = smoke
+    profile = config.load_profile("smoke")
+    keys = {p.job.job_id: p.key for p in sweep.plan(profile, out)}
+    nb_dir, pkg = tmp_path / "notebooks", tmp_path / "bsnb"
+    shutil.copytree(config.NOTEBOOKS_DIR, nb_dir)
+    shutil.copytree(config.ROOT / "bsnb", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    script = nb_dir / "02_empirical_comparison.py"
+    text = script.read_text()
+    text = text.replace("# ## Figure\n", "# ## Figure: a caption edited by a reader\n", 1)
+    text = text.replace("# examples per optimiser step", "# examples in one optimiser step (help reworded)", 1)
+    script.write_text(text)
+    cfg = pkg / "config.py"
+    cfg.write_text(cfg.read_text().replace('"examples per optimiser step"', '"examples in one optimiser step"', 1))
+    plots_py = pkg / "plots.py"
+    plots_py.write_text(plots_py.read_text() + "\nDEFAULT_COLOUR = 'tab:red'  # a plot's colour changed\n")
+    monkeypatch.setattr(config, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(config, "ROOT", tmp_path)
+    assert {p.job.job_id: p.key for p in sweep.plan(profile, out)} == keys
+    # and an edit of the code that computes does change the keys
+    train_py = pkg / "train.py"
+    train_py.write_text(train_py.read_text().replace("max_evals: int = 200", "max_evals: int = 201", 1))
+    assert all(keys[p.job.job_id] != p.key for p in sweep.plan(profile, out))
+
+
+def test_a_damaged_summary_is_named_and_its_job_rerun(smoke, tmp_path):
+    out = Path(shutil.copytree(smoke[0], tmp_path / "out"))
+    run = next(r for r in results.runs_in(out / "runs") if r.job_id.startswith("02-"))
+    text = run.path(results.SUMMARY).read_text()
+    run.path(results.SUMMARY).write_text(text[: len(text) // 2])  # cut short
+    assert not run.complete and run.damaged() == [results.SUMMARY] and run.state() == "incomplete"
+    tables = results.load_tables(out / "runs")
+    assert run.job_id not in set(tables.runs["job_id"])  # the findings never read it
+    proc = bsnb("run", "smoke", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{run.job_id}: cannot read {results.SUMMARY}" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # that job alone is rerun (its cache key, and so those of the runs that read it, is unchanged)
+    assert "1 ran, 11 cached, 0 failed" in proc.stdout and run.complete and run.summary()["seeds"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB file system (tmpfs, which needs root): the sweep fills it."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"cannot mount a small tmpfs in CI: {made.stderr!r}")
+        pytest.skip(f"mounting a small tmpfs needs root: {made.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_finishes(tmp_path, small_disk):
+    profile = profile_file(tmp_path, notebooks=["02_empirical_comparison"], scientific={"batch_size": [16, 32, 64]})
+    out = small_disk / "out"
+    proc = bsnb("run", profile, "--out", out, "--quiet")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "run the same command again" in errors[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    kept = {r.job_id for r in results.runs_in(out / "runs") if r.complete}
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
+    again = bsnb("run", profile, "--out", out, "--quiet")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"{3 - len(kept)} ran, {len(kept)} cached, 0 failed" in again.stdout
+    assert sorted(results.load_tables(out / "runs").jobs["state"]) == ["ok"] * 3
+
+
 def test_report_command_rebuilds_without_training(smoke):
     out, _ = smoke
     before = status_mtimes(out)
@@ -200,29 +276,54 @@ def _wait_for_first_job(out, proc, timeout=180):
     raise AssertionError("no job finished in time")
 
 
+@contextlib.contextmanager
+def holding(run_dirs):
+    """Hold the sweep's per-run lock on ``run_dirs``: their jobs wait at the start until released.
+
+    This is the point the test controls: the interrupt arrives while those jobs cannot have
+    finished, however fast the machine.
+    """
+    handles = []
+    try:
+        for d in run_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+            fh = open(d / ".lock", "w")
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            handles.append(fh)
+        yield
+    finally:
+        for fh in handles:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
     profile = profile_file(tmp_path, scientific={"batch_size": [16, 32, 64]}, fixed={"epochs": 6},
                            notebooks=["02_empirical_comparison"])
     out = tmp_path / "out"
-    proc = _start(profile, out)
-    _wait_for_first_job(out, proc)
-    os.killpg(proc.pid, sig)
-    stdout, stderr = proc.communicate(timeout=60)
+    planned = sweep.plan(config.load_profile(profile), out)
+    first = max(planned, key=lambda p: p.cost)  # the sweep starts the longest job first
+    held = [p.run_dir for p in planned if p is not first]
+    with holding(held):
+        proc = _start(profile, out)
+        _wait_for_first_job(out, proc)
+        os.killpg(proc.pid, sig)
+        stdout, stderr = proc.communicate(timeout=60)
     if sig == signal.SIGINT:
         assert proc.returncode == 130, stdout + stderr
         assert "rerun" in stderr
     time.sleep(2)  # a killed worker's kernel notices and exits within a second
     tables = results.load_tables(out / "runs")
     complete = set(tables.jobs.loc[tables.jobs["state"] == "ok", "job_id"])
-    assert 1 <= len(complete) < 3
+    assert complete == {first.job.job_id}
     assert "failed" not in set(tables.jobs["state"])  # an interruption is not a failure
     for run in results.runs_in(out / "runs"):  # nothing half-written is taken as complete
         assert run.complete == (run.job_id in complete)
         assert not list(run.dir.glob(".*.tmp-*"))
     again = bsnb("run", profile, "--out", out)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"{3 - len(complete)} ran, {len(complete)} cached, 0 failed" in again.stdout
+    assert "2 ran, 1 cached, 0 failed" in again.stdout
     assert sorted(results.load_tables(out / "runs").jobs["state"]) == ["ok"] * 3
 
 
