@@ -17,9 +17,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, decide_within,  # noqa: F401
+                        dropped_note, evidence_problem, interval, withdraw_if_censored)
+
 COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "statement", "measure", "ours",
            "published", "note"]
 
@@ -29,20 +30,24 @@ STATEMENTS = {
     "C3": "Larger batches take less wall time per epoch",
     "C4": "Larger batches do not need fewer epochs to reach their minimum validation loss",
     "C6": "Large-batch minima are sharper",
-    "C7": "Large-batch weights end closer to their initialisation; the distance grows about like log(steps)",
+    "C7": "Large-batch weights end closer to their initialisation",
 }
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
 STATEMENTS.update({
     "C8": "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most of the gap",
     "C9": "Training the large batch for the same number of steps as the small batch closes the gap",
     "C10": "Ghost batch norm helps large batches",
+    "C12": "Increasing the batch size instead of decaying the learning rate reaches the same validation loss with "
+           "fewer parameter updates",
 })
+SMITH = ("Smith et al. 2018: batch growth instead of decay matched accuracy (Wide ResNet, CIFAR-10, 94.4 % vs "
+         "94.3 %) with about a third of the updates")
 GOYAL = "Goyal et al. 2017: top-1 error 23.60 +- 0.12 % at batch 256, 23.74 +- 0.09 % at 8k (linear rule, 5-epoch warm-up)"
 HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps as the small batch, the gap closes"
 # the figure of the findings that decides each claim
 FIGURES = {"C1": "loss_curves", "C2": "minima", "C3": "speed", "C4": "minima", "C5": "gradient_noise",
            "C6": "sharpness", "C7": "distance", "C8": "remedies", "C9": "remedies", "C10": "remedies",
-           "C11": "steps_to_target"}
+           "C11": "steps_to_target", "C12": "remedies", "C13": "distance", "C14": "noise_scale"}
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 
@@ -59,42 +64,6 @@ class Verdict:
     ours: str = ""
     published: str = ""
     note: str = ""
-
-
-def interval(values, confidence: float = 0.95, log: bool = False) -> tuple[float, float, float, int]:
-    """Mean and Student-t confidence interval of ``values`` (geometric mean and interval if ``log``)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if log:
-        v = np.log(v[v > 0])
-    n = len(v)
-    if n == 0:
-        return math.nan, math.nan, math.nan, 0
-    mean = float(v.mean())
-    if n < 2:
-        lo = hi = math.nan
-    else:
-        half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * v.std(ddof=1) / math.sqrt(n))
-        lo, hi = mean - half, mean + half
-    if log:
-        return math.exp(mean), math.exp(lo) if n > 1 else math.nan, math.exp(hi) if n > 1 else math.nan, n
-    return mean, lo, hi, n
-
-
-def decide(lo: float, hi: float, null: float, direction: str, n: int) -> str:
-    """The verdict implied by an interval [lo, hi] for a claim that the effect is ``direction`` of ``null``.
-
-    ``direction`` is ``greater``, ``less``, or ``at_least`` (the effect is not below ``null``).
-    """
-    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return INCONCLUSIVE
-    if direction == "greater":
-        return SUPPORTED if lo > null else NOT_SUPPORTED if hi < null else INCONCLUSIVE
-    if direction == "less":
-        return SUPPORTED if hi < null else NOT_SUPPORTED if lo > null else INCONCLUSIVE
-    if direction == "at_least":
-        return SUPPORTED if lo >= null else NOT_SUPPORTED if hi < null else INCONCLUSIVE
-    raise ValueError(f"direction = {direction!r}: expected greater, less or at_least")
 
 
 def _pick(available, wanted: int, fallback) -> int:
@@ -151,23 +120,67 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
 
 
 def distance(fits: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95) -> Verdict:
-    """C7 from the log fits of distance from initialisation: ratio of final distances, large over small.
+    """C7: the ratio of final distances from initialisation, large over small (the law of growth is C13).
 
-    ``fits`` is :func:`bsnb.analysis.log_fits` of the empirical-comparison runs; the R^2 of the
-    log fits is reported in the note.
+    ``fits`` is :func:`bsnb.analysis.log_fits` of the empirical-comparison runs.
     """
     if fits.empty:
         return _empty("C7", "no sampled steps in the store")
     small, large, notes = choose_pair(fits, small_batch, large_batch)
-    v = _ratio_verdict("C7", paired(fits, "final_distance", small, large), "less", confidence,
-                       f"distance from initialisation at the end of the budget, ratio batch {large} / batch {small}",
-                       published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
-                                 "(a ratio of 0.1 to 0.33); Hoffer et al. 2017: distance grows like log(steps)")
-    r2 = fits.groupby("batch_size")["r2"].median()
-    notes.append("median R^2 of distance = a + b log(step): " + ", ".join(f"batch {int(b)} {x:.2f}"
-                                                                        for b, x in r2.items()))
-    v.note = "; ".join(notes)
-    return v
+    return _ratio_verdict("C7", paired(fits, "final_distance", small, large), "less", confidence,
+                          f"distance from initialisation at the end of training, ratio batch {large} / batch {small}",
+                          published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
+                                    "(a ratio of 0.1 to 0.33)", note="; ".join(notes))
+
+
+def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
+    """C13: log(t) against sqrt(t), out of sample: per seed, the mean over batch sizes of the difference of the
+    held-out errors (log minus sqrt, relative to the final distance); supported when its interval is below 0.
+
+    ``laws`` is :func:`bsnb.analysis.distance_laws` of the empirical-comparison runs.
+    """
+    if laws.empty:
+        return _empty("C13", "no sampled steps in the store")
+    per_seed = laws.groupby("seed")["rmse_diff"].mean()
+    effect, lo, hi, n = interval(per_seed, confidence)
+    c = laws.groupby("batch_size")["exponent"].median()
+    return Verdict("C13", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, STATEMENTS["C13"],
+                   "held-out error of distance = a + b log(t) minus that of a + b sqrt(t), relative to the final "
+                   "distance, fitted on the first 70% of the logged steps after the first epoch and scored on the "
+                   "rest, mean over batch sizes (< 0: the log law predicts better)",
+                   "median exponent c of a + b t^c (0: logarithmic, 0.5: random walk): " + ", ".join(
+                       f"batch {int(b)} {x:.2f}" for b, x in c.items()),
+                   "Hoffer et al. 2017: ||w_t - w_0|| grows like log(t), an ultra-slow diffusion",
+                   evidence_note(per_seed, lo, hi, n))
+
+
+def noise_growth(runs: pd.DataFrame, confidence: float = 0.95) -> Verdict:
+    """C14: the exact B_simple (per-example gradients, notebook 01) at the checkpoint of lowest training loss
+    over at the initial weights, per seed; supported when the interval's lower end is above 1."""
+    r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
+    if r.empty or "b_simple" not in r:
+        return _empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
+    rows = []
+    for seed, g in r.groupby("seed"):
+        start = g[g["checkpoint"] == "initial"]
+        low = g.loc[g["train_loss"].idxmin()]
+        if len(start):
+            rows.append({"seed": seed, "start": float(start["b_simple"].iloc[0]), "low": float(low["b_simple"]),
+                         "loss_start": float(start["train_loss"].iloc[0]), "loss_low": float(low["train_loss"]),
+                         "at": low["checkpoint"]})
+    t = pd.DataFrame(rows)
+    if t.empty:
+        return _empty("C14", "no initial checkpoint among the noise measurements")
+    ratio = t["low"] / t["start"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    return Verdict("C14", decide(lo, hi, 1.0, "greater", n), effect, lo, hi, n, STATEMENTS["C14"],
+                   f"B_simple = tr(Sigma)/|G|^2 from per-example gradients at the lowest training loss over at the "
+                   f"start, batch {int(r['batch_size'].iloc[0])} run",
+                   f"B_simple {t['start'].mean():.3g} at training loss {t['loss_start'].mean():.3g}, "
+                   f"{t['low'].mean():.3g} at {t['loss_low'].mean():.3g} (checkpoint {', '.join(sorted(set(t['at'])))}; "
+                   f"means of {len(t)} seeds)",
+                   "McCandlish et al. 2018: the noise scale grows by orders of magnitude as the loss falls "
+                   "(MNIST: B_simple 50 to 900)", evidence_note(ratio, lo, hi, n, log=True))
 
 
 def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
@@ -198,18 +211,51 @@ def paired(runs: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFr
     return wide[[small, large]].dropna().set_axis(["small", "large"], axis=1)
 
 
+def _join(*notes) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def evidence_note(values, lo: float, hi: float, n: int, log: bool = False) -> str:
+    """What the interval could not use, and why it cannot decide (if it cannot)."""
+    return _join(dropped_note(values, log), evidence_problem(lo, hi, n))
+
+
 def _ratio_verdict(claim, pairs, direction, confidence, measure, fmt="{:.3f}", published="", note=""):
     ratio = pairs["large"] / pairs["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     ours = (f"small {fmt.format(pairs['small'].mean())}, large {fmt.format(pairs['large'].mean())} "
             f"(mean of {n} seeds)") if n else "no paired seeds"
     return Verdict(claim, decide(lo, hi, 1.0, direction, n), effect, lo, hi, n, STATEMENTS[claim], measure,
-                   ours, published, note)
+                   ours, published, _join(note, evidence_note(ratio, lo, hi, n, log=True)))
+
+
+def censored_seeds(runs: pd.DataFrame, batch: int) -> list:
+    """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (STUDY.md's censoring).
+
+    Runs record it as ``censored`` (the cap came before the patience ran out); older runs without
+    the column count a minimum on the last trained epoch.
+    """
+    r = runs[(runs["batch_size"] == batch) & ((runs["status"] == "ok") if "status" in runs else True)]
+    if "censored" in r and r["censored"].notna().all():
+        flags = r["censored"].astype(bool)
+    else:
+        flags = r["epoch_of_min_val_loss"] >= r["epochs_run"]
+    return sorted(int(s) for s in r.loc[flags, "seed"])
+
+
+def compared_epoch(epochs: pd.DataFrame, runs: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
+    """The epoch C1 compares at: ``c1_epoch``, or the last epoch that every compared run trained."""
+    if c1_epoch > 0:
+        return c1_epoch
+    ids = runs.loc[runs["batch_size"].isin([small, large]), "job_id"]
+    ep = epochs[epochs["job_id"].isin(ids) & epochs["train_loss"].notna()]
+    return int(ep.groupby(["job_id", "seed"])["epoch"].max().min()) if len(ep) else 0
 
 
 def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
-              c1_epoch: int = 0, confidence: float = 0.95) -> list[Verdict]:
-    """Verdicts of C1-C4 from the empirical-comparison runs."""
+              c1_epoch: int = 0, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> list[Verdict]:
+    """Verdicts of C1-C4 from the empirical-comparison runs; C3 from ``timing`` (:func:`bsnb.timing.
+    interleaved_epochs`, measured alone) when given, else from the runs' own timings, labelled descriptive."""
     runs, group_note = comparison_runs(runs)
     if runs.empty:
         return [_empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
@@ -220,65 +266,107 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
     if len(diverged):
         notes.append(f"{len(diverged)} diverged run(s) left out")
     base_note = "; ".join(notes)
+    censored = {f"batch {small}": censored_seeds(runs, small), f"batch {large}": censored_seeds(runs, large)}
     out = []
 
-    # C1: training loss after k epochs
+    # C1: training loss after k epochs, k the last epoch every compared run trained
+    k = compared_epoch(epochs, runs, small, large, c1_epoch)
     ep = epochs[epochs["job_id"].isin(runs["job_id"])]
-    if c1_epoch > 0:
-        at = ep[ep["epoch"] == c1_epoch]
-        when = f"epoch {c1_epoch}"
-    else:
-        at = ep.loc[ep.groupby(["job_id", "seed"])["epoch"].idxmax()]
-        when = "the last epoch"
-    at = at.assign(status="ok")
+    at = ep[ep["epoch"] == k].assign(status="ok")
     out.append(_ratio_verdict("C1", paired(at, "train_loss", small, large), "greater", confidence,
-                              f"training loss at {when}, ratio {pair}", fmt="{:.4f}",
+                              f"training loss at epoch {k} (the last that every compared run trained), ratio {pair}",
+                              fmt="{:.4f}",
                               published="article: the large batch's training loss falls more slowly (figure, no number)",
                               note=base_note))
 
-    # C2: minimum validation loss
+    # C2: minimum validation loss; a censored large batch can only have made the ratio larger
     published = (f"article: {ARTICLE['min_val_loss'][32]} (batch 32) vs {ARTICLE['min_val_loss'][256]} (batch 256), "
                  f"ratio {ARTICLE['min_val_loss'][256] / ARTICLE['min_val_loss'][32]:.2f}")
-    out.append(_ratio_verdict("C2", paired(runs, "min_val_loss", small, large), "greater", confidence,
-                              f"minimum validation loss, ratio {pair}", published=published, note=base_note))
+    v = _ratio_verdict("C2", paired(runs, "min_val_loss", small, large), "greater", confidence,
+                       f"minimum validation loss, ratio {pair}", published=published, note=base_note)
+    out.append(_censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),
+                                                               bool(censored[f"batch {small}"]))))
 
-    # C3: seconds per epoch
-    pairs = paired(runs, "seconds_per_epoch", small, large)
-    v = _ratio_verdict("C3", pairs, "less", confidence, f"seconds per training epoch (median over epochs), ratio {pair}",
-                       published="article: larger batches take less time per epoch (figure, no number)",
-                       note=base_note)
+    # C3: seconds per epoch, from a timing that ran alone (interleaved repeats, paired by repeat)
+    published = "article: larger batches take less time per epoch (figure, no number)"
+    if timing is not None and {small, large} <= set(timing.get("batch_size", [])):
+        t = timing.rename(columns={"repeat": "seed"}).assign(status="ok")
+        v = _ratio_verdict("C3", paired(t, "seconds_per_epoch", small, large), "less", confidence,
+                           f"seconds per training epoch, ratio {pair}, timed alone after the sweep on "
+                           f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), the two batch sizes in "
+                           f"turn; 'seeds' counts the repeats", published=published, note=base_note)
+    else:
+        v = _ratio_verdict("C3", paired(runs, "seconds_per_epoch", small, large), "less", confidence,
+                           f"seconds per training epoch (median over epochs), ratio {pair}", published=published,
+                           note=_join(base_note, "descriptive only: timed inside the sweep, while other jobs shared "
+                                                 "the machine; no timing that ran alone is in the store"))
+        v.verdict = INCONCLUSIVE
     eps = paired(runs, "examples_per_second", small, large)
     if len(eps):
-        v.ours += f"; examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
+        v.ours += f"; in the sweep's runs, examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
     out.append(v)
 
-    # C4: epoch of the minimum validation loss. A minimum on the last epoch is censored by the budget:
-    # the run was still improving, so its true epoch is at least the one observed. A censored large
-    # batch can only understate large - small (a support still holds, a refutation does not); a
-    # censored small batch can only overstate it (a refutation still holds, a support does not).
+    # C4: epoch of the minimum validation loss, large - small. A censored large batch's true epoch is
+    # later (the difference is understated), a censored small batch's overstates it.
     pairs = paired(runs, "epoch_of_min_val_loss", small, large)
-    effect, lo, hi, n = interval(pairs["large"] - pairs["small"], confidence)
-    last = paired(runs, "epochs_run", small, large)
-    censored = {side: int((pairs[side] >= last.loc[pairs.index, side]).sum()) if n else 0
-                for side in ("small", "large")}
-    verdict = decide(lo, hi, 0.0, "at_least", n)
-    notes = [base_note]
-    for side, batch in (("small", small), ("large", large)):
-        if censored[side]:
-            notes.append(f"the batch-{batch} minimum fell on the last epoch in {censored[side]} of {n} seeds: it was "
-                         "still improving when the budget ended")
-    if (verdict == SUPPORTED and censored["small"]) or (verdict == NOT_SUPPORTED and censored["large"]):
-        notes.append(f"the interval says {verdict}, but censoring of the batch-"
-                     f"{small if verdict == SUPPORTED else large} minima can make that direction an artefact of "
-                     "the budget, so the verdict is inconclusive; a longer budget decides it")
-        verdict = INCONCLUSIVE
-    note = "; ".join(filter(None, notes))
-    out.append(Verdict("C4", verdict, effect, lo, hi, n, STATEMENTS["C4"],
-                       f"epoch of the minimum validation loss, difference batch {large} - batch {small}",
-                       f"small {pairs['small'].mean():.1f}, large {pairs['large'].mean():.1f} epochs (mean of {n} seeds)"
-                       if n else "no paired seeds",
-                       "article: larger batches do not reach their minimum in fewer epochs", note))
+    diff = pairs["large"] - pairs["small"]
+    effect, lo, hi, n = interval(diff, confidence)
+    v = Verdict("C4", decide(lo, hi, 0.0, "at_least", n), effect, lo, hi, n, STATEMENTS["C4"],
+                f"epoch of the minimum validation loss, difference batch {large} - batch {small}",
+                f"small {pairs['small'].mean():.1f}, large {pairs['large'].mean():.1f} epochs (mean of {n} seeds)"
+                if n else "no paired seeds",
+                "article: larger batches do not reach their minimum in fewer epochs",
+                _join(base_note, evidence_note(diff, lo, hi, n)))
+    out.append(_censor(v, "at_least", censored, censoring_bias(bool(censored[f"batch {small}"]),
+                                                                bool(censored[f"batch {large}"]))))
     return out
+
+
+def gap_by_budget(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                  confidence: float = 0.95) -> pd.DataFrame:
+    """C2's ratio as a function of the budget: per epoch k, the minimum validation loss over epochs 1..k of the
+    large batch over the small batch's, geometric mean and interval over seeds (a run that stopped keeps its
+    minimum)."""
+    runs, _ = comparison_runs(runs)
+    if runs.empty:
+        return pd.DataFrame()
+    small, large, _ = choose_pair(runs, small_batch, large_batch)
+    ids = runs[runs["batch_size"].isin([small, large]) & (runs["status"] == "ok")]["job_id"]
+    ep = epochs[epochs["job_id"].isin(ids) & (epochs["epoch"] > 0)][["batch_size", "seed", "epoch", "val_loss"]]
+    if ep.empty:
+        return pd.DataFrame()
+    wide = ep.pivot_table(index="epoch", columns=["batch_size", "seed"], values="val_loss").sort_index()
+    best = wide.ffill().cummin()
+    rows = []
+    for k, row in best.iterrows():
+        ratio = [row[(large, s)] / row[(small, s)] for s in sorted(set(wide[large].columns) & set(wide[small].columns))]
+        effect, lo, hi, n = interval(ratio, confidence, log=True)
+        rows.append({"epoch": int(k), "ratio": effect, "ci_low": lo, "ci_high": hi, "seeds": n,
+                     "small_batch": small, "large_batch": large})
+    return pd.DataFrame(rows)
+
+
+def learning_rate_check(runs: pd.DataFrame, small_batch: int = 32) -> str:
+    """Whether the comparison's one learning rate is the small batch's best in the learning-rate search (fewest
+    steps to the target, the most common best over seeds), said in a sentence computed from the store."""
+    comparison, _ = comparison_runs(runs)
+    if comparison.empty or "remedy" not in runs:
+        return ""
+    lr = float(comparison["lr"].iloc[0])
+    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")
+                 & (runs["batch_size"] == small_batch)]
+    reached = tuned[tuned["reached_target"] == True] if "reached_target" in tuned else tuned.iloc[0:0]  # noqa: E712
+    if reached.empty:
+        return (f"the comparison's learning rate {lr:g} is not checked: the learning-rate search has no batch-"
+                f"{small_batch} run that reached its target")
+    best = reached.loc[reached.groupby("seed")["steps_to_target"].idxmin(), "lr_used"]
+    mode = float(best.mode().iloc[0])
+    if math.isclose(mode, lr, rel_tol=1e-9):
+        return (f"the comparison's learning rate {lr:g} is the batch-{small_batch} best of the learning-rate search "
+                f"(fewest steps to validation loss {tuned['target_loss'].iloc[0]:g}) in {int((best == lr).sum())} of "
+                f"{len(best)} seeds")
+    return (f"the comparison's learning rate {lr:g} is NOT the batch-{small_batch} best of the learning-rate search "
+            f"({mode:g}): the comparison may be unfair to the small batch")
 
 
 def _fmt(x: float) -> str:
@@ -317,11 +405,11 @@ def save(verdicts: list[Verdict], path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # closing the gap (04)
 
-SETTING_MATCH = ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "epochs")
+SETTING_MATCH = ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width")
 
 
 def _baseline(runs: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
-    """The article-setting runs (02: same learning rate and epochs) of ``batch`` matching ``like``'s setting."""
+    """The article-setting runs (02: the same learning rate) of ``batch`` matching ``like``'s setting."""
     base = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == batch)]
     for key in SETTING_MATCH:
         if key in base and key in like:
@@ -334,10 +422,11 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
     """One row per (large batch, remedy): its minimum validation loss, the share of the gap it closes, its cost.
 
     The gap is the article's: minimum validation loss of the large batch minus the small batch's,
-    both at the small batch's learning rate and epochs (the 02 runs). A remedy's share is
-    (large baseline - large with the remedy) / gap, per seed, with a Student-t interval over
-    seeds: 1 closes the gap, 0 does nothing, below 0 makes it worse. The cost is the remedy's
-    training time over the large baseline's. ``distances`` (from :func:`bsnb.analysis.log_fits`)
+    both at the small batch's learning rate (the 02 runs, each trained to its minimum). A remedy's
+    share is (large baseline - large with the remedy) / gap, per seed, with a Student-t interval
+    over seeds: 1 closes the gap, 0 does nothing, below 0 makes it worse. The cost is the remedy's
+    training time over the large baseline's. The ``censored_*`` columns list the seeds whose
+    minimum the budget ended before confirming. ``distances`` (from :func:`bsnb.analysis.log_fits`)
     adds the final distance from initialisation.
     """
     if "remedy" not in runs:
@@ -358,7 +447,11 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
                "baseline_large": per["large"].mean() if n else math.nan,
                "baseline_small": per["small"].mean() if n else math.nan,
                "gap_closed": mean, "ci_low": lo, "ci_high": hi, "train_seconds": ok["train_seconds"].mean(),
-               "cost_vs_baseline": cost, "diverged": int((g["status"] != "ok").sum())}
+               "steps": ok["steps_run"].mean(), "small_steps": small["steps_run"].mean() if len(small) else math.nan,
+               "cost_vs_baseline": cost, "diverged": int((g["status"] != "ok").sum()),
+               "censored_remedy": censored_seeds(ok, batch), "censored_large": censored_seeds(large, batch),
+               "censored_small": censored_seeds(small, small_batch),
+               "evidence": evidence_note(share, lo, hi, n)}
         if distances is not None and len(distances):
             d = distances[distances["job_id"].isin(g["job_id"])]
             row["final_distance"] = d["final_distance"].mean() if len(d) else math.nan
@@ -367,47 +460,100 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
 
 
 def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: int, published: str,
-                   also: tuple = ()) -> Verdict:
+                   null: float, rule: str, also: tuple = ()) -> Verdict:
+    """A claim on the share of the gap a remedy closes: supported when the interval's lower end passes ``null``."""
     rows = table[table["remedy"] == remedy] if len(table) else table
     if rows.empty:
         return _empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
     row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
-    v = Verdict(claim, decide(row.ci_low, row.ci_high, 0.5, "greater", row.seeds), row.gap_closed, row.ci_low,
-                row.ci_high, int(row.seeds), STATEMENTS[claim],
-                f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; 'most' means > 0.5)",
+    v = Verdict(claim, decide(row.ci_low, row.ci_high, null, "at_least" if claim == "C9" else "greater", row.seeds),
+                row.gap_closed, row.ci_low, row.ci_high, int(row.seeds), STATEMENTS[claim],
+                f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; {rule})",
                 f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
                 f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; training time x{row.cost_vs_baseline:.2f}",
-                published)
+                published, row.evidence)
     for other in also:
         o = table[(table["remedy"] == other) & (table["batch_size"] == row.batch_size)]
         if len(o):
             o = o.iloc[0]
             v.ours += f"; {other} closes {_fmt(o.gap_closed)} [{_fmt(o.ci_low)}, {_fmt(o.ci_high)}]"
+    # a censored remedy run can only have understated the share; a censored small batch overstated it;
+    # a censored large baseline moves both the gain and the gap, either way
+    censored = {f"{remedy} at batch {int(row.batch_size)}": row.censored_remedy,
+                f"batch {int(row.small_batch)}": row.censored_small,
+                f"batch {int(row.batch_size)} without the remedy": row.censored_large}
+    bias = censoring_bias(bool(row.censored_small) or bool(row.censored_large),
+                          bool(row.censored_remedy) or bool(row.censored_large))
+    return _censor(v, "greater", censored, bias)
+
+
+def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Verdict:
+    named = [f"{label} in seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+             for label, seeds in censored.items() if len(seeds)]
+    if not named:
+        return v
+    verdict = withdraw_if_censored(v.verdict, direction, bias)
+    note = "censored (the budget ended before the minimum was confirmed): " + "; ".join(named)
+    if verdict != v.verdict:
+        note += (f"; the interval says {v.verdict}, but censoring can only have pushed the effect that way, so the "
+                 "verdict is inconclusive: a longer budget decides it")
+    v.verdict, v.note = verdict, _join(v.note, note)
     return v
 
 
 def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
-    """C8 (linear rule with warm-up; square root beside it), C9 (same steps) and C10 (ghost against plain BN)."""
-    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, also=("sqrt", "linear")),
-           _share_verdict("C9", table, "longer", large_batch, HOFFER)]
+    """C8 (linear rule with warm-up; square root beside it), C9 (same steps), C10 (ghost against plain BN, both
+    with the square-root rule) and C12 (batch growth against learning-rate decay)."""
+    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "'most' means a lower end > 0.5",
+                          also=("sqrt", "linear")),
+           _share_verdict("C9", table, "longer", large_batch, HOFFER, 0.9,
+                          "'closes' means a lower end >= 0.9, an equivalence")]
+    if len(table) and "longer" in set(table["remedy"]):
+        row = table[table["remedy"] == "longer"].iloc[0]
+        out[-1].note = _join(out[-1].note, f"the same-steps budget was {row.steps:.0f} steps; the batch-"
+                             f"{int(row.small_batch)} runs took {row.small_steps:.0f} steps (with their patience)")
     rem = runs[(runs["notebook"] == "04_closing_the_gap")] if "remedy" in runs else pd.DataFrame(
-        columns=["remedy", "batch_size", "seed", "min_val_loss"])
-    bn, ghost = rem[rem["remedy"] == "bn"], rem[rem["remedy"] == "ghost_bn"]
-    sizes = sorted(set(bn["batch_size"]) & set(ghost["batch_size"]))
-    if not sizes:
-        out.append(_empty("C10", "no pair of bn and ghost_bn runs at one batch size in the store"))
-        return out
-    batch = large_batch if large_batch in sizes else sizes[-1]
-    pair = pd.DataFrame({"bn": bn[bn["batch_size"] == batch].set_index("seed")["min_val_loss"],
-                         "ghost": ghost[ghost["batch_size"] == batch].set_index("seed")["min_val_loss"]}).dropna()
-    effect, lo, hi, n = interval(pair["bn"] - pair["ghost"], confidence)
-    out.append(Verdict("C10", decide(lo, hi, 0.0, "greater", n), effect, lo, hi, n, STATEMENTS["C10"],
-                       f"min validation loss with plain batch norm minus with ghost batch norm, batch {batch} "
-                       "(> 0: ghost helps)",
-                       f"plain BN {pair['bn'].mean():.3f}, ghost BN {pair['ghost'].mean():.3f} (mean of {n} seeds)",
-                       "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
-                       "large-batch gap"))
+        columns=["remedy", "batch_size", "seed", "min_val_loss", "status"])
+    rem = rem[rem["status"] == "ok"]
+    out.append(_paired_remedies(rem, "C10", "bn", "ghost_bn", large_batch, confidence))
+    out.append(_paired_remedies(rem, "C12", "lr_decay", "batch_growth", large_batch, confidence))
     return out
+
+
+def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, large_batch: int,
+                     confidence: float) -> Verdict:
+    """C10: plain minus ghost batch norm (> 0: ghost helps). C12: batch growth over learning-rate decay, within
+    +-10% (an equivalence), with the parameter updates each took."""
+    a, b = rem[rem["remedy"] == first], rem[rem["remedy"] == second]
+    sizes = sorted(set(a["batch_size"]) & set(b["batch_size"]))
+    if not sizes:
+        return _empty(claim, f"no pair of {first} and {second} runs that finished at one batch size in the store")
+    batch = large_batch if large_batch in sizes else sizes[-1]
+    a, b = a[a["batch_size"] == batch], b[b["batch_size"] == batch]
+    pair = pd.DataFrame({"a": a.set_index("seed")["min_val_loss"], "b": b.set_index("seed")["min_val_loss"]}).dropna()
+    censored = {f"{first} at batch {batch}": censored_seeds(a, batch), f"{second} at batch {batch}":
+                censored_seeds(b, batch)}
+    if claim == "C10":
+        diff = pair["a"] - pair["b"]
+        effect, lo, hi, n = interval(diff, confidence)
+        v = Verdict(claim, decide(lo, hi, 0.0, "greater", n), effect, lo, hi, n, STATEMENTS[claim],
+                    f"min validation loss with plain batch norm minus with ghost batch norm, batch {batch}, both with "
+                    "the square-root learning-rate rule (> 0: ghost helps)",
+                    f"plain BN {pair['a'].mean():.3f}, ghost BN {pair['b'].mean():.3f} (mean of {n} seeds)",
+                    "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
+                    "large-batch gap", evidence_note(diff, lo, hi, n))
+        bias = censoring_bias(bool(censored[f"{first} at batch {batch}"]), bool(censored[f"{second} at batch {batch}"]))
+        return _censor(v, "greater", censored, bias)
+    ratio = pair["b"] / pair["a"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    updates = b.set_index("seed")["steps_run"].mean() / a.set_index("seed")["steps_run"].mean()
+    v = Verdict(claim, decide_within(lo, hi, 0.9, 1.1, n), effect, lo, hi, n, STATEMENTS[claim],
+                f"min validation loss with batch growth over with learning-rate decay, batch {batch} at the start, "
+                "same epochs (supported within +-10%)",
+                f"decay {pair['a'].mean():.3f}, growth {pair['b'].mean():.3f} (mean of {n} seeds); growth took "
+                f"{updates:.2f}x the parameter updates", SMITH, evidence_note(ratio, lo, hi, n, log=True))
+    bias = censoring_bias(bool(censored[f"{second} at batch {batch}"]), bool(censored[f"{first} at batch {batch}"]))
+    return _censor(v, "greater", censored, "both" if bias else None)
 
 
 def steps_to_target(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -449,19 +595,10 @@ STATEMENTS.update({
     "C5": "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1))",
     "C11": "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no longer "
            "cuts steps",
+    "C13": "The distance from initialisation grows like log(steps), more slowly than a random walk's sqrt(steps)",
+    "C14": "The gradient noise scale grows as training progresses",
 })
 MCCANDLISH = "McCandlish et al. 2018, Table 1 (MNIST): B_crit 20 (start) to 200 (average), B_simple 50 to 900"
-
-
-def decide_within(lo: float, hi: float, low: float, high: float, n: int) -> str:
-    """Verdict of an equivalence claim: the effect lies within [low, high]."""
-    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return INCONCLUSIVE
-    if low <= lo and hi <= high:
-        return SUPPORTED
-    if hi < low or lo > high:
-        return NOT_SUPPORTED
-    return INCONCLUSIVE
 
 
 def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: float = 0.1) -> Verdict:
@@ -543,17 +680,43 @@ def negative_g2_share(noise_log: pd.DataFrame, history: pd.DataFrame, target: fl
     return float((values < 0).mean()) if len(values) else math.nan
 
 
+def two_batch_defined(noise_log: pd.DataFrame, history: pd.DataFrame, target: float,
+                      confidence: float = 0.95) -> pd.Series:
+    """Per seed: whether the two-batch B_simple of :func:`b_simple_until` is defined, that is whether the interval
+    of the mean |G|^2 estimate over its window lies above 0 (its denominator cannot be zero)."""
+    out = {}
+    for seed, window in _noise_windows(noise_log, history, target):
+        _, lo, _, n = interval(window["g2_est"], confidence)
+        out[seed] = bool(n >= 2 and lo > 0)
+    return pd.Series(out, dtype=bool)
+
+
+def grid_edges(tuned: pd.DataFrame) -> list[str]:
+    """(batch, seed) whose best learning rate lies on the edge of the grid it searched: the grid was too narrow."""
+    reached = tuned[tuned["reached_target"] == True]  # noqa: E712
+    edges = []
+    for (batch, seed), g in reached.groupby(["batch_size", "seed"]):
+        grid = sorted(tuned[(tuned["batch_size"] == batch) & (tuned["seed"] == seed)]["lr_used"].unique())
+        best = g.loc[g["steps_to_target"].idxmin(), "lr_used"]
+        if len(grid) < 3 or best in (grid[0], grid[-1]):
+            edges.append(f"batch {int(batch)} seed {int(seed)} (lr {best:g} of {', '.join(f'{x:g}' for x in grid)})")
+    return edges
+
+
 def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
                    confidence: float = 0.95, factor: float = 3.0) -> tuple[Verdict, pd.DataFrame]:
-    """C11: B_simple (two-batch, averaged over the reference run until the target) over B_crit (fitted to the
-    steps-to-target of the learning-rate search), per seed. Supported within a factor ``factor`` either way.
+    """C11: B_simple over B_crit (fitted to the steps-to-target of the learning-rate search), per seed; supported
+    when the interval lies within a factor ``factor`` either way and both are defined.
 
-    Returns the verdict and a per-seed table (b_simple, b_crit, s_min).
+    B_simple is the exact value from per-example gradients at the best weights of the reference run (notebook
+    01), the primary estimate; the two-batch estimate along that run until the target is shown beside it and
+    counts as undefined where the interval of its |G|^2 reaches 0. B_crit is defined only when every batch
+    size's best learning rate lies inside the searched grid. Returns the verdict and a per-seed table.
     """
     tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
         if "remedy" in runs else pd.DataFrame()
-    if tuned.empty or "reached_target" not in tuned or noise_log.empty:
-        return _empty("C11", "needs the learning-rate search (04, tuned) and two-batch noise logs (02)"), pd.DataFrame()
+    if tuned.empty or "reached_target" not in tuned:
+        return _empty("C11", "needs the learning-rate search (04, tuned)"), pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
     target = float(tuned["target_loss"].dropna().iloc[0])
     rows, short = [], []
@@ -564,28 +727,50 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
             rows.append({"seed": seed, "s_min": s_min, "b_crit": b_crit})
         else:
             short.append(f"seed {seed} ({len(best)} of {tuned[tuned['seed'] == seed]['batch_size'].nunique()})")
-    ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
-    log = noise_log[noise_log["job_id"].isin(ref["job_id"])]
-    hist = epochs[epochs["job_id"].isin(ref["job_id"])]
-    b_simple = b_simple_until(log, hist, target)
     table = pd.DataFrame(rows)
-    if table.empty or b_simple.empty:
-        why = (f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: {', '.join(short)}"
-               if table.empty and short else "no two-batch noise log at the reference batch")
-        return _empty("C11", why), table
-    table["b_simple"] = table["seed"].map(b_simple)
-    table = table.dropna()
-    effect, lo, hi, n = interval(table["b_simple"] / table["b_crit"], confidence, log=True)
-    by_seed = ", ".join(f"{b:.0f}" for b in table["b_simple"])
-    note = (f"two-batch B_simple by seed: {by_seed}; {negative_g2_share(log, hist, target):.0%} of the |G|^2 "
-            f"estimates in those windows are negative, so their mean, the denominator, can lie close to zero")
+    if table.empty:
+        return _empty("C11", f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: "
+                             f"{', '.join(short)}"), table
+    # B_simple: exact (notebook 01, best weights), and the two-batch estimate beside it
+    exact = runs[(runs.get("notebook") == "01_what_is_batch_size")] if "checkpoint" in runs else runs.iloc[0:0]
+    exact = exact[exact["checkpoint"] == "best"].set_index("seed")["b_simple"] if len(exact) else pd.Series(dtype=float)
+    ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
+    log = noise_log[noise_log["job_id"].isin(ref["job_id"])] if len(noise_log) else noise_log
+    hist = epochs[epochs["job_id"].isin(ref["job_id"])] if len(epochs) else epochs
+    two = b_simple_until(log, hist, target) if len(log) else pd.Series(dtype=float)
+    defined = two_batch_defined(log, hist, target, confidence) if len(log) else pd.Series(dtype=bool)
+    table["b_simple"] = table["seed"].map(exact)
+    table["b_simple_two_batch"] = table["seed"].map(two)
+    table["two_batch_defined"] = table["seed"].map(defined).fillna(False).astype(bool)
+    primary = "exact"
+    if table["b_simple"].isna().all():  # no notebook-01 run: the two-batch estimate, where defined, decides
+        primary = "two-batch"
+        table["b_simple"] = table["b_simple_two_batch"].where(table["two_batch_defined"])
+    ratio = table["b_simple"] / table["b_crit"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    verdict = decide_within(lo, hi, 1 / factor, factor, n)
+    notes = [evidence_note(ratio, lo, hi, n, log=True)]
+    if len(two):
+        notes.append("two-batch B_simple by seed: " + ", ".join(
+            f"{x:.0f}" + ("" if table.loc[table['seed'] == sd, 'two_batch_defined'].all() else
+                          " (undefined: the interval of its |G|^2 reaches 0)")
+            for sd, x in two.items()) + f"; {negative_g2_share(log, hist, target):.0%} of its |G|^2 estimates are "
+            "negative")
+    edges = grid_edges(tuned)
+    if edges:
+        notes.append("best learning rate on the edge of the searched grid, so B_crit is not defined: "
+                     + "; ".join(edges))
+        verdict = INCONCLUSIVE
     if short:
-        note += (f"; left out, because fewer than 3 batch sizes reached validation loss {target:g} at any learning "
-                 f"rate: {', '.join(short)}")
-    v = Verdict("C11", decide_within(lo, hi, 1 / factor, factor, n), effect, lo, hi, n, STATEMENTS["C11"],
-                f"B_simple / B_crit, per seed; B_simple from two-batch estimates along the batch-{reference_batch} runs "
-                f"until validation loss {target:g}, B_crit fitted as S = S_min (1 + B_crit/B) to the fewest steps to "
-                f"that loss (supported within a factor {factor:g})",
+        notes.append(f"left out, because fewer than 3 batch sizes reached validation loss {target:g} at any learning "
+                     f"rate: {', '.join(short)}")
+    v = Verdict("C11", verdict, effect, lo, hi, n, STATEMENTS["C11"],
+                f"B_simple / B_crit, per seed; B_simple {primary} ("
+                + ("per-example gradients at the best weights of the batch-" if primary == "exact" else
+                   "two-batch estimates along the batch-") + f"{reference_batch} run), B_crit fitted as "
+                f"S = S_min (1 + B_crit/B) to the fewest steps to validation loss {target:g} (supported within a "
+                f"factor {factor:g})",
                 f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "
-                f"{table['s_min'].mean():.0f} steps (means over {n} seed{'s' if n != 1 else ''})", MCCANDLISH, note)
+                f"{table['s_min'].mean():.0f} steps (means over {n} seed{'s' if n != 1 else ''})", MCCANDLISH,
+                _join(*notes))
     return v, table

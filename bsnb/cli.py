@@ -3,6 +3,7 @@
     bsnb run PROFILE [--out DIR] [--workers N] [--force]   sweep, findings, report; prints the report path last
     bsnb validate PROFILE                                   check a profile, list its jobs; runs nothing
     bsnb report PROFILE [--out DIR]                         rebuild findings and report from stored runs
+    bsnb readme PROFILE [--out DIR]                         README.md's results from the run's claims.csv
 
 Exit status: 0 success, 1 some job or the findings failed, 2 invalid profile (nothing ran),
 130 interrupted (completed jobs are kept; rerun to finish).
@@ -113,6 +114,20 @@ def cmd_report(args) -> int:
     return EXIT_FAILED if findings_error else EXIT_OK
 
 
+def cmd_readme(args) -> int:
+    from bsnb import report, results
+
+    profile = config.load_profile(args.profile)
+    out_dir = _out_dir(profile, args.out)
+    if not results.claims_path(out_dir).exists():
+        print(f"no claims.csv in {out_dir}: run `bsnb run {args.profile}` first", file=sys.stderr)
+        return EXIT_FAILED
+    ref = report.write_reference(out_dir, profile.name)
+    report.update_readme(profile.name)
+    print(f"README.md's results written from {ref}")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bsnb", description="Effect of batch size on neural-net training: "
                                  "a parameterised notebook study.")
@@ -132,6 +147,10 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("profile")
     rep.add_argument("--out", help="output folder (default reports/<profile name>)")
     rep.set_defaults(func=cmd_report)
+    rdm = sub.add_parser("readme", help="write README.md's results from a finished run (its claims.csv)")
+    rdm.add_argument("profile")
+    rdm.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
+    rdm.set_defaults(func=cmd_readme)
     return ap
 
 

@@ -34,7 +34,6 @@ PARAMS_DIR = ROOT / "params"
 REPORTS_DIR = ROOT / "reports"
 
 GROUPS = ("scientific", "nuisance", "fixed")
-KINDS = GROUPS + ("system",)
 
 
 @dataclass(frozen=True)
@@ -114,6 +113,8 @@ PARAMS: dict[str, Param] = {
            choices=("epochs", "steps")),
         _p("epochs", int, 100, "epochs of training when budget is epochs", "fixed", low=1),
         _p("steps", int, 1000, "optimiser steps of training when budget is steps", "fixed", low=1),
+        _p("patience", int, 0, "stop once the validation loss has not improved for this many epochs, epochs (or "
+           "steps) being the cap; 0 trains the whole budget", "fixed", low=0),
         _p("log_points", int, 200, "steps at which gradient norm and distance from init are sampled (log-spaced)",
            "fixed", low=2),
         _p("noise_points", int, 100, "steps at which the two-batch gradient noise scale is estimated (log-spaced; "
@@ -170,7 +171,7 @@ PARAMS: dict[str, Param] = {
 
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
-            "log_points", "noise_points", "device"]
+            "patience", "log_points", "noise_points", "device"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",

@@ -51,9 +51,6 @@ class Data:
     def device(self):
         return self.x_train.device
 
-    def split(self, name: str):
-        return getattr(self, f"x_{name}"), getattr(self, f"y_{name}")
-
     def to(self, device) -> "Data":
         moved = {k: getattr(self, k).to(device) for k in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}

@@ -159,6 +159,26 @@ def save(fig, directory: str | Path, name: str) -> Path:
     return path
 
 
+def gap_by_budget(gap: pd.DataFrame, article: float | None = None):
+    """C2's ratio against the budget: the large batch's best validation loss so far over the small batch's."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    small, large = int(gap["small_batch"].iloc[0]), int(gap["large_batch"].iloc[0])
+    ax.plot(gap["epoch"], gap["ratio"], color="C0", lw=1.5, label=f"batch {large} / batch {small}")
+    ax.fill_between(gap["epoch"], gap["ci_low"], gap["ci_high"], color="C0", alpha=0.2, lw=0)
+    ax.axhline(1, color="grey", lw=0.8)
+    if article:
+        ax.axhline(article, color="k", ls=":", lw=1, label=f"article ({article:.2f})")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("budget (epochs)")
+    ax.set_ylabel("ratio of the best validation loss so far")
+    ax.legend(fontsize=8)
+    return _caption(fig, "How much the answer to C2 depends on the budget: at each epoch, the minimum validation "
+                         "loss reached so far by the large batch over the small batch's, geometric mean over seeds "
+                         "with its 95% interval. A run that stopped (patience) keeps its minimum.")
+
+
 def show(fig, directory: str | Path | None = None, name: str | None = None):
     """Save the figure beside the report (when asked), show it with an anchor the report links to, and
     print its caption under it."""

@@ -23,7 +23,6 @@ import torch
 from torch import nn
 
 RULES = ("none", "linear", "sqrt")
-SCHEDULES = ("constant", "lr_decay", "batch_growth")
 
 # remedy name -> the options it turns on (the amounts come from the notebook's parameters)
 PRESETS: dict[str, dict] = {
@@ -32,8 +31,9 @@ PRESETS: dict[str, dict] = {
     "linear_warmup": {"lr_rule": "linear", "warmup": True},  # Goyal et al. 2017
     "sqrt": {"lr_rule": "sqrt"},  # Hoffer et al. 2017
     "longer": {"budget": "reference_steps"},  # Hoffer et al.: as many steps as the small batch
-    "bn": {"batch_norm": True},  # plain batch norm: the baseline of ghost batch norm
-    "ghost_bn": {"batch_norm": True, "ghost": True},  # Hoffer et al. 2017
+    # ghost batch norm belongs with Hoffer et al.'s square-root rule: both arms of C10 take it
+    "bn": {"batch_norm": True, "lr_rule": "sqrt"},  # plain batch norm: the baseline of ghost batch norm
+    "ghost_bn": {"batch_norm": True, "ghost": True, "lr_rule": "sqrt"},  # Hoffer et al. 2017
     "lr_decay": {"schedule": "lr_decay"},  # Smith et al. 2018: the usual decay ...
     "batch_growth": {"schedule": "batch_growth"},  # ... and the batch growth that replaces it
     "tuned": {"tuned": True},  # Shallue et al. 2019: the learning rate searched per batch size
@@ -118,12 +118,14 @@ def options(params: dict) -> dict:
     if remedy.get("warmup"):
         out["warmup_steps"] = params["warmup_epochs"] * math.ceil(params["n_train"] / b)
         out["warmup_start_lr"] = lr0
-    if remedy.get("budget") == "reference_steps":
+    if remedy.get("budget") == "reference_steps":  # a fixed budget of steps: no early stop
         out["budget"] = "steps"
         out["steps"] = reference_steps(params["epochs"], params["n_train"], b0)
+        out["patience"] = 0
     if remedy.get("ghost"):
         out["ghost_batch"] = params["ghost_batch"]
-    if "schedule" in remedy:
+    if "schedule" in remedy:  # milestones are fractions of the epochs: the whole budget is trained
+        out["patience"] = 0
         out["schedule"] = remedy["schedule"]
         out["milestones"] = tuple(round(f * params["epochs"]) for f in params["schedule_milestones"])
         out["schedule_factor"] = params["schedule_factor"]

@@ -34,10 +34,10 @@ from bsnb import config, results
 # The article's questions: page slug, title, and the claims each answers (the findings notebook's
 # "## " sections name their claims in their heading, which is how a section finds its page).
 QUESTIONS = [
-    ("q1-what-is-batch-size", "What is batch size, and why does it matter?", ("C5", "C11")),
+    ("q1-what-is-batch-size", "What is batch size, and why does it matter?", ("C5", "C11", "C14")),
     ("q2-empirical-comparison", "How do small and large batches perform?", ("C1", "C2", "C3", "C4")),
-    ("q3-sharpness", "Why do large batches do worse?", ("C6", "C7")),
-    ("q4-closing-the-gap", "How can the gap be closed?", ("C8", "C9", "C10")),
+    ("q3-sharpness", "Why do large batches do worse?", ("C6", "C7", "C13")),
+    ("q4-closing-the-gap", "How can the gap be closed?", ("C8", "C9", "C10", "C12")),
 ]
 
 STYLE = """
@@ -332,3 +332,55 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
     for stale in before - written:  # pages of an earlier build that this one no longer has
         stale.unlink(missing_ok=True)
     return index
+
+
+# ------------------------------------------------------------------------------------------------
+# the README's results, generated from a run's claims.csv
+
+README = config.ROOT / "README.md"
+REFERENCE_DIR = config.REPORTS_DIR / "reference"
+README_BEGIN, README_END = "<!-- results:begin (written by `bsnb readme`) -->", "<!-- results:end -->"
+
+
+def _cell(v) -> str:
+    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).replace("|", "\\|")
+
+
+def results_markdown(claims_table: pd.DataFrame, info: dict) -> str:
+    """The README's results: where and how they were measured, and one row per claim, from a claims.csv."""
+    lines = [f"Measured by `{info.get('command', 'bsnb run')}` on {info.get('machine', 'an unstated machine')}, "
+             f"torch {info.get('torch', '?')}, commit {info.get('commit', '?')}, {info.get('date', '')}; the study "
+             f"took {info.get('study wall time', '?')}. The effect is the mean over seeds (geometric for ratios) "
+             "with its 95% Student-t interval.", "",
+             "| claim | verdict | effect [95% interval] | seeds | measure | ours | note |", "|---|---|---|---|---|---|---|"]
+    for r in claims_table.itertuples():
+        effect = (f"{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if pd.notna(r.ci_low) else
+                  (f"{r.effect:.3g}" if pd.notna(r.effect) else "n/a"))
+        lines.append(f"| {r.claim} | **{r.verdict}** | {effect} | {r.seeds} | {_cell(r.measure)} | {_cell(r.ours)} | "
+                     f"{_cell(r.note)} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reference(out_dir: Path, profile_name: str) -> Path:
+    """Copy a run's claims.csv and its provenance to ``reports/reference/<profile>/``, the files the README's
+    results are made from (and checked against)."""
+    out_dir = Path(out_dir)
+    ref = REFERENCE_DIR / profile_name
+    claims_table = pd.read_csv(results.claims_path(out_dir))
+    info = provenance(out_dir, None, {"command": f"bsnb run {profile_name}"})
+    results.write_atomic(ref / results.CLAIMS_CSV, claims_table.to_csv(index=False))
+    results.write_json(ref / "provenance.json", info)
+    return ref
+
+
+def readme_block(profile_name: str) -> str:
+    ref = REFERENCE_DIR / profile_name
+    return results_markdown(pd.read_csv(ref / results.CLAIMS_CSV), results.read_json(ref / "provenance.json"))
+
+
+def update_readme(profile_name: str, readme: Path = README) -> None:
+    """Replace the README's results block with the one made from the reference files."""
+    text = readme.read_text()
+    head, rest = text.split(README_BEGIN, 1)
+    _, tail = rest.split(README_END, 1)
+    results.write_atomic(readme, head + README_BEGIN + "\n" + readme_block(profile_name) + README_END + tail)

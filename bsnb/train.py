@@ -46,12 +46,13 @@ class TrainSpec:
     schedule_factor: float = 1.0
     ghost_batch: int = 0
     target_loss: float = 0.0  # stop once the validation loss is at or below it (0: never)
+    patience: int = 0  # stop once the validation loss has not improved for this many epochs (0: never)
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
     eval_train: bool = True  # evaluate the whole training split each epoch (the learning-rate search needs only val)
 
     # the notebook parameters a spec is made from; the remedy options come only from bsnb.remedies.options
     PARAMS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "model", "width", "batch_norm", "budget",
-              "epochs", "steps", "log_points", "noise_points")
+              "epochs", "steps", "patience", "log_points", "noise_points")
 
     @classmethod
     def from_params(cls, params: dict, **overrides) -> "TrainSpec":
@@ -192,11 +193,12 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
     best_loss, best_epoch = history[0]["val_loss"], 0
     states["best"] = states["initial"]
     step, epoch, diverged = 0, 0, False
-    reached = None  # (epoch, step, training seconds) when the validation loss first reached the target
+    reached = None  # (epoch, step, training seconds, interpolated step) when the validation loss first reached the target
     trained_seconds = 0.0
     varying_lr = spec.warmup_steps > 0 or spec.schedule == "lr_decay"
     n_epochs = spec.n_epochs(n)
-    eval_every = 1 if spec.target_loss > 0 else max(1, math.ceil(n_epochs / spec.max_evals))
+    eval_every = 1 if spec.target_loss > 0 or spec.patience > 0 else max(1, math.ceil(n_epochs / spec.max_evals))
+    stopped_by = "budget"
 
     while step < total and not diverged and reached is None:
         epoch += 1
@@ -250,17 +252,30 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
             diverged = True
             break
         if spec.target_loss > 0 and row["val_loss"] <= spec.target_loss:
-            reached = (epoch, step, trained_seconds)
+            # between two checks the loss is taken as linear in the step: the crossing at step resolution
+            prev = history[-2]
+            frac = ((prev["val_loss"] - spec.target_loss) / (prev["val_loss"] - row["val_loss"])
+                    if prev["val_loss"] > row["val_loss"] else 1.0)
+            reached = (epoch, step, trained_seconds, prev["step"] + frac * (step - prev["step"]))
         if row["val_loss"] < best_loss:
             best_loss, best_epoch = row["val_loss"], epoch
             states["best"] = _state(model)
         if progress is not None:
             progress(epoch, row)
+        if spec.patience > 0 and epoch - best_epoch >= spec.patience:
+            stopped_by = "patience"  # the minimum is confirmed: no improvement for `patience` epochs
+            break
 
+    stopped_by = "diverged" if diverged else "target" if reached else stopped_by
     states["final"] = _state(model)
     summary = _summarise(spec, data, seed, model, states, history, best_epoch, diverged, total)
+    # A minimum the budget ended before confirming is censored: the run might have gone lower.
+    # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
+    summary.update(stopped_by=stopped_by, patience=spec.patience,
+                   censored=stopped_by == "budget" and summary["epochs_run"] - best_epoch < max(spec.patience, 1))
     summary.update(train_seconds=trained_seconds, lr_used=spec.lr, target_loss=spec.target_loss or None, reached_target=reached is not None,
-                   epoch_to_target=reached[0] if reached else None, steps_to_target=reached[1] if reached else None,
+                   epoch_to_target=reached[0] if reached else None, steps_to_target=reached[3] if reached else None,
+                   steps_to_target_checked=reached[1] if reached else None,
                    seconds_to_target=reached[2] if reached else None)
     return SeedRun(seed, history, step_log, summary, states=states, noise=noise_log)
 
@@ -370,7 +385,7 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     for seed in seeds:
         best = None
         for lr in order:
-            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0, eval_train=False)
+            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
             full = one.total_steps(len(data.y_train))
             if best is not None and best < full:
                 one = replace(one, budget="steps", steps=best)
@@ -382,7 +397,7 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
             run.label = f"lr{lr:g}-seed{seed}"
             run.summary.update(run=run.label, pruned=best is not None and best < full
                                and not run.summary["reached_target"])
-            if run.summary["reached_target"]:
-                best = min(best or full, run.summary["steps_to_target"])
+            if run.summary["reached_target"]:  # the bound is the step of the check that saw the target
+                best = min(best or full, run.summary["steps_to_target_checked"])
             runs.append(run)
     return runs

@@ -45,6 +45,7 @@ batch_norm: bool = False  # batch norm after each hidden layer
 budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps
+patience: int = 0  # stop once the validation loss has not improved for this many epochs, epochs (or steps) being the cap; 0 trains the whole budget
 log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps

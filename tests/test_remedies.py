@@ -124,4 +124,24 @@ def test_training_stops_once_the_target_is_reached():
     run = train.train(train.TrainSpec(batch_size=50, lr=0.05, width=8, epochs=10, target_loss=target), d, seed=0)
     reached = min(r["epoch"] for r in first.history if r["val_loss"] <= target)
     assert run.summary["reached_target"] and run.summary["epoch_to_target"] == reached
-    assert run.summary["steps_to_target"] == reached * 4 and run.summary["epochs_run"] == reached
+    assert run.summary["steps_to_target_checked"] == reached * 4 and run.summary["epochs_run"] == reached
+    # at step resolution: the crossing interpolated between the check before and the one that saw it
+    h = {r["epoch"]: r for r in first.history}
+    before, after = h[reached - 1], h[reached]
+    expected = before["step"] + (before["val_loss"] - target) / (before["val_loss"] - after["val_loss"]) * 4
+    assert (reached - 1) * 4 < run.summary["steps_to_target"] <= reached * 4
+    assert run.summary["steps_to_target"] == pytest.approx(expected)
+
+
+def test_patience_stops_a_run_once_its_minimum_is_confirmed_and_a_cap_censors_it():
+    d = data.load("mnist1d", 200, 100, 100)
+    spec = train.TrainSpec(batch_size=50, lr=0.3, width=8, epochs=60, noise_points=0)
+    full = train.train(spec, d, seed=0)
+    best = full.summary["epoch_of_min_val_loss"]
+    assert best + 3 <= 60, "the setting must overfit within the cap for this test"
+    stopped = train.train(train.TrainSpec(**{**spec.__dict__, "patience": 3}), d, seed=0)
+    assert stopped.summary["stopped_by"] == "patience" and not stopped.summary["censored"]
+    assert stopped.summary["epochs_run"] == stopped.summary["epoch_of_min_val_loss"] + 3
+    capped = train.train(train.TrainSpec(**{**spec.__dict__, "patience": 3, "epochs": 2}), d, seed=0)
+    assert capped.summary["stopped_by"] == "budget"
+    assert capped.summary["censored"] == (capped.summary["epoch_of_min_val_loss"] > 2 - 3)
