@@ -90,32 +90,71 @@ def _ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
     return f"{_fmt(effect)} [{_fmt(lo)}, {_fmt(hi)}]" if n else "n/a"
 
 
+def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Spearman's rank correlation of ``column`` with the batch size over every (seed, batch size), with a Fisher
+    interval (Bonett and Wright's standard error for Spearman): does the measure rise with the batch size?"""
+    from scipy import stats as sps
+
+    v = values[["batch_size", column]].replace([np.inf, -np.inf], np.nan).dropna()
+    n = len(v)
+    if n < 4 or v["batch_size"].nunique() < 3:
+        return math.nan, math.nan, math.nan, n
+    rho = float(sps.spearmanr(v["batch_size"], v[column]).statistic)
+    z, se = math.atanh(max(-0.9999, min(0.9999, rho))), math.sqrt((1 + rho ** 2 / 2) / (n - 3))
+    half = float(sps.norm.ppf((1 + confidence) / 2)) * se
+    return rho, math.tanh(z - half), math.tanh(z + half), n
+
+
 def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               confidence: float = 0.95, epsilon: float = 1e-3) -> Verdict:
-    """C6 from the sharpness runs: the ratio of top Hessian eigenvalues, large over small batch.
+    """C6: the top Hessian eigenvalue, large over small batch, at matched training loss, and its rank trend over
+    every measured batch size.
 
-    The trace and Keskar's epsilon-sharpness ratios are reported beside it; the verdict rests on
-    the top eigenvalue alone, the measure with the smallest error.
+    Supported when the ratio's lower end is above 1 and the trend's interval lies above 0; not supported when
+    the ratio's upper end is below 1 or the trend's interval below 0. The measures at the final weights, the
+    trace and Keskar's epsilon-sharpness are reported beside it.
     """
     r, group_note = comparison_runs(runs, "03_sharpness")
     if r.empty:
         return _empty("C6", "no sharpness runs in the store")
     small, large, notes = choose_pair(r, small_batch, large_batch)
-    v = _ratio_verdict("C6", paired(r, "lambda_max", small, large), "greater", confidence,
-                       f"top Hessian eigenvalue of the training loss at the final weights, ratio batch {large} / "
-                       f"batch {small}", published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
+    final = r[r["checkpoint"] == "final"] if "checkpoint" in r else r
+    matched = r[r["checkpoint"] == "matched"] if "checkpoint" in r else r.iloc[0:0]
+    level = r["matched_loss"].iloc[0] if "matched_loss" in r else math.nan
+    at_matched = len(paired(matched, "lambda_max", small, large)) > 0
+    primary = matched if at_matched else final
+    where = f"where the training loss first fell to {level:g}" if at_matched else "at the final weights"
+    if not at_matched:
+        notes.append("no matched-loss checkpoint for both batch sizes: compared at the final weights, where the "
+                     "training losses differ and the Hessian of cross-entropy shrinks with the loss")
+    v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
+                       f"top Hessian eigenvalue of the training loss {where}, ratio batch {large} / batch {small}; and "
+                       "its rank correlation with the batch size over every measured batch size",
+                       published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
                        f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
-    losses = paired(r, "train_loss", small, large)
-    if len(losses) and losses["large"].mean() > 3 * losses["small"].mean():
-        notes.append(f"the two batch sizes end at different training losses ({losses['small'].mean():.3g} small, "
-                     f"{losses['large'].mean():.3g} large); the Hessian of cross-entropy shrinks as the loss goes to "
-                     "zero, so part of the difference in curvature is a difference in how far training got")
-    col = f"eps_full_{epsilon:g}"
-    eps = paired(r, col, small, large)
-    v.ours += (f"; trace ratio {_ratio_text(paired(r, 'trace', small, large), confidence)}; epsilon-sharpness "
-               f"(full, eps {epsilon:g}) small {eps['small'].mean():.3g}, large {eps['large'].mean():.3g}, ratio "
-               f"{_ratio_text(eps, confidence)}" if len(eps) else "")
-    v.note = "; ".join(filter(None, [group_note, *notes]))
+    usable = primary[primary["status"].isna() | (primary["status"] == "ok")] if "status" in primary else primary
+    rho, lo, hi, n = rank_trend(usable, "lambda_max", confidence)
+    sizes = ", ".join(str(int(b)) for b in sorted(primary["batch_size"].unique()))
+    v.ours += f"; rank correlation with the batch size (batches {sizes}) {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        notes.append("the trend needs at least 3 measured batch sizes")
+        trend = INCONCLUSIVE
+    else:
+        trend = SUPPORTED if lo > 0 else NOT_SUPPORTED if hi < 0 else INCONCLUSIVE
+        if trend != SUPPORTED:
+            notes.append(f"the measure does not rise monotonically with the batch size (rank correlation "
+                         f"{rho:.2f} [{lo:.2f}, {hi:.2f}])")
+    v.verdict = (NOT_SUPPORTED if NOT_SUPPORTED in (v.verdict, trend) else
+                 SUPPORTED if (v.verdict, trend) == (SUPPORTED, SUPPORTED) else INCONCLUSIVE)
+    eps = paired(primary, f"eps_full_{epsilon:g}", small, large)
+    v.ours += (f"; trace ratio {_ratio_text(paired(primary, 'trace', small, large), confidence)}; epsilon-sharpness "
+               f"(full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}" if len(eps) else "")
+    if at_matched:
+        v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
+    losses = paired(primary, "train_loss", small, large)
+    if len(losses):
+        v.ours += f"; training loss there small {losses['small'].mean():.3g}, large {losses['large'].mean():.3g}"
+    v.note = _join(group_note, *notes, v.note)
     return v
 
 

@@ -132,6 +132,8 @@ PARAMS: dict[str, Param] = {
         _p("subspace_dim", int, 100, "dimension of the random subspace of epsilon-sharpness", "fixed", low=1),
         _p("lbfgs_iters", int, 10, "L-BFGS-B iterations maximising the loss in the box", "fixed", low=1),
         _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
+        _p("matched_loss", float, 0.3, "training loss at which the batch sizes' sharpness is compared (the checkpoint "
+           "saved when the loss first fell to it): one of 1, 0.3, 0.1, 0.03, 0.01", "fixed", low=0.01, high=1.0),
         _p("density", bool, False, "also estimate the eigenvalue density (stochastic Lanczos quadrature)", "fixed"),
         # what batch size is (01)
         _p("noise_batch_sizes", list, [1, 4, 16, 64, 256, 1024], "batch sizes whose gradients are compared with the "
@@ -176,7 +178,7 @@ TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds"
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",
                      "density"]
-SHARPNESS = ["hessian_examples", *SHARPNESS_OPTIONS]
+SHARPNESS = ["hessian_examples", "matched_loss", *SHARPNESS_OPTIONS]
 
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
           "lr_grid", "target_loss"]
@@ -405,6 +407,12 @@ def _cross_checks(p: dict) -> list[str]:
         problem = models.input_problem(p["model"], shape) if shape is not None else None
         if problem:
             problems.append(problem.replace("the data's", f"dataset {p['dataset']!r}'s"))
+    if "matched_loss" in p:
+        from bsnb.train import LOSS_LEVELS
+
+        if p["matched_loss"] not in LOSS_LEVELS:
+            problems.append(f"matched_loss = {p['matched_loss']!r} is not allowed: expected one of "
+                            f"{', '.join(f'{x:g}' for x in LOSS_LEVELS)} (the levels training saves a checkpoint at)")
     if "small_batch" in p and "large_batch" in p and p["small_batch"] >= p["large_batch"]:
         problems.append(f"small_batch = {p['small_batch']} must be smaller than large_batch = {p['large_batch']}")
     return problems

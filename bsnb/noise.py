@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
@@ -149,3 +150,37 @@ def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk
         tables["variance"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in summary]
         tables["cosines"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in rows]
     return records, tables
+
+
+def b_simple_along_training(noise_log: pd.DataFrame, window: int = 8) -> pd.DataFrame:
+    """B_simple from the two-batch estimates logged along training: the ratio of moving means (``window`` logged
+    steps) of S and |G|^2, per (batch size, seed). Negative where the mean |G|^2 estimate is."""
+    rows = []
+    for (bs, seed), g in noise_log.groupby(["batch_size", "seed"]):
+        g = g.sort_values("step")
+        s = g["s_est"].rolling(window, min_periods=window).mean()
+        g2 = g["g2_est"].rolling(window, min_periods=window).mean()
+        rows.append(pd.DataFrame({"batch_size": bs, "seed": seed, "step": g["step"], "b_simple": s / g2,
+                                  "window": window}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["batch_size", "seed", "step", "b_simple", "window"])
+
+
+def exact_b_simple_by_step(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 01's exact B_simple per (seed, checkpoint), placed at the optimiser step of its checkpoint in the
+    run it measured (initial: step 0; best: the epoch of minimum validation loss; final: the last step)."""
+    r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
+    if r.empty or "checkpoint" not in r:
+        return pd.DataFrame()
+    source = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == r["batch_size"].iloc[0])]
+    rows = []
+    for rec in r.itertuples():
+        src = source[source["seed"] == rec.seed]
+        if src.empty:
+            continue
+        s = src.iloc[0]
+        step = {"initial": 0, "best": s.get("step_of_min_val_loss"), "final": s.get("steps_run")}.get(rec.checkpoint)
+        if step is not None and pd.notna(step):
+            rows.append({"seed": rec.seed, "checkpoint": rec.checkpoint, "batch_size": rec.batch_size,
+                         "step": float(step), "b_simple": rec.b_simple})
+    return pd.DataFrame(rows)

@@ -196,7 +196,9 @@ def show(fig, directory: str | Path | None = None, name: str | None = None):
 
 
 def sharpness_setting(slices: pd.DataFrame, eigenvalues: pd.DataFrame, batch_size: int):
-    """One setting: the loss along a filter-normalised direction per seed, and the top eigenvalues."""
+    """One setting: the loss along a filter-normalised direction per seed, and the top eigenvalues (final weights)."""
+    if "checkpoint" in slices:
+        slices, eigenvalues = slices[slices["checkpoint"] == "final"], eigenvalues[eigenvalues["checkpoint"] == "final"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     sns.lineplot(slices, x="alpha", y="loss", hue="seed", palette="crest", ax=axes[0], lw=1.2)
     axes[0].set_xlabel("step along the direction (filter-normalised units)")
@@ -208,20 +210,34 @@ def sharpness_setting(slices: pd.DataFrame, eigenvalues: pd.DataFrame, batch_siz
 
 
 def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: dict | None = None):
-    """Top eigenvalue, trace and epsilon-sharpness against batch size (mean over seeds, +-1 sd bars)."""
+    """Top eigenvalue, trace and epsilon-sharpness against batch size (mean over seeds, +-1 sd bars), at matched
+    training loss (what C6 decides on) and at the final weights."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
-    by_batch_size(runs, "lambda_max", "top Hessian eigenvalue", ax=axes[0], logy=True)
-    axes[0].set_title("largest eigenvalue")
-    by_batch_size(runs, "trace", "Hessian trace (Hutchinson)", ax=axes[1], logy=True)
-    axes[1].set_title("trace")
-    col = f"eps_full_{epsilon:g}"
-    by_batch_size(runs, col, f"epsilon-sharpness (eps {epsilon:g})", ax=axes[2], logy=True, label="full space")
-    sub = f"eps_sub_{epsilon:g}"
-    if sub in runs:
-        sns.lineplot(runs, x="batch_size", y=sub, marker="s", errorbar="sd", err_style="bars", ax=axes[2],
-                     label="random 100-d subspace", color="C2")
-    axes[2].set_title("Keskar's epsilon-sharpness")
-    return _caption(fig, f"Final weights of each batch size's runs; training loss. Mean over {_seeds(runs)}; "
+    parts = ([("matched", "at matched training loss", "C0"), ("final", "at the final weights", "C7")]
+             if "checkpoint" in runs else [(None, "final weights", "C0")])
+    for which, label, color in parts:
+        r = runs[runs["checkpoint"] == which] if which else runs
+        if r.empty:
+            continue
+        for ax, col, ylabel in zip(axes, ("lambda_max", "trace", f"eps_full_{epsilon:g}"),
+                                   ("top Hessian eigenvalue", "Hessian trace (Hutchinson)",
+                                    f"epsilon-sharpness (eps {epsilon:g}, full space)")):
+            sns.lineplot(r, x="batch_size", y=col, marker="o", errorbar="sd", err_style="bars", ax=ax, label=label,
+                         color=color, ls="-" if which != "final" else "--")
+            ax.set_ylabel(ylabel)
+    sizes = sorted(runs["batch_size"].unique())
+    for ax, title in zip(axes, ("largest eigenvalue", "trace", "Keskar's epsilon-sharpness")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(int(x)) for x in sizes])
+        ax.minorticks_off()
+        _log_y(ax)
+        ax.set_xlabel("batch size")
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    level = runs["matched_loss"].dropna().iloc[0] if "matched_loss" in runs and runs["matched_loss"].notna().any() \
+        else None
+    matched = f" Solid: where the training loss first fell to {level:g}; dashed: the final weights." if level else ""
+    return _caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {_seeds(runs)}; "
                          "error bars +-1 standard deviation.")
 
 
@@ -331,12 +347,12 @@ def steps_to_target(curve: pd.DataFrame, critical: pd.DataFrame | None = None):
         ax.set_xticks(b, [str(int(x)) for x in b])
         ax.minorticks_off()
         ax.set_xlabel("batch size")
-    axes[0].set_yscale("log")
+    _log_y(axes[0])
     axes[0].set_ylabel("optimiser steps to the target")
     axes[0].set_title(f"steps to validation loss {curve['target'].iloc[0]:g}")
     axes[1].errorbar(b, curve["seconds"], yerr=[curve["seconds"] - curve["seconds_low"],
                                                 curve["seconds_high"] - curve["seconds"]], fmt="o-", capsize=3)
-    axes[1].set_yscale("log")
+    _log_y(axes[1])
     axes[1].set_ylabel("training seconds to the target")
     axes[1].set_title("wall time to the target (this machine)")
     for x, lr, y_ in zip(b, curve["best_lr"], curve["steps"]):
@@ -384,7 +400,7 @@ def gradient_noise(variance: pd.DataFrame):
         ax.set_xticks(sizes, [str(int(s)) for s in sizes])
         ax.minorticks_off()
         ax.set_xlabel("batch size B")
-    axes[0].set_yscale("log")
+    _log_y(axes[0])
     axes[0].set_ylabel(r"$\|g_B - G\|^2$")
     axes[0].set_title("batch-gradient error: measured (points), formula (lines)")
     sns.lineplot(variance, x="batch_size", y="cosine_mean", hue="checkpoint", hue_order=order, palette=pal,
@@ -397,28 +413,26 @@ def gradient_noise(variance: pd.DataFrame):
                          "to highest seed.")
 
 
-def noise_scale_over_training(noise_log: pd.DataFrame, window: int = 8):
-    """B_simple from two-batch estimates along training: ratio of moving means of S and |G|^2, per batch size."""
-    rows = []
-    for (bs, seed), g in noise_log.groupby(["batch_size", "seed"]):
-        g = g.sort_values("step")
-        s = g["s_est"].rolling(window, min_periods=window).mean()
-        g2 = g["g2_est"].rolling(window, min_periods=window).mean()
-        rows.append(pd.DataFrame({"batch_size": bs, "seed": seed, "step": g["step"], "b_simple": s / g2}))
-    data = pd.concat(rows) if rows else pd.DataFrame(columns=["batch_size", "seed", "step", "b_simple"])
-    data = data[data["b_simple"] > 0]
+def noise_scale_over_training(along: pd.DataFrame, exact: pd.DataFrame | None = None):
+    """B_simple along training (:func:`bsnb.noise.b_simple_along_training`), per batch size, with the exact values
+    from per-example gradients (notebook 01's checkpoints, the estimate C11 and C14 decide with) as points."""
+    data = along[along["b_simple"] > 0]
     fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
     sns.lineplot(data, x="step", y="b_simple", hue="batch_size", palette=palette(data["batch_size"]), ax=ax,
                  errorbar=None, lw=1.2)
+    if exact is not None and len(exact):
+        ax.scatter(exact["step"].clip(lower=1), exact["b_simple"], marker="D", s=40, color="k", zorder=5,
+                   label=f"exact, batch {int(exact['batch_size'].iloc[0])} (per-example gradients)")
     ax.set_xscale("log")
     _log_y(ax)
-    ax.set_ylabel(r"$B_{simple}$ (two-batch estimate)")
+    ax.set_ylabel(r"$B_{simple}$")
     ax.set_xlabel("optimiser step")
     ax.legend(title="batch size", fontsize=8, ncols=2)
     ax.set_title("gradient noise scale over training")
-    return _caption(fig, f"Ratio of moving means (window {window} log-spaced steps) of McCandlish's estimates of S and "
-                         f"|G|^2 from the batch and its first half; mean over {_seeds(data)}. Negative or undefined "
-                         "windows are not drawn.")
+    window = int(along["window"].iloc[0]) if len(along) else 0
+    return _caption(fig, f"Lines: ratio of moving means (window {window} log-spaced steps) of McCandlish's two-batch "
+                         f"estimates of S and |G|^2; mean over {_seeds(data)}; negative or undefined windows are not "
+                         "drawn. Diamonds: the exact B_simple at the checkpoints notebook 01 measured.")
 
 
 def throughput(runs: pd.DataFrame):

@@ -31,8 +31,8 @@ import pandas as pd
 from bsnb import claims as claims_mod
 from bsnb import config, results
 
-# The article's questions: page slug, title, and the claims each answers (the findings notebook's
-# "## " sections name their claims in their heading, which is how a section finds its page).
+# The article's questions: page slug, title, and the claims each answers. The findings notebook's
+# section cells carry the slug as a cell tag, which is how a section finds its page.
 QUESTIONS = [
     ("q1-what-is-batch-size", "What is batch size, and why does it matter?", ("C5", "C11", "C14")),
     ("q2-empirical-comparison", "How do small and large batches perform?", ("C1", "C2", "C3", "C4")),
@@ -63,6 +63,7 @@ body:not(.show-code) div.input{display:none}.prompt{display:none}
 .input_area pre{background:#f6f8fa;padding:6px;overflow-x:auto;font-size:.85em}.cell{margin:.5em 0}
 .output_area pre{background:#fff;border-left:3px solid #d0d7de;padding:6px;overflow-x:auto;font-size:.82em;
 white-space:pre-wrap}.output_html{overflow-x:auto}
+.output_area,.output_subarea,.output_html{max-width:100%;min-width:0}.output_html{display:block}
 .output_stderr pre{border-left-color:#e5c07b}.rendered_html table{font-size:.82em}
 .ansi-red-fg{color:#b91c1c}.ansi-green-fg{color:#15803d}.ansi-cyan-fg{color:#0e7490}.ansi-blue-fg{color:#1d4ed8}
 """
@@ -111,23 +112,36 @@ def fragment(nb, cache: Path | None = None, source: Path | None = None) -> str:
     return body
 
 
+SECTION_TAGS = {slug for slug, _, _ in QUESTIONS} | {"all-verdicts"}
+
+
 def sections(nb) -> list[tuple[str, list]]:
-    """Cut a notebook at its "## " markdown headings: [(heading, cells)], the part before the first heading first."""
+    """Cut the findings notebook at its section cells, the markdown cells tagged with a question's slug (or
+    ``all-verdicts``): [(tag, cells)], the part before the first section first (tag ""). A renamed heading
+    cannot lose a question's page."""
     parts: list[tuple[str, list]] = [("", [])]
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and cell.source.startswith("## "):
-            parts.append((cell.source.splitlines()[0][3:].strip(), []))
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "markdown" and tags & SECTION_TAGS:
+            parts.append((sorted(tags & SECTION_TAGS)[0], []))
         parts[-1][1].append(cell)
     return parts
 
 
-def question_of(heading: str) -> str | None:
-    """The question page a findings section belongs to, from the claims its heading names."""
-    named = set(re.findall(r"C(\d+)", heading))
-    for slug, _, claim_ids in QUESTIONS:
-        if named & {c[1:] for c in claim_ids}:
-            return slug
-    return None
+def question_of(tag: str) -> str | None:
+    """The question page a findings section belongs to: its tag, when that is a question's slug."""
+    return tag if any(tag == slug for slug, _, _ in QUESTIONS) else None
+
+
+def without_verdict_outputs(cells: list) -> list:
+    """The cells of a question page: the outputs of cells tagged ``verdicts`` dropped, since the page shows its
+    verdicts once, in its own table."""
+    out = []
+    for cell in cells:
+        if cell.cell_type == "code" and "verdicts" in cell.metadata.get("tags", []):
+            cell = nbformat.from_dict({**cell, "outputs": []})
+        out.append(cell)
+    return out
 
 
 def toc(body: str) -> str:
@@ -293,10 +307,10 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
     if findings.exists():
         nb = nbformat.read(findings, as_version=4)
         whole = fragment(nb, cache / "findings.html", findings)
-        for i, (heading, cells) in enumerate(sections(nb)):
-            slug = question_of(heading)
+        for i, (tag, cells) in enumerate(sections(nb)):
+            slug = question_of(tag)
             if slug:
-                part = nbformat.from_dict({**nb, "cells": cells})
+                part = nbformat.from_dict({**nb, "cells": without_verdict_outputs(cells)})
                 bodies[slug] += fragment(part, cache / f"findings-{i}.html", findings)
     else:
         whole = "<p>The findings notebook has not run.</p>"

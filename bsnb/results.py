@@ -106,7 +106,7 @@ class RunStore:
 
         self.forget()
         for r in runs:
-            for which in CHECKPOINTS:
+            for which in r.states:  # initial, best, final, and loss<level> where the training loss fell below it
                 buf = io.BytesIO()
                 torch.save(r.states[which], buf)
                 write_atomic(self.checkpoint_path(r.label, which), buf.getvalue())
@@ -116,8 +116,9 @@ class RunStore:
         self.save(notebook, params, [r.summary for r in runs], tables, extra)
 
     def load_states(self, which: str = "final") -> dict:
-        """Every seed's checkpoint ``which``: seed -> state dict."""
-        return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]}
+        """Every seed's checkpoint ``which``: seed -> state dict (seeds that never saved it are left out)."""
+        return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]
+                if which in CHECKPOINTS or self.checkpoint_path(s["seed"], which).exists()}
 
     def load_checkpoints(self) -> dict:
         """Every checkpoint of every seed: (seed, initial / best / final) -> state dict."""
@@ -272,7 +273,7 @@ def _flat(params: dict) -> dict:
 
 
 SETTING_KEYS = ("notebook", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model",
-                "width", "batch_norm", "budget", "epochs", "steps", "remedy", "reference_batch")
+                "width", "batch_norm", "budget", "epochs", "steps", "patience", "remedy", "reference_batch", "matched_loss")
 
 
 def load_tables(store_dir: str | Path) -> Tables:

@@ -422,3 +422,15 @@ def measure_seeds(model, states: dict, x, y, progress: bool = True, **options) -
         for name, rows in found.items():
             tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     return records, tables
+
+
+def measure_checkpoints(model, checkpoints: dict, x, y, progress: bool = True, **options) -> tuple[list[dict], dict]:
+    """:func:`measure_seeds` at several checkpoints (``checkpoints``: name -> seed -> state dict); every record and
+    row carries its ``checkpoint``."""
+    records, tables = [], {}
+    for name, states in checkpoints.items():
+        found_records, found = measure_seeds(model, states, x, y, progress=progress, **options)
+        records += [{"checkpoint": name, **r} for r in found_records]
+        for table, rows in found.items():
+            tables.setdefault(table, []).extend({"checkpoint": name, **row} for row in rows)
+    return records, tables

@@ -88,6 +88,15 @@ class TrainSpec:
         return epoch
 
 
+# Training losses at which a checkpoint is saved the first time the loss falls to them, so that
+# sharpness can be compared where different batch sizes reach the same loss (checkpoint loss<level>).
+LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
+
+
+def level_checkpoint(level: float) -> str:
+    return f"loss{level:g}"
+
+
 @dataclass
 class SeedRun:
     """Everything one seed's training produced."""
@@ -260,6 +269,9 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
         if row["val_loss"] < best_loss:
             best_loss, best_epoch = row["val_loss"], epoch
             states["best"] = _state(model)
+        for level in LOSS_LEVELS:  # first time the training loss is at or below a level: matched-loss checkpoint
+            if row["train_loss"] <= level and level_checkpoint(level) not in states:
+                states[level_checkpoint(level)] = _state(model)
         if progress is not None:
             progress(epoch, row)
         if spec.patience > 0 and epoch - best_epoch >= spec.patience:

@@ -30,6 +30,7 @@
 
 # %% tags=["parameters"]
 hessian_examples: int = 4096  # training examples the Hessian and sharpness are measured on (all, if fewer)
+matched_loss: float = 0.3  # training loss at which the batch sizes' sharpness is compared (the checkpoint saved when the loss first fell to it): one of 1, 0.3, 0.1, 0.03, 0.01
 top_k: int = 5  # top Hessian eigenvalues computed by Lanczos
 lanczos_tol: float = 0.001  # relative tolerance of the Lanczos eigenvalues
 trace_samples: int = 32  # Rademacher probes of Hutchinson's trace estimate
@@ -48,7 +49,10 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #
 # Every measure is of the **training loss** on `hessian_examples` training examples (all of
 # them when the training set is smaller), with the model in eval mode. The measurement leaves
-# the weights as it found them.
+# the weights as it found them. Each measure is taken twice: at the final weights, and where the
+# training loss first fell to `matched_loss`, a checkpoint saved during training. The Hessian of
+# cross-entropy shrinks as the loss goes to zero, so batch sizes are compared fairly only at the
+# same training loss.
 #
 # - **Top Hessian eigenvalues** by Lanczos (SciPy's `eigsh` on a Hessian-vector product
 #   operator), each with its residual ‖Hv − λv‖ and the number of products spent.
@@ -65,14 +69,16 @@ from bsnb import analysis, config, plots, results, sharpness, train
 params = config.from_namespace("03_sharpness", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
-states = source.store.load_states("final")
+checkpoints = {"final": source.store.load_states("final"),
+               "matched": source.store.load_states(train.level_checkpoint(matched_loss))}
 source.params
 
 # %% [markdown]
 # ## Experiment
 
 # %%
-records, tables = sharpness.measure_seeds(source.model, states, x, y, **{k: params[k] for k in config.SHARPNESS_OPTIONS})
+options = {k: params[k] for k in config.SHARPNESS_OPTIONS}
+records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
 store = results.RunStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 

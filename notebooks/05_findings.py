@@ -30,14 +30,14 @@ store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import analysis, claims, config, plots, results
+from bsnb import analysis, claims, config, noise, plots, results
 
 params = config.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
 figures = results.figures_dir(report_dir)
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
 
-# %% [markdown]
+# %% [markdown] tags=["q1-what-is-batch-size"]
 # ## What is batch size, and why does it matter? (claims C5, C11 and C14)
 #
 # **Method.** The first notebook computed, at the checkpoints of a trained run, the full
@@ -49,7 +49,7 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # learning-rate search. C14 compares the exact B_simple at the lowest training loss with the one
 # at the start.
 
-# %%
+# %% tags=["verdicts"]
 variance, noise_log = tables.table("variance"), tables.table("noise")
 critical, critical_table = claims.critical_batch(tables.runs, noise_log, tables.epochs, small_batch, confidence)
 verdicts = [claims.noise_variance(variance, confidence), critical, claims.noise_growth(tables.runs, confidence)]
@@ -70,13 +70,14 @@ if not variance.empty:
 
 # %%
 if not noise_log.empty:
-    plots.show(plots.noise_scale_over_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"]),
+    along = noise.b_simple_along_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"])
+    plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.runs, tables.epochs)),
                figures, "noise_scale")
 comparison, note = claims.comparison_runs(tables.runs)
 if not comparison.empty:
     plots.show(plots.throughput(comparison), figures, "throughput")
 
-# %% [markdown]
+# %% [markdown] tags=["q2-empirical-comparison"]
 # ## How do small and large batches perform? (claims C1 to C4)
 #
 # **Method.** Every batch size is trained with the same learning rate, optimiser and data, for
@@ -87,7 +88,7 @@ if not comparison.empty:
 # Student-t interval over seeds. A minimum the cap cut off is censored, and a verdict that
 # censoring could have produced is withdrawn.
 
-# %%
+# %% tags=["verdicts"]
 speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # C3: timed now, with nothing else running
 verdicts += claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
 print(claims.learning_rate_check(tables.runs, small_batch))
@@ -125,7 +126,7 @@ plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "m
 # %%
 plots.show(plots.speed(comparison), figures, "speed")
 
-# %% [markdown]
+# %% [markdown] tags=["q3-sharpness"]
 # ## Why do large batches do worse? (claims C6, C7 and C13)
 #
 # **Method.** The sharpness notebook measured, at each batch size's final weights, the top
@@ -135,7 +136,7 @@ plots.show(plots.speed(comparison), figures, "speed")
 # their final distances. C13 fits a + b·log(t) and a + b·√t to the first 70% of each run's
 # logged steps (after the first epoch) and asks which predicts the remaining 30% better.
 
-# %%
+# %% tags=["verdicts"]
 sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
 fits = analysis.log_fits(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])])
 laws = analysis.distance_laws(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])], tables.epochs)
@@ -170,7 +171,7 @@ if not fits.empty:
     plots.show(plots.distance_from_init(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])], fits),
                figures, "distance")
 
-# %% [markdown]
+# %% [markdown] tags=["q4-closing-the-gap"]
 # ## How can the gap be closed? (claims C8 to C10 and C12)
 #
 # **Method.** The closing-the-gap notebook trained the large batch with one remedy at a time, for
@@ -210,7 +211,7 @@ if not curve.empty:
     plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)
 
-# %% [markdown]
+# %% [markdown] tags=["all-verdicts"]
 # ## All verdicts
 #
 # The table below is written to `claims.csv` beside the report. Each line after it is generated

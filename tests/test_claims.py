@@ -197,19 +197,37 @@ def test_claims_csv_has_the_agreed_columns(tmp_path):
     assert "C2 SUPPORTED" in claims.conclusions(claims.empirical(runs, epochs))
 
 
-def sharpness_runs(lam: dict, seeds=(0, 1, 2), noise=0.05, rng=None):
+def sharpness_runs(lam: dict, seeds=(0, 1, 2), noise=0.05, rng=None, final: dict | None = None):
+    """03 runs: ``lam`` the top eigenvalue per batch size at matched loss, ``final`` at the final weights."""
     rng = rng or np.random.default_rng(1)
-    return pd.DataFrame([{"job_id": f"03-bs{b}", "notebook": "03_sharpness", "batch_size": b, "seed": s,
-                          "lambda_max": v * (1 + noise * rng.standard_normal()), "trace": 10 * v,
-                          "eps_full_0.001": v / 10} for b, v in lam.items() for s in seeds])
+    rows = []
+    for checkpoint, values in (("matched", lam), ("final", final or lam)):
+        rows += [{"job_id": f"03-bs{b}", "notebook": "03_sharpness", "batch_size": b, "seed": s, "status": "ok",
+                  "checkpoint": checkpoint, "matched_loss": 0.3, "train_loss": 0.3 if checkpoint == "matched" else 0.01,
+                  "lambda_max": v * (1 + noise * rng.standard_normal()), "trace": 10 * v, "eps_full_0.001": v / 10}
+                 for b, v in values.items() for s in seeds]
+    return pd.DataFrame(rows)
 
 
-def test_sharper_large_batch_minima_support_c6_and_flatter_ones_do_not():
-    v = claims.sharpness(sharpness_runs({32: 1.0, 256: 5.0}))
-    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(5, rel=0.1)
-    assert "trace ratio" in v.ours and "Keskar" in v.published
-    assert claims.sharpness(sharpness_runs({32: 5.0, 256: 1.0})).verdict == claims.NOT_SUPPORTED
+def test_sharper_large_batch_minima_at_matched_loss_support_c6_and_flatter_ones_do_not():
+    v = claims.sharpness(sharpness_runs({32: 1.0, 256: 5.0, 1024: 9.0}, final={32: 9.0, 256: 5.0, 1024: 1.0}))
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(5, rel=0.1)  # matched loss decides
+    assert "first fell to 0.3" in v.measure and "trace ratio" in v.ours and "Keskar" in v.published
+    assert "at the final weights, top eigenvalue ratio 0.5" in v.ours
+    assert claims.sharpness(sharpness_runs({32: 5.0, 256: 1.0, 1024: 0.5})).verdict == claims.NOT_SUPPORTED
     assert claims.sharpness(pd.DataFrame(columns=["notebook", "batch_size"])).verdict == claims.INCONCLUSIVE
+
+
+def test_c6_flags_a_trend_that_is_not_monotone():
+    # the pair says sharper (x5), but the largest batch is the flattest of all: no rising trend
+    v = claims.sharpness(sharpness_runs({32: 3.0, 256: 15.0, 1024: 1.0}, noise=0.3))
+    assert v.ci_low > 1 and v.verdict == claims.INCONCLUSIVE and "does not rise monotonically" in v.note
+
+
+def test_c6_without_matched_checkpoints_says_it_compared_the_final_weights():
+    runs = sharpness_runs({32: 1.0, 256: 5.0, 1024: 9.0})
+    v = claims.sharpness(runs[runs["checkpoint"] == "final"])
+    assert v.verdict == claims.SUPPORTED and "compared at the final weights" in v.note
 
 
 def test_c7_compares_final_distances():

@@ -24,7 +24,7 @@ def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
     assert len(runs) == 12 and (out / "runs" / ".plan.json").is_file()
     for run in runs:
         assert f'href="pages/runs/{run.name}.html"' in html
-    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 12
+    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 13
 
 
 def test_nothing_is_fetched_from_the_network(smoke):
@@ -53,3 +53,4 @@ def test_run_pages_show_parameters_and_outputs(smoke):
         expected = {"01-": "b_simple", "03-": "lambda_max"}.get(page.name[:3], "min_val_loss")
         assert expected in html
         assert "widget-state" not in html  # progress bars are plain text, readable in the report
+
