@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from bsnb import config, results
+from bsnb import parameters, results
 
 
 def papermill_overhead(repeats: int = 3) -> float:
@@ -27,7 +27,7 @@ def papermill_overhead(repeats: int = 3) -> float:
     import papermill
 
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import torch\nfrom bsnb import config, data, plots, results, train")]
+    nb.cells = [nbformat.v4.new_code_cell("import torch\nfrom bsnb import data, parameters, plots, results, train")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     times = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,7 +40,7 @@ def papermill_overhead(repeats: int = 3) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(config.REPORTS_DIR / "quick"))
+    ap.add_argument("--out", default=str(parameters.REPORTS_DIR / "quick"))
     ap.add_argument("--run", action="store_true", help="run the quick profile first (with --force)")
     args = ap.parse_args(argv)
     out = Path(args.out)

@@ -67,6 +67,17 @@ def log_fits(steps: pd.DataFrame, tail: float = 0.5) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def surfaces_of(contours: pd.DataFrame, small_batch: int, large_batch: int) -> pd.DataFrame:
+    """The 2-D loss surfaces of the small and the large batch at their final weights, for the first seed both have."""
+    if contours.empty or not {small_batch, large_batch} <= set(contours["batch_size"]):
+        return pd.DataFrame()
+    c = contours[contours["batch_size"].isin([small_batch, large_batch])]
+    if "checkpoint" in c:
+        c = c[c["checkpoint"] == "final"]
+    seeds = set(c[c["batch_size"] == small_batch]["seed"]) & set(c[c["batch_size"] == large_batch]["seed"])
+    return c[c["seed"] == min(seeds)] if seeds else pd.DataFrame()
+
+
 def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_batch: int,
                  repeats: int = 7) -> pd.DataFrame:
     """C3's timing (:func:`bsnb.timing.interleaved_epochs`) in the setting of the comparison's runs, on one thread

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from bsnb import parameters
 from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, decide_within,  # noqa: F401
                         dropped_note, evidence_problem, interval, withdraw_if_censored)
 
@@ -225,8 +226,7 @@ def noise_growth(runs: pd.DataFrame, confidence: float = 0.95) -> Verdict:
 def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
     """The runs of one fixed setting that differ only in batch size (the largest such group)."""
     r = runs[runs["notebook"] == notebook] if "notebook" in runs else runs
-    keys = [k for k in ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "batch_norm",
-                        "budget", "epochs", "steps") if k in r]
+    keys = [k for k in parameters.SETTING if k != "batch_size" and k in r]
     if r.empty or not keys:
         return r, ""
     groups = r.groupby(keys, dropna=False)
@@ -444,7 +444,10 @@ def save(verdicts: list[Verdict], path) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------------------
 # closing the gap (04)
 
-SETTING_MATCH = ("optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width")
+# a remedy run matches its baselines on the setting it does not change (a remedy may change the budget,
+# the batch norm and the patience)
+SETTING_MATCH = tuple(k for k in parameters.SETTING
+                      if k not in ("batch_size", "batch_norm", "budget", "epochs", "steps", "patience"))
 
 
 def _baseline(runs: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:

@@ -16,19 +16,19 @@ import sys
 import time
 from pathlib import Path
 
-from bsnb import config
+from bsnb import parameters, profiles
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _out_dir(profile: config.Profile, out: str | None) -> Path:
-    return Path(out) if out else config.REPORTS_DIR / profile.name
+def _out_dir(profile: profiles.Profile, out: str | None) -> Path:
+    return Path(out) if out else parameters.REPORTS_DIR / profile.name
 
 
 def _load(spec: str, out: str | None, force: bool = False):
     from bsnb import sweep
 
-    profile = config.load_profile(spec)
+    profile = profiles.load_profile(spec)
     out_dir = _out_dir(profile, out)
     return profile, out_dir, sweep.plan(profile, out_dir, force=force)
 
@@ -100,8 +100,8 @@ def cmd_report(args) -> int:
     from bsnb import report, results, sweep
 
     start = time.time()
-    profile = config.load_profile(args.profile)
-    config.expand(profile)  # the findings' parameters are checked too
+    profile = profiles.load_profile(args.profile)
+    profiles.expand(profile)  # the findings' parameters are checked too
     out_dir = _out_dir(profile, args.out)
     if not results.runs_in(results.store_dir(out_dir)):
         print(f"no runs in {results.store_dir(out_dir)}: run `bsnb run {args.profile}` first", file=sys.stderr)
@@ -117,7 +117,7 @@ def cmd_report(args) -> int:
 def cmd_readme(args) -> int:
     from bsnb import report, results
 
-    profile = config.load_profile(args.profile)
+    profile = profiles.load_profile(args.profile)
     out_dir = _out_dir(profile, args.out)
     if not results.claims_path(out_dir).exists():
         print(f"no claims.csv in {out_dir}: run `bsnb run {args.profile}` first", file=sys.stderr)
@@ -165,7 +165,7 @@ def main(argv=None) -> int:
         return EXIT_INVALID
     try:
         return args.func(args)
-    except config.ProfileError as exc:
+    except parameters.ProfileError as exc:
         print(f"error: {exc}\nnothing was run.", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:  # the output folder is full or cannot be written: say what and where, in one line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -239,6 +240,28 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     matched = f" Solid: where the training loss first fell to {level:g}; dashed: the final weights." if level else ""
     return _caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {_seeds(runs)}; "
                          "error bars +-1 standard deviation.")
+
+
+def contours(surfaces: pd.DataFrame, small: int, large: int):
+    """Li et al.'s 2-D loss surfaces around the small- and the large-batch final weights, one seed, same levels."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained", sharey=True)
+    levels = np.geomspace(max(surfaces["loss"].min(), 1e-4), surfaces["loss"].quantile(0.95), 14)
+    for ax, batch in zip(axes, (small, large)):
+        g = surfaces[surfaces["batch_size"] == batch]
+        grid = g.pivot_table(index="beta", columns="alpha", values="loss")
+        cs = ax.contour(grid.columns, grid.index, grid.to_numpy(), levels=levels, cmap="viridis",
+                        norm=mpl.colors.LogNorm())
+        ax.clabel(cs, fontsize=6, fmt=lambda v: f"{v:.2g}")
+        ax.plot(0, 0, "k+", ms=10)
+        ax.set_title(f"batch {batch}")
+        ax.set_xlabel("direction 1 (filter-normalised)")
+    axes[0].set_ylabel("direction 2 (filter-normalised)")
+    seed = int(surfaces["seed"].iloc[0])
+    return _caption(fig, f"Training loss on a plane through the final weights (+) of seed {seed}, spanned by two random "
+                         "filter-normalised directions (Li et al. 2018); the same contour levels on both panels. "
+                         "Wider basins read as flatter minima.")
 
 
 def interpolation(rows: pd.DataFrame, small: int, large: int):

@@ -29,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 
 from bsnb import claims as claims_mod
-from bsnb import config, results
+from bsnb import parameters, profiles, results
 
 # The article's questions: page slug, title, and the claims each answers. The findings notebook's
 # section cells carry the slug as a cell tag, which is how a section finds its page.
@@ -136,6 +136,8 @@ def question_of(tag: str) -> str | None:
 def without_verdict_outputs(cells: list) -> list:
     """The cells of a question page: the outputs of cells tagged ``verdicts`` dropped, since the page shows its
     verdicts once, in its own table."""
+    import nbformat
+
     out = []
     for cell in cells:
         if cell.cell_type == "code" and "verdicts" in cell.metadata.get("tags", []):
@@ -158,13 +160,13 @@ def toc(body: str) -> str:
 # how it was produced
 
 
-def provenance(out_dir: Path, profile: config.Profile | None, meta: dict | None,
+def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | None,
                tables: results.Tables | None = None) -> dict:
     """bsnb version and commit, Python, torch and device, the profile and its hash, date, wall time."""
     try:
-        commit = subprocess.run(["git", "-C", str(config.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        commit = subprocess.run(["git", "-C", str(parameters.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(config.ROOT), "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "-C", str(parameters.ROOT), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=10).stdout.strip()
         commit = (commit + (" (with uncommitted changes)" if dirty else "")) if commit else "not a git checkout"
     except (OSError, subprocess.SubprocessError):
@@ -268,7 +270,7 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
 # the site
 
 
-def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict | None = None) -> Path:
+def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: dict | None = None) -> Path:
     """Write the site of ``out_dir`` from its runs, findings, claims and figures; return its index.html."""
     import nbformat
 
@@ -302,7 +304,7 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
                 f"links to its executed notebook.</p>{runs_table(tables)}", info, "runs", depth=1))
 
     # the findings notebook, whole and cut into the article's questions
-    findings = out_dir / f"{config.FINDINGS}.ipynb"
+    findings = out_dir / f"{parameters.FINDINGS}.ipynb"
     bodies = {slug: "" for slug, _, _ in QUESTIONS}
     if findings.exists():
         nb = nbformat.read(findings, as_version=4)
@@ -351,8 +353,8 @@ def build(out_dir: str | Path, profile: config.Profile | None = None, meta: dict
 # ------------------------------------------------------------------------------------------------
 # the README's results, generated from a run's claims.csv
 
-README = config.ROOT / "README.md"
-REFERENCE_DIR = config.REPORTS_DIR / "reference"
+README = parameters.ROOT / "README.md"
+REFERENCE_DIR = parameters.REPORTS_DIR / "reference"
 README_BEGIN, README_END = "<!-- results:begin (written by `bsnb readme`) -->", "<!-- results:end -->"
 
 

@@ -272,8 +272,6 @@ def _flat(params: dict) -> dict:
     return {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in params.items()}
 
 
-SETTING_KEYS = ("notebook", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model",
-                "width", "batch_norm", "budget", "epochs", "steps", "patience", "remedy", "reference_batch", "matched_loss")
 
 
 def load_tables(store_dir: str | Path) -> Tables:
@@ -292,7 +290,7 @@ def load_tables(store_dir: str | Path) -> Tables:
         jobs.append(job)
         if not summary:
             continue
-        setting = {k: job[k] for k in ("job_id", *SETTING_KEYS) if k in job}
+        setting = {k: v for k, v in job.items() if k not in ("state", "error", "seconds")}  # the run's whole setting
         runs.extend({**setting, **record} for record in summary["seeds"])
         for path in sorted(run.dir.glob("*.csv")):
             try:

@@ -371,7 +371,7 @@ def interpolate(model, state_a: dict, state_b: dict, splits: dict, alphas) -> li
 
 def measure(model, x, y, top_k: int = 5, lanczos_tol: float = 1e-3, trace_samples: int = 32,
             epsilons=(1e-3, 5e-4), subspace_dim: int = 100, lbfgs_iters: int = 10, slice_points: int = 25,
-            density: bool = False, seed: int = 0) -> tuple[dict, dict]:
+            contour_points: int = 0, density: bool = False, seed: int = 0) -> tuple[dict, dict]:
     """All sharpness measures of ``model`` on (x, y): one record of scalars and tidy tables (lists of rows)."""
     import time
 
@@ -404,6 +404,10 @@ def measure(model, x, y, top_k: int = 5, lanczos_tol: float = 1e-3, trace_sample
     record["train_loss"] = tables["eps_sharpness"][0]["loss"]
     alphas = np.linspace(-1.0, 1.0, slice_points)
     tables["slices"] = slice_1d(model, filter_normalized_direction(model, seed=seed), x, y, alphas)
+    if contour_points:  # Li et al.'s 2-D picture: two filter-normalised directions (another seed for the second)
+        grid = np.linspace(-1.0, 1.0, contour_points)
+        d1, d2 = (filter_normalized_direction(model, seed=seed), filter_normalized_direction(model, seed=seed + 10_000))
+        tables["contours"] = slice_2d(model, d1, d2, x, y, grid, grid)
     return record, tables
 
 

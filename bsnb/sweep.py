@@ -1,6 +1,6 @@
 """The sweep: a profile's jobs executed with papermill in worker processes, cached and resumable.
 
-Data flow: profile -> :func:`bsnb.config.expand` (every job validated, nothing has run yet)
+Data flow: profile -> :func:`bsnb.profiles.expand` (every job validated, nothing has run yet)
 -> :func:`plan` (cache keys; which jobs are already done) -> :func:`execute` (papermill, one
 kernel per job, ``workers`` at a time) -> the findings notebook -> the report.
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from bsnb import config, results
+from bsnb import parameters, profiles, results
 from bsnb import data as data_mod
 
 KERNEL = "python3"
@@ -41,7 +41,7 @@ NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py"}
 
 
 def notebook_source(name: str) -> Path:
-    return config.NOTEBOOKS_DIR / f"{name}.py"
+    return parameters.NOTEBOOKS_DIR / f"{name}.py"
 
 
 def read_notebook(name: str):
@@ -75,7 +75,7 @@ def pairing_problems(names) -> list[str]:
 def code_text(source: str) -> str:
     """Python source reduced to what it computes: comments, docstrings, layout and parameters' help texts dropped.
 
-    A parameter's help is the fourth argument of ``config._p(...)``; in a notebook's parameters cell
+    A parameter's help is the fourth argument of ``parameters._p(...)``; in a notebook's parameters cell
     it is a comment.
     """
     try:
@@ -100,13 +100,13 @@ def notebook_code(name: str) -> str:
 def source_digest() -> str:
     """Hash of the code of the ``bsnb`` modules the notebooks compute with (see :func:`code_text`)."""
     h = hashlib.sha256()
-    for path in sorted((config.ROOT / "bsnb").glob("*.py")):
+    for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
         if path.name not in NOT_IN_KEY:
             h.update(path.name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
 
 
-def cache_key(job: config.Job, notebook_code: str, bsnb_digest: str, source_key: str | None = None) -> str:
+def cache_key(job: profiles.Job, notebook_code: str, bsnb_digest: str, source_key: str | None = None) -> str:
     """What a job's result depends on; a job that reads another run depends on that run's key too."""
     blob = {"notebook": notebook_code, "params": job.identity(), "bsnb": bsnb_digest,
             "data": data_mod.identity(job.params) if "dataset" in job.params else None, "source": source_key}
@@ -119,7 +119,7 @@ def cache_key(job: config.Job, notebook_code: str, bsnb_digest: str, source_key:
 
 @dataclass
 class Planned:
-    job: config.Job
+    job: profiles.Job
     key: str
     run_dir: Path
     cached: bool
@@ -130,7 +130,7 @@ class Planned:
         """Rough relative cost, so the longest jobs start first (jobs that read another run come last)."""
         if self.source is not None:
             return -self.source.cost
-        return config.estimated_work(self.job.params)
+        return profiles.estimated_work(self.job.params)
 
 
 def is_done(run_dir: Path, key: str) -> bool:
@@ -139,12 +139,12 @@ def is_done(run_dir: Path, key: str) -> bool:
         and results.RunStore(run_dir).complete
 
 
-def plan(profile: config.Profile, out_dir: Path, force: bool = False) -> list[Planned]:
+def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[Planned]:
     """Validate every job and work out which are already done. Raises ProfileError; runs nothing."""
-    jobs = config.expand(profile)
-    problems = pairing_problems(profile.notebooks + [config.FINDINGS])
+    jobs = profiles.expand(profile)
+    problems = pairing_problems(profile.notebooks + [parameters.FINDINGS])
     if problems:
-        raise config.ProfileError(problems, str(profile.path))
+        raise parameters.ProfileError(problems, str(profile.path))
     digest = source_digest()
     texts = {nb: notebook_code(nb) for nb in {j.notebook for j in jobs}}
     store = results.store_dir(out_dir)
@@ -199,7 +199,7 @@ def job_lock(run_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def execute_notebook(name: str, parameters: dict, output: Path, cwd: Path | None = None):
+def execute_notebook(name: str, values: dict, output: Path, cwd: Path | None = None):
     """Run a notebook with papermill; the executed notebook is written to ``output`` atomically.
 
     On failure the notebook (with papermill's error banner) is still saved, then the error raised.
@@ -209,8 +209,8 @@ def execute_notebook(name: str, parameters: dict, output: Path, cwd: Path | None
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
     try:
-        papermill.execute_notebook(read_notebook(name), str(partial), parameters=parameters, kernel_name=KERNEL,
-                                   language="python", progress_bar=False, cwd=str(cwd or config.ROOT))
+        papermill.execute_notebook(read_notebook(name), str(partial), parameters=values, kernel_name=KERNEL,
+                                   language="python", progress_bar=False, cwd=str(cwd or parameters.ROOT))
     finally:
         if partial.exists():
             os.replace(partial, output)
@@ -415,7 +415,7 @@ def _findings_job(params: dict, output: Path) -> str | None:
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        execute_notebook(config.FINDINGS, params, output)
+        execute_notebook(parameters.FINDINGS, params, output)
     except PapermillExecutionError as exc:
         return f"{exc.ename}: {exc.evalue}"
     return None
@@ -423,33 +423,33 @@ def _findings_job(params: dict, output: Path) -> str | None:
 
 def findings_key(params: dict, out_dir: Path) -> str:
     """What the findings depend on: their notebook, all of bsnb, their parameters, and every run's state."""
-    h = hashlib.sha256(notebook_source(config.FINDINGS).read_bytes())
-    for path in sorted((config.ROOT / "bsnb").glob("*.py")):
+    h = hashlib.sha256(notebook_source(parameters.FINDINGS).read_bytes())
+    for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
         h.update(path.read_bytes())
-    h.update(json.dumps({k: v for k, v in params.items() if config.PARAMS[k].kind != "system"}, sort_keys=True).encode())
+    h.update(json.dumps({k: v for k, v in params.items() if parameters.PARAMS[k].kind != "system"}, sort_keys=True).encode())
     for run in results.runs_in(results.store_dir(out_dir)):
         stamp = run.path(results.STATUS).stat().st_mtime_ns if run.path(results.STATUS).exists() else None
         h.update(json.dumps([run.job_id, run.state(), stamp]).encode())
     return h.hexdigest()
 
 
-def run_findings(profile: config.Profile, out_dir: Path) -> str | None:
+def run_findings(profile: profiles.Profile, out_dir: Path) -> str | None:
     """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None.
 
     Nothing is executed when the findings' inputs (see :func:`findings_key`) are those of their last
     successful run: ``bsnb report`` then only rebuilds the pages.
     """
     out_dir = Path(out_dir).resolve()
-    params = config.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
+    params = profiles.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
     key, marker = findings_key(params, out_dir), out_dir / "logs" / "findings.json"
     done = results.read_json(marker).get("key") if marker.exists() else None
-    if done == key and results.claims_path(out_dir).exists() and (out_dir / f"{config.FINDINGS}.ipynb").exists():
+    if done == key and results.claims_path(out_dir).exists() and (out_dir / f"{parameters.FINDINGS}.ipynb").exists():
         return None
     marker.unlink(missing_ok=True)
     results.clear_findings(out_dir)
     with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(default_workers(), str(log_path(out_dir)))) as pool:
-        error = pool.submit(_findings_job, params, out_dir / f"{config.FINDINGS}.ipynb").result()
+        error = pool.submit(_findings_job, params, out_dir / f"{parameters.FINDINGS}.ipynb").result()
     if error is None:
         results.write_json(marker, {"key": key})
     return error

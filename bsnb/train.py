@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, noise, remedies
+from bsnb import models, noise, parameters, remedies
 
 
 @dataclass(frozen=True)
@@ -50,13 +50,14 @@ class TrainSpec:
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
     eval_train: bool = True  # evaluate the whole training split each epoch (the learning-rate search needs only val)
 
-    # the notebook parameters a spec is made from; the remedy options come only from bsnb.remedies.options
-    PARAMS = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "model", "width", "batch_norm", "budget",
-              "epochs", "steps", "patience", "log_points", "noise_points")
-
     @classmethod
     def from_params(cls, params: dict, **overrides) -> "TrainSpec":
-        return cls(**{**{k: params[k] for k in cls.PARAMS if k in params}, **overrides})
+        """The spec of a notebook's parameters: every training parameter it has a field for (the remedy options
+        come only from :func:`bsnb.remedies.options`, as ``overrides``)."""
+        from dataclasses import fields
+
+        names = {f.name for f in fields(cls)} & set(parameters.TRAINING)
+        return cls(**{**{k: params[k] for k in names if k in params}, **overrides})
 
     def batch_at(self, epoch: int, n_train: int) -> int:
         """Batch size in (1-based) ``epoch``."""
@@ -361,7 +362,7 @@ def _progress_bar(spec: TrainSpec, n_train: int, desc: str):
 
 def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool = True,
                 spec: TrainSpec | None = None) -> list[SeedRun]:
-    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.config`; ``spec`` overrides)."""
+    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.parameters`; ``spec`` overrides)."""
     if data is None:
         device = resolve_device(params.get("device", "auto"))
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],

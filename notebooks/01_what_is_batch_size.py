@@ -60,9 +60,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #   examples carry most of the gradient, and a few single-example draws would miss them.
 
 # %%
-from bsnb import analysis, config, noise, plots, results, train
+from bsnb import analysis, noise, parameters, plots, results, train
 
-params = config.from_namespace("01_what_is_batch_size", globals())
+params = parameters.from_namespace("01_what_is_batch_size", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
 states = source.store.load_checkpoints()
 source.params

@@ -63,9 +63,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # weights of the epoch of minimum validation loss.
 
 # %%
-from bsnb import config, data, plots, results, train
+from bsnb import data, parameters, plots, results, train
 
-params = config.from_namespace("02_empirical_comparison", globals())
+params = parameters.from_namespace("02_empirical_comparison", globals())
 device = train.setup(params["threads"], params["device"])
 ds = data.load(dataset, n_train, n_val, n_test, data_seed, device, data_path)
 ds

@@ -38,6 +38,7 @@ epsilons: list = [0.001, 0.0005]  # box sizes of Keskar's epsilon-sharpness
 subspace_dim: int = 100  # dimension of the random subspace of epsilon-sharpness
 lbfgs_iters: int = 10  # L-BFGS-B iterations maximising the loss in the box
 slice_points: int = 25  # points of the 1-D filter-normalised loss slice, from -1 to 1
+contour_points: int = 11  # points per axis of the 2-D filter-normalised loss surface, from -1 to 1 (0: none)
 density: bool = False  # also estimate the eigenvalue density (stochastic Lanczos quadrature)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
@@ -61,12 +62,13 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #   100 · (max f − f) / (1 + f), over a box of half-width ε(|wᵢ| + 1) around the weights. It is
 #   searched in the full space and in a random 100-dimensional subspace, with 10 iterations of
 #   L-BFGS-B.
-# - A **1-D slice** of the loss along a filter-normalised random direction (Li et al. 2018).
+# - A **1-D slice** of the loss along a filter-normalised random direction, and a **2-D surface**
+#   over two such directions (Li et al. 2018), drawn as contours by the findings.
 
 # %%
-from bsnb import analysis, config, plots, results, sharpness, train
+from bsnb import analysis, parameters, plots, results, sharpness, train
 
-params = config.from_namespace("03_sharpness", globals())
+params = parameters.from_namespace("03_sharpness", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
 checkpoints = {"final": source.store.load_states("final"),
@@ -77,7 +79,7 @@ source.params
 # ## Experiment
 
 # %%
-options = {k: params[k] for k in config.SHARPNESS_OPTIONS}
+options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
 store = results.RunStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)

@@ -75,9 +75,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # other parameter is the empirical comparison's.
 
 # %%
-from bsnb import config, data, plots, remedies, results, train
+from bsnb import data, parameters, plots, remedies, results, train
 
-params = config.from_namespace("04_closing_the_gap", globals())
+params = parameters.from_namespace("04_closing_the_gap", globals())
 device = train.setup(threads, device)
 ds = data.load(dataset, n_train, n_val, n_test, data_seed, device, data_path)
 spec = train.TrainSpec.from_params(params, **remedies.options(params))

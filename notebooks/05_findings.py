@@ -30,9 +30,9 @@ store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import analysis, claims, config, noise, plots, results
+from bsnb import analysis, claims, noise, parameters, plots, results
 
-params = config.from_namespace("05_findings", globals())
+params = parameters.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
 figures = results.figures_dir(report_dir)
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
@@ -151,6 +151,15 @@ claims.table(verdicts[-3:])[["claim", "verdict", "effect", "ci_low", "ci_high", 
 # %%
 if not sharp.empty:
     plots.show(plots.sharpness_by_batch_size(sharp), figures, "sharpness")
+
+# %% [markdown]
+# **The loss surface around each minimum** (Li et al. 2018): contours of the training loss on a
+# plane through the small-batch and the large-batch final weights.
+
+# %%
+surfaces = analysis.surfaces_of(tables.table("contours"), small_batch, large_batch)
+if not surfaces.empty:
+    plots.show(plots.contours(surfaces, small_batch, large_batch), figures, "contours")
 
 # %% [markdown]
 # **Keskar's parametric plot.** The loss along the straight line from the smallest-batch

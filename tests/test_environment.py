@@ -5,7 +5,7 @@ import tomllib
 
 import yaml
 
-from bsnb import config
+from bsnb import parameters
 
 CONDA_NAMES = {"pytorch": "torch"}
 
@@ -16,9 +16,9 @@ def _split(req: str):
 
 
 def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((config.ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((parameters.ROOT / "pyproject.toml").read_text())["project"]
     wanted = dict(_split(r) for r in project["dependencies"] + project["optional-dependencies"]["test"])
-    env = yaml.safe_load((config.ROOT / "environment.yml").read_text())
+    env = yaml.safe_load((parameters.ROOT / "environment.yml").read_text())
     have = {}
     for dep in env["dependencies"]:
         if isinstance(dep, dict):

@@ -16,7 +16,7 @@ import pytest
 import torch
 import torchvision
 
-from bsnb import config, data, models, noise, sharpness, train
+from bsnb import data, models, noise, parameters, sharpness, train
 
 # ---------------------------------------------------------------------------------------------------------------
 # writers of the real formats
@@ -134,13 +134,13 @@ def test_the_data_folder_comes_from_data_path_then_bsnb_data(tmp_path, monkeypat
     monkeypatch.setenv("BSNB_DATA", str(tmp_path / "env"))
     assert data.data_dir("") == tmp_path / "env"
     assert data.data_dir(str(tmp_path / "given")) == tmp_path / "given"
-    ident = data.identity({**config.defaults("02_empirical_comparison"), "dataset": "cifar10", "data_path": str(tmp_path)})
+    ident = data.identity({**parameters.defaults("02_empirical_comparison"), "dataset": "cifar10", "data_path": str(tmp_path)})
     assert ident["data_dir"] == str(tmp_path.resolve()) and ident["generator"].startswith("torchvision")
 
 
 def test_image_dataset_sizes_are_checked_before_any_training():
-    params = {**config.defaults("02_empirical_comparison"), "dataset": "cifar10", "model": "cnn2d", "n_train": 49000, "n_val": 2000}
-    _, problems = config.check_params("02_empirical_comparison", params)
+    params = {**parameters.defaults("02_empirical_comparison"), "dataset": "cifar10", "model": "cnn2d", "n_train": 49000, "n_val": 2000}
+    _, problems = parameters.check_params("02_empirical_comparison", params)
     assert any("n_train + n_val = 51000 exceeds the 50000 training images" in p for p in problems)
 
 
@@ -154,9 +154,9 @@ def npz(path: Path, **arrays) -> str:
 
 
 def check(path: str, **over) -> list[str]:
-    params = {**config.defaults("02_empirical_comparison"), "dataset": "npz", "data_path": path, "n_train": 80, "n_val": 20, "n_test": 20,
+    params = {**parameters.defaults("02_empirical_comparison"), "dataset": "npz", "data_path": path, "n_train": 80, "n_val": 20, "n_test": 20,
               "batch_size": 16, **over}
-    return config.check_params("02_empirical_comparison", params)[1]
+    return parameters.check_params("02_empirical_comparison", params)[1]
 
 
 @pytest.fixture
@@ -208,10 +208,10 @@ def test_too_few_examples_for_the_batch_size_and_a_missing_file_are_refused(tmp_
 
 
 def test_a_model_that_needs_images_is_refused_for_flat_data():
-    _, problems = config.check_params("02_empirical_comparison", {**config.defaults("02_empirical_comparison"), "model": "resnet"})
+    _, problems = parameters.check_params("02_empirical_comparison", {**parameters.defaults("02_empirical_comparison"), "model": "resnet"})
     assert any("model = 'resnet' needs image inputs" in p and "'mnist1d'" in p for p in problems), problems
-    _, ok = config.check_params("02_empirical_comparison",
-                                {**config.defaults("02_empirical_comparison"), "model": "resnet", "dataset": "cifar10", "width": 16})
+    _, ok = parameters.check_params("02_empirical_comparison",
+                                {**parameters.defaults("02_empirical_comparison"), "model": "resnet", "dataset": "cifar10", "width": 16})
     assert ok == []
 
 
@@ -265,7 +265,7 @@ def test_resnet_trains_and_its_gradient_noise_and_curvature_are_measured(cifar_d
 
 def test_cnn2d_trains_on_fashion_mnist_files(tmp_path, offline):
     write_mnist_like(tmp_path, "FashionMNIST")
-    params = {**config.defaults("02_empirical_comparison"), "dataset": "fashion_mnist", "data_path": str(tmp_path), "model": "cnn2d",
+    params = {**parameters.defaults("02_empirical_comparison"), "dataset": "fashion_mnist", "data_path": str(tmp_path), "model": "cnn2d",
               "width": 4, "n_train": 200, "n_val": 50, "n_test": 50, "epochs": 3, "batch_size": 20, "lr": 0.05,
               "seeds": [0], "device": "cpu"}
     (run,) = train.train_seeds(params, progress=False)

@@ -1,4 +1,4 @@
-"""The notebooks: paired with their scripts, free of outputs, and their parameters match bsnb.config."""
+"""The notebooks: paired with their scripts, free of outputs, and their parameters match bsnb.parameters."""
 
 import ast
 
@@ -7,32 +7,32 @@ import nbformat
 import papermill
 import pytest
 
-from bsnb import config
+from bsnb import parameters
 
-NOTEBOOKS = list(config.ALL_NOTEBOOKS)
+NOTEBOOKS = list(parameters.ALL_NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_script_and_notebook_are_in_sync(name):
-    py = jupytext.read(config.NOTEBOOKS_DIR / f"{name}.py")
-    nb = jupytext.read(config.NOTEBOOKS_DIR / f"{name}.ipynb")
+    py = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.py")
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.ipynb")
     assert [(c.cell_type, c.source) for c in py.cells] == [(c.cell_type, c.source) for c in nb.cells], \
         f"run `jupytext --sync notebooks/{name}.ipynb`"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_has_no_outputs_and_a_kernel(name):
-    nb = nbformat.read(config.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
+    nb = nbformat.read(parameters.NOTEBOOKS_DIR / f"{name}.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_parameters_cell_declares_exactly_the_configured_parameters(name):
-    declared = papermill.inspect_notebook(str(config.NOTEBOOKS_DIR / f"{name}.ipynb"))
-    assert list(declared) == config.ALL_NOTEBOOKS[name]
+    declared = papermill.inspect_notebook(str(parameters.NOTEBOOKS_DIR / f"{name}.ipynb"))
+    assert list(declared) == parameters.ALL_NOTEBOOKS[name]
     for pname, info in declared.items():
-        spec = config.PARAMS[pname]
+        spec = parameters.PARAMS[pname]
         assert info["inferred_type_name"] == spec.type.__name__, pname
         assert ast.literal_eval(info["default"]) == spec.default, pname
         assert info["help"] == spec.help, pname
@@ -40,7 +40,7 @@ def test_parameters_cell_declares_exactly_the_configured_parameters(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_parameters_cell_is_tagged_and_holds_only_literals(name):
-    nb = jupytext.read(config.NOTEBOOKS_DIR / f"{name}.py")
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.py")
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(cells) == 1
     for node in ast.parse(cells[0].source).body:
@@ -50,7 +50,7 @@ def test_the_parameters_cell_is_tagged_and_holds_only_literals(name):
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_code_is_a_few_calls_into_bsnb(name):
-    nb = jupytext.read(config.NOTEBOOKS_DIR / f"{name}.py")
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.py")
     code = [c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
     tree = ast.parse("\n".join(code))
     assert not any(isinstance(n, (ast.For, ast.While, ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bsnb import config, data, remedies, train
+from bsnb import data, parameters, remedies, train
 
 
 @pytest.mark.parametrize("rule, b, expected", [
@@ -30,14 +30,14 @@ def test_the_training_loop_applies_warmup_step_by_step():
 
 def test_same_steps_budget_gives_the_reference_step_count():
     assert remedies.reference_steps(epochs=100, n_train=4000, b0=32) == 12500
-    params = {**config.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "longer", "reference_batch": 32,
+    params = {**parameters.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "longer", "reference_batch": 32,
               "epochs": 100, "n_train": 4000}
     spec = train.TrainSpec.from_params(params, **remedies.options(params))
     assert spec.total_steps(4000) == 12500 and spec.n_epochs(4000) == math.ceil(12500 / 16)  # 16 steps per epoch
 
 
 def test_remedy_amounts_reach_the_loop_only_through_their_remedy():
-    params = {**config.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "bn"}
+    params = {**parameters.defaults("04_closing_the_gap"), "batch_size": 256, "remedy": "bn"}
     spec = train.TrainSpec.from_params(params, **remedies.options(params))
     assert spec.batch_norm and spec.ghost_batch == 0 and spec.target_loss == 0 and spec.warmup_steps == 0
 
@@ -81,7 +81,7 @@ def test_ghost_batch_norm_normalises_each_chunk_and_updates_running_statistics_p
 
 
 def test_every_preset_gives_valid_training_options():
-    base = config.defaults("04_closing_the_gap")
+    base = parameters.defaults("04_closing_the_gap")
     for name in remedies.PRESETS:
         params = {**base, "remedy": name, "batch_size": 256}
         spec = train.TrainSpec.from_params(params, **remedies.options(params))

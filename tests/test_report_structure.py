@@ -1,6 +1,6 @@
 """The report's structure and the README's results: found by tags, generated from a reference run (fast)."""
 
-from bsnb import config
+from bsnb import parameters
 
 
 def test_sections_are_found_by_their_tags_not_their_headings():
@@ -8,7 +8,7 @@ def test_sections_are_found_by_their_tags_not_their_headings():
 
     from bsnb import report
 
-    nb = jupytext.read(config.NOTEBOOKS_DIR / f"{config.FINDINGS}.py")
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{parameters.FINDINGS}.py")
     for cell in nb.cells:  # rename every heading: no question may lose its section
         if cell.cell_type == "markdown" and cell.source.startswith("## "):
             cell.source = "## A heading a reader renamed\n" + cell.source.split("\n", 1)[-1]
@@ -29,3 +29,16 @@ def test_readme_results_are_the_ones_made_from_the_reference_run():
     text = report.README.read_text()
     block = text.split(report.README_BEGIN, 1)[1].split(report.README_END, 1)[0]
     assert block.strip() == report.readme_block("quick").strip(), "run `bsnb readme quick` after `bsnb run quick`"
+
+
+def test_a_question_page_drops_the_outputs_of_its_verdict_tables_only():
+    import nbformat
+
+    from bsnb import report
+
+    cells = [nbformat.v4.new_code_cell("table", metadata={"tags": ["verdicts"]}),
+             nbformat.v4.new_code_cell("figure")]
+    for c in cells:
+        c.outputs = [nbformat.v4.new_output("stream", text="shown")]
+    kept = report.without_verdict_outputs(cells)
+    assert kept[0].outputs == [] and kept[1].outputs and cells[0].outputs  # the notebook itself is unchanged

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from bsnb import config, results, sweep
+from bsnb import parameters, profiles, results, sweep
 
 from conftest import ROOT, bsnb
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.slow
 
 
 def profile_file(tmp_path, name="p", **changes):
-    base = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    base = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())
     for key, value in changes.items():
         if isinstance(value, dict):
             base[key] = {**base.get(key, {}), **value}
@@ -99,7 +99,7 @@ def test_rerun_is_served_from_the_cache(smoke):
 
 def test_a_dependent_run_reads_its_source_and_is_invalidated_with_it(smoke, tmp_path):
     out, _ = smoke
-    planned = {p.job.job_id: p for p in sweep.plan(config.load_profile("smoke"), out)}
+    planned = {p.job.job_id: p for p in sweep.plan(profiles.load_profile("smoke"), out)}
     sharp = [p for p in planned.values() if p.job.notebook == "03_sharpness"]
     for p in sharp:
         assert p.source is planned[p.source.job.job_id]
@@ -111,38 +111,38 @@ def test_a_dependent_run_reads_its_source_and_is_invalidated_with_it(smoke, tmp_
 
 def test_cache_key_covers_parameters_notebook_source_and_data(smoke, tmp_path):
     out, _ = smoke
-    profile = config.load_profile("smoke")
+    profile = profiles.load_profile("smoke")
     assert all(p.cached for p in sweep.plan(profile, out))
     assert not any(p.cached for p in sweep.plan(profile, out, force=True))
-    changed = config.load_profile(profile_file(tmp_path, nuisance={"lr": 0.04}))
+    changed = profiles.load_profile(profile_file(tmp_path, nuisance={"lr": 0.04}))
     assert not any(p.cached for p in sweep.plan(changed, out))
     job = sweep.plan(profile, out)[0].job
     key = sweep.cache_key(job, "source", "digest")
     assert key != sweep.cache_key(job, "source edited", "digest")
     assert key != sweep.cache_key(job, "source", "bsnb edited")
-    other_data = config.Job(job.notebook, {**job.params, "data_seed": 1}, job.axes)
+    other_data = profiles.Job(job.notebook, {**job.params, "data_seed": 1}, job.axes)
     assert key != sweep.cache_key(other_data, "source", "digest")
 
 
 def test_editing_captions_help_texts_and_plots_reruns_nothing(smoke, tmp_path, monkeypatch):
     """The cache key covers what a run computes, not how it is shown or explained."""
     out, _ = smoke
-    profile = config.load_profile("smoke")
+    profile = profiles.load_profile("smoke")
     keys = {p.job.job_id: p.key for p in sweep.plan(profile, out)}
     nb_dir, pkg = tmp_path / "notebooks", tmp_path / "bsnb"
-    shutil.copytree(config.NOTEBOOKS_DIR, nb_dir)
-    shutil.copytree(config.ROOT / "bsnb", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(parameters.NOTEBOOKS_DIR, nb_dir)
+    shutil.copytree(parameters.ROOT / "bsnb", pkg, ignore=shutil.ignore_patterns("__pycache__"))
     script = nb_dir / "02_empirical_comparison.py"
     text = script.read_text()
     text = text.replace("# ## Figure\n", "# ## Figure: a caption edited by a reader\n", 1)
     text = text.replace("# examples per optimiser step", "# examples in one optimiser step (help reworded)", 1)
     script.write_text(text)
-    cfg = pkg / "config.py"
+    cfg = pkg / "parameters.py"
     cfg.write_text(cfg.read_text().replace('"examples per optimiser step"', '"examples in one optimiser step"', 1))
     plots_py = pkg / "plots.py"
     plots_py.write_text(plots_py.read_text() + "\nDEFAULT_COLOUR = 'tab:red'  # a plot's colour changed\n")
-    monkeypatch.setattr(config, "NOTEBOOKS_DIR", nb_dir)
-    monkeypatch.setattr(config, "ROOT", tmp_path)
+    monkeypatch.setattr(parameters, "NOTEBOOKS_DIR", nb_dir)
+    monkeypatch.setattr(parameters, "ROOT", tmp_path)
     assert {p.job.job_id: p.key for p in sweep.plan(profile, out)} == keys
     # and an edit of the code that computes does change the keys
     train_py = pkg / "train.py"
@@ -210,11 +210,11 @@ def test_report_command_rebuilds_without_training(smoke):
 
 def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke, tmp_path):
     out = Path(shutil.copytree(smoke[0], tmp_path / "out"))
-    edited = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    edited = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())
     edited["notebooks"]["04_closing_the_gap"][0]["scientific"]["remedy"].remove("ghost_bn")
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(edited))
-    gone = [p.job.job_id for p in sweep.plan(config.load_profile("smoke"), out) if p.job.params.get("remedy") == "ghost_bn"]
+    gone = [p.job.job_id for p in sweep.plan(profiles.load_profile("smoke"), out) if p.job.params.get("remedy") == "ghost_bn"]
     proc = bsnb("run", path, "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 ran, 11 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
@@ -308,7 +308,7 @@ def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
     profile = profile_file(tmp_path, scientific={"batch_size": [16, 32, 64]}, fixed={"epochs": 6},
                            notebooks=["02_empirical_comparison"])
     out = tmp_path / "out"
-    planned = sweep.plan(config.load_profile(profile), out)
+    planned = sweep.plan(profiles.load_profile(profile), out)
     first = max(planned, key=lambda p: p.cost)  # the sweep starts the longest job first
     held = [p.run_dir for p in planned if p is not first]
     with holding(held):

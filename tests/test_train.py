@@ -123,9 +123,9 @@ def test_two_batch_noise_is_logged_without_disturbing_training(small):
 
 
 def test_the_interleaved_timing_times_each_batch_size_in_turn_and_restores_threads():
-    from bsnb import config, timing
+    from bsnb import parameters, timing
 
-    params = {**config.defaults("02_empirical_comparison"), "n_train": 256, "n_val": 64, "n_test": 64, "width": 4}
+    params = {**parameters.defaults("02_empirical_comparison"), "n_train": 256, "n_val": 64, "n_test": 64, "width": 4}
     threads = torch.get_num_threads()
     t = timing.interleaved_epochs(params, [16, 64], repeats=3)
     assert list(t["batch_size"]) == [16, 64, 64, 16, 16, 64]  # the order alternates

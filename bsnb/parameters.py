@@ -1,32 +1,26 @@
-"""Parameters of the study: what each one is, what values it allows, and how profiles become jobs.
+"""The study's parameters: what each one is, its type, allowed values and help, and how values are checked.
 
-This is the one place that knows what a valid parameter is. A *profile* (a YAML file in
-``params/``) names values for the parameters in three groups, following the Deep Learning
-Tuning Playbook's vocabulary:
+This is the one place that knows what a valid parameter is. Parameters come in three groups,
+following the Deep Learning Tuning Playbook's vocabulary (plus ``system``: where things go):
 
 * ``scientific``: what the study varies to answer its question (the batch size);
 * ``nuisance``: what must be set well for a fair comparison (learning rate, seeds);
 * ``fixed``: what is held constant (dataset, model, budget).
 
-A parameter given a list of values (a list of lists for list-typed parameters such as
-``seeds``) is an axis of the grid; the sweep runs the product of all axes, one notebook
-execution per point. Every job is validated before anything runs; :class:`ProfileError` names
-each bad parameter, its value and what is allowed.
+Choices that belong to another module are read from it: model names from :mod:`bsnb.models`,
+remedies from :mod:`bsnb.remedies`, datasets from :mod:`bsnb.data`. How a YAML profile becomes
+jobs is :mod:`bsnb.profiles`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bsnb import data as data_mod
+from bsnb import models, remedies
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -105,7 +99,7 @@ PARAMS: dict[str, Param] = {
         _p("n_test", int, 1000, "test examples (reported once per run)", "fixed", low=10),
         _p("data_seed", int, 0, "seed of the data generation and of the split", "fixed", low=0),
         _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)",
-           "fixed", choices=("cnn", "mlp", "cnn2d", "resnet")),
+           "fixed", choices=models.MODELS),
         _p("width", int, 25, "channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the "
            "mlp", "fixed", low=1, high=4096),
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
@@ -131,6 +125,8 @@ PARAMS: dict[str, Param] = {
            low=1e-8, high=1.0, min_items=1),
         _p("subspace_dim", int, 100, "dimension of the random subspace of epsilon-sharpness", "fixed", low=1),
         _p("lbfgs_iters", int, 10, "L-BFGS-B iterations maximising the loss in the box", "fixed", low=1),
+        _p("contour_points", int, 11, "points per axis of the 2-D filter-normalised loss surface, from -1 to 1 "
+           "(0: none)", "fixed", low=0, high=101),
         _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
         _p("matched_loss", float, 0.3, "training loss at which the batch sizes' sharpness is compared (the checkpoint "
            "saved when the loss first fell to it): one of 1, 0.3, 0.1, 0.03, 0.01", "fixed", low=0.01, high=1.0),
@@ -143,8 +139,7 @@ PARAMS: dict[str, Param] = {
         _p("grad_chunk", int, 256, "examples per vectorised per-example-gradient pass (bounds memory)", "fixed", low=1),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or "
-           "tuned", "scientific", choices=("none", "linear", "linear_warmup", "sqrt", "longer", "bn", "ghost_bn",
-                                           "lr_decay", "batch_growth", "tuned")),
+           "tuned", "scientific", choices=tuple(remedies.PRESETS)),
         _p("reference_batch", int, 32, "the small batch whose learning rate (lr) and step count the rules start from",
            "fixed", low=1),
         _p("warmup_epochs", int, 5, "epochs of linear warm-up (linear_warmup)", "fixed", low=0),
@@ -171,12 +166,18 @@ PARAMS: dict[str, Param] = {
     ]
 }
 
+# What defines a training run's setting: the findings group runs that differ only in batch size by
+# these, and results carries them on every row. TrainSpec takes every TRAINING name it has a field for.
+SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "batch_norm",
+           "budget", "epochs", "steps", "patience")
+
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
             "patience", "log_points", "noise_points", "device"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",
+                     "contour_points",
                      "density"]
 SHARPNESS = ["hessian_examples", "matched_loss", *SHARPNESS_OPTIONS]
 
@@ -215,9 +216,6 @@ JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 DATASET_SIZES = {"mnist1d": None, "digits": 1797,
                  **{name: (train, test) for name, (_, train, test) in data_mod.IMAGE_DATASETS.items()}}
 
-PROFILE_KEYS = {"name", "description", "notebooks", "workers", *GROUPS}
-
-
 class ProfileError(ValueError):
     """A profile or parameter set that cannot run; ``problems`` lists each bad parameter."""
 
@@ -225,70 +223,6 @@ class ProfileError(ValueError):
         self.problems = problems
         head = f"invalid parameters in {source}" if source else "invalid parameters"
         super().__init__(head + ":\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-@dataclass
-class Profile:
-    """A parsed profile: its name, the notebooks it sweeps and the grouped parameter values."""
-
-    name: str
-    path: Path | None
-    description: str = ""
-    notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS))
-    workers: int | None = None
-    values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
-    groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
-    overrides: dict[str, list] = field(default_factory=dict)  # notebook -> its own grids (one dict each)
-
-    def digest(self) -> str:
-        """Content hash of the profile's values, so a reader can tell two profiles apart."""
-        blob = json.dumps({"notebooks": self.notebooks, "values": self.values, "overrides": self.overrides},
-                          sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
-
-    def values_for(self, notebook: str) -> list[dict]:
-        """The values of each grid of ``notebook``: the shared values overlaid with its section's."""
-        return [{**self.values, **section} for section in self.overrides.get(notebook) or [{}]]
-
-
-@dataclass(frozen=True)
-class Job:
-    """One notebook execution: a notebook and a complete, validated parameter set."""
-
-    notebook: str
-    params: dict
-    axes: tuple  # names of the parameters that vary across the profile's grid
-    source: "Job | None" = None  # the job whose run this one reads (see NEEDS)
-
-    @property
-    def job_id(self) -> str:
-        slug = "-".join(f"{_short(a)}{_slug(self.params[a])}" for a in self.axes) or "default"
-        return f"{self.notebook[:2]}-{slug}-{params_digest(self.params)[:8]}"
-
-    def identity(self) -> dict:
-        """The parameters that define the result (system parameters excluded)."""
-        return {k: v for k, v in self.params.items() if PARAMS[k].kind != "system"}
-
-    def injected(self) -> dict:
-        """The parameters papermill passes to the notebook: those it declares."""
-        return {k: v for k, v in self.params.items() if k in NOTEBOOKS[self.notebook]}
-
-
-def _short(name: str) -> str:
-    return {"batch_size": "bs", "lr": "lr", "seeds": "seeds", "optimizer": "opt"}.get(name, name)
-
-
-def _slug(value) -> str:
-    if isinstance(value, list):
-        return "_".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
-def params_digest(params: dict) -> str:
-    ident = {k: v for k, v in params.items() if k in PARAMS and PARAMS[k].kind != "system"}
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 
 
 def defaults(notebook: str) -> dict:
@@ -401,8 +335,6 @@ def _cross_checks(p: dict) -> list[str]:
         problems += data_mod.npz_problems(p.get("data_path", ""), p["n_train"], p["n_val"], p["n_test"],
                                           p.get("batch_size"))
     if "model" in p and "dataset" in p and not problems:
-        from bsnb import models
-
         shape = data_mod.input_shape(p)
         problem = models.input_problem(p["model"], shape) if shape is not None else None
         if problem:
@@ -449,167 +381,3 @@ def from_namespace(notebook: str, namespace: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
-# profiles
-
-
-def resolve_profile(spec: str | Path) -> Path:
-    """A profile name (``quick``) or a path to a YAML file."""
-    path = Path(spec)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return path
-    candidate = PARAMS_DIR / f"{spec}.yaml"
-    if candidate.exists():
-        return candidate
-    known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
-    raise ProfileError([f"profile {str(spec)!r} not found: expected a YAML file or one of {known}"])
-
-
-def load_profile(spec: str | Path) -> Profile:
-    """Parse a profile file; structural problems raise :class:`ProfileError`."""
-    path = resolve_profile(spec)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ProfileError([f"not valid YAML: {exc}"], str(path)) from exc
-    problems = []
-    if not raw:
-        raise ProfileError(["the profile is empty: expected a mapping with keys among " + ", ".join(sorted(PROFILE_KEYS))
-                            + " (see params/quick.yaml)"], str(path))
-    if not isinstance(raw, dict):
-        raise ProfileError(["a profile is a mapping with keys " + ", ".join(sorted(PROFILE_KEYS))], str(path))
-    for key in raw:
-        if key not in PROFILE_KEYS:
-            problems.append(f"unknown key {key!r}; a profile takes {', '.join(sorted(PROFILE_KEYS))}")
-    name = raw.get("name", path.stem)
-    notebooks = raw.get("notebooks", list(NOTEBOOKS))
-    sections: dict = {}
-    if isinstance(notebooks, dict):  # notebook -> its own scientific / nuisance / fixed values
-        sections = {nb: (v or {}) for nb, v in notebooks.items()}
-        notebooks = list(notebooks)
-    if not isinstance(notebooks, list) or not notebooks:
-        problems.append(f"notebooks = {notebooks!r}: expected a list drawn from {', '.join(NOTEBOOKS)}")
-        notebooks = []
-    for nb in notebooks:
-        if nb not in NOTEBOOKS:
-            problems.append(f"notebooks: {nb!r} is not a notebook of the study; expected some of {', '.join(NOTEBOOKS)}")
-    workers = raw.get("workers")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        problems.append(f"workers = {workers!r} is not allowed: expected an integer >= 1")
-    values, groups = _grouped(raw, "", problems)
-    overrides = {}
-    for nb, entry in sections.items():  # one mapping, or a list of them (several grids for one notebook)
-        for section in entry if isinstance(entry, list) else [entry]:
-            if not isinstance(section, dict) or set(section) - set(GROUPS):
-                problems.append(f"notebooks: {nb}: expected a mapping (or a list of mappings) with keys among "
-                                f"{', '.join(GROUPS)}")
-                continue
-            values_, more = _grouped(section, f"notebooks: {nb}: ", problems)
-            overrides.setdefault(nb, []).append(values_)
-            groups.update(more)
-    if problems:
-        raise ProfileError(problems, str(path))
-    return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
-                   notebooks=list(notebooks), workers=workers, values=values, groups=groups, overrides=overrides)
-
-
-def _grouped(raw: dict, where: str, problems: list) -> tuple[dict, dict]:
-    """Parameter values written under the scientific / nuisance / fixed keys of ``raw``."""
-    values, groups = {}, {}
-    for group in GROUPS:
-        section = raw.get(group) or {}
-        if not isinstance(section, dict):
-            problems.append(f"{where}{group} = {section!r}: expected a mapping of parameter names to values")
-            continue
-        for pname, value in section.items():
-            if pname not in PARAMS or PARAMS[pname].kind == "system":
-                known = ", ".join(sorted(n for n, p in PARAMS.items() if p.kind == group))
-                problems.append(f"{where}unknown parameter {pname!r} under {group} (value {value!r}); "
-                                f"{group} parameters are: {known}")
-                continue
-            if PARAMS[pname].kind != group:
-                problems.append(f"{where}{pname} is a {PARAMS[pname].kind} parameter, not {group}: "
-                                f"move it under {PARAMS[pname].kind}:")
-                continue
-            values[pname], groups[pname] = value, group
-    return values, groups
-
-
-def _is_axis(name: str, value) -> bool:
-    p = PARAMS[name]
-    if p.type is list:
-        return isinstance(value, list) and bool(value) and all(isinstance(v, list) for v in value)
-    return isinstance(value, list)
-
-
-def expand(profile: Profile) -> list[Job]:
-    """Every job of the profile, each validated, sources first; raises ProfileError naming every bad parameter."""
-    jobs: dict[tuple, Job] = {}  # (notebook, parameters) -> job
-    from_grid: set[tuple] = set()  # jobs a grid asked for (a job added as another's source may be asked for again)
-    problems: list[str] = []
-    for notebook, values in ((nb, v) for nb in profile.notebooks for v in profile.values_for(nb)):
-        takes = JOBS[notebook]
-        relevant = {k: v for k, v in values.items() if k in takes}
-        axes = [k for k, v in relevant.items() if _is_axis(k, v)]
-        for axis in axes:
-            if not relevant[axis]:
-                problems.append(f"{axis} = [] is an empty list: give at least one value")
-        points = itertools.product(*(relevant[a] for a in axes)) if axes else [()]
-        for point in points:
-            params = defaults(notebook)
-            params.update({k: v for k, v in relevant.items() if k not in axes})
-            params.update(dict(zip(axes, point)))
-            params, found = check_params(notebook, params)
-            problems += found
-            if found:
-                continue
-            source = None
-            if notebook in NEEDS:
-                source = _source_job(NEEDS[notebook], params, tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
-                source = jobs.setdefault(_key(source), source)  # the grid's own job when it has one
-            job = Job(notebook, params, tuple(axes), source)
-            if _key(job) in from_grid:
-                problems.append(f"two jobs of notebook {notebook} have the same parameters: remove repeated values")
-            jobs.setdefault(_key(job), job)
-            from_grid.add(_key(job))
-    findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
-    problems += found
-    if problems:
-        raise ProfileError(list(dict.fromkeys(problems)), str(profile.path or profile.name))
-    ordered = [j for j in jobs.values() if j.source is None] + [j for j in jobs.values() if j.source is not None]
-    return ordered
-
-
-def _key(job: Job) -> tuple:
-    return job.notebook, params_digest(job.params)
-
-
-def _source_job(notebook: str, params: dict, axes: tuple) -> Job:
-    """The job of ``notebook`` with the same parameters as a dependent job (its training setting)."""
-    source = defaults(notebook)
-    source.update({k: v for k, v in params.items() if k in source and PARAMS[k].kind != "system"})
-    return Job(notebook, source, axes)
-
-
-def estimated_work(params: dict) -> float:
-    """Rough work of a job, to start the longest jobs first: steps x (batch + 64) x seeds.
-
-    The 64 stands for a step's fixed cost in examples (on 2 CPU cores, a step of 16 examples costs
-    about a third of a step of 256).
-    """
-    n, b = params.get("n_train", 1), params.get("batch_size", 1)
-    if params.get("remedy") == "longer":
-        steps = params["epochs"] * -(-n // params["reference_batch"])
-    elif params.get("budget") == "steps":
-        steps = params["steps"]
-    else:
-        steps = params.get("epochs", 1) * -(-n // b)
-    work = steps * (b + 64) * len(params.get("seeds", [0]))
-    return work / 2 if params.get("remedy") == "tuned" else work  # runs stop at the target
-
-
-def findings_params(profile: Profile, store_dir: str, report_dir: str) -> dict:
-    """Parameters of the findings notebook for a profile."""
-    params = defaults(FINDINGS)
-    params.update({k: v for k, v in profile.values.items() if k in FINDINGS_PARAMS})
-    params.update(store_dir=store_dir, report_dir=report_dir)
-    return params

@@ -3,11 +3,11 @@
 import pytest
 import yaml
 
-from bsnb import config
+from bsnb import parameters, profiles
 
 
 def write_profile(tmp_path, **sections):
-    base = yaml.safe_load((config.PARAMS_DIR / "smoke.yaml").read_text())
+    base = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())
     for key, value in sections.items():
         if isinstance(value, dict) and isinstance(base.get(key), dict):
             base[key].update(value)
@@ -19,13 +19,13 @@ def write_profile(tmp_path, **sections):
 
 
 def test_every_profile_in_params_is_valid():
-    for path in config.PARAMS_DIR.glob("*.yaml"):
-        jobs = config.expand(config.load_profile(path))
+    for path in parameters.PARAMS_DIR.glob("*.yaml"):
+        jobs = profiles.expand(profiles.load_profile(path))
         assert jobs, path
 
 
 def test_quick_profile_sweeps_batch_sizes_16_to_1024_with_three_seeds():
-    jobs = [j for j in config.expand(config.load_profile("quick")) if j.notebook == "02_empirical_comparison"]
+    jobs = [j for j in profiles.expand(profiles.load_profile("quick")) if j.notebook == "02_empirical_comparison"]
     sizes = sorted(j.params["batch_size"] for j in jobs)
     assert sizes == [16, 32, 64, 128, 256, 512, 1024]
     assert all(len(j.params["seeds"]) >= 3 and j.params["dataset"] == "mnist1d" for j in jobs)
@@ -35,7 +35,7 @@ def test_quick_profile_sweeps_batch_sizes_16_to_1024_with_three_seeds():
 def test_grid_is_the_product_of_list_values_and_list_of_lists_for_seeds(tmp_path):
     path = write_profile(tmp_path, nuisance={"lr": [0.01, 0.1], "seeds": [[0], [1, 2]]},
                          notebooks=["02_empirical_comparison"])
-    jobs = config.expand(config.load_profile(path))
+    jobs = profiles.expand(profiles.load_profile(path))
     assert len(jobs) == 2 * 2 * 2  # batch sizes x lrs x seed lists
     assert {tuple(j.params["seeds"]) for j in jobs} == {(0,), (1, 2)}
     assert len({j.job_id for j in jobs}) == len(jobs)
@@ -44,7 +44,7 @@ def test_grid_is_the_product_of_list_values_and_list_of_lists_for_seeds(tmp_path
 def test_a_dependent_notebook_brings_the_run_it_reads(tmp_path):
     path = write_profile(tmp_path, notebooks={"02_empirical_comparison": {"scientific": {"batch_size": [16]}},
                                               "03_sharpness": {"scientific": {"batch_size": [16, 32]}}})
-    jobs = config.expand(config.load_profile(path))
+    jobs = profiles.expand(profiles.load_profile(path))
     by_nb = {}
     for j in jobs:
         by_nb.setdefault(j.notebook, []).append(j)
@@ -59,13 +59,13 @@ def test_a_dependent_notebook_brings_the_run_it_reads(tmp_path):
 
 def test_notebook_sections_accept_only_groups(tmp_path):
     path = write_profile(tmp_path, notebooks={"03_sharpness": {"epochs": 3}})
-    with pytest.raises(config.ProfileError, match=r"03_sharpness: expected a mapping \(or a list of mappings\)"):
-        config.load_profile(path)
+    with pytest.raises(parameters.ProfileError, match=r"03_sharpness: expected a mapping \(or a list of mappings\)"):
+        profiles.load_profile(path)
 
 
 def test_job_id_is_readable_and_ignores_system_parameters():
-    job = config.Job("02_empirical_comparison", {**config.defaults("02_empirical_comparison")}, ("batch_size",))
-    other = config.Job(job.notebook, {**job.params, "run_dir": "/elsewhere", "threads": 7}, job.axes)
+    job = profiles.Job("02_empirical_comparison", {**parameters.defaults("02_empirical_comparison")}, ("batch_size",))
+    other = profiles.Job(job.notebook, {**job.params, "run_dir": "/elsewhere", "threads": 7}, job.axes)
     assert job.job_id.startswith("02-bs64-")
     assert job.job_id == other.job_id
 
@@ -94,50 +94,50 @@ def test_job_id_is_readable_and_ignores_system_parameters():
 ])
 def test_bad_profiles_name_the_parameter_its_value_and_what_is_allowed(tmp_path, sections, words):
     path = write_profile(tmp_path, **sections)
-    with pytest.raises(config.ProfileError) as err:
-        config.expand(config.load_profile(path))
+    with pytest.raises(parameters.ProfileError) as err:
+        profiles.expand(profiles.load_profile(path))
     for word in words:
         assert word in str(err.value), (word, str(err.value))
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write_profile(tmp_path, nuisance={"lr": -1, "optimizer": "rmsprop"})
-    with pytest.raises(config.ProfileError) as err:
-        config.expand(config.load_profile(path))
+    with pytest.raises(parameters.ProfileError) as err:
+        profiles.expand(profiles.load_profile(path))
     # both problems, each said once although both jobs of the grid have them
     assert len(err.value.problems) == 2
     assert "lr = -1" in str(err.value) and "optimizer = 'rmsprop'" in str(err.value)
 
 
 def test_unknown_profile_name_lists_the_known_ones():
-    with pytest.raises(config.ProfileError, match="quick"):
-        config.load_profile("no-such-profile")
+    with pytest.raises(parameters.ProfileError, match="quick"):
+        profiles.load_profile("no-such-profile")
 
 
 def test_check_value_coerces_ints_to_floats_but_not_bools_to_ints():
-    assert config.check_value("lr", 1) == (1.0, None)
-    assert config.check_value("batch_size", True)[1] is not None
-    assert config.check_value("lr", float("nan"))[1] is not None
+    assert parameters.check_value("lr", 1) == (1.0, None)
+    assert parameters.check_value("batch_size", True)[1] is not None
+    assert parameters.check_value("lr", float("nan"))[1] is not None
 
 
 def test_from_namespace_refuses_a_misspelt_injected_parameter():
-    ns = {**config.defaults("02_empirical_comparison"), "batchsize": 32, "In": [], "_": None, "config": config}
-    with pytest.raises(config.ProfileError, match="unknown parameter 'batchsize'"):
-        config.from_namespace("02_empirical_comparison", ns)
+    ns = {**parameters.defaults("02_empirical_comparison"), "batchsize": 32, "In": [], "_": None, "parameters": parameters}
+    with pytest.raises(parameters.ProfileError, match="unknown parameter 'batchsize'"):
+        parameters.from_namespace("02_empirical_comparison", ns)
     del ns["batchsize"]
-    params = config.from_namespace("02_empirical_comparison", ns)
-    assert params == config.defaults("02_empirical_comparison")
+    params = parameters.from_namespace("02_empirical_comparison", ns)
+    assert params == parameters.defaults("02_empirical_comparison")
 
 
 def test_from_namespace_checks_values_like_the_sweep():
-    ns = {**config.defaults("02_empirical_comparison"), "batch_size": "abc"}
-    with pytest.raises(config.ProfileError, match="batch_size = 'abc'"):
-        config.from_namespace("02_empirical_comparison", ns)
+    ns = {**parameters.defaults("02_empirical_comparison"), "batch_size": "abc"}
+    with pytest.raises(parameters.ProfileError, match="batch_size = 'abc'"):
+        parameters.from_namespace("02_empirical_comparison", ns)
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "{}\n"])
 def test_an_empty_profile_is_refused(tmp_path, text):
     path = tmp_path / "empty.yaml"
     path.write_text(text)
-    with pytest.raises(config.ProfileError, match="the profile is empty"):
-        config.load_profile(path)
+    with pytest.raises(parameters.ProfileError, match="the profile is empty"):
+        profiles.load_profile(path)
