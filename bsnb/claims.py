@@ -23,32 +23,13 @@ from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, 
                         dropped_note, evidence_problem, interval, withdraw_if_censored)
 
 COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "statement", "measure", "ours",
-           "published", "note"]
+           "published", "note", "rule"]
 
-STATEMENTS = {
-    "C1": "At a fixed learning rate, larger batches lower the training loss more slowly per epoch",
-    "C2": "At a fixed learning rate, larger batches reach a worse minimum validation loss",
-    "C3": "Larger batches take less wall time per epoch",
-    "C4": "Larger batches do not need fewer epochs to reach their minimum validation loss",
-    "C6": "Large-batch minima are sharper",
-    "C7": "Large-batch weights end closer to their initialisation",
-}
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
-STATEMENTS.update({
-    "C8": "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most of the gap",
-    "C9": "Training the large batch for the same number of steps as the small batch closes the gap",
-    "C10": "Ghost batch norm helps large batches",
-    "C12": "Increasing the batch size instead of decaying the learning rate reaches the same validation loss with "
-           "fewer parameter updates",
-})
 SMITH = ("Smith et al. 2018: batch growth instead of decay matched accuracy (Wide ResNet, CIFAR-10, 94.4 % vs "
          "94.3 %) with about a third of the updates")
 GOYAL = "Goyal et al. 2017: top-1 error 23.60 +- 0.12 % at batch 256, 23.74 +- 0.09 % at 8k (linear rule, 5-epoch warm-up)"
 HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps as the small batch, the gap closes"
-# the figure of the findings that decides each claim
-FIGURES = {"C1": "loss_curves", "C2": "minima", "C3": "speed", "C4": "minima", "C5": "gradient_noise",
-           "C6": "sharpness", "C7": "distance", "C8": "remedies", "C9": "remedies", "C10": "remedies",
-           "C11": "steps_to_target", "C12": "remedies", "C13": "distance", "C14": "noise_scale"}
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 
@@ -65,6 +46,7 @@ class Verdict:
     ours: str = ""
     published: str = ""
     note: str = ""
+    rule: str = ""
 
 
 def _pick(available, wanted: int, fallback) -> int:
@@ -428,7 +410,8 @@ def conclusions(verdicts: list[Verdict]) -> str:
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
     """The verdicts as a table, in the order of the claims (C1, C2, ..., C11)."""
-    rows = sorted((asdict(v) for v in verdicts), key=lambda r: int(r["claim"][1:]))
+    rows = sorted(({**asdict(v), "rule": v.rule or CLAIMS[v.claim].rule} for v in verdicts),
+                  key=lambda r: int(r["claim"][1:]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -633,13 +616,6 @@ def regimes(table: pd.DataFrame, perfect: float = -0.75, plateau: float = -0.2) 
 # ------------------------------------------------------------------------------------------------
 # what batch size is (01): gradient noise and the critical batch size
 
-STATEMENTS.update({
-    "C5": "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1))",
-    "C11": "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no longer "
-           "cuts steps",
-    "C13": "The distance from initialisation grows like log(steps), more slowly than a random walk's sqrt(steps)",
-    "C14": "The gradient noise scale grows as training progresses",
-})
 MCCANDLISH = "McCandlish et al. 2018, Table 1 (MNIST): B_crit 20 (start) to 200 (average), B_simple 50 to 900"
 
 
@@ -816,3 +792,63 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
                 f"{table['s_min'].mean():.0f} steps (means over {n} seed{'s' if n != 1 else ''})", MCCANDLISH,
                 _join(*notes))
     return v, table
+
+
+# ------------------------------------------------------------------------------------------------
+# the registry: one entry per claim. Adding a claim is adding an entry here and its function above.
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    rule: str  # when it is supported / not supported (STUDY.md's table)
+    figure: str  # the figure of the findings that decides it
+    compute: object  # the function of this module that computes its verdict
+
+
+CLAIMS: dict[str, Claim] = {c.id: c for c in [
+    Claim("C1", "At a fixed learning rate, larger batches lower the training loss more slowly per epoch",
+          "ratio large/small of the training loss at the last epoch every compared run trained: lower end > 1 / "
+          "upper end < 1", "loss_curves", empirical),
+    Claim("C2", "At a fixed learning rate, larger batches reach a worse minimum validation loss",
+          "ratio large/small of the minimum validation loss: lower end > 1 / upper end < 1; censoring withdraws",
+          "minima", empirical),
+    Claim("C3", "Larger batches take less wall time per epoch",
+          "ratio large/small of seconds per epoch, timed alone: upper end < 1 / lower end > 1", "speed", empirical),
+    Claim("C4", "Larger batches do not need fewer epochs to reach their minimum validation loss",
+          "difference large - small of the epoch of the minimum: lower end >= 0 with some spread / upper end < 0; "
+          "censoring withdraws", "minima", empirical),
+    Claim("C5", "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1)); "
+                "a check of the measurement",
+          "measured/formula within 1 +- 0.1 at every checkpoint / any checkpoint wholly outside", "gradient_noise",
+          noise_variance),
+    Claim("C6", "Large-batch minima are sharper",
+          "ratio large/small of the top Hessian eigenvalue at matched training loss: lower end > 1, and a rank "
+          "correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness", sharpness),
+    Claim("C7", "Large-batch weights end closer to their initialisation",
+          "ratio large/small of ||w_T - w_0||: upper end < 1 / lower end > 1", "distance", distance),
+    Claim("C8", "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most "
+                "of the gap", "share of the gap closed: lower end > 0.5 / upper end < 0.5; censoring withdraws",
+          "remedies", closing),
+    Claim("C9", "Training the large batch for the same number of steps as the small batch closes the gap",
+          "share of the gap closed: lower end >= 0.9 / upper end < 0.9; censoring withdraws", "remedies", closing),
+    Claim("C10", "Ghost batch norm helps large batches",
+          "plain minus ghost BN minimum validation loss, both with the square-root rule: lower end > 0 / upper end "
+          "< 0; censoring withdraws", "remedies", closing),
+    Claim("C11", "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no "
+                 "longer cuts steps",
+          "B_simple/B_crit within [1/3, 3], both defined / wholly outside", "steps_to_target", critical_batch),
+    Claim("C12", "Increasing the batch size instead of decaying the learning rate reaches the same validation loss "
+                 "with fewer parameter updates",
+          "ratio growth/decay of the minimum validation loss within +-10% / wholly outside; censoring withdraws",
+          "remedies", closing),
+    Claim("C13", "The distance from initialisation grows like log(steps), more slowly than a random walk's "
+                 "sqrt(steps)",
+          "held-out error of the log fit minus the sqrt fit: upper end < 0 / lower end > 0", "distance", distance_law),
+    Claim("C14", "The gradient noise scale grows as training progresses",
+          "exact B_simple at the lowest training loss over at the start: lower end > 1 / upper end < 1", "noise_scale",
+          noise_growth),
+]}
+STATEMENTS = {c.id: c.statement for c in CLAIMS.values()}
+FIGURES = {c.id: c.figure for c in CLAIMS.values()}

@@ -478,3 +478,12 @@ def test_c3_is_decided_by_the_timing_that_ran_alone_else_only_described():
     assert v.verdict == claims.SUPPORTED and v.seeds == 5 and "timed alone" in v.measure
     described = by_claim(claims.empirical(runs, epochs))["C3"]
     assert described.verdict == claims.INCONCLUSIVE and "descriptive only" in described.note
+
+
+def test_the_registry_holds_every_claim_with_its_rule_figure_and_function():
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]
+    for c in claims.CLAIMS.values():
+        assert c.statement and " / " in c.rule and c.figure and callable(c.compute) and c.compute.__module__ == \
+            "bsnb.claims"
+    v = claims.table([claims._empty("C9", "nothing")])
+    assert v.loc[0, "rule"] == claims.CLAIMS["C9"].rule and ">= 0.9" in v.loc[0, "rule"]

@@ -140,3 +140,24 @@ def test_measurements_leave_parameters_buffers_and_mode_unchanged():
     assert net.training
     after = net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_the_2d_surface_is_a_grid_around_the_weights_and_its_centre_is_the_loss(tiny):
+    model, x, y = tiny
+    record, tables = sharpness.measure(model, x, y, top_k=2, trace_samples=4, epsilons=[1e-3], subspace_dim=5,
+                                       lbfgs_iters=1, slice_points=3, contour_points=3)
+    grid = tables["contours"]
+    assert len(grid) == 9 and {r["alpha"] for r in grid} == {-1.0, 0.0, 1.0}
+    centre = next(r for r in grid if r["alpha"] == 0 and r["beta"] == 0)
+    assert centre["loss"] == pytest.approx(record["train_loss"], rel=1e-6)
+
+
+def test_contours_draw_the_small_and_the_large_batch_on_the_same_levels():
+    import pandas as pd
+
+    from bsnb import plots
+
+    rows = [{"batch_size": b, "seed": 0, "alpha": a, "beta": c, "loss": (1 + (b / 32) * (a * a + c * c)) / 10}
+            for b in (32, 256) for a in np.linspace(-1, 1, 5) for c in np.linspace(-1, 1, 5)]
+    fig = plots.contours(pd.DataFrame(rows), 32, 256)
+    assert len(fig.axes) == 2 and "seed 0" in fig.bsnb_caption
