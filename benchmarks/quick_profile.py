@@ -49,7 +49,7 @@ def main(argv=None):
                        check=True)
     timings = results.read_json(out / "logs" / "timings.json")
     ran = set(timings["ran"])
-    jobs = [r for r in results.runs_in(results.store_dir(out)) if r.job_id in ran and r.complete]
+    jobs = [r for r in results.jobs_in(results.store_dir(out)) if r.job_id in ran and r.complete]
     if not jobs:
         sys.exit(f"no job of {out} ran in its last sweep: rerun with --run to measure")
     job_seconds = sum(r.status()["seconds"] for r in jobs)

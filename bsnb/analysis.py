@@ -18,7 +18,7 @@ from bsnb import models, results, sharpness, stats
 class OpenRun:
     """A stored training run made live again: its store, parameters, data and a model to load weights into."""
 
-    store: results.RunStore
+    store: results.JobStore
     params: dict
     data: data_mod.Data
     model: "torch.nn.Module"  # noqa: F821
@@ -26,7 +26,7 @@ class OpenRun:
 
 def open_run(run_dir, device="cpu") -> OpenRun:
     """The data and the model of the run in ``run_dir``, rebuilt from its parameters, on ``device``."""
-    store = results.RunStore(run_dir)
+    store = results.JobStore(run_dir)
     p = store.params()
     ds = data_mod.load(p["dataset"], p["n_train"], p["n_val"], p["n_test"], p["data_seed"], device,
                        p.get("data_path", ""))
@@ -34,7 +34,7 @@ def open_run(run_dir, device="cpu") -> OpenRun:
     return OpenRun(store, p, ds, net)
 
 
-def interpolation_between(small: results.RunStore, large: results.RunStore, alphas=None, device="cpu") -> pd.DataFrame:
+def interpolation_between(small: results.JobStore, large: results.JobStore, alphas=None, device="cpu") -> pd.DataFrame:
     """Keskar's parametric plot for every seed the two runs share: loss and accuracy of the mixed weights."""
     alphas = np.linspace(-0.5, 1.5, 41) if alphas is None else alphas
     run = open_run(small.dir, device)
@@ -87,7 +87,7 @@ def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_ba
     if comparison.empty or not {small_batch, large_batch} <= set(comparison["batch_size"]):
         return pd.DataFrame()
     job = comparison[comparison["batch_size"] == small_batch]["job_id"].iloc[0]
-    params = results.RunStore(results.store_dir_of(store_dir) / job).params()
+    params = results.JobStore(results.store_dir_of(store_dir) / job).params()
     return timing.interleaved_epochs(params, [small_batch, large_batch], repeats=repeats)
 
 
@@ -119,5 +119,5 @@ def extreme_interpolation(store_dir, comparison: pd.DataFrame, alphas=None) -> t
     jobs = comparison.groupby("batch_size")["job_id"].first().sort_index()
     small, large = int(jobs.index[0]), int(jobs.index[-1])
     store = results.store_dir_of(store_dir)
-    rows = interpolation_between(results.RunStore(store / jobs.iloc[0]), results.RunStore(store / jobs.iloc[-1]), alphas)
+    rows = interpolation_between(results.JobStore(store / jobs.iloc[0]), results.JobStore(store / jobs.iloc[-1]), alphas)
     return rows, small, large

@@ -53,9 +53,9 @@ def _pick(available, wanted: int, fallback) -> int:
     return wanted if wanted in available else fallback(available)
 
 
-def choose_pair(runs: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
+def choose_pair(seeds: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
     """The article's pair when both were run, else the smallest and the largest batch size."""
-    sizes = sorted(int(b) for b in runs["batch_size"].unique())
+    sizes = sorted(int(b) for b in seeds["batch_size"].unique())
     small = _pick(sizes, small_batch, min)
     large = _pick([b for b in sizes if b > small] or sizes, large_batch, max)
     notes = []
@@ -88,7 +88,7 @@ def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95) -> t
     return rho, math.tanh(z - half), math.tanh(z + half), n
 
 
-def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               confidence: float = 0.95, epsilon: float = 1e-3) -> Verdict:
     """C6: the top Hessian eigenvalue, large over small batch, at matched training loss, and its rank trend over
     every measured batch size.
@@ -97,7 +97,7 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
     the ratio's upper end is below 1 or the trend's interval below 0. The measures at the final weights, the
     trace and Keskar's epsilon-sharpness are reported beside it.
     """
-    r, group_note = comparison_runs(runs, "03_sharpness")
+    r, group_note = comparison_runs(seeds, "03_sharpness")
     if r.empty:
         return _empty("C6", "no sharpness runs in the store")
     small, large, notes = choose_pair(r, small_batch, large_batch)
@@ -176,10 +176,10 @@ def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
                    evidence_note(per_seed, lo, hi, n))
 
 
-def noise_growth(runs: pd.DataFrame, confidence: float = 0.95) -> Verdict:
+def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     """C14: the exact B_simple (per-example gradients, notebook 01) at the checkpoint of lowest training loss
     over at the initial weights, per seed; supported when the interval's lower end is above 1."""
-    r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
+    r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
     if r.empty or "b_simple" not in r:
         return _empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
     rows = []
@@ -205,9 +205,9 @@ def noise_growth(runs: pd.DataFrame, confidence: float = 0.95) -> Verdict:
                    "(MNIST: B_simple 50 to 900)", evidence_note(ratio, lo, hi, n, log=True))
 
 
-def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
+def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
     """The runs of one fixed setting that differ only in batch size (the largest such group)."""
-    r = runs[runs["notebook"] == notebook] if "notebook" in runs else runs
+    r = seeds[seeds["notebook"] == notebook] if "notebook" in seeds else seeds
     keys = [k for k in parameters.SETTING if k != "batch_size" and k in r]
     if r.empty or not keys:
         return r, ""
@@ -221,9 +221,9 @@ def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison
     return chosen, f"the store holds {groups.ngroups} settings; compared the one with most batch sizes ({desc})"
 
 
-def paired(runs: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
+def paired(seeds: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
     """Per-seed values of ``column`` for the small and the large batch, seeds present in both."""
-    ok = runs[runs["status"].isna() | (runs["status"] == "ok")] if "status" in runs else runs
+    ok = seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
     if column not in ok:
         return pd.DataFrame(columns=["small", "large"])
     wide = ok.pivot_table(index="seed", columns="batch_size", values=column, aggfunc="first")
@@ -250,13 +250,13 @@ def _ratio_verdict(claim, pairs, direction, confidence, measure, fmt="{:.3f}", p
                    ours, published, _join(note, evidence_note(ratio, lo, hi, n, log=True)))
 
 
-def censored_seeds(runs: pd.DataFrame, batch: int) -> list:
+def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
     """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (STUDY.md's censoring).
 
     Runs record it as ``censored`` (the cap came before the patience ran out); older runs without
     the column count a minimum on the last trained epoch.
     """
-    r = runs[(runs["batch_size"] == batch) & ((runs["status"] == "ok") if "status" in runs else True)]
+    r = seeds[(seeds["batch_size"] == batch) & ((seeds["status"] == "ok") if "status" in seeds else True)]
     if "censored" in r and r["censored"].notna().all():
         flags = r["censored"].astype(bool)
     else:
@@ -264,35 +264,35 @@ def censored_seeds(runs: pd.DataFrame, batch: int) -> list:
     return sorted(int(s) for s in r.loc[flags, "seed"])
 
 
-def compared_epoch(epochs: pd.DataFrame, runs: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
+def compared_epoch(epochs: pd.DataFrame, seeds: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
     """The epoch C1 compares at: ``c1_epoch``, or the last epoch that every compared run trained."""
     if c1_epoch > 0:
         return c1_epoch
-    ids = runs.loc[runs["batch_size"].isin([small, large]), "job_id"]
+    ids = seeds.loc[seeds["batch_size"].isin([small, large]), "job_id"]
     ep = epochs[epochs["job_id"].isin(ids) & epochs["train_loss"].notna()]
     return int(ep.groupby(["job_id", "seed"])["epoch"].max().min()) if len(ep) else 0
 
 
-def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               c1_epoch: int = 0, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> list[Verdict]:
     """Verdicts of C1-C4 from the empirical-comparison runs; C3 from ``timing`` (:func:`bsnb.timing.
     interleaved_epochs`, measured alone) when given, else from the runs' own timings, labelled descriptive."""
-    runs, group_note = comparison_runs(runs)
-    if runs.empty:
+    seeds, group_note = comparison_runs(seeds)
+    if seeds.empty:
         return [_empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
-    small, large, notes = choose_pair(runs, small_batch, large_batch)
+    small, large, notes = choose_pair(seeds, small_batch, large_batch)
     pair = f"batch {large} / batch {small}"
     notes = ([group_note] if group_note else []) + notes
-    diverged = runs[(runs["status"] != "ok") & runs["batch_size"].isin([small, large])]
+    diverged = seeds[(seeds["status"] != "ok") & seeds["batch_size"].isin([small, large])]
     if len(diverged):
         notes.append(f"{len(diverged)} diverged run(s) left out")
     base_note = "; ".join(notes)
-    censored = {f"batch {small}": censored_seeds(runs, small), f"batch {large}": censored_seeds(runs, large)}
+    censored = {f"batch {small}": censored_seeds(seeds, small), f"batch {large}": censored_seeds(seeds, large)}
     out = []
 
     # C1: training loss after k epochs, k the last epoch every compared run trained
-    k = compared_epoch(epochs, runs, small, large, c1_epoch)
-    ep = epochs[epochs["job_id"].isin(runs["job_id"])]
+    k = compared_epoch(epochs, seeds, small, large, c1_epoch)
+    ep = epochs[epochs["job_id"].isin(seeds["job_id"])]
     at = ep[ep["epoch"] == k].assign(status="ok")
     out.append(_ratio_verdict("C1", paired(at, "train_loss", small, large), "greater", confidence,
                               f"training loss at epoch {k} (the last that every compared run trained), ratio {pair}",
@@ -303,7 +303,7 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
     # C2: minimum validation loss; a censored large batch can only have made the ratio larger
     published = (f"article: {ARTICLE['min_val_loss'][32]} (batch 32) vs {ARTICLE['min_val_loss'][256]} (batch 256), "
                  f"ratio {ARTICLE['min_val_loss'][256] / ARTICLE['min_val_loss'][32]:.2f}")
-    v = _ratio_verdict("C2", paired(runs, "min_val_loss", small, large), "greater", confidence,
+    v = _ratio_verdict("C2", paired(seeds, "min_val_loss", small, large), "greater", confidence,
                        f"minimum validation loss, ratio {pair}", published=published, note=base_note)
     out.append(_censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),
                                                                bool(censored[f"batch {small}"]))))
@@ -317,19 +317,19 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
                            f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), the two batch sizes in "
                            f"turn; 'seeds' counts the repeats", published=published, note=base_note)
     else:
-        v = _ratio_verdict("C3", paired(runs, "seconds_per_epoch", small, large), "less", confidence,
+        v = _ratio_verdict("C3", paired(seeds, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch (median over epochs), ratio {pair}", published=published,
                            note=_join(base_note, "descriptive only: timed inside the sweep, while other jobs shared "
                                                  "the machine; no timing that ran alone is in the store"))
         v.verdict = INCONCLUSIVE
-    eps = paired(runs, "examples_per_second", small, large)
+    eps = paired(seeds, "examples_per_second", small, large)
     if len(eps):
         v.ours += f"; in the sweep's runs, examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
     out.append(v)
 
     # C4: epoch of the minimum validation loss, large - small. A censored large batch's true epoch is
     # later (the difference is understated), a censored small batch's overstates it.
-    pairs = paired(runs, "epoch_of_min_val_loss", small, large)
+    pairs = paired(seeds, "epoch_of_min_val_loss", small, large)
     diff = pairs["large"] - pairs["small"]
     effect, lo, hi, n = interval(diff, confidence)
     v = Verdict("C4", decide(lo, hi, 0.0, "at_least", n), effect, lo, hi, n, STATEMENTS["C4"],
@@ -343,16 +343,16 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
     return out
 
 
-def gap_by_budget(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def gap_by_budget(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
                   confidence: float = 0.95) -> pd.DataFrame:
     """C2's ratio as a function of the budget: per epoch k, the minimum validation loss over epochs 1..k of the
     large batch over the small batch's, geometric mean and interval over seeds (a run that stopped keeps its
     minimum)."""
-    runs, _ = comparison_runs(runs)
-    if runs.empty:
+    seeds, _ = comparison_runs(seeds)
+    if seeds.empty:
         return pd.DataFrame()
-    small, large, _ = choose_pair(runs, small_batch, large_batch)
-    ids = runs[runs["batch_size"].isin([small, large]) & (runs["status"] == "ok")]["job_id"]
+    small, large, _ = choose_pair(seeds, small_batch, large_batch)
+    ids = seeds[seeds["batch_size"].isin([small, large]) & (seeds["status"] == "ok")]["job_id"]
     ep = epochs[epochs["job_id"].isin(ids) & (epochs["epoch"] > 0)][["batch_size", "seed", "epoch", "val_loss"]]
     if ep.empty:
         return pd.DataFrame()
@@ -367,15 +367,15 @@ def gap_by_budget(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 3
     return pd.DataFrame(rows)
 
 
-def learning_rate_check(runs: pd.DataFrame, small_batch: int = 32) -> str:
+def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
     """Whether the comparison's one learning rate is the small batch's best in the learning-rate search (fewest
     steps to the target, the most common best over seeds), said in a sentence computed from the store."""
-    comparison, _ = comparison_runs(runs)
-    if comparison.empty or "remedy" not in runs:
+    comparison, _ = comparison_runs(seeds)
+    if comparison.empty or "remedy" not in seeds:
         return ""
     lr = float(comparison["lr"].iloc[0])
-    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")
-                 & (runs["batch_size"] == small_batch)]
+    tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")
+                 & (seeds["batch_size"] == small_batch)]
     reached = tuned[tuned["reached_target"] == True] if "reached_target" in tuned else tuned.iloc[0:0]  # noqa: E712
     if reached.empty:
         return (f"the comparison's learning rate {lr:g} is not checked: the learning-rate search has no batch-"
@@ -433,16 +433,16 @@ SETTING_MATCH = tuple(k for k in parameters.SETTING
                       if k not in ("batch_size", "batch_norm", "budget", "epochs", "steps", "patience"))
 
 
-def _baseline(runs: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
+def _baseline(seeds: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
     """The article-setting runs (02: the same learning rate) of ``batch`` matching ``like``'s setting."""
-    base = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == batch)]
+    base = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == batch)]
     for key in SETTING_MATCH:
         if key in base and key in like:
             base = base[base[key] == like[key]]
     return base[base["status"] == "ok"]
 
 
-def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95,
+def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95,
                  distances: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (large batch, remedy): its minimum validation loss, the share of the gap it closes, its cost.
 
@@ -454,12 +454,12 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
     minimum the budget ended before confirming. ``distances`` (from :func:`bsnb.analysis.log_fits`)
     adds the final distance from initialisation.
     """
-    if "remedy" not in runs:
+    if "remedy" not in seeds:
         return pd.DataFrame()
-    rem = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] != "tuned")]
+    rem = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] != "tuned")]
     rows = []
     for (batch, remedy), g in rem.groupby(["batch_size", "remedy"]):
-        large, small = _baseline(runs, g.iloc[0], batch), _baseline(runs, g.iloc[0], small_batch)
+        large, small = _baseline(seeds, g.iloc[0], batch), _baseline(seeds, g.iloc[0], small_batch)
         ok = g[g["status"] == "ok"]
         per = pd.DataFrame({"remedy": ok.set_index("seed")["min_val_loss"],
                             "large": large.set_index("seed")["min_val_loss"],
@@ -526,7 +526,7 @@ def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Ver
     return v
 
 
-def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
+def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
     """C8 (linear rule with warm-up; square root beside it), C9 (same steps), C10 (ghost against plain BN, both
     with the square-root rule) and C12 (batch growth against learning-rate decay)."""
     out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "'most' means a lower end > 0.5",
@@ -537,7 +537,7 @@ def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, con
         row = table[table["remedy"] == "longer"].iloc[0]
         out[-1].note = _join(out[-1].note, f"the same-steps budget was {row.steps:.0f} steps; the batch-"
                              f"{int(row.small_batch)} runs took {row.small_steps:.0f} steps (with their patience)")
-    rem = runs[(runs["notebook"] == "04_closing_the_gap")] if "remedy" in runs else pd.DataFrame(
+    rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
         columns=["remedy", "batch_size", "seed", "min_val_loss", "status"])
     rem = rem[rem["status"] == "ok"]
     out.append(_paired_remedies(rem, "C10", "bn", "ghost_bn", large_batch, confidence))
@@ -581,11 +581,11 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
     return _censor(v, "greater", censored, "both" if bias else None)
 
 
-def steps_to_target(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Shallue et al.'s curve from the tuned runs: per batch size, the fewest steps (and seconds) to the
     target over the learning-rate grid, per seed, then a geometric mean and interval over seeds."""
-    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")] if "remedy" in runs \
-        else runs.iloc[0:0]
+    tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")] if "remedy" in seeds \
+        else seeds.iloc[0:0]
     if tuned.empty or "reached_target" not in tuned:
         return pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
@@ -721,7 +721,7 @@ def grid_edges(tuned: pd.DataFrame) -> list[str]:
     return edges
 
 
-def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
+def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
                    confidence: float = 0.95, factor: float = 3.0) -> tuple[Verdict, pd.DataFrame]:
     """C11: B_simple over B_crit (fitted to the steps-to-target of the learning-rate search), per seed; supported
     when the interval lies within a factor ``factor`` either way and both are defined.
@@ -731,8 +731,8 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
     counts as undefined where the interval of its |G|^2 reaches 0. B_crit is defined only when every batch
     size's best learning rate lies inside the searched grid. Returns the verdict and a per-seed table.
     """
-    tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
-        if "remedy" in runs else pd.DataFrame()
+    tuned = seeds[(seeds.get("notebook") == "04_closing_the_gap") & (seeds.get("remedy") == "tuned")] \
+        if "remedy" in seeds else pd.DataFrame()
     if tuned.empty or "reached_target" not in tuned:
         return _empty("C11", "needs the learning-rate search (04, tuned)"), pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
@@ -750,9 +750,9 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
         return _empty("C11", f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: "
                              f"{', '.join(short)}"), table
     # B_simple: exact (notebook 01, best weights), and the two-batch estimate beside it
-    exact = runs[(runs.get("notebook") == "01_what_is_batch_size")] if "checkpoint" in runs else runs.iloc[0:0]
+    exact = seeds[(seeds.get("notebook") == "01_what_is_batch_size")] if "checkpoint" in seeds else seeds.iloc[0:0]
     exact = exact[exact["checkpoint"] == "best"].set_index("seed")["b_simple"] if len(exact) else pd.Series(dtype=float)
-    ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
+    ref = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == reference_batch)]
     log = noise_log[noise_log["job_id"].isin(ref["job_id"])] if len(noise_log) else noise_log
     hist = epochs[epochs["job_id"].isin(ref["job_id"])] if len(epochs) else epochs
     two = b_simple_until(log, hist, target) if len(log) else pd.Series(dtype=float)

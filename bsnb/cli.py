@@ -61,7 +61,7 @@ def cmd_run(args) -> int:
         print(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
               f"kept on disk, left out of the findings and the report: {', '.join(old)}", flush=True)
     for p in planned:
-        damaged = results.RunStore(p.run_dir).damaged()
+        damaged = results.JobStore(p.run_dir).damaged()
         if damaged:
             print(f"{p.job.job_id}: cannot read {', '.join(damaged)} in {p.run_dir} (damaged): running it again",
                   flush=True)
@@ -103,7 +103,7 @@ def cmd_report(args) -> int:
     profile = profiles.load_profile(args.profile)
     profiles.expand(profile)  # the findings' parameters are checked too
     out_dir = _out_dir(profile, args.out)
-    if not results.runs_in(results.store_dir(out_dir)):
+    if not results.jobs_in(results.store_dir(out_dir)):
         print(f"no runs in {results.store_dir(out_dir)}: run `bsnb run {args.profile}` first", file=sys.stderr)
         return EXIT_FAILED
     findings_error = sweep.run_findings(profile, out_dir)

@@ -172,7 +172,7 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     info = {"bsnb": metadata.version("bsnb"), "commit": commit, "python": platform.python_version()}
-    runs = tables.runs if tables is not None else pd.DataFrame()
+    runs = tables.seeds if tables is not None else pd.DataFrame()
     info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \
         else metadata.version("torch")
     if "device" in runs:
@@ -246,7 +246,7 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
     if tables.jobs.empty:
         return "<p>No runs in the store.</p>"
     up = "" if depth == 1 else "pages/"
-    by_job = tables.runs.groupby("job_id") if not tables.runs.empty else None
+    by_job = tables.seeds.groupby("job_id") if not tables.seeds.empty else None
     shown = [c for c in ("notebook", "batch_size", "remedy", "lr", "seeds", "epochs") if c in tables.jobs]
     rows = []
     order = [c for c in ("notebook", "batch_size") if c in tables.jobs] or ["job_id"]
@@ -282,7 +282,7 @@ def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: di
     info = provenance(out_dir, profile, meta, tables)
 
     # one page per run
-    for run in results.runs_in(results.store_dir(out_dir)):
+    for run in results.jobs_in(results.store_dir(out_dir)):
         status = run.status() or {}
         cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(json.dumps(v))}</td></tr>"
                         for k, v in run.setting().items())
@@ -344,7 +344,7 @@ def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: di
     title = "Effect of batch size on neural-net training" + (f": profile {profile.name}" if profile else "")
     index = results.write_atomic(out_dir / "index.html", page(title, body, info, "index"))
     written = {pages / "runs.html", pages / "findings.html", *(pages / f"{slug}.html" for slug, _, _ in QUESTIONS),
-               *(pages / "runs" / f"{r.job_id}.html" for r in results.runs_in(results.store_dir(out_dir)))}
+               *(pages / "runs" / f"{r.job_id}.html" for r in results.jobs_in(results.store_dir(out_dir)))}
     for stale in before - written:  # pages of an earlier build that this one no longer has
         stale.unlink(missing_ok=True)
     return index

@@ -1,4 +1,9 @@
-"""The results store: one folder per run, every file written atomically, and tidy tables of all runs.
+"""The results store: one folder per job, every file written atomically, and tidy tables of all jobs.
+
+Words: a *job* is one notebook execution and its folder (:class:`JobStore`); a *seed run* is one
+seed's training inside a job (:class:`bsnb.train.SeedRun`, its checkpoints under
+``checkpoints/<label>/``); the tables have one row per job (``jobs``), per (job, seed) (``seeds``),
+per epoch or per sampled step.
 
 Layout of a store (the ``runs/`` folder of a profile's output)::
 
@@ -10,8 +15,9 @@ Layout of a store (the ``runs/`` folder of a profile's output)::
                     notebook.ipynb      the executed notebook (written by the sweep)
                     status.json         ok or failed, with the cache key (written last by the sweep)
 
-A run is complete when its ``summary.json`` exists; files are replaced with ``os.replace`` so a
-reader never sees half a file, and an interrupted run simply has no summary. This module is
+A job is complete when its ``summary.json`` exists and every record can be read back; files are
+replaced with ``os.replace`` so a reader never sees half a file, and an interrupted job simply
+has no summary. This module is
 the one place that knows where things live on disk.
 """
 
@@ -65,7 +71,7 @@ def _clean(obj):
     return obj
 
 
-class RunStore:
+class JobStore:
     """One run's folder."""
 
     def __init__(self, run_dir: str | Path):
@@ -226,7 +232,7 @@ def _folders(store_dir: Path) -> list[Path]:
         if store_dir.is_dir() else []
 
 
-def runs_in(store_dir: str | Path, everything: bool = False) -> list[RunStore]:
+def jobs_in(store_dir: str | Path, everything: bool = False) -> list[JobStore]:
     """The runs of the store's current profile (see :func:`write_plan`), or every run folder.
 
     A folder the last profile did not plan (a job an edited profile no longer has, or had with other
@@ -239,12 +245,12 @@ def runs_in(store_dir: str | Path, everything: bool = False) -> list[RunStore]:
     if not everything and plan.exists():
         planned = set(read_json(plan)["jobs"])
         folders = [d for d in folders if d.name in planned]
-    return [RunStore(d) for d in folders]
+    return [JobStore(d) for d in folders]
 
 
 def superseded(store_dir: str | Path) -> list[str]:
     """Run folders in the store that its current plan does not hold."""
-    current = {r.job_id for r in runs_in(store_dir)}
+    current = {r.job_id for r in jobs_in(store_dir)}
     return [d.name for d in _folders(Path(store_dir)) if d.name not in current]
 
 
@@ -259,7 +265,7 @@ class Tables:
     """
 
     jobs: pd.DataFrame
-    runs: pd.DataFrame
+    seeds: pd.DataFrame
     epochs: pd.DataFrame
     steps: pd.DataFrame
     extra: dict
@@ -277,7 +283,7 @@ def _flat(params: dict) -> dict:
 def load_tables(store_dir: str | Path) -> Tables:
     """Read every run of a store into tidy pandas tables (incomplete and failed runs appear in ``jobs`` only)."""
     jobs, runs, csvs = [], [], {}
-    for run in runs_in(store_dir):
+    for run in jobs_in(store_dir):
         if not run.path(PARAMS).exists() and run.status() is None:
             continue
         status = run.status() or {}
@@ -301,7 +307,7 @@ def load_tables(store_dir: str | Path) -> Tables:
             frame = frame.assign(**{k: v for k, v in setting.items() if k not in frame.columns})
             csvs.setdefault(path.stem, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
-    return Tables(jobs=pd.DataFrame(jobs), runs=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),
+    return Tables(jobs=pd.DataFrame(jobs), seeds=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),
                   steps=tables.pop(STEPS[:-4], pd.DataFrame()), extra=tables)
 
 
@@ -334,32 +340,3 @@ def store_dir_of(path: str | Path) -> Path:
     """The store itself, given either the store or a profile's output folder holding it."""
     path = Path(path)
     return store_dir(path) if (store_dir(path)).is_dir() else path
-
-
-# --- what one run's notebook prints --------------------------------------------------------------
-NOT_REPRODUCIBLE = ("seconds", "per_second", "device", "threads", "torch")
-
-
-def seed_table(store: RunStore, digits: int = 4) -> pd.DataFrame:
-    """The reproducible part of a run's summary, one row per seed: timings and machine facts left out."""
-    df = pd.DataFrame(store.summary()["seeds"])
-    keep = [c for c in df.columns if not any(word in c for word in NOT_REPRODUCIBLE)]
-    return df[keep].round(digits).set_index("seed")
-
-
-def describe(store: RunStore) -> str:
-    """One sentence on a run, computed from its summary."""
-    seeds = pd.DataFrame(store.summary()["seeds"])
-    params = store.params()
-    ok = seeds[seeds["status"] == "ok"]
-    text = f"Batch size {params['batch_size']}, learning rate {params['lr']:g}: "
-    if ok.empty:
-        return text + f"all {len(seeds)} seeds diverged."
-    sd = lambda s: f" +- {s.std(ddof=1):.3f}" if len(s) > 1 else ""  # noqa: E731
-    text += (f"minimum validation loss {ok['min_val_loss'].mean():.3f}{sd(ok['min_val_loss'])}, reached at epoch "
-             f"{ok['epoch_of_min_val_loss'].mean():.0f} of {int(ok['epochs_run'].max())}; test accuracy at that point "
-             f"{ok['test_acc'].mean():.3f}; {ok['examples_per_second'].mean():,.0f} examples per second "
-             f"(mean{' +- sd' if len(ok) > 1 else ''} over {len(ok)} seed{'s' if len(ok) > 1 else ''}).")
-    if len(ok) < len(seeds):
-        text += f" {len(seeds) - len(ok)} seed(s) diverged."
-    return text

@@ -134,9 +134,9 @@ class Planned:
 
 
 def is_done(run_dir: Path, key: str) -> bool:
-    status = results.RunStore(run_dir).status()
+    status = results.JobStore(run_dir).status()
     return bool(status) and status.get("status") == "ok" and status.get("key") == key \
-        and results.RunStore(run_dir).complete
+        and results.JobStore(run_dir).complete
 
 
 def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[Planned]:
@@ -231,7 +231,7 @@ def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
     from papermill.exceptions import PapermillExecutionError
 
     job, run_dir = planned.job, planned.run_dir
-    store = results.RunStore(run_dir)
+    store = results.JobStore(run_dir)
     with job_lock(run_dir):
         if not force and is_done(run_dir, planned.key):  # finished meanwhile by another process
             return Outcome(job.job_id, "cached")
@@ -352,8 +352,8 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
             for p in [p for p in queue if p.source is not None and finished.get(p.source.job.job_id) == "failed"]:
                 queue.remove(p)  # the run it reads failed: it cannot run
                 outcome = Outcome(p.job.job_id, "failed", error=f"the run it reads ({p.source.job.job_id}) failed")
-                results.RunStore(p.run_dir).forget()
-                results.RunStore(p.run_dir).write_status({"notebook": p.job.notebook, "key": p.key, "status": "failed",
+                results.JobStore(p.run_dir).forget()
+                results.JobStore(p.run_dir).write_status({"notebook": p.job.notebook, "key": p.key, "status": "failed",
                                                           "params": p.job.params, "error": outcome.error})
                 result.outcomes.append(outcome)
                 finished[outcome.job_id] = "failed"
@@ -427,7 +427,7 @@ def findings_key(params: dict, out_dir: Path) -> str:
     for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
         h.update(path.read_bytes())
     h.update(json.dumps({k: v for k, v in params.items() if parameters.PARAMS[k].kind != "system"}, sort_keys=True).encode())
-    for run in results.runs_in(results.store_dir(out_dir)):
+    for run in results.jobs_in(results.store_dir(out_dir)):
         stamp = run.path(results.STATUS).stat().st_mtime_ns if run.path(results.STATUS).exists() else None
         h.update(json.dumps([run.job_id, run.state(), stamp]).encode())
     return h.hexdigest()

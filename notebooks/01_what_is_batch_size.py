@@ -60,7 +60,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #   examples carry most of the gradient, and a few single-example draws would miss them.
 
 # %%
-from bsnb import analysis, noise, parameters, plots, results, train
+from bsnb import analysis, noise, parameters, plots, results, summaries, train
 
 params = parameters.from_namespace("01_what_is_batch_size", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
@@ -74,7 +74,7 @@ source.params
 ds = source.data
 records, tables = noise.measure_seeds(source.model, states, ds.x_train, ds.y_train, noise_batch_sizes, noise_draws,
                                      grad_chunk)
-store = results.RunStore(run_dir)
+store = results.JobStore(run_dir)
 store.save("01_what_is_batch_size", {**params, "source": source.params}, records, tables)
 
 # %% [markdown]
@@ -94,4 +94,4 @@ plots.show(plots.gradient_noise(store.table("variance")))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(results.seed_table(store, digits=6).to_string())
+print(summaries.seed_table(store, digits=6).to_string())

@@ -63,7 +63,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # weights of the epoch of minimum validation loss.
 
 # %%
-from bsnb import data, parameters, plots, results, train
+from bsnb import data, parameters, plots, results, summaries, train
 
 params = parameters.from_namespace("02_empirical_comparison", globals())
 device = train.setup(params["threads"], params["device"])
@@ -75,7 +75,7 @@ ds
 
 # %%
 runs = train.train_seeds(params, ds)
-store = results.RunStore(run_dir)
+store = results.JobStore(run_dir)
 store.save_training(params, runs, extra={"data_fingerprint": ds.fingerprint()})
 
 # %% [markdown]
@@ -96,7 +96,7 @@ plots.show(plots.setting_curves(store.history(), store.steps(), title=f"batch si
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(results.seed_table(store).to_string())
+print(summaries.seed_table(store).to_string())
 
 # %%
-print(results.describe(store))
+print(summaries.describe(store))

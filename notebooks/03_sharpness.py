@@ -66,7 +66,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #   over two such directions (Li et al. 2018), drawn as contours by the findings.
 
 # %%
-from bsnb import analysis, parameters, plots, results, sharpness, train
+from bsnb import analysis, parameters, plots, results, sharpness, summaries, train
 
 params = parameters.from_namespace("03_sharpness", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
@@ -81,7 +81,7 @@ source.params
 # %%
 options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
-store = results.RunStore(run_dir)
+store = results.JobStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 
 # %% [markdown]
@@ -102,4 +102,4 @@ plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalu
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(results.seed_table(store).to_string())
+print(summaries.seed_table(store).to_string())

@@ -75,7 +75,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # other parameter is the empirical comparison's.
 
 # %%
-from bsnb import data, parameters, plots, remedies, results, train
+from bsnb import data, parameters, plots, remedies, results, summaries, train
 
 params = parameters.from_namespace("04_closing_the_gap", globals())
 device = train.setup(threads, device)
@@ -91,7 +91,7 @@ if remedy == "tuned":
     runs = train.tune(spec, ds, lr_grid, seeds, target_loss, guess=remedies.scaled_lr("linear", lr, reference_batch, batch_size))
 else:
     runs = train.train_seeds(params, ds, spec=spec)
-store = results.RunStore(run_dir)
+store = results.JobStore(run_dir)
 store.save_training(params, runs, notebook="04_closing_the_gap", extra={"data_fingerprint": ds.fingerprint()})
 
 # %% [markdown]
@@ -108,4 +108,4 @@ plots.show(plots.setting_curves(store.history(), store.steps(), title=f"batch si
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(results.seed_table(store).to_string())
+print(summaries.seed_table(store).to_string())

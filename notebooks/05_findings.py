@@ -51,8 +51,8 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 
 # %% tags=["verdicts"]
 variance, noise_log = tables.table("variance"), tables.table("noise")
-critical, critical_table = claims.critical_batch(tables.runs, noise_log, tables.epochs, small_batch, confidence)
-verdicts = [claims.noise_variance(variance, confidence), critical, claims.noise_growth(tables.runs, confidence)]
+critical, critical_table = claims.critical_batch(tables.seeds, noise_log, tables.epochs, small_batch, confidence)
+verdicts = [claims.noise_variance(variance, confidence), critical, claims.noise_growth(tables.seeds, confidence)]
 claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
@@ -71,9 +71,9 @@ if not variance.empty:
 # %%
 if not noise_log.empty:
     along = noise.b_simple_along_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"])
-    plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.runs, tables.epochs)),
+    plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.seeds, tables.epochs)),
                figures, "noise_scale")
-comparison, note = claims.comparison_runs(tables.runs)
+comparison, note = claims.comparison_runs(tables.seeds)
 if not comparison.empty:
     plots.show(plots.throughput(comparison), figures, "throughput")
 
@@ -90,8 +90,8 @@ if not comparison.empty:
 
 # %% tags=["verdicts"]
 speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # C3: timed now, with nothing else running
-verdicts += claims.empirical(tables.runs, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
-print(claims.learning_rate_check(tables.runs, small_batch))
+verdicts += claims.empirical(tables.seeds, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
+print(claims.learning_rate_check(tables.seeds, small_batch))
 claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
@@ -99,7 +99,7 @@ claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", 
 # stopped earlier: a short budget measures how far each batch got, not how good its minimum is.
 
 # %%
-gap = claims.gap_by_budget(tables.runs, tables.epochs, small_batch, large_batch, confidence)
+gap = claims.gap_by_budget(tables.seeds, tables.epochs, small_batch, large_batch, confidence)
 if not gap.empty:
     plots.show(plots.gap_by_budget(gap, claims.ARTICLE["min_val_loss"][256] / claims.ARTICLE["min_val_loss"][32]),
                figures, "gap_by_budget")
@@ -137,10 +137,10 @@ plots.show(plots.speed(comparison), figures, "speed")
 # logged steps (after the first epoch) and asks which predicts the remaining 30% better.
 
 # %% tags=["verdicts"]
-sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
+sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
 fits = analysis.log_fits(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])])
 laws = analysis.distance_laws(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])], tables.epochs)
-verdicts += [claims.sharpness(tables.runs, small_batch, large_batch, confidence),
+verdicts += [claims.sharpness(tables.seeds, small_batch, large_batch, confidence),
              claims.distance(fits, small_batch, large_batch, confidence), claims.distance_law(laws, confidence)]
 claims.table(verdicts[-3:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
@@ -193,8 +193,8 @@ if not fits.empty:
 # the learning rate at the same milestones, over the same epochs (within ±10%).
 
 # %%
-remedy_table = claims.remedy_table(tables.runs, small_batch, confidence, analysis.log_fits(tables.steps))
-verdicts += claims.closing(remedy_table, tables.runs, large_batch, confidence)
+remedy_table = claims.remedy_table(tables.seeds, small_batch, confidence, analysis.log_fits(tables.steps))
+verdicts += claims.closing(remedy_table, tables.seeds, large_batch, confidence)
 remedy_table.round(3)
 
 # %% [markdown]
@@ -204,7 +204,7 @@ remedy_table.round(3)
 # %%
 if not remedy_table.empty:
     plots.show(plots.remedies(remedy_table), figures, "remedies")
-    plots.show(plots.min_loss_by_rule(tables.runs), figures, "min_loss_by_rule")
+    plots.show(plots.min_loss_by_rule(tables.seeds), figures, "min_loss_by_rule")
 
 # %% [markdown]
 # **Steps to a target with the learning rate tuned per batch size** (Shallue et al. 2019). Each
@@ -215,7 +215,7 @@ if not remedy_table.empty:
 # batches train faster?
 
 # %%
-curve = claims.steps_to_target(tables.runs, confidence)
+curve = claims.steps_to_target(tables.seeds, confidence)
 if not curve.empty:
     plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bsnb import data, results, train
+from bsnb import data, results, summaries, train
 
 
 def test_write_atomic_leaves_no_temporary_file(tmp_path):
@@ -23,14 +23,14 @@ def store_dir(tmp_path_factory):
     d = data.load("mnist1d", 100, 50, 50)
     for bs in (16, 32):
         params = {"batch_size": bs, "seeds": [0, 1], "lr": 0.05, "width": 4, "epochs": 2, "log_points": 5}
-        store = results.RunStore(root / f"02-bs{bs}")
+        store = results.JobStore(root / f"02-bs{bs}")
         store.save_training(params, train.train_seeds(params, d, progress=False))
         store.write_status({"status": "ok", "notebook": "02_empirical_comparison"})
     # interrupted: params and a history written, never a summary
-    broken = results.RunStore(root / "02-bs64")
+    broken = results.JobStore(root / "02-bs64")
     results.write_json(broken.path(results.PARAMS), {"batch_size": 64})
     results.write_atomic(broken.path(results.HISTORY), "seed,epoch\n0,")
-    failed = results.RunStore(root / "02-bs128")
+    failed = results.JobStore(root / "02-bs128")
     failed.write_status({"status": "failed", "error": "ValueError: boom", "params": {"batch_size": 128}})
     return root
 
@@ -39,7 +39,7 @@ def test_tables_hold_every_complete_run_and_list_the_rest(store_dir):
     t = results.load_tables(store_dir)
     assert dict(zip(t.jobs["job_id"], t.jobs["state"])) == {
         "02-bs16": "ok", "02-bs32": "ok", "02-bs64": "incomplete", "02-bs128": "failed"}
-    assert len(t.runs) == 4 and set(t.runs["batch_size"]) == {16, 32}
+    assert len(t.seeds) == 4 and set(t.seeds["batch_size"]) == {16, 32}
     assert len(t.epochs) == 2 * 2 * 3  # runs x seeds x (epoch 0 + 2 epochs)
     assert {"train_loss", "val_loss", "batch_size", "seed", "job_id"} <= set(t.epochs.columns)
     assert {"distance", "grad_norm", "step"} <= set(t.steps.columns)
@@ -52,9 +52,9 @@ def test_the_plan_limits_the_tables_to_the_profiles_own_runs(store_dir, tmp_path
     store = shutil.copytree(store_dir, tmp_path / "runs")
     results.write_plan(store, "p", ["02-bs16", "02-bs64", "02-bs999"])  # 02-bs999: planned, not yet run
     t = results.load_tables(store)
-    assert set(t.jobs["job_id"]) == {"02-bs16", "02-bs64"} and set(t.runs["batch_size"]) == {16}
+    assert set(t.jobs["job_id"]) == {"02-bs16", "02-bs64"} and set(t.seeds["batch_size"]) == {16}
     assert results.superseded(store) == ["02-bs128", "02-bs32"]
-    assert len(results.runs_in(store, everything=True)) == 4 and (store / "02-bs32").is_dir()
+    assert len(results.jobs_in(store, everything=True)) == 4 and (store / "02-bs32").is_dir()
     (store / results.PLAN).unlink()  # a store without a plan is read whole
     assert len(results.load_tables(store).jobs) == 4 and results.superseded(store) == []
 
@@ -62,26 +62,26 @@ def test_the_plan_limits_the_tables_to_the_profiles_own_runs(store_dir, tmp_path
 def test_rewriting_a_run_first_marks_it_incomplete(store_dir, tmp_path):
     import shutil
 
-    store = results.RunStore(shutil.copytree(store_dir / "02-bs16", tmp_path / "02-bs16"))
+    store = results.JobStore(shutil.copytree(store_dir / "02-bs16", tmp_path / "02-bs16"))
     assert store.complete and store.state() == "ok"
     store.forget()
     assert not store.complete and store.status() is None and store.state() == "incomplete"
 
 
 def test_checkpoints_load_back(store_dir):
-    state = results.RunStore(store_dir / "02-bs32").load_state(seed=1, which="best")
+    state = results.JobStore(store_dir / "02-bs32").load_state(seed=1, which="best")
     assert all(hasattr(v, "shape") for v in state.values())
 
 
 def test_seed_table_and_describe_are_computed_from_the_summary(store_dir):
-    store = results.RunStore(store_dir / "02-bs32")
-    table = results.seed_table(store)
+    store = results.JobStore(store_dir / "02-bs32")
+    table = summaries.seed_table(store)
     assert list(table.index) == [0, 1] and "min_val_loss" in table
-    assert "Batch size 32" in results.describe(store)
+    assert "Batch size 32" in summaries.describe(store)
 
 
 def test_a_tables_own_columns_win_over_the_runs_setting(tmp_path):
-    store = results.RunStore(tmp_path / "01-bs32")
+    store = results.JobStore(tmp_path / "01-bs32")
     store.save("01_what_is_batch_size", {"batch_size": 32, "lr": 0.01}, [{"seed": 0}],
                {"variance": [{"batch_size": 1, "measured": 2.0}, {"batch_size": 64, "measured": 0.1}]})
     t = results.load_tables(tmp_path)

@@ -49,9 +49,9 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert index == (out / "index.html").resolve() and index.exists()
     tables = results.load_tables(out / "runs")
     assert sorted(tables.jobs["state"]) == ["ok"] * 12
-    training = tables.runs[tables.runs["notebook"] == "02_empirical_comparison"]
+    training = tables.seeds[tables.seeds["notebook"] == "02_empirical_comparison"]
     assert sorted(training["batch_size"]) == [16, 16, 64, 64]
-    for run in results.runs_in(out / "runs"):
+    for run in results.jobs_in(out / "runs"):
         for name in (results.NOTEBOOK, results.SUMMARY, results.PARAMS, results.STATUS):
             assert run.path(name).exists(), name
         if run.job_id.startswith("02-"):
@@ -65,13 +65,13 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
         elif run.job_id.startswith("01-"):
             assert set(run.table("variance")["checkpoint"]) == {"initial", "best", "final"}
             assert run.params()["source"]["batch_size"] == 16  # the training setting of the run it measured
-    sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
+    sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
     final = sharp[sharp["checkpoint"] == "final"]
     assert sorted(final["batch_size"]) == [16, 16, 64, 64] and (final["lambda_max"] > 0).all()
-    training = tables.runs[tables.runs["notebook"] == "02_empirical_comparison"]
+    training = tables.seeds[tables.seeds["notebook"] == "02_empirical_comparison"]
     assert {"stopped_by", "censored"} <= set(training.columns)
     claims = pd.read_csv(out / "claims.csv")
-    remedies = tables.runs[tables.runs["notebook"] == "04_closing_the_gap"]
+    remedies = tables.seeds[tables.seeds["notebook"] == "04_closing_the_gap"]
     assert set(remedies["remedy"]) == {"linear_warmup", "sqrt", "longer", "bn", "ghost_bn", "tuned"}
     tuned = remedies[remedies["remedy"] == "tuned"]
     assert len(tuned) == 2 * 2 * 2 and set(tuned["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
@@ -85,7 +85,7 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert (seeds.drop("C3") <= 2).all() and (seeds == 2).sum() >= 9 and seeds["C3"] == 7
     assert {p.stem for p in (out / "figures").glob("*.png")} == {
         "loss_curves", "minima", "speed", "sharpness", "interpolation", "distance", "remedies", "min_loss_by_rule",
-        "steps_to_target", "gradient_noise", "noise_scale", "throughput", "gap_by_budget"}
+        "steps_to_target", "gradient_noise", "noise_scale", "throughput", "gap_by_budget", "contours"}
 
 
 def test_rerun_is_served_from_the_cache(smoke):
@@ -152,12 +152,12 @@ def test_editing_captions_help_texts_and_plots_reruns_nothing(smoke, tmp_path, m
 
 def test_a_damaged_summary_is_named_and_its_job_rerun(smoke, tmp_path):
     out = Path(shutil.copytree(smoke[0], tmp_path / "out"))
-    run = next(r for r in results.runs_in(out / "runs") if r.job_id.startswith("02-"))
+    run = next(r for r in results.jobs_in(out / "runs") if r.job_id.startswith("02-"))
     text = run.path(results.SUMMARY).read_text()
     run.path(results.SUMMARY).write_text(text[: len(text) // 2])  # cut short
     assert not run.complete and run.damaged() == [results.SUMMARY] and run.state() == "incomplete"
     tables = results.load_tables(out / "runs")
-    assert run.job_id not in set(tables.runs["job_id"])  # the findings never read it
+    assert run.job_id not in set(tables.seeds["job_id"])  # the findings never read it
     proc = bsnb("run", "smoke", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{run.job_id}: cannot read {results.SUMMARY}" in proc.stdout
@@ -190,7 +190,7 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_finishes(tmp_path, 
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "No space left on device" in errors[0] and "run the same command again" in errors[0]
     assert "Traceback" not in proc.stdout + proc.stderr
-    kept = {r.job_id for r in results.runs_in(out / "runs") if r.complete}
+    kept = {r.job_id for r in results.jobs_in(out / "runs") if r.complete}
     subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space freed
     again = bsnb("run", profile, "--out", out, "--quiet")
     assert again.returncode == 0, again.stdout + again.stderr
@@ -220,7 +220,7 @@ def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke
     assert "0 ran, 11 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
     assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
     tables = results.load_tables(out / "runs")
-    assert "ghost_bn" not in set(tables.runs["remedy"].dropna()) and len(tables.jobs) == 11
+    assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == 11
     claims = pd.read_csv(out / "claims.csv").set_index("claim")
     assert "no pair of bn and ghost_bn runs" in claims.loc["C10", "note"]
     assert not (out / "pages" / "runs" / f"{gone[0]}.html").exists()
@@ -324,7 +324,7 @@ def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
     complete = set(tables.jobs.loc[tables.jobs["state"] == "ok", "job_id"])
     assert complete == {first.job.job_id}
     assert "failed" not in set(tables.jobs["state"])  # an interruption is not a failure
-    for run in results.runs_in(out / "runs"):  # nothing half-written is taken as complete
+    for run in results.jobs_in(out / "runs"):  # nothing half-written is taken as complete
         assert run.complete == (run.job_id in complete)
         assert not list(run.dir.glob(".*.tmp-*"))
     again = bsnb("run", profile, "--out", out)
@@ -343,7 +343,7 @@ def _injected(nb):
 def _executed_copy(smoke, tmp_path, prefix="02-"):
     """A copy of one executed smoke run, its injected run_dir pointed at the copy."""
     out, _ = smoke
-    run = next(r for r in results.runs_in(out / "runs") if r.job_id.startswith(prefix))
+    run = next(r for r in results.jobs_in(out / "runs") if r.job_id.startswith(prefix))
     copy = shutil.copytree(run.dir, tmp_path / run.job_id)
     nb = nbformat.read(copy / results.NOTEBOOK, as_version=4)
     injected = _injected(nb)
