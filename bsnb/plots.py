@@ -89,8 +89,9 @@ def loss_curves(epochs: pd.DataFrame):
         ax.set_title(f"{name} loss")
         ax.set_ylabel("cross-entropy")
         ax.legend(title="batch size", fontsize=8, ncols=2)
-    return _caption(fig, f"Mean over {_seeds(epochs)}; bands span the lowest to the highest seed. Same learning "
-                         "rate and number of epochs for every batch size.")
+    return _caption(fig, f"Mean over {_seeds(epochs)}; bands span the lowest to the highest seed. The same learning "
+                         "rate for every batch size; a run ends once its minimum is confirmed (patience) or at the cap, "
+                         "so the curves end at different epochs.")
 
 
 def by_batch_size(runs: pd.DataFrame, y: str, ylabel: str, ax=None, logy: bool = False, marks: dict | None = None,
@@ -123,8 +124,8 @@ def minima(runs: pd.DataFrame, article: dict | None = None):
     by_batch_size(runs, "min_val_loss", "minimum validation loss", ax=axes[0], marks=article)
     axes[0].set_title("best validation loss")
     by_batch_size(runs, "epoch_of_min_val_loss", "epoch of minimum validation loss", ax=axes[1])
-    budget = runs["epochs_run"].max()
-    axes[1].axhline(budget, ls=":", color="grey", label=f"budget ({budget} epochs)")
+    cap = runs["epochs"].max() if "epochs" in runs else runs["epochs_run"].max()
+    axes[1].axhline(cap, ls=":", color="grey", label=f"cap of the budget ({cap:g} epochs)")
     axes[1].legend(fontsize=8)
     axes[1].set_title("epochs to the best validation loss")
     return _caption(fig, f"Mean over {_seeds(runs)}; error bars show +-1 standard deviation; stars: the article's "
@@ -270,7 +271,7 @@ def interpolation(rows: pd.DataFrame, small: int, large: int):
     for split, style in (("train", "-"), ("val", "--")):
         sns.lineplot(rows, x="alpha", y=f"{split}_loss", ax=ax, color="C0", ls=style, label=f"{split} loss",
                      errorbar=("pi", 100))
-    ax.set_yscale("log")
+    _log_y(ax)
     ax.set_ylabel("cross-entropy")
     ax.set_xlabel(f"alpha (0: batch {small} solution, 1: batch {large} solution)")
     acc = ax.twinx()

@@ -91,8 +91,14 @@ if not comparison.empty:
 # %% tags=["verdicts"]
 speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # C3: timed now, with nothing else running
 verdicts += claims.empirical(tables.seeds, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
-print(claims.learning_rate_check(tables.seeds, small_batch))
 claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+
+# %% [markdown]
+# **Is the learning rate fair to the small batch?** The comparison's one learning rate against
+# the small batch's best in the learning-rate search of notebook 04.
+
+# %%
+print(claims.learning_rate_check(tables.seeds, small_batch))
 
 # %% [markdown]
 # **The gap as a function of the budget.** How the answer to C2 would change had training
@@ -129,8 +135,9 @@ plots.show(plots.speed(comparison), figures, "speed")
 # %% [markdown] tags=["q3-sharpness"]
 # ## Why do large batches do worse? (claims C6, C7 and C13)
 #
-# **Method.** The sharpness notebook measured, at each batch size's final weights, the top
-# eigenvalue and the trace of the Hessian of the training loss, and Keskar's ε-sharpness. The
+# **Method.** The sharpness notebook measured, where each batch size's training loss first fell to
+# a common level (matched loss) and at its final weights, the top eigenvalue and the trace of the
+# Hessian of the training loss, and Keskar's ε-sharpness. The
 # training runs sampled the distance from initialisation ‖w_t − w_0‖ at log-spaced steps. C6
 # compares the top eigenvalues of the small and the large batch, seed by seed. C7 compares
 # their final distances. C13 fits a + b·log(t) and a + b·√t to the first 70% of each run's
@@ -145,8 +152,9 @@ verdicts += [claims.sharpness(tables.seeds, small_batch, large_batch, confidence
 claims.table(verdicts[-3:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
-# **Sharpness against batch size.** The top eigenvalue, the trace and the ε-sharpness of the
-# final weights, for each batch size the sharpness notebook measured.
+# **Sharpness against batch size.** The top eigenvalue, the trace and the ε-sharpness at
+# matched training loss (what C6 decides on) and at the final weights, for each batch size the
+# sharpness notebook measured.
 
 # %%
 if not sharp.empty:
