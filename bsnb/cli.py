@@ -68,7 +68,7 @@ def cmd_run(args) -> int:
     result = sweep.execute(planned, workers, force=args.force, progress=not args.quiet, log=sweep.log_path(out_dir))
     if result.unwritable:
         done = result.count("ok") + result.count("cached")
-        print(f"error: cannot write ({result.unwritable}); {done} of {len(planned)} jobs complete and kept: "
+        print(f"error: cannot write in {out_dir} ({result.unwritable}); {done} of {len(planned)} jobs complete and kept: "
               f"free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
         return EXIT_FAILED
     if result.interrupted:
