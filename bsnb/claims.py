@@ -485,13 +485,13 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
 
 
 def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: int, published: str,
-                   null: float, rule: str, also: tuple = ()) -> Verdict:
+                   null: float, direction: str, rule: str, also: tuple = ()) -> Verdict:
     """A claim on the share of the gap a remedy closes: supported when the interval's lower end passes ``null``."""
     rows = table[table["remedy"] == remedy] if len(table) else table
     if rows.empty:
         return _empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
     row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
-    v = Verdict(claim, decide(row.ci_low, row.ci_high, null, "at_least" if claim == "C9" else "greater", row.seeds),
+    v = Verdict(claim, decide(row.ci_low, row.ci_high, null, direction, row.seeds),
                 row.gap_closed, row.ci_low, row.ci_high, int(row.seeds), STATEMENTS[claim],
                 f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; {rule})",
                 f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
@@ -509,7 +509,7 @@ def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: in
                 f"batch {int(row.batch_size)} without the remedy": row.censored_large}
     bias = censoring_bias(bool(row.censored_small) or bool(row.censored_large),
                           bool(row.censored_remedy) or bool(row.censored_large))
-    return _censor(v, "greater", censored, bias)
+    return _censor(v, direction, censored, bias)
 
 
 def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Verdict:
@@ -529,9 +529,9 @@ def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Ver
 def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
     """C8 (linear rule with warm-up; square root beside it), C9 (same steps), C10 (ghost against plain BN, both
     with the square-root rule) and C12 (batch growth against learning-rate decay)."""
-    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "'most' means a lower end > 0.5",
-                          also=("sqrt", "linear")),
-           _share_verdict("C9", table, "longer", large_batch, HOFFER, 0.9,
+    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "greater",
+                          "'most' means a lower end > 0.5", also=("sqrt", "linear")),
+           _share_verdict("C9", table, "longer", large_batch, HOFFER, 0.9, "at_least",
                           "'closes' means a lower end >= 0.9, an equivalence")]
     if len(table) and "longer" in set(table["remedy"]):
         row = table[table["remedy"] == "longer"].iloc[0]

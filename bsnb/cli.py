@@ -61,9 +61,8 @@ def cmd_run(args) -> int:
         print(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
               f"kept on disk, left out of the findings and the report: {', '.join(old)}", flush=True)
     for p in planned:
-        damaged = results.JobStore(p.run_dir).damaged()
-        if damaged:
-            print(f"{p.job.job_id}: cannot read {', '.join(damaged)} in {p.run_dir} (damaged): running it again",
+        if p.damaged:
+            print(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again",
                   flush=True)
     result = sweep.execute(planned, workers, force=args.force, progress=not args.quiet, log=sweep.log_path(out_dir))
     if result.unwritable:

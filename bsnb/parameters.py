@@ -29,6 +29,10 @@ REPORTS_DIR = ROOT / "reports"
 
 GROUPS = ("scientific", "nuisance", "fixed")
 
+# Training losses at which training saves a checkpoint the first time the loss falls to them, so that
+# sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
+LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
+
 
 @dataclass(frozen=True)
 class Param:
@@ -340,8 +344,6 @@ def _cross_checks(p: dict) -> list[str]:
         if problem:
             problems.append(problem.replace("the data's", f"dataset {p['dataset']!r}'s"))
     if "matched_loss" in p:
-        from bsnb.train import LOSS_LEVELS
-
         if p["matched_loss"] not in LOSS_LEVELS:
             problems.append(f"matched_loss = {p['matched_loss']!r} is not allowed: expected one of "
                             f"{', '.join(f'{x:g}' for x in LOSS_LEVELS)} (the levels training saves a checkpoint at)")

@@ -124,6 +124,7 @@ class Planned:
     run_dir: Path
     cached: bool
     source: "Planned | None" = None
+    damaged: list = field(default_factory=list)  # files of the job's folder that cannot be read: it reruns
 
     @property
     def cost(self) -> float:
@@ -133,10 +134,14 @@ class Planned:
         return profiles.estimated_work(self.job.params)
 
 
-def is_done(run_dir: Path, key: str) -> bool:
-    status = results.JobStore(run_dir).status()
-    return bool(status) and status.get("status") == "ok" and status.get("key") == key \
-        and results.JobStore(run_dir).complete
+def is_done(run_dir: Path, key: str, damaged: list | None = None) -> bool:
+    """The job's status says ok for ``key`` and its results are complete (``damaged``: its unreadable files,
+    when already known)."""
+    store = results.JobStore(run_dir)
+    status = store.status() or {}
+    damaged = store.damaged() if damaged is None else damaged
+    return status.get("status") == "ok" and status.get("key") == key and store.path(results.SUMMARY).exists() \
+        and not damaged
 
 
 def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[Planned]:
@@ -153,7 +158,9 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
         source = planned[job.source.job_id] if job.source is not None else None
         key = cache_key(job, texts[job.notebook], digest, source.key if source else None)
         run_dir = store / job.job_id
-        planned[job.job_id] = Planned(job, key, run_dir, cached=not force and is_done(run_dir, key), source=source)
+        damaged = results.JobStore(run_dir).damaged() if run_dir.is_dir() else []
+        planned[job.job_id] = Planned(job, key, run_dir, cached=not force and is_done(run_dir, key, damaged),
+                                      source=source, damaged=damaged)
     return list(planned.values())
 
 

@@ -89,11 +89,6 @@ class TrainSpec:
         return epoch
 
 
-# Training losses at which a checkpoint is saved the first time the loss falls to them, so that
-# sharpness can be compared where different batch sizes reach the same loss (checkpoint loss<level>).
-LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
-
-
 def level_checkpoint(level: float) -> str:
     return f"loss{level:g}"
 
@@ -270,7 +265,7 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
         if row["val_loss"] < best_loss:
             best_loss, best_epoch = row["val_loss"], epoch
             states["best"] = _state(model)
-        for level in LOSS_LEVELS:  # first time the training loss is at or below a level: matched-loss checkpoint
+        for level in parameters.LOSS_LEVELS:  # first time the training loss is at or below a level: matched-loss checkpoint
             if row["train_loss"] <= level and level_checkpoint(level) not in states:
                 states[level_checkpoint(level)] = _state(model)
         if progress is not None:
