@@ -80,15 +80,17 @@ def surfaces_of(contours: pd.DataFrame, small_batch: int, large_batch: int) -> p
 
 def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_batch: int,
                  repeats: int = 7) -> pd.DataFrame:
-    """C3's timing (:func:`bsnb.timing.interleaved_epochs`) in the setting of the comparison's runs, on one thread
-    and the CPU, as the sweep's jobs run; empty when the pair was not trained."""
+    """Seconds per epoch of every batch size of the comparison (:func:`bsnb.timing.interleaved_epochs`), in the
+    setting of its runs, on one thread and the CPU, as the sweep's jobs run, one model at a time: C3's timing,
+    the speed figure and the seconds to the target come from it, never from runs that trained stacked or beside
+    other jobs. Empty when the pair was not trained."""
     from bsnb import timing
 
     if comparison.empty or not {small_batch, large_batch} <= set(comparison["batch_size"]):
         return pd.DataFrame()
     job = comparison[comparison["batch_size"] == small_batch]["job_id"].iloc[0]
     params = results.JobStore(results.store_dir_of(store_dir) / job).params()
-    return timing.interleaved_epochs(params, [small_batch, large_batch], repeats=repeats)
+    return timing.interleaved_epochs(params, sorted(int(b) for b in comparison["batch_size"].unique()), repeats=repeats)
 
 
 def distance_laws(steps: pd.DataFrame, epochs: pd.DataFrame, train_share: float = 0.7) -> pd.DataFrame:

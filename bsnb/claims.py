@@ -581,9 +581,13 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
     return _censor(v, "greater", censored, "both" if bias else None)
 
 
-def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> pd.DataFrame:
     """Shallue et al.'s curve from the tuned runs: per batch size, the fewest steps (and seconds) to the
-    target over the learning-rate grid, per seed, then a geometric mean and interval over seeds."""
+    target over the learning-rate grid, per seed, then a geometric mean and interval over seeds.
+
+    The seconds are the steps times the seconds per step of that batch size timed alone (``timing``,
+    :func:`bsnb.analysis.timing_alone`); without such a timing, the runs' own seconds where they trained
+    one model at a time, and none where they trained stacked (their time is the stack's)."""
     tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")] if "remedy" in seeds \
         else seeds.iloc[0:0]
     if tuned.empty or "reached_target" not in tuned:
@@ -592,6 +596,11 @@ def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
     if reached.empty:
         return pd.DataFrame()
     best = reached.loc[reached.groupby(["batch_size", "seed"])["steps_to_target"].idxmin()]
+    per_step = _seconds_per_step(timing, tuned)
+    alone = best["stacked"].fillna(1) <= 1 if "stacked" in best else pd.Series(True, index=best.index)
+    best = best.assign(seconds_to_target=np.where(
+        best["batch_size"].isin(per_step.index), best["steps_to_target"] * best["batch_size"].map(per_step),
+        best["seconds_to_target"].where(alone)))
     rows = []
     for batch, g in best.groupby("batch_size"):
         steps, lo, hi, n = interval(g["steps_to_target"], confidence, log=True)
@@ -602,6 +611,17 @@ def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95) -> pd.DataFra
                      "target": g["target_loss"].iloc[0]})
     table = pd.DataFrame(rows).sort_values("batch_size").reset_index(drop=True)
     return regimes(table)
+
+
+def _seconds_per_step(timing: pd.DataFrame | None, runs: pd.DataFrame) -> pd.Series:
+    """Median seconds per optimiser step of each batch size timed alone (an epoch is ceil(n_train / B) steps)."""
+    if timing is None or timing.empty:
+        return pd.Series(dtype=float)
+    n_train = int(runs["n_train"].iloc[0]) if "n_train" in runs else None
+    if n_train is None:
+        return pd.Series(dtype=float)
+    per_epoch = timing.groupby("batch_size")["seconds_per_epoch"].median()
+    return per_epoch / np.ceil(n_train / per_epoch.index.to_numpy())
 
 
 def regimes(table: pd.DataFrame, perfect: float = -0.75, plateau: float = -0.2) -> pd.DataFrame:

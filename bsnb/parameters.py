@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bsnb import data as data_mod
-from bsnb import models, remedies
+from bsnb import models, remedies, stacking
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -119,6 +119,8 @@ PARAMS: dict[str, Param] = {
            "0: never)", "fixed", low=0),
         _p("device", str, "auto", "auto (GPU when present), cpu, cuda or mps", "fixed",
            choices=("auto", "cpu", "cuda", "mps")),
+        _p("stack", str, "auto", "train the seeds (and the tuned remedy's learning rates) as one stacked model: auto "
+           "(where it measured faster), on or off", "fixed", choices=stacking.CHOICES),
         # sharpness (03)
         _p("hessian_examples", int, 4096, "training examples the Hessian and sharpness are measured on (all, if fewer)",
            "fixed", low=1),
@@ -177,7 +179,7 @@ SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset
 
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
-            "patience", "log_points", "noise_points", "device"]
+            "patience", "log_points", "noise_points", "device", "stack"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",

@@ -132,17 +132,19 @@ def minima(runs: pd.DataFrame, article: dict | None = None):
                          "published values.")
 
 
-def speed(runs: pd.DataFrame):
-    """Seconds per epoch and examples per second against batch size."""
+def speed(timing: pd.DataFrame):
+    """Seconds per epoch and examples per second against batch size, timed alone (:func:`bsnb.analysis.timing_alone`)."""
+    t = timing.rename(columns={"repeat": "seed"})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
-    by_batch_size(runs, "seconds_per_epoch", "seconds per epoch", ax=axes[0], logy=True)
+    by_batch_size(t, "seconds_per_epoch", "seconds per epoch", ax=axes[0], logy=True)
     axes[0].set_title("wall time per epoch")
-    by_batch_size(runs, "examples_per_second", "examples per second", ax=axes[1], logy=True)
+    by_batch_size(t, "examples_per_second", "examples per second", ax=axes[1], logy=True)
     axes[1].set_title("throughput")
-    device = ", ".join(sorted(runs["device"].astype(str).unique())) if "device" in runs else "?"
-    threads = ", ".join(str(t) for t in sorted(runs["threads"].unique())) if "threads" in runs else "?"
-    return _caption(fig, f"Training time only (evaluation excluded), median over epochs, then mean over "
-                         f"{_seeds(runs)}; error bars +-1 sd. Device: {device}; torch threads per run: {threads}.")
+    device = ", ".join(sorted(t["device"].astype(str).unique()))
+    threads = ", ".join(str(x) for x in sorted(t["threads"].unique()))
+    return _caption(fig, f"Training time only (evaluation excluded), one model at a time with nothing else running, "
+                         f"the batch sizes in turn; mean over {t['seed'].nunique()} repeats, error bars +-1 sd. "
+                         f"Device: {device}; torch threads: {threads}.")
 
 
 def save(fig, directory: str | Path, name: str) -> Path:

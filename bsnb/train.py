@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, noise, parameters, remedies
+from bsnb import models, noise, parameters, remedies, stacking
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrainSpec:
     patience: int = 0  # stop once the validation loss has not improved for this many epochs (0: never)
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
     eval_train: bool = True  # evaluate the whole training split each epoch (the learning-rate search needs only val)
+    stack: str = "auto"  # train the seeds (and a search's learning rates) as one stacked model: auto, on or off
 
     @classmethod
     def from_params(cls, params: dict, **overrides) -> "TrainSpec":
@@ -159,147 +160,232 @@ def log_steps(total: int, points: int) -> set[int]:
     return set(np.unique(np.geomspace(1, max(total, 1), num=points).round().astype(int)).tolist())
 
 
-def _state(model) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
+@dataclass
+class _Member:
+    """One model of a group trained together: its seed, its spec (its own learning rate) and what it records."""
+
+    seed: int
+    spec: TrainSpec
+    label: str
+    group: int = 0  # in a search, models of one group (one seed) prune each other
+    history: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    noise: list = field(default_factory=list)
+    states: dict = field(default_factory=dict)
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    reached: tuple | None = None  # (epoch, step, training seconds, interpolated step) when the target was reached
+    stopped_by: str | None = None  # None while it trains
+    pruned: bool = False
+    trained_seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_by is None
+
+
 def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> SeedRun:
     """Train one model from seed ``seed``; ``progress`` is a callable(epoch, row) or None."""
-    device = data.device
-    torch.manual_seed(seed)
-    model = models.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
-                         spec.ghost_batch).to(device)
-    opt = make_optimizer(spec, model.parameters())
-    order = torch.Generator().manual_seed(seed)  # batch order, drawn on the CPU for reproducibility
-    w0 = [p.detach().clone() for p in model.parameters()]
+    return train_together(spec, data, [_Member(seed, spec, f"seed{seed}")], stacked=False, progress=progress)[0]
 
-    n = len(data.y_train)
+
+def train_together(spec: TrainSpec, data: data_mod.Data, members: list[_Member], stacked: bool,
+                   progress=None, prune: bool = False) -> list[SeedRun]:
+    """Train ``members`` in lockstep: stacked as one model (:mod:`bsnb.stacking`) or, for one member, alone.
+
+    Every member has its own initialisation and batch order (from its seed) and its own learning
+    rate; one that diverges, reaches its target or runs out of patience stops changing while the
+    others go on. With ``prune`` (the learning-rate search), once a member reaches the target the
+    members of its group that have not reached it by the same step stop: they cannot need fewer steps.
+    """
+    device, n = data.device, len(data.y_train)
+    if len(members) > 1 and not stacked:
+        raise ValueError("several members train together only stacked")
+
+    # the models: each from its own seed, with its own batch order drawn on the CPU
+    modules = stacking.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
+                             spec.ghost_batch, [m.seed for m in members], device)
+    net = stacking.replicas(modules, stacked)
+    lrs = [m.spec.lr for m in members]
+    opt = stacking.optimizer(net, spec.optimizer, lrs, spec.momentum, spec.weight_decay)
+    orders = [torch.Generator().manual_seed(m.seed) for m in members]
+    w0 = [w.clone() for w in net.weights()]
+
+    # when to measure and evaluate
     total = spec.total_steps(n)
     sampled = log_steps(total, spec.log_points)
     noisy = log_steps(total, spec.noise_points) if spec.noise_points else set()
-    noise_log: list[dict] = []
-    states = {"initial": _state(model)}
-
-    def eval_row(epoch, step, seconds, examples, running):
-        tr_loss, tr_acc = evaluate(model, data.x_train, data.y_train) if spec.eval_train else (math.nan, math.nan)
-        va_loss, va_acc = evaluate(model, data.x_val, data.y_val)
-        return {"seed": seed, "epoch": epoch, "step": step, "train_loss": tr_loss, "train_acc": tr_acc,
-                "val_loss": va_loss, "val_acc": va_acc, "train_loss_running": running,
-                "seconds": seconds, "examples_per_second": examples / seconds if seconds else float("nan"),
-                "lr": opt.param_groups[0]["lr"], "batch_size": spec.batch_at(max(epoch, 1), n)}
-
-    history = [eval_row(0, 0, float("nan"), 0, float("nan"))]
-    step_log: list[dict] = []
-    best_loss, best_epoch = history[0]["val_loss"], 0
-    states["best"] = states["initial"]
-    step, epoch, diverged = 0, 0, False
-    reached = None  # (epoch, step, training seconds, interpolated step) when the validation loss first reached the target
-    trained_seconds = 0.0
     varying_lr = spec.warmup_steps > 0 or spec.schedule == "lr_decay"
-    n_epochs = spec.n_epochs(n)
-    eval_every = 1 if spec.target_loss > 0 or spec.patience > 0 else max(1, math.ceil(n_epochs / spec.max_evals))
-    stopped_by = "budget"
+    eval_every = 1 if spec.target_loss > 0 or spec.patience > 0 else max(1, math.ceil(spec.n_epochs(n) / spec.max_evals))
 
-    while step < total and not diverged and reached is None:
+    def eval_rows(epoch, step, seconds, examples, running):
+        train_eval = evaluate_all(net, data.x_train, data.y_train) if spec.eval_train else None
+        val_loss, val_acc = evaluate_all(net, data.x_val, data.y_val)
+        return [{"seed": m.seed, "epoch": epoch, "step": step,
+                 "train_loss": train_eval[0][j] if train_eval else math.nan,
+                 "train_acc": train_eval[1][j] if train_eval else math.nan,
+                 "val_loss": val_loss[j], "val_acc": val_acc[j], "train_loss_running": running[j],
+                 "seconds": seconds, "examples_per_second": examples / seconds if seconds else math.nan,
+                 "lr": lrs[j], "batch_size": spec.batch_at(max(epoch, 1), n)} for j, m in enumerate(members)]
+
+    def stop(j, why):
+        members[j].stopped_by = why
+        members[j].states["final"] = net.state(j)
+
+    # epoch 0: the initial models
+    for j, (m, row) in enumerate(zip(members, eval_rows(0, 0, math.nan, 0, [math.nan] * len(members)))):
+        m.states = {"initial": net.state(j)}
+        m.states["best"] = m.states["initial"]
+        m.history, m.best_loss = [row], row["val_loss"]
+
+    step, epoch = 0, 0
+    while step < total and any(m.active for m in members):
         epoch += 1
-        model.train()
-        perm = torch.randperm(n, generator=order).to(device)
+        net.train()
+        perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)
         batch = spec.batch_at(epoch, n)
         n_steps = min(math.ceil(n / batch), total - step)
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros(len(members), device=device)
         examples = 0
         _sync(device)
         start = time.perf_counter()
         for i in range(n_steps):
-            if varying_lr or step == 0:
-                for group in opt.param_groups:
-                    group["lr"] = spec.lr_at(step + 1, epoch)
-            idx = perm[i * batch:(i + 1) * batch]
-            loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            # the learning rate of this step, per model; a stopped model's is 0, so it stays as it is
+            if varying_lr or i == 0:
+                lrs = [m.spec.lr_at(step + 1, epoch) if m.active else 0.0 for m in members]
+                opt.set_lr(lrs)
+            # one step: each model its own batch; the gradient of the summed losses is each model's own
+            idx = perms[:, i * batch:(i + 1) * batch]
+            logits = net(data.x_train[idx])
+            losses = F.cross_entropy(logits.flatten(0, 1), data.y_train[idx].flatten(),
+                                     reduction="none").view(len(members), -1).mean(1)
+            opt.zero_grad()
+            losses.sum().backward()
             step += 1
-            if step in noisy and len(idx) >= 2:
-                noise_log.append({"seed": seed, "step": step, "epoch": epoch,
-                                  **_two_batch(model, data.x_train[idx], data.y_train[idx])})
+            # measurements at log-spaced steps: the two-batch noise, the gradient norm, the distance from init
+            if step in noisy and idx.shape[1] >= 2:
+                for j, m in enumerate(members):
+                    if m.active:
+                        m.noise.append({"seed": m.seed, "step": step, "epoch": epoch,
+                                        **_two_batch(net, j, data.x_train[idx[j]], data.y_train[idx[j]])})
             if step in sampled:
-                grad_norm = torch.linalg.vector_norm(
-                    torch.stack([torch.linalg.vector_norm(p.grad) for p in model.parameters()])).item()
+                grad_norm = _norms(net.grads())
             opt.step()
             if step in sampled:
-                dist = torch.linalg.vector_norm(torch.stack(
-                    [torch.linalg.vector_norm(p.detach() - p0) for p, p0 in zip(model.parameters(), w0)])).item()
-                step_log.append({"seed": seed, "step": step, "epoch": epoch, "batch_loss": loss.item(),
-                                 "grad_norm": grad_norm, "distance": dist, "lr": opt.param_groups[0]["lr"]})
-            loss_sum += loss.detach() * len(idx)
-            examples += len(idx)
+                dist = _norms([w - w_0 for w, w_0 in zip(net.weights(), w0)])
+                batch_loss = losses.tolist()
+                for j, m in enumerate(members):
+                    if m.active:
+                        m.steps.append({"seed": m.seed, "step": step, "epoch": epoch, "batch_loss": batch_loss[j],
+                                        "grad_norm": grad_norm[j], "distance": dist[j], "lr": lrs[j]})
+            loss_sum += losses.detach() * idx.shape[1]
+            examples += idx.shape[1]
         _sync(device)
-        seconds = time.perf_counter() - start
-        running = loss_sum.item() / examples
-        if not math.isfinite(running):
-            diverged = True
-            history.append({**history[0], "epoch": epoch, "step": step, "train_loss": float("nan"),
-                            "val_loss": float("nan"), "train_acc": float("nan"), "val_acc": float("nan"),
-                            "train_loss_running": running, "seconds": seconds,
-                            "examples_per_second": examples / seconds})
-            break
-        trained_seconds += seconds
-        if epoch % eval_every and step < total:
+        active = [j for j, m in enumerate(members) if m.active]
+        seconds = (time.perf_counter() - start) / len(active)  # a stacked model's share of the stack's time
+        running = (loss_sum / examples).tolist()
+
+        # bookkeeping per model: divergence, evaluation, target, best, matched-loss checkpoints, patience
+        for j in [j for j in active if not math.isfinite(running[j])]:
+            m = members[j]
+            m.history.append({**m.history[0], "epoch": epoch, "step": step, "train_loss": math.nan,
+                              "val_loss": math.nan, "train_acc": math.nan, "val_acc": math.nan,
+                              "train_loss_running": running[j], "seconds": seconds,
+                              "examples_per_second": examples / seconds})
+            stop(j, "diverged")
+        active = [j for j in active if members[j].active]
+        for j in active:
+            members[j].trained_seconds += seconds
+        if not active or (epoch % eval_every and step < total):
             continue
-        row = eval_row(epoch, step, seconds, examples, running)
-        history.append(row)
-        if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not spec.eval_train)):
-            diverged = True
-            break
-        if spec.target_loss > 0 and row["val_loss"] <= spec.target_loss:
-            # between two checks the loss is taken as linear in the step: the crossing at step resolution
-            prev = history[-2]
-            frac = ((prev["val_loss"] - spec.target_loss) / (prev["val_loss"] - row["val_loss"])
-                    if prev["val_loss"] > row["val_loss"] else 1.0)
-            reached = (epoch, step, trained_seconds, prev["step"] + frac * (step - prev["step"]))
-        if row["val_loss"] < best_loss:
-            best_loss, best_epoch = row["val_loss"], epoch
-            states["best"] = _state(model)
-        for level in parameters.LOSS_LEVELS:  # first time the training loss is at or below a level: matched-loss checkpoint
-            if row["train_loss"] <= level and level_checkpoint(level) not in states:
-                states[level_checkpoint(level)] = _state(model)
+        rows = eval_rows(epoch, step, seconds, examples, running)
+        for j in active:
+            m, row = members[j], rows[j]
+            m.history.append(row)
+            if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not spec.eval_train)):
+                stop(j, "diverged")
+                continue
+            if row["val_loss"] < m.best_loss:
+                m.best_loss, m.best_epoch = row["val_loss"], epoch
+                m.states["best"] = net.state(j)
+            for level in parameters.LOSS_LEVELS:  # first time the training loss is at or below a level
+                if row["train_loss"] <= level and level_checkpoint(level) not in m.states:
+                    m.states[level_checkpoint(level)] = net.state(j)
+            if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
+                # between two checks the loss is taken as linear in the step: the crossing at step resolution
+                prev = m.history[-2]
+                frac = ((prev["val_loss"] - m.spec.target_loss) / (prev["val_loss"] - row["val_loss"])
+                        if prev["val_loss"] > row["val_loss"] else 1.0)
+                m.reached = (epoch, step, m.trained_seconds, prev["step"] + frac * (step - prev["step"]))
+                stop(j, "target")
+            elif m.spec.patience > 0 and epoch - m.best_epoch >= m.spec.patience:
+                stop(j, "patience")  # the minimum is confirmed: no improvement for `patience` epochs
+        if prune:  # a search: group-mates of a model that reached the target now cannot need fewer steps
+            for g in {members[j].group for j in active if members[j].stopped_by == "target"}:
+                for j, m in enumerate(members):
+                    if m.group == g and m.active:
+                        m.pruned = True
+                        stop(j, "budget")
         if progress is not None:
-            progress(epoch, row)
-        if spec.patience > 0 and epoch - best_epoch >= spec.patience:
-            stopped_by = "patience"  # the minimum is confirmed: no improvement for `patience` epochs
-            break
+            progress(epoch, rows[active[0]])
 
-    stopped_by = "diverged" if diverged else "target" if reached else stopped_by
-    states["final"] = _state(model)
-    summary = _summarise(spec, data, seed, model, states, history, best_epoch, diverged, total)
-    # A minimum the budget ended before confirming is censored: the run might have gone lower.
-    # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
-    summary.update(stopped_by=stopped_by, patience=spec.patience,
-                   censored=stopped_by == "budget" and summary["epochs_run"] - best_epoch < max(spec.patience, 1))
-    summary.update(train_seconds=trained_seconds, lr_used=spec.lr, target_loss=spec.target_loss or None, reached_target=reached is not None,
-                   epoch_to_target=reached[0] if reached else None, steps_to_target=reached[3] if reached else None,
-                   steps_to_target_checked=reached[1] if reached else None,
-                   seconds_to_target=reached[2] if reached else None)
-    return SeedRun(seed, history, step_log, summary, states=states, noise=noise_log)
+    runs = []
+    for j, m in enumerate(members):
+        if m.active:
+            stop(j, "budget")
+        summary = _summarise(spec, data, m, net.module_of(j), total)
+        # A minimum the budget ended before confirming is censored: the run might have gone lower.
+        # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
+        summary.update(stopped_by=m.stopped_by, patience=m.spec.patience,
+                       censored=m.stopped_by == "budget" and summary["epochs_run"] - m.best_epoch < max(m.spec.patience, 1),
+                       stacked=len(members) if stacked else 1)
+        r = m.reached
+        summary.update(lr_used=m.spec.lr, target_loss=m.spec.target_loss or None, reached_target=r is not None,
+                       epoch_to_target=r[0] if r else None, steps_to_target=r[3] if r else None,
+                       steps_to_target_checked=r[1] if r else None, seconds_to_target=r[2] if r else None)
+        runs.append(SeedRun(m.seed, m.history, m.steps, summary, states=m.states, noise=m.noise, label=m.label))
+    return runs
 
 
-def _two_batch(model, x, y) -> dict:
-    """McCandlish's two-batch estimate at this step: |g|^2 of the batch (its .grad) and of its first quarter.
+def _norms(tensors) -> list[float]:
+    """Per model, the norm over all ``tensors`` (each with a leading model axis)."""
+    per = torch.stack([torch.linalg.vector_norm(t.flatten(1), dim=1) for t in tensors])
+    return torch.linalg.vector_norm(per, dim=0).tolist()
+
+
+@torch.no_grad()
+def evaluate_all(net, x, y, chunk: int = 8192) -> tuple[list[float], list[float]]:
+    """Per model of ``net`` (:mod:`bsnb.stacking`), mean cross-entropy and accuracy over (x, y), in eval mode."""
+    net.train(False)
+    loss = torch.zeros(net.m, dtype=torch.float64, device=x.device)
+    correct = torch.zeros(net.m, dtype=torch.float64, device=x.device)
+    for i in range(0, len(y), chunk):
+        out, target = net.shared(x[i:i + chunk]), y[i:i + chunk]
+        loss += F.cross_entropy(out.flatten(0, 1), target.repeat(net.m), reduction="none").view(net.m, -1).sum(1)
+        correct += (out.argmax(2) == target).sum(1)
+    net.train(True)
+    return (loss / len(y)).tolist(), (correct / len(y)).tolist()
+
+
+def _two_batch(net, j: int, x, y) -> dict:
+    """McCandlish's two-batch estimate at this step for model ``j``: |g|^2 of its batch (its .grad) and of
+    the batch's first quarter.
 
     A quarter rather than a half gives the estimator more contrast between the two batch sizes.
-    The small batch's gradient is taken with autograd.grad (the .grad the optimiser will use is not
-    touched) and batch-norm running statistics are restored after its forward pass.
+    The small batch's gradient is taken with autograd.grad on model ``j`` as an ordinary module (the
+    .grad the optimiser will use is not touched) and batch-norm running statistics are restored
+    after its forward pass.
     """
-    params = [p for p in model.parameters()]
-    g2_big = float(sum((p.grad.double() ** 2).sum() for p in params))
+    g2_big = float(sum((g[j].double() ** 2).sum() for g in net.grads()))
+    model = net.module_of(j)
     half = max(1, len(y) // 4)
     buffers = [b.detach().clone() for b in model.buffers()]
-    grads = torch.autograd.grad(F.cross_entropy(model(x[:half]), y[:half]), params)
+    grads = torch.autograd.grad(F.cross_entropy(model(x[:half]), y[:half]), list(model.parameters()))
     with torch.no_grad():
         for b, saved in zip(model.buffers(), buffers):
             b.copy_(saved)
@@ -308,23 +394,25 @@ def _two_batch(model, x, y) -> dict:
     return {"b_small": half, "b_big": len(y), "g2_small": g2_small, "g2_big": g2_big, "g2_est": g2_est, "s_est": s_est}
 
 
-def _summarise(spec, data, seed, model, states, history, best_epoch, diverged, total) -> dict:
+def _summarise(spec, data, m: _Member, model, total) -> dict:
+    history, diverged = m.history, m.stopped_by == "diverged"
     trained = [r for r in history[1:] if math.isfinite(r["seconds"])]
     final = history[-1]
-    best = next(r for r in history if r["epoch"] == best_epoch)  # rows are evaluated epochs, not every epoch
+    best = next(r for r in history if r["epoch"] == m.best_epoch)  # rows are evaluated epochs, not every epoch
+    model.load_state_dict(m.states["final"])
     final_test = evaluate(model, data.x_test, data.y_test) if not diverged else (float("nan"), float("nan"))
-    model.load_state_dict(states["best"])
+    model.load_state_dict(m.states["best"])
     best_test = evaluate(model, data.x_test, data.y_test)
-    model.load_state_dict(states["final"])
+    model.load_state_dict(m.states["final"])
     return {
-        "seed": seed,
+        "seed": m.seed,
         "status": "diverged" if diverged else "ok",
         "epochs_run": final["epoch"],
         "steps_run": final["step"],
         "steps_budget": total,
         "diverged_epoch": final["epoch"] if diverged else None,
         "min_val_loss": best["val_loss"],
-        "epoch_of_min_val_loss": best_epoch,
+        "epoch_of_min_val_loss": m.best_epoch,
         "step_of_min_val_loss": best["step"],
         "val_acc_at_min": best["val_acc"],
         "final_train_loss": final["train_loss"],
@@ -335,7 +423,7 @@ def _summarise(spec, data, seed, model, states, history, best_epoch, diverged, t
         "final_test_acc": final_test[1],
         "seconds_per_epoch": float(np.median([r["seconds"] for r in trained])) if trained else float("nan"),
         "examples_per_second": float(np.median([r["examples_per_second"] for r in trained])) if trained else float("nan"),
-        "train_seconds": float(sum(r["seconds"] for r in trained)),
+        "train_seconds": m.trained_seconds,
         "n_params": models.n_params(model),
         "device": str(data.device),
         "threads": torch.get_num_threads(),
@@ -349,28 +437,36 @@ def _progress_bar(spec: TrainSpec, n_train: int, desc: str):
     bar = tqdm(total=spec.n_epochs(n_train), desc=desc, unit="epoch", mininterval=2.0, leave=True)
 
     def tick(epoch, row):
-        bar.update(1)
+        bar.update(epoch - bar.n)
         bar.set_postfix(val_loss=f"{row['val_loss']:.3f}", refresh=False)
 
     return bar, tick
 
 
+def _run(spec, data, members, stacked, desc, progress, prune=False) -> list[SeedRun]:
+    bar, tick = _progress_bar(spec, len(data.y_train), desc) if progress else (None, None)
+    try:
+        return train_together(spec, data, members, stacked, progress=tick, prune=prune)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool = True,
                 spec: TrainSpec | None = None) -> list[SeedRun]:
-    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.parameters`; ``spec`` overrides)."""
+    """Train every seed of one setting (``params`` as validated by :mod:`bsnb.parameters`; ``spec`` overrides):
+    stacked as one model when ``spec.stack`` says so (:func:`bsnb.stacking.use_stack`), else one after another."""
     if data is None:
         device = resolve_device(params.get("device", "auto"))
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
                              params["data_seed"], device, params.get("data_path", ""))
     spec = spec or TrainSpec.from_params(params)
-    runs = []
-    for seed in params["seeds"]:
-        bar, tick = _progress_bar(spec, len(data.y_train), f"batch {spec.batch_size}, seed {seed}") if progress \
-            else (None, None)
-        runs.append(train(spec, data, seed, progress=tick))
-        if bar is not None:
-            bar.close()
-    return runs
+    members = [_Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
+    if stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device):
+        seeds = ", ".join(str(m.seed) for m in members)
+        return _run(spec, data, members, True, f"batch {spec.batch_size}, seeds {seeds} (stacked)", progress)
+    return [run for m in members
+            for run in _run(spec, data, [m], False, f"batch {spec.batch_size}, seed {m.seed}", progress)]
 
 
 def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, progress: bool = True,
@@ -378,34 +474,38 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     """Shallue et al.'s steps-to-result: for each seed, the fewest steps over ``lrs`` to reach ``target_loss``.
 
     Every run stops once its validation loss reaches the target. Only each seed's fewest steps
-    matter, so once a learning rate has reached the target in S steps, the later ones are given
-    at most S steps: a run that has not reached the target by then cannot do better (the answer
-    is exact, and the losers cost little). The learning rates are tried nearest to ``guess``
-    first, so the bound tightens early. Each run's summary carries its ``lr_used`` and ``pruned``.
-    Only the validation loss decides, so the training split is not evaluated (its loss is NaN in
-    the history; the running mean over the epoch's batches is there): at large batches that
-    evaluation costs almost as much as the epoch's training.
+    matter, so once a learning rate has reached the target in S steps, the others are given at
+    most S steps: a run that has not reached the target by then cannot do better (the answer is
+    exact, and the losers cost little). Stacked (``spec.stack``), every (learning rate, seed) trains
+    at once and a seed's runs stop together at the first check that sees one of them reach the target;
+    one after another, the learning rates are tried nearest to ``guess`` first, so the bound tightens
+    early. Each run's summary carries its ``lr_used`` and ``pruned``. Only the validation loss
+    decides, so the training split is not evaluated (its loss is NaN in the history; the running
+    mean over the epoch's batches is there): at large batches that evaluation costs almost as much
+    as the epoch's training.
     """
     from dataclasses import replace
 
     order = sorted(lrs, key=lambda lr: abs(math.log(lr / guess))) if guess else list(lrs)
-    runs = []
-    for seed in seeds:
-        best = None
-        for lr in order:
-            one = replace(spec, lr=lr, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
-            full = one.total_steps(len(data.y_train))
-            if best is not None and best < full:
-                one = replace(one, budget="steps", steps=best)
-            label = f"batch {spec.batch_size}, lr {lr:g}, seed {seed}"
-            bar, tick = _progress_bar(one, len(data.y_train), label) if progress else (None, None)
-            run = train(one, data, seed, progress=tick)
-            if bar is not None:
-                bar.close()
-            run.label = f"lr{lr:g}-seed{seed}"
-            run.summary.update(run=run.label, pruned=best is not None and best < full
-                               and not run.summary["reached_target"])
+    one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
+    full = one.total_steps(len(data.y_train))
+    members = [_Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
+               for k, seed in enumerate(seeds) for lr in order]
+    if stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device):
+        runs = _run(one, data, members, True, f"batch {spec.batch_size}, {len(order)} lrs x {len(seeds)} seeds "
+                    f"(stacked)", progress, prune=True)
+    else:
+        runs, best = [], {}
+        for m in members:
+            bound = best.get(m.group)
+            budget = replace(m.spec, budget="steps", steps=bound) if bound is not None and bound < full else m.spec
+            m.spec = budget
+            run, = _run(budget, data, [m], False, f"batch {spec.batch_size}, lr {m.spec.lr:g}, seed {m.seed}",
+                        progress)
+            m.pruned = bound is not None and bound < full and not run.summary["reached_target"]
             if run.summary["reached_target"]:  # the bound is the step of the check that saw the target
-                best = min(best or full, run.summary["steps_to_target_checked"])
+                best[m.group] = min(bound or full, run.summary["steps_to_target_checked"])
             runs.append(run)
+    for m, run in zip(members, runs):
+        run.summary.update(run=m.label, pruned=m.pruned)
     return runs

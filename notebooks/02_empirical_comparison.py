@@ -49,6 +49,7 @@ patience: int = 0  # stop once the validation loss has not improved for this man
 log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
+stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 
@@ -60,7 +61,11 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # and kept on the device as tensors. Each seed initialises the model and orders the batches; every
 # seed sees the same data, learning rate and number of epochs. After every epoch the model is
 # evaluated on the full training and validation sets; the test set is evaluated once, with the
-# weights of the epoch of minimum validation loss.
+# weights of the epoch of minimum validation loss. Where `stack` says so (`auto`: the batch
+# sizes at which it measured faster on this device), the seeds train at once as one stacked
+# model, each with its own initialisation and batch order; the numbers agree with training them
+# one after another up to float rounding, and each run records `stacked`. A stacked run's seconds
+# are its share of the stack's; the findings time the batch sizes alone.
 
 # %%
 from bsnb import data, parameters, plots, results, summaries, train

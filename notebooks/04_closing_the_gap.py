@@ -52,6 +52,7 @@ patience: int = 0  # stop once the validation loss has not improved for this man
 log_points: int = 200  # steps at which gradient norm and distance from init are sampled (log-spaced)
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
+stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
 remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or tuned
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from
 warmup_epochs: int = 5  # epochs of linear warm-up (linear_warmup)

@@ -89,7 +89,7 @@ if not comparison.empty:
 # censoring could have produced is withdrawn.
 
 # %% tags=["verdicts"]
-speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # C3: timed now, with nothing else running
+speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # timed now, with nothing else running
 verdicts += claims.empirical(tables.seeds, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
 claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
@@ -127,10 +127,13 @@ plots.show(plots.loss_curves(epochs), figures, "loss_curves")
 plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "minima")
 
 # %% [markdown]
-# **Speed.** Seconds per epoch and examples per second against batch size, on this machine.
+# **Speed.** Seconds per epoch and examples per second against batch size, on this machine, one
+# model at a time with nothing else running (the sweep's runs share the machine, and may train
+# their seeds stacked).
 
 # %%
-plots.show(plots.speed(comparison), figures, "speed")
+if not speed.empty:
+    plots.show(plots.speed(speed), figures, "speed")
 
 # %% [markdown] tags=["q3-sharpness"]
 # ## Why do large batches do worse? (claims C6, C7 and C13)
@@ -223,7 +226,7 @@ if not remedy_table.empty:
 # batches train faster?
 
 # %%
-curve = claims.steps_to_target(tables.seeds, confidence)
+curve = claims.steps_to_target(tables.seeds, confidence, speed)
 if not curve.empty:
     plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)

@@ -100,7 +100,7 @@ def test_a_diverging_learning_rate_is_recorded_as_diverged():
 
 def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
     d = data.load("mnist1d", 300, 100, 100)
-    spec = train.TrainSpec(batch_size=30, width=8, epochs=15)
+    spec = train.TrainSpec(batch_size=30, width=8, epochs=15, stack="off")
     lrs = [0.01, 0.03, 0.1]
     full = [train.train(train.TrainSpec(batch_size=30, width=8, epochs=15, lr=lr, target_loss=2.0), d, seed=0)
             for lr in lrs]
@@ -115,6 +115,26 @@ def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
     assert all(np.isnan(r["train_loss"]) for r in first.history) and first.summary["status"] == "ok"
     assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in full[2].history]
     assert not any(np.isnan(r["train_loss"]) for r in full[2].history)
+
+
+def test_stacked_search_finds_the_fewest_steps_of_its_grid():
+    """Every (learning rate, seed) at once: each seed's fewest steps are those of its learning rates trained
+    one after another (up to the stacked kernels' rounding), and the others stop at that check."""
+    d = data.load("mnist1d", 300, 100, 100)
+    lrs, seeds = [0.01, 0.03, 0.1], [0, 1]
+    alone = {(lr, s): train.train(train.TrainSpec(batch_size=30, width=8, epochs=15, lr=lr, target_loss=2.0), d, s)
+             for lr in lrs for s in seeds}
+    runs = train.tune(train.TrainSpec(batch_size=30, width=8, epochs=15, stack="on"), d, lrs, seeds,
+                      target_loss=2.0, progress=False)
+    assert {r.summary["stacked"] for r in runs} == {6}
+    for s in seeds:
+        mine = [r for r in runs if r.seed == s]
+        reached = [r.summary["steps_to_target"] for r in mine if r.summary["reached_target"]]
+        best = min(r.summary["steps_to_target"] for (lr, t), r in alone.items() if t == s and r.summary["reached_target"])
+        assert min(reached) == pytest.approx(best, rel=1e-3)
+        stop = min(r.summary["steps_to_target_checked"] for r in mine if r.summary["reached_target"])
+        assert all(r.summary["steps_run"] == stop for r in mine)  # the whole seed stops at the winning check
+        assert any(r.summary["pruned"] for r in mine) or len(reached) == len(lrs)
 
 
 def test_training_stops_once_the_target_is_reached():

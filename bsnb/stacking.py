@@ -1,0 +1,250 @@
+"""Several models trained as one: the seeds of a setting, or the learning rates of a search.
+
+M models of one architecture, each built from its own seed exactly as :func:`bsnb.models.build`
+builds it alone, have their parameters and buffers stacked along a new first axis of size M
+(``torch.func.stack_module_state``). One forward pass takes a batch per model, ``[M, B, ...]``,
+and returns ``[M, B, classes]``; one ``backward()`` of the summed per-model losses gives each model
+the gradient of its own loss (the models share nothing, so the sum's gradient is each model's).
+
+Two ways to run the forward pass:
+
+* **grouped** (the 1-D CNN without batch norm, the study's default model): the M models' convolutions
+  become one convolution with ``groups=M``, the head one batched matrix product. Fastest on a CPU.
+* **vmap** (every other model, batch norm and ghost batch norm included): ``torch.func.vmap`` over
+  ``functional_call`` with the stacked parameters and buffers, so batch norm keeps per-model
+  running statistics.
+
+:class:`Optimizer` is SGD with momentum or Adam, as torch.optim computes them, with one learning
+rate per model; a stopped model gets rate 0 and stays as it is. :class:`Single` is the same
+interface over one ordinary module and torch.optim, so :mod:`bsnb.train` has one loop for both.
+
+Whether stacking pays depends on the batch size and the device, so ``stack: auto`` decides by a
+rule measured with ``benchmarks/stacking.py`` (see :func:`use_stack`).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from bsnb import models
+
+CHOICES = ("auto", "on", "off")
+
+# ``stack: auto`` stacks on a CPU up to this batch size. benchmarks/stacking.py on a 2-core x86_64
+# (torch 2.14.1, one thread, the MNIST-1D CNN, M = 3): stacked over one-after-another 0.49 at batch 16,
+# 0.62 at 32, 0.86 at 64, and slower (1.2 to 2.2) from 128 on. A GPU is launch-bound for models this
+# small, so stacking is expected to pay at every batch size there (HFTA); Apple's MPS is unmeasured.
+CPU_MAX_BATCH = 64
+
+
+def use_stack(stack: str, m: int, batch_size: int, device: torch.device) -> bool:
+    """Whether ``m`` models of batch ``batch_size`` train stacked on ``device`` under ``stack``."""
+    if stack not in CHOICES:
+        raise ValueError(f"stack = {stack!r} is not allowed: expected one of {', '.join(CHOICES)}")
+    if m < 2 or stack == "off":
+        return False
+    if stack == "on":
+        return True
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and batch_size <= CPU_MAX_BATCH
+
+
+def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool, ghost_batch: int,
+          seeds, device) -> list[nn.Module]:
+    """One module per seed, each initialised from ``torch.manual_seed(seed)`` as when it trains alone."""
+    out = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        out.append(models.build(model, input_shape, n_classes, width, batch_norm, ghost_batch).to(device))
+    return out
+
+
+class Single:
+    """One ordinary module behind the stacked interface (M = 1)."""
+
+    def __init__(self, module: nn.Module):
+        self.m = 1
+        self.module = module
+
+    def train(self, mode: bool = True):
+        self.module.train(mode)
+
+    def __call__(self, x):
+        """``x``: [1, B, ...] -> [1, B, classes]."""
+        return self.module(x[0]).unsqueeze(0)
+
+    def shared(self, x):
+        """One input for every model: [B, ...] -> [M, B, classes]."""
+        return self.module(x).unsqueeze(0)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.module.parameters())
+
+    def grads(self) -> list[torch.Tensor]:
+        """Each parameter's gradient with a leading model axis."""
+        return [p.grad.unsqueeze(0) for p in self.module.parameters()]
+
+    def weights(self) -> list[torch.Tensor]:
+        return [p.detach().unsqueeze(0) for p in self.module.parameters()]
+
+    def state(self, i: int) -> dict:
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+
+    def module_of(self, i: int) -> nn.Module:
+        """An ordinary module holding model ``i``'s parameters and buffers (for this class, the module itself)."""
+        return self.module
+
+
+class Stacked:
+    """M modules of one architecture as stacked tensors (see the module's docstring)."""
+
+    def __init__(self, modules: list[nn.Module]):
+        self.m = len(modules)
+        self.scratch = modules[0]  # an ordinary module that module_of() loads one model into
+        self.base = copy.deepcopy(modules[0]).to("meta")  # structure only: functional_call supplies the tensors
+        self.params, self.buffers = stack_module_state(modules)  # leaves of shape [M, ...]
+        self.names = list(self.params)
+        self.grouped = isinstance(modules[0], models.CNN1d) and not self.buffers
+        self._call = vmap(self._one, in_dims=(0, 0, 0))
+        self._shared = vmap(self._one, in_dims=(0, 0, None))
+
+    def _one(self, params, buffers, x):
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def train(self, mode: bool = True):
+        self.base.train(mode)
+
+    def __call__(self, x):
+        """``x``: [M, B, ...] (one batch per model) -> [M, B, classes]."""
+        if self.grouped:
+            return self._grouped(x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 1))
+        return self._call(self.params, self.buffers, x)
+
+    def shared(self, x):
+        """One input for every model: [B, ...] -> [M, B, classes]."""
+        if self.grouped:
+            flat = x.reshape(x.shape[0], 1, -1)
+            return self._grouped(flat.expand(-1, self.m, -1))
+        return self._shared(self.params, self.buffers, x)
+
+    def _grouped(self, h):
+        """The 1-D CNN's forward pass for all M models at once; ``h`` is [B, M, length]."""
+        p = self.params
+        for name, layer in self.base.features.named_children():
+            if isinstance(layer, nn.Conv1d):
+                w, b = p[f"features.{name}.weight"], p[f"features.{name}.bias"]
+                h = F.conv1d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=layer.stride,
+                             padding=layer.padding, groups=self.m)
+            else:
+                h = layer(h)  # ReLU
+        h = h.reshape(h.shape[0], self.m, -1)
+        return torch.einsum("bmf,mcf->mbc", h, p["head.weight"]) + p["head.bias"][:, None, :]
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.params[k] for k in self.names]
+
+    def grads(self) -> list[torch.Tensor]:
+        return [self.params[k].grad for k in self.names]
+
+    def weights(self) -> list[torch.Tensor]:
+        return [self.params[k].detach() for k in self.names]
+
+    def state(self, i: int) -> dict:
+        """Model ``i``'s state dict, as its own module would give it, on the CPU."""
+        order = self.scratch.state_dict().keys()
+        tensors = {**self.params, **self.buffers}
+        return {k: tensors[k][i].detach().to("cpu", copy=True) for k in order}
+
+    def module_of(self, i: int) -> nn.Module:
+        self.scratch.load_state_dict(self.state(i))
+        return self.scratch
+
+
+def replicas(modules: list[nn.Module], stacked: bool):
+    return Stacked(modules) if stacked else Single(modules[0])
+
+
+class Optimizer:
+    """SGD with momentum (and weight decay) or Adam over stacked parameters, one learning rate per model.
+
+    The updates are torch.optim's: SGD ``buf = momentum * buf + (g + wd * p)``, ``p -= lr * buf``; Adam with
+    bias correction, betas (0.9, 0.999), eps 1e-8 and L2 weight decay. ``set_lr`` takes M rates; a rate of 0
+    leaves its model unchanged.
+    """
+
+    def __init__(self, params: list[torch.Tensor], kind: str, lr, momentum: float = 0.9,
+                 weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
+        if kind not in ("sgd", "adam"):
+            raise ValueError(f"optimizer = {kind!r} is not allowed: expected sgd or adam")
+        self.params, self.kind = params, kind
+        self.momentum, self.weight_decay, self.betas, self.eps = momentum, weight_decay, betas, eps
+        self.state = [None] * len(params)
+        self.steps = 0
+        self.set_lr(lr)
+
+    def set_lr(self, lrs):
+        self.lr = torch.as_tensor(lrs, dtype=self.params[0].dtype, device=self.params[0].device)
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        self.steps += 1
+        for j, p in enumerate(self.params):
+            lr = self.lr.view(-1, *[1] * (p.dim() - 1))
+            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+            if self.kind == "sgd":
+                if self.momentum:
+                    if self.state[j] is None:
+                        self.state[j] = g.detach().clone()
+                    else:
+                        self.state[j].mul_(self.momentum).add_(g)
+                    g = self.state[j]
+                p.sub_(lr * g)
+                continue
+            if self.state[j] is None:
+                self.state[j] = (torch.zeros_like(p), torch.zeros_like(p))
+            m, v = self.state[j]
+            b1, b2 = self.betas
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = (v / (1 - b2 ** self.steps)).sqrt_().add_(self.eps)
+            p.sub_(lr / (1 - b1 ** self.steps) * m / denom)
+
+
+class TorchOptimizer:
+    """torch.optim's SGD or Adam for one ordinary module, behind :class:`Optimizer`'s interface."""
+
+    def __init__(self, params, kind: str, lr, momentum: float = 0.9, weight_decay: float = 0.0):
+        lr = float(lr[0]) if isinstance(lr, (list, tuple)) else float(lr)
+        if kind == "sgd":
+            self.opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        elif kind == "adam":
+            self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        else:
+            raise ValueError(f"optimizer = {kind!r} is not allowed: expected sgd or adam")
+
+    def set_lr(self, lrs):
+        for group in self.opt.param_groups:
+            group["lr"] = float(lrs[0])
+
+    def zero_grad(self):
+        self.opt.zero_grad(set_to_none=True)
+
+    def step(self):
+        self.opt.step()
+
+
+def optimizer(net, kind: str, lrs, momentum: float, weight_decay: float):
+    """The optimiser of ``net`` (a :class:`Single` or :class:`Stacked`), ``lrs`` one rate per model."""
+    if isinstance(net, Stacked):
+        return Optimizer(net.parameters(), kind, lrs, momentum, weight_decay)
+    return TorchOptimizer(net.parameters(), kind, lrs, momentum, weight_decay)

@@ -1,0 +1,163 @@
+"""Training several models as one (bsnb.stacking): the same gradients, losses and records as one at a time."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bsnb import data, stacking, train
+
+# (model, batch_norm, ghost_batch): the grouped path (cnn) and the vmap path (the rest)
+ARCHITECTURES = [("cnn", False, 0), ("cnn", True, 0), ("cnn", True, 8), ("mlp", False, 0), ("cnn2d", True, 0)]
+
+
+@pytest.fixture(scope="module")
+def small():
+    return data.load("mnist1d", 240, 100, 100)
+
+
+def _modules(model, bn, ghost, seeds, shape=(40,)):
+    return stacking.build(model, shape, 10, 6, bn, ghost, seeds, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("model,bn,ghost", ARCHITECTURES)
+def test_first_step_gradients_equal_those_of_each_model_alone(model, bn, ghost):
+    shape = (8, 8) if model == "cnn2d" else (40,)
+    seeds = [0, 1, 2]
+    alone = _modules(model, bn, ghost, seeds, shape)
+    net = stacking.Stacked(_modules(model, bn, ghost, seeds, shape))
+    assert net.grouped == (model == "cnn" and not bn)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 32, *shape, generator=g), torch.randint(0, 10, (3, 32), generator=g)
+    losses = F.cross_entropy(net(x).flatten(0, 1), y.flatten(), reduction="none").view(3, -1).mean(1)
+    losses.sum().backward()
+    for j, module in enumerate(alone):
+        loss = F.cross_entropy(module(x[j]), y[j])
+        loss.backward()
+        assert losses[j].item() == pytest.approx(loss.item(), rel=1e-5)
+        for name, p in module.named_parameters():
+            torch.testing.assert_close(net.params[name].grad[j], p.grad, rtol=1e-5, atol=1e-6)  # zero-mean bias grads before BN
+
+
+def test_batch_norm_keeps_running_statistics_per_model():
+    seeds = [0, 1, 2]
+    alone = _modules("cnn", True, 8, seeds)
+    net = stacking.Stacked(_modules("cnn", True, 8, seeds))
+    x = torch.randn(3, 32, 40, generator=torch.Generator().manual_seed(1))
+    net.train()
+    net(x)
+    for j, module in enumerate(alone):
+        module.train()
+        module(x[j])
+        for name, b in module.named_buffers():
+            torch.testing.assert_close(net.buffers[name][j], b)
+    means = net.buffers["features.1.running_mean"]
+    assert not torch.allclose(means[0], means[1]) and not torch.allclose(means[1], means[2])
+    # in eval mode the running statistics are used, per model: each model's logits are its own module's
+    net.train(False)
+    out = net.shared(x[0])
+    for j, module in enumerate(alone):
+        module.eval()
+        torch.testing.assert_close(out[j], module(x[0]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind,wd", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 0.0), ("adam", 1e-3)])
+def test_optimizer_is_torch_optim_per_model_and_a_zero_rate_freezes(kind, wd):
+    seeds = [0, 1]
+    alone = _modules("cnn", False, 0, seeds)
+    net = stacking.Stacked(_modules("cnn", False, 0, seeds))
+    lrs = [0.05, 0.01]
+    opt = stacking.Optimizer(net.parameters(), kind, lrs, momentum=0.9, weight_decay=wd)
+    refs = [stacking.TorchOptimizer(m.parameters(), kind, [lr], momentum=0.9, weight_decay=wd)
+            for m, lr in zip(alone, lrs)]
+    g = torch.Generator().manual_seed(2)
+    for _ in range(3):  # the same gradients for both, so only the update rules are compared
+        x, y = torch.randn(2, 16, 40, generator=g), torch.randint(0, 10, (2, 16), generator=g)
+        for j, (m, ref) in enumerate(zip(alone, refs)):
+            ref.zero_grad()
+            F.cross_entropy(m(x[j]), y[j]).backward()
+        for name, p in net.params.items():
+            p.grad = torch.stack([dict(m.named_parameters())[name].grad for m in alone])
+        opt.step()
+        for ref in refs:
+            ref.step()
+    for j, m in enumerate(alone):
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(net.params[name][j], p.detach(), rtol=1e-6, atol=1e-7)
+    # rate 0 for model 0: it stays exactly as it is while model 1 moves
+    before = copy.deepcopy(net.state(0)), copy.deepcopy(net.state(1))
+    opt.set_lr([0.0, 0.05])
+    opt.zero_grad()
+    F.cross_entropy(net(x).flatten(0, 1), y.flatten(), reduction="none").view(2, -1).mean(1).sum().backward()
+    opt.step()
+    assert all(torch.equal(before[0][k], v) for k, v in net.state(0).items())
+    assert not all(torch.equal(before[1][k], v) for k, v in net.state(1).items())
+
+
+def _close_runs(a, b, rtol):
+    assert [r["epoch"] for r in a.history] == [r["epoch"] for r in b.history]
+    for key in ("train_loss", "val_loss", "train_loss_running"):
+        assert [r[key] for r in a.history] == pytest.approx([r[key] for r in b.history], rel=rtol, nan_ok=True)
+    assert [r["distance"] for r in a.steps] == pytest.approx([r["distance"] for r in b.steps], rel=max(rtol, 1e-4))
+    assert [r["g2_big"] for r in a.noise] == pytest.approx([r["g2_big"] for r in b.noise], rel=max(rtol, 1e-4))
+    assert a.states.keys() == b.states.keys()
+
+
+def test_one_model_stacked_equals_the_single_path(small):
+    spec = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=0.05, log_points=20, noise_points=5)
+    alone = train.train(spec, small, seed=4)
+    stacked, = train.train_together(spec, small, [train._Member(4, spec, "seed4")], stacked=True)
+    _close_runs(stacked, alone, 1e-5)
+    assert stacked.summary["stacked"] == 1 and alone.summary["stacked"] == 1
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_seeds_stacked_agree_with_seeds_one_after_another(small, bn):
+    params = {"seeds": [0, 1, 2]}
+    base = dict(batch_size=24, width=6, epochs=2, lr=0.05, log_points=20, noise_points=5, batch_norm=bn)
+    one_by_one = train.train_seeds(params, small, progress=False, spec=train.TrainSpec(**base, stack="off"))
+    stacked = train.train_seeds(params, small, progress=False, spec=train.TrainSpec(**base, stack="on"))
+    assert [r.summary["stacked"] for r in stacked] == [3, 3, 3]
+    assert [r.summary["stacked"] for r in one_by_one] == [1, 1, 1]
+    for a, b in zip(stacked, one_by_one):
+        assert a.seed == b.seed and a.label == b.label
+        _close_runs(a, b, 1e-3)
+        for k, v in b.states["final"].items():
+            torch.testing.assert_close(a.states["final"][k], v, rtol=1e-3, atol=1e-5)
+
+
+def test_a_stopped_model_stays_as_it_was_when_it_stopped(small):
+    """Two learning rates stacked, with a target only the fast one reaches early: the fast one's record ends
+    there, exactly as when it trains alone, while the slow one goes on."""
+    fast = train.TrainSpec(batch_size=24, width=6, epochs=8, lr=0.1, target_loss=2.2)
+    slow = train.TrainSpec(batch_size=24, width=6, epochs=8, lr=0.001, target_loss=2.2)
+    runs = train.train_together(fast, small, [train._Member(0, fast, "fast"), train._Member(0, slow, "slow")],
+                                stacked=True)
+    alone = train.train(fast, small, seed=0)
+    assert runs[0].summary["stopped_by"] == "target" and runs[0].summary["steps_run"] < runs[1].summary["steps_run"]
+    _close_runs(runs[0], alone, 1e-4)
+    for k, v in alone.states["final"].items():
+        torch.testing.assert_close(runs[0].states["final"][k], v, rtol=1e-4, atol=1e-6)
+
+
+def test_a_diverging_model_does_not_disturb_the_others(small):
+    good = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=0.05)
+    bad = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=1e6)
+    runs = train.train_together(good, small, [train._Member(0, good, "good"), train._Member(1, bad, "bad")],
+                                stacked=True)
+    assert runs[1].summary["status"] == "diverged" and runs[0].summary["status"] == "ok"
+    _close_runs(runs[0], train.train(good, small, seed=0), 1e-4)
+
+
+def test_auto_stacks_by_the_measured_rule_and_names_bad_choices():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH, cpu)
+    assert not stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH * 2, cpu)
+    assert stacking.use_stack("auto", 3, 1024, gpu)
+    assert not stacking.use_stack("auto", 1, 16, cpu) and not stacking.use_stack("on", 1, 16, cpu)
+    assert stacking.use_stack("on", 3, 1024, cpu) and not stacking.use_stack("off", 3, 16, gpu)
+    with pytest.raises(ValueError, match="stack = 'yes' is not allowed: expected one of auto, on, off"):
+        stacking.use_stack("yes", 3, 16, cpu)
