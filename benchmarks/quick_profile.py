@@ -1,72 +1,93 @@
-"""Where the quick profile's wall time goes: training, papermill overhead, findings and report.
+"""Where a profile's wall time goes: per job, the kernel start, imports, training steps, the rest of
+the training cell (evaluation, logging, checkpoints, saving), measurements, figures; then the
+findings and the report.
 
-    python benchmarks/quick_profile.py [--out reports/quick] [--run]
+    python benchmarks/quick_profile.py [--out reports/quick] [--run] [--profile quick]
 
-With ``--run`` it first runs ``bsnb run quick --out OUT --force`` (minutes); otherwise it reads
-the timings of the last run in OUT. The papermill overhead per execution (kernel start, imports
-of torch and bsnb) is measured here by executing a notebook that only does those imports.
+With ``--run`` it first runs ``bsnb run PROFILE --out OUT --force`` (minutes); otherwise it reads
+the last sweep in OUT. The split comes from papermill's own record of each cell's duration in the
+executed notebooks (``metadata.papermill.duration``) and the training seconds each run recorded:
+the kernel start (with papermill's own work) is the job's time minus the sum of its cells.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-
-import nbformat
 
 from bsnb import parameters, results
 
+PARTS = ("kernel", "imports", "training", "evaluation+logging", "measurement", "figures", "other")
 
-def papermill_overhead(repeats: int = 3) -> float:
-    """Median seconds to execute, with papermill, a notebook that imports what the study's notebooks import."""
-    import papermill
 
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("import torch\nfrom bsnb import data, parameters, plots, results, train")]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    times = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            papermill.execute_notebook(nb, str(Path(tmp) / "out.ipynb"), progress_bar=False, kernel_name="python3")
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _part(source: str) -> str:
+    """The phase a code cell belongs to, from what it calls."""
+    if "train.train_seeds" in source or "train.tune" in source:
+        return "training cell"
+    if "measure" in source:
+        return "measurement"
+    if "from bsnb import" in source:
+        return "imports"
+    if "plots." in source:
+        return "figures"
+    return "other"
+
+
+def breakdown(job: results.JobStore) -> dict:
+    """Seconds per phase of one executed job."""
+    nb = json.loads(job.path("notebook.ipynb").read_text())
+    parts = dict.fromkeys(PARTS, 0.0)
+    cells = 0.0
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        seconds = cell.get("metadata", {}).get("papermill", {}).get("duration") or 0.0
+        cells += seconds
+        part = _part("".join(cell["source"]))
+        if part == "training cell":
+            steps = sum(s.get("train_seconds") or 0.0 for s in job.summary().get("seeds", []))
+            parts["training"] += steps
+            parts["evaluation+logging"] += seconds - steps
+        else:
+            parts[part] += seconds
+    total = job.status()["seconds"]
+    parts["kernel"] = total - cells
+    return {"total": total, **parts}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(parameters.REPORTS_DIR / "quick"))
-    ap.add_argument("--run", action="store_true", help="run the quick profile first (with --force)")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--run", action="store_true", help="run the profile first (with --force)")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.run:
-        subprocess.run([sys.executable, "-m", "bsnb.cli", "run", "quick", "--out", str(out), "--force", "--quiet"],
-                       check=True)
+        subprocess.run([sys.executable, "-m", "bsnb.cli", "run", args.profile, "--out", str(out), "--force",
+                        "--quiet"], check=True)
     timings = results.read_json(out / "logs" / "timings.json")
     ran = set(timings["ran"])
     jobs = [r for r in results.jobs_in(results.store_dir(out)) if r.job_id in ran and r.complete]
     if not jobs:
         sys.exit(f"no job of {out} ran in its last sweep: rerun with --run to measure")
-    job_seconds = sum(r.status()["seconds"] for r in jobs)
-    train_seconds = sum(s["train_seconds"] for r in jobs for s in r.summary()["seeds"])
-    overhead = papermill_overhead()
-    workers = timings["workers"]
-    print(f"quick profile, {len(jobs)} executions on {workers} worker(s); wall time {timings['total']:.0f} s")
-    print(f"  jobs phase (wall)                 {timings['jobs']:7.1f} s")
-    print(f"    summed over workers:            {job_seconds:7.1f} s of notebook execution, of which")
-    print(f"      training epochs               {train_seconds:7.1f} s ({train_seconds / job_seconds:.0%})")
-    pm = overhead * len(jobs)
-    print(f"      papermill + kernel + imports  {pm:7.1f} s ({pm / job_seconds:.0%}; {overhead:.1f} s per execution, "
-          f"measured now)")
-    rest = job_seconds - train_seconds - pm
-    print(f"      evaluation, data, saving, figures {rest:5.1f} s ({rest / job_seconds:.0%})")
-    print(f"  findings notebook                 {timings['findings']:7.1f} s")
-    print(f"  report (nbconvert + index)        {timings['report']:7.1f} s")
+    rows = {r.job_id: breakdown(r) for r in jobs}
+    width = max(len(j) for j in rows)
+    print(f"{out}: {len(jobs)} jobs on {timings['workers']} worker(s); wall time {timings['total']:.0f} s "
+          f"(jobs {timings['jobs']:.0f} s, findings {timings['findings']:.0f} s, report {timings['report']:.0f} s)")
+    print(f"{'job':<{width}} {'total':>6} " + " ".join(f"{p[:10]:>10}" for p in PARTS))
+    for job, row in sorted(rows.items(), key=lambda kv: kv[0]):
+        print(f"{job:<{width}} {row['total']:6.1f} " + " ".join(f"{row[p]:10.1f}" for p in PARTS))
+    sums = {k: sum(r[k] for r in rows.values()) for k in ("total", *PARTS)}
+    print(f"{'sum':<{width}} {sums['total']:6.1f} " + " ".join(f"{sums[p]:10.1f}" for p in PARTS))
+    print(f"{'share':<{width}} {'':6} " + " ".join(f"{sums[p] / sums['total']:10.0%}" for p in PARTS))
+    big = [j for j in rows if j.startswith("02-bs1024-")]
+    if big:
+        row = rows[big[0]]
+        print(f"fixed cost of {big[0]} (its time minus its training steps): {row['total'] - row['training']:.1f} s "
+              f"of {row['total']:.1f} s")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ in alternating order, after a warm-up epoch; the ratio is the median over rounds
 ratios stacked / one after another (below 1: stacking is faster). The last column is what
 ``stack: auto`` picks for the seeds of a setting (M = 3) or for a search (M = 12) on this device.
 Each epoch is the training loop's step: each model its own batch order, forward, backward of the
-summed losses, the optimiser; no evaluation.
+summed losses, the optimiser; no evaluation. One after another is the loop's unstacked way
+(``stacking.Separate``): each model's own step in turn.
 """
 
 from __future__ import annotations
@@ -42,10 +43,9 @@ def _epoch(net, opt, x, y, batch: int, generators) -> float:
 def _setup(ds, args, seeds, stacked: bool):
     modules = stacking.build(args.model, ds.input_shape, ds.n_classes, args.width, args.batch_norm, 0, seeds,
                              ds.device)
-    nets = [stacking.Stacked(modules)] if stacked else [stacking.Single(m) for m in modules]
+    net = stacking.replicas(modules, stacked)
     return [(net, stacking.optimizer(net, "sgd", [0.01] * net.m, 0.9, 0.0),
-             [torch.Generator().manual_seed(s) for s in (seeds if stacked else [seed])])
-            for net, seed in zip(nets, seeds)]
+             [torch.Generator().manual_seed(s) for s in seeds])]
 
 
 def measure(ds, args, m: int, batch: int) -> tuple[float, float, float]:

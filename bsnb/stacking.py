@@ -15,8 +15,9 @@ Two ways to run the forward pass:
   running statistics.
 
 :class:`Optimizer` is SGD with momentum or Adam, as torch.optim computes them, with one learning
-rate per model; a stopped model gets rate 0 and stays as it is. :class:`Single` is the same
-interface over one ordinary module and torch.optim, so :mod:`bsnb.train` has one loop for both.
+rate per model; a stopped model gets rate 0 and stays as it is. :class:`Separate` is the same
+interface over ordinary modules and torch.optim, each model stepping on its own, so :mod:`bsnb.train`
+has one loop for one model, for M stacked and for M side by side.
 
 Whether stacking pays depends on the batch size and the device, so ``stack: auto`` decides by a
 rule measured with ``benchmarks/stacking.py`` (see :func:`use_stack`).
@@ -65,40 +66,48 @@ def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm
     return out
 
 
-class Single:
-    """One ordinary module behind the stacked interface (M = 1)."""
+class Separate:
+    """M ordinary modules behind the stacked interface, each stepping on its own (one after another within a
+    step): the same arithmetic as training each alone. A model marked inactive is skipped."""
 
-    def __init__(self, module: nn.Module):
-        self.m = 1
-        self.module = module
+    def __init__(self, modules: list[nn.Module]):
+        self.m = len(modules)
+        self.modules = modules
+        self.active = [True] * self.m
 
     def train(self, mode: bool = True):
-        self.module.train(mode)
+        for module in self.modules:
+            module.train(mode)
+
+    def _each(self, inputs) -> torch.Tensor:
+        on = [j for j in range(self.m) if self.active[j]] or list(range(self.m))
+        outs = {j: self.modules[j](inputs[j]) for j in on}
+        blank = torch.zeros_like(outs[on[0]])
+        return torch.stack([outs.get(j, blank) for j in range(self.m)])
 
     def __call__(self, x):
-        """``x``: [1, B, ...] -> [1, B, classes]."""
-        return self.module(x[0]).unsqueeze(0)
+        """``x``: [M, B, ...] -> [M, B, classes] (zeros for an inactive model)."""
+        return self._each(x)
 
     def shared(self, x):
         """One input for every model: [B, ...] -> [M, B, classes]."""
-        return self.module(x).unsqueeze(0)
-
-    def parameters(self) -> list[torch.Tensor]:
-        return list(self.module.parameters())
+        return self._each([x] * self.m)
 
     def grads(self) -> list[torch.Tensor]:
-        """Each parameter's gradient with a leading model axis."""
-        return [p.grad.unsqueeze(0) for p in self.module.parameters()]
+        """Each parameter's gradient with a leading model axis (zeros where a model has none)."""
+        per_model = [[p.grad if p.grad is not None else torch.zeros_like(p) for p in m.parameters()]
+                     for m in self.modules]
+        return [torch.stack(g) for g in zip(*per_model)]
 
     def weights(self) -> list[torch.Tensor]:
-        return [p.detach().unsqueeze(0) for p in self.module.parameters()]
+        return [torch.stack([p.detach() for p in ps]) for ps in zip(*(m.parameters() for m in self.modules))]
 
     def state(self, i: int) -> dict:
-        return {k: v.detach().to("cpu", copy=True) for k, v in self.module.state_dict().items()}
+        return {k: v.detach().to("cpu", copy=True) for k, v in self.modules[i].state_dict().items()}
 
     def module_of(self, i: int) -> nn.Module:
-        """An ordinary module holding model ``i``'s parameters and buffers (for this class, the module itself)."""
-        return self.module
+        """An ordinary module holding model ``i``'s parameters and buffers (here, its own module)."""
+        return self.modules[i]
 
 
 class Stacked:
@@ -111,6 +120,7 @@ class Stacked:
         self.params, self.buffers = stack_module_state(modules)  # leaves of shape [M, ...]
         self.names = list(self.params)
         self.grouped = isinstance(modules[0], models.CNN1d) and not self.buffers
+        self.active = [True] * self.m  # every model is computed; a stopped one's learning rate is 0
         self._call = vmap(self._one, in_dims=(0, 0, 0))
         self._shared = vmap(self._one, in_dims=(0, 0, None))
 
@@ -167,7 +177,7 @@ class Stacked:
 
 
 def replicas(modules: list[nn.Module], stacked: bool):
-    return Stacked(modules) if stacked else Single(modules[0])
+    return Stacked(modules) if stacked else Separate(modules)
 
 
 class Optimizer:
@@ -220,31 +230,35 @@ class Optimizer:
             p.sub_(lr / (1 - b1 ** self.steps) * m / denom)
 
 
-class TorchOptimizer:
-    """torch.optim's SGD or Adam for one ordinary module, behind :class:`Optimizer`'s interface."""
+class SeparateOptimizer:
+    """torch.optim's SGD or Adam, one per module of a :class:`Separate`, behind :class:`Optimizer`'s interface."""
 
-    def __init__(self, params, kind: str, lr, momentum: float = 0.9, weight_decay: float = 0.0):
-        lr = float(lr[0]) if isinstance(lr, (list, tuple)) else float(lr)
-        if kind == "sgd":
-            self.opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-        elif kind == "adam":
-            self.opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-        else:
+    def __init__(self, modules, kind: str, lrs, momentum: float = 0.9, weight_decay: float = 0.0):
+        if kind not in ("sgd", "adam"):
             raise ValueError(f"optimizer = {kind!r} is not allowed: expected sgd or adam")
+        make = {"sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=momentum, weight_decay=weight_decay),
+                "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr, weight_decay=weight_decay)}[kind]
+        self.opts = [make(m.parameters(), float(lr)) for m, lr in zip(modules, lrs)]
+        self.lrs = [float(lr) for lr in lrs]
 
     def set_lr(self, lrs):
-        for group in self.opt.param_groups:
-            group["lr"] = float(lrs[0])
+        self.lrs = [float(lr) for lr in lrs]
+        for opt, lr in zip(self.opts, self.lrs):
+            for group in opt.param_groups:
+                group["lr"] = lr
 
     def zero_grad(self):
-        self.opt.zero_grad(set_to_none=True)
+        for opt in self.opts:
+            opt.zero_grad(set_to_none=True)
 
     def step(self):
-        self.opt.step()
+        for opt, lr in zip(self.opts, self.lrs):
+            if lr:  # a stopped model (rate 0) is left as it is
+                opt.step()
 
 
 def optimizer(net, kind: str, lrs, momentum: float, weight_decay: float):
-    """The optimiser of ``net`` (a :class:`Single` or :class:`Stacked`), ``lrs`` one rate per model."""
+    """The optimiser of ``net`` (a :class:`Separate` or :class:`Stacked`), ``lrs`` one rate per model."""
     if isinstance(net, Stacked):
         return Optimizer(net.parameters(), kind, lrs, momentum, weight_decay)
-    return TorchOptimizer(net.parameters(), kind, lrs, momentum, weight_decay)
+    return SeparateOptimizer(net.modules, kind, lrs, momentum, weight_decay)

@@ -196,7 +196,8 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
 
 def train_together(spec: TrainSpec, data: data_mod.Data, members: list[_Member], stacked: bool,
                    progress=None, prune: bool = False) -> list[SeedRun]:
-    """Train ``members`` in lockstep: stacked as one model (:mod:`bsnb.stacking`) or, for one member, alone.
+    """Train ``members`` in lockstep: stacked as one model, or side by side, each taking its own step in turn
+    (:mod:`bsnb.stacking`).
 
     Every member has its own initialisation and batch order (from its seed) and its own learning
     rate; one that diverges, reaches its target or runs out of patience stops changing while the
@@ -204,8 +205,6 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[_Member],
     members of its group that have not reached it by the same step stop: they cannot need fewer steps.
     """
     device, n = data.device, len(data.y_train)
-    if len(members) > 1 and not stacked:
-        raise ValueError("several members train together only stacked")
 
     # the models: each from its own seed, with its own batch order drawn on the CPU
     modules = stacking.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
@@ -235,6 +234,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[_Member],
 
     def stop(j, why):
         members[j].stopped_by = why
+        net.active[j] = False
         members[j].states["final"] = net.state(j)
 
     # epoch 0: the initial models
@@ -462,50 +462,33 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
                              params["data_seed"], device, params.get("data_path", ""))
     spec = spec or TrainSpec.from_params(params)
     members = [_Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
-    if stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device):
-        seeds = ", ".join(str(m.seed) for m in members)
-        return _run(spec, data, members, True, f"batch {spec.batch_size}, seeds {seeds} (stacked)", progress)
-    return [run for m in members
-            for run in _run(spec, data, [m], False, f"batch {spec.batch_size}, seed {m.seed}", progress)]
+    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
+    seeds = ", ".join(str(m.seed) for m in members)
+    return _run(spec, data, members, stacked, f"batch {spec.batch_size}, seed{'s' * (len(members) > 1)} {seeds}"
+                f"{' (stacked)' if stacked else ''}", progress)
 
 
-def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, progress: bool = True,
-         guess: float | None = None) -> list[SeedRun]:
+def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, progress: bool = True
+         ) -> list[SeedRun]:
     """Shallue et al.'s steps-to-result: for each seed, the fewest steps over ``lrs`` to reach ``target_loss``.
 
-    Every run stops once its validation loss reaches the target. Only each seed's fewest steps
-    matter, so once a learning rate has reached the target in S steps, the others are given at
-    most S steps: a run that has not reached the target by then cannot do better (the answer is
-    exact, and the losers cost little). Stacked (``spec.stack``), every (learning rate, seed) trains
-    at once and a seed's runs stop together at the first check that sees one of them reach the target;
-    one after another, the learning rates are tried nearest to ``guess`` first, so the bound tightens
-    early. Each run's summary carries its ``lr_used`` and ``pruned``. Only the validation loss
-    decides, so the training split is not evaluated (its loss is NaN in the history; the running
-    mean over the epoch's batches is there): at large batches that evaluation costs almost as much
-    as the epoch's training.
+    Every (learning rate, seed) trains at once, in lockstep (stacked where ``spec.stack`` says so),
+    and each stops once its validation loss reaches the target. Only each seed's fewest steps
+    matter, so at the first check that sees one of a seed's runs reach the target, the seed's
+    other runs stop: they cannot need fewer steps (the answer is exact, and the losers cost no
+    more than the winner). Each run's summary carries its ``lr_used`` and ``pruned``. Only the
+    validation loss decides, so the training split is not evaluated (its loss is NaN in the
+    history; the running mean over the epoch's batches is there): at large batches that
+    evaluation costs almost as much as the epoch's training.
     """
     from dataclasses import replace
 
-    order = sorted(lrs, key=lambda lr: abs(math.log(lr / guess))) if guess else list(lrs)
     one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
-    full = one.total_steps(len(data.y_train))
     members = [_Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
-               for k, seed in enumerate(seeds) for lr in order]
-    if stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device):
-        runs = _run(one, data, members, True, f"batch {spec.batch_size}, {len(order)} lrs x {len(seeds)} seeds "
-                    f"(stacked)", progress, prune=True)
-    else:
-        runs, best = [], {}
-        for m in members:
-            bound = best.get(m.group)
-            budget = replace(m.spec, budget="steps", steps=bound) if bound is not None and bound < full else m.spec
-            m.spec = budget
-            run, = _run(budget, data, [m], False, f"batch {spec.batch_size}, lr {m.spec.lr:g}, seed {m.seed}",
-                        progress)
-            m.pruned = bound is not None and bound < full and not run.summary["reached_target"]
-            if run.summary["reached_target"]:  # the bound is the step of the check that saw the target
-                best[m.group] = min(bound or full, run.summary["steps_to_target_checked"])
-            runs.append(run)
+               for k, seed in enumerate(seeds) for lr in lrs]
+    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
+    runs = _run(one, data, members, stacked, f"batch {spec.batch_size}, {len(lrs)} lrs x {len(seeds)} seeds"
+                f"{' (stacked)' if stacked else ''}", progress, prune=True)
     for m, run in zip(members, runs):
         run.summary.update(run=m.label, pruned=m.pruned)
     return runs

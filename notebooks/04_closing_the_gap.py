@@ -89,7 +89,7 @@ spec
 
 # %%
 if remedy == "tuned":
-    runs = train.tune(spec, ds, lr_grid, seeds, target_loss, guess=remedies.scaled_lr("linear", lr, reference_batch, batch_size))
+    runs = train.tune(spec, ds, lr_grid, seeds, target_loss)
 else:
     runs = train.train_seeds(params, ds, spec=spec)
 store = results.JobStore(run_dir)

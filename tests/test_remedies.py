@@ -105,16 +105,20 @@ def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
     full = [train.train(train.TrainSpec(batch_size=30, width=8, epochs=15, lr=lr, target_loss=2.0), d, seed=0)
             for lr in lrs]
     best = min(r.summary["steps_to_target"] for r in full if r.summary["reached_target"])
-    pruned = train.tune(spec, d, lrs, [0], target_loss=2.0, progress=False, guess=0.1)
+    pruned = train.tune(spec, d, lrs, [0], target_loss=2.0, progress=False)
     assert min(r.summary["steps_to_target"] for r in pruned if r.summary["reached_target"]) == best
-    assert [r.summary["lr_used"] for r in pruned][0] == 0.1  # the guess goes first
+    assert [r.summary["lr_used"] for r in pruned] == lrs and {r.summary["stacked"] for r in pruned} == {1}
     assert sum(r.summary["steps_run"] for r in pruned) <= sum(r.summary["steps_run"] for r in full)
     assert len({r.label for r in pruned}) == 3
-    # the search skips the training split's evaluation; the validation losses that decide are unchanged
-    first = pruned[0]  # lr 0.1 with the whole budget, like full[2]
-    assert all(np.isnan(r["train_loss"]) for r in first.history) and first.summary["status"] == "ok"
-    assert [r["val_loss"] for r in first.history] == [r["val_loss"] for r in full[2].history]
-    assert not any(np.isnan(r["train_loss"]) for r in full[2].history)
+    winner = next(k for k, r in enumerate(pruned) if r.summary["steps_to_target"] == best)
+    stop = pruned[winner].summary["steps_run"]
+    assert all(r.summary["steps_run"] == stop for r in pruned)  # the others stop at the winner's check ...
+    assert all(r.summary["pruned"] for k, r in enumerate(pruned) if not r.summary["reached_target"])
+    # ... and side by side each run is the same arithmetic as alone; the search skips the training split's
+    # evaluation, and the validation losses that decide are unchanged
+    assert all(np.isnan(r["train_loss"]) for r in pruned[winner].history)
+    assert [r["val_loss"] for r in pruned[winner].history] == [r["val_loss"] for r in full[winner].history]
+    assert not any(np.isnan(r["train_loss"]) for r in full[winner].history)
 
 
 def test_stacked_search_finds_the_fewest_steps_of_its_grid():

@@ -71,19 +71,17 @@ def test_optimizer_is_torch_optim_per_model_and_a_zero_rate_freezes(kind, wd):
     net = stacking.Stacked(_modules("cnn", False, 0, seeds))
     lrs = [0.05, 0.01]
     opt = stacking.Optimizer(net.parameters(), kind, lrs, momentum=0.9, weight_decay=wd)
-    refs = [stacking.TorchOptimizer(m.parameters(), kind, [lr], momentum=0.9, weight_decay=wd)
-            for m, lr in zip(alone, lrs)]
+    refs = stacking.SeparateOptimizer(alone, kind, lrs, momentum=0.9, weight_decay=wd)
     g = torch.Generator().manual_seed(2)
     for _ in range(3):  # the same gradients for both, so only the update rules are compared
         x, y = torch.randn(2, 16, 40, generator=g), torch.randint(0, 10, (2, 16), generator=g)
-        for j, (m, ref) in enumerate(zip(alone, refs)):
-            ref.zero_grad()
+        refs.zero_grad()
+        for j, m in enumerate(alone):
             F.cross_entropy(m(x[j]), y[j]).backward()
         for name, p in net.params.items():
             p.grad = torch.stack([dict(m.named_parameters())[name].grad for m in alone])
         opt.step()
-        for ref in refs:
-            ref.step()
+        refs.step()
     for j, m in enumerate(alone):
         for name, p in m.named_parameters():
             torch.testing.assert_close(net.params[name][j], p.detach(), rtol=1e-6, atol=1e-7)
