@@ -38,7 +38,7 @@ CHOICES = ("auto", "on", "off")
 
 # ``stack: auto`` stacks on a CPU up to this batch size. benchmarks/stacking.py on a 2-core x86_64
 # (torch 2.14.1, one thread, the MNIST-1D CNN, M = 3): stacked over one-after-another 0.49 at batch 16,
-# 0.62 at 32, 0.86 at 64, and slower (1.2 to 2.2) from 128 on. A GPU is launch-bound for models this
+# 0.62 at 32, 0.84 at 64, and slower from 128 on (1.10, 1.60 at 256, 2.17 at 1024). A GPU is launch-bound for models this
 # small, so stacking is expected to pay at every batch size there (HFTA); Apple's MPS is unmeasured.
 CPU_MAX_BATCH = 64
 
