@@ -37,10 +37,12 @@ from bsnb import models
 CHOICES = ("auto", "on", "off")
 
 # ``stack: auto`` stacks on a CPU up to this batch size. benchmarks/stacking.py on a 2-core x86_64
-# (torch 2.14.1, one thread, the MNIST-1D CNN, M = 3): stacked over one-after-another 0.49 at batch 16,
-# 0.62 at 32, 0.84 at 64, and slower from 128 on (1.10, 1.60 at 256, 2.17 at 1024). A GPU is launch-bound for models this
-# small, so stacking is expected to pay at every batch size there (HFTA); Apple's MPS is unmeasured.
-CPU_MAX_BATCH = 64
+# (torch 2.14.1, one thread, the MNIST-1D CNN), stacked over one after another, two runs: M = 3 0.49 and
+# 0.57 at batch 16, 0.62 and 0.71 at 32, 0.84 and 1.10 at 64, slower from 128 on (1.10 to 2.43);
+# M = 12 0.26 to 0.35 at 16, 0.44 to 0.52 at 32. Batch 64 is a coin toss, so auto stops at 32. A GPU
+# is launch-bound for models this small, so stacking is expected to pay at every batch size there
+# (HFTA); Apple's MPS is unmeasured.
+CPU_MAX_BATCH = 32
 
 
 def use_stack(stack: str, m: int, batch_size: int, device: torch.device) -> bool:
