@@ -19,6 +19,12 @@ from torch import nn
 from bsnb.remedies import GhostBatchNorm1d, GhostBatchNorm2d
 
 MODELS = ("cnn", "mlp", "cnn2d", "resnet")
+
+# Examples per forward pass when a model is evaluated on a whole split (losses, Hessian-vector
+# products). A chunk that stays in the CPU's cache is the fastest: the 1-D CNN on 4,000 examples, one
+# thread, took 8 ms per pass in chunks of 1,024 or 2,048 against 23 ms in one chunk of 4,000
+# (Hessian-vector products 62 against 85 ms). The results differ only in the order of summation.
+EVAL_CHUNK = 1024
 IMAGE_MODELS = ("cnn2d", "resnet")  # need inputs of shape (C, H, W), or (H, W) for one channel
 
 

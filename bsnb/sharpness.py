@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from bsnb import models
 from bsnb.models import frozen
 
 
@@ -52,19 +53,19 @@ def subset(x, y, n: int, seed: int = 0):
     return x[idx], y[idx]
 
 
-def batches(x, y, size: int = 4096):
+def batches(x, y, size: int = models.EVAL_CHUNK):
     return [(x[i:i + size], y[i:i + size]) for i in range(0, len(y), size)]
 
 
 @torch.no_grad()
-def loss_at(model, x, y, chunk: int = 8192) -> float:
+def loss_at(model, x, y, chunk: int = models.EVAL_CHUNK) -> float:
     total = 0.0
     for xb, yb in batches(x, y, chunk):
         total += F.cross_entropy(model(xb), yb, reduction="sum").item()
     return total / len(y)
 
 
-def loss_and_grad(model, x, y, chunk: int = 8192) -> tuple[float, torch.Tensor]:
+def loss_and_grad(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, torch.Tensor]:
     """Mean training loss and its gradient (flat), accumulated over chunks."""
     params = list(model.parameters())
     grads = [torch.zeros_like(p) for p in params]
@@ -95,7 +96,7 @@ class Hessian:
     restores its parameters, buffers and mode. ``matvecs`` counts Hessian-vector products.
     """
 
-    def __init__(self, model, x, y, chunk: int = 4096, cache_examples: int = 16384):
+    def __init__(self, model, x, y, chunk: int = models.EVAL_CHUNK, cache_examples: int = 16384):
         self.model = model
         self._frozen = frozen(model)
         self._frozen.__enter__()
@@ -263,7 +264,7 @@ def maximise_in_box(objective, w: np.ndarray, epsilon: float, a: np.ndarray | No
 
 
 def eps_sharpness(model, x, y, epsilon: float = 1e-3, dim: int | None = None, iters: int = 10, seed: int = 0,
-                  chunk: int = 8192) -> EpsSharpness:
+                  chunk: int = models.EVAL_CHUNK) -> EpsSharpness:
     """Keskar et al.'s Metric 2.1 of the training loss on (x, y): phi = 100 (max f - f) / (1 + f).
 
     ``dim=None`` searches the full parameter space (A = I); ``dim=p`` the span of a random n x p
@@ -307,7 +308,7 @@ def filter_normalized_direction(model, seed: int = 0) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def _evaluate(model, x, y, chunk: int = 8192) -> tuple[float, float]:
+def _evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy (the model's mode is left to the caller)."""
     loss, correct = 0.0, 0
     for xb, yb in batches(x, y, chunk):

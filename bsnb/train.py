@@ -142,7 +142,7 @@ def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-def evaluate(model, x, y, chunk: int = 8192) -> tuple[float, float]:
+def evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y), model in eval mode."""
     was_training = model.training
     model.eval()
@@ -359,7 +359,7 @@ def _norms(tensors) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate_all(net, x, y, chunk: int = 8192) -> tuple[list[float], list[float]]:
+def evaluate_all(net, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[list[float], list[float]]:
     """Per model of ``net`` (:mod:`bsnb.stacking`), mean cross-entropy and accuracy over (x, y), in eval mode."""
     net.train(False)
     loss = torch.zeros(net.m, dtype=torch.float64, device=x.device)
