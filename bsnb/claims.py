@@ -615,11 +615,9 @@ def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95, timing: pd.Da
 
 def _seconds_per_step(timing: pd.DataFrame | None, runs: pd.DataFrame) -> pd.Series:
     """Median seconds per optimiser step of each batch size timed alone (an epoch is ceil(n_train / B) steps)."""
-    if timing is None or timing.empty:
+    if timing is None or timing.empty or "n_train" not in runs:
         return pd.Series(dtype=float)
-    n_train = int(runs["n_train"].iloc[0]) if "n_train" in runs else None
-    if n_train is None:
-        return pd.Series(dtype=float)
+    n_train = int(runs["n_train"].iloc[0])
     per_epoch = timing.groupby("batch_size")["seconds_per_epoch"].median()
     return per_epoch / np.ceil(n_train / per_epoch.index.to_numpy())
 

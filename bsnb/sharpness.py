@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from bsnb import models
+from bsnb import models, train
 from bsnb.models import frozen
 
 
@@ -307,17 +307,6 @@ def filter_normalized_direction(model, seed: int = 0) -> list[torch.Tensor]:
     return direction
 
 
-@torch.no_grad()
-def _evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (the model's mode is left to the caller)."""
-    loss, correct = 0.0, 0
-    for xb, yb in batches(x, y, chunk):
-        out = model(xb)
-        loss += F.cross_entropy(out, yb, reduction="sum").item()
-        correct += (out.argmax(1) == yb).sum().item()
-    return loss / len(y), correct / len(y)
-
-
 def slice_1d(model, direction, x, y, alphas) -> list[dict]:
     """Loss and accuracy at w + alpha d for each alpha."""
     rows = []
@@ -327,7 +316,7 @@ def slice_1d(model, direction, x, y, alphas) -> list[dict]:
             with torch.no_grad():
                 for p, b, d in zip(model.parameters(), base, direction):
                     p.copy_(b + alpha * d)
-            loss, acc = _evaluate(model, x, y)
+            loss, acc = train.evaluate(model, x, y)
             rows.append({"alpha": float(alpha), "loss": loss, "acc": acc})
     return rows
 
@@ -342,7 +331,7 @@ def slice_2d(model, d1, d2, x, y, alphas, betas) -> list[dict]:
                 with torch.no_grad():
                     for p, b, u, v in zip(model.parameters(), base, d1, d2):
                         p.copy_(b + alpha * u + beta * v)
-                loss, acc = _evaluate(model, x, y)
+                loss, acc = train.evaluate(model, x, y)
                 rows.append({"alpha": float(alpha), "beta": float(beta), "loss": loss, "acc": acc})
     return rows
 
@@ -361,7 +350,7 @@ def interpolate(model, state_a: dict, state_b: dict, splits: dict, alphas) -> li
             model.load_state_dict(mixed)
             row = {"alpha": float(alpha)}
             for name, (x, y) in splits.items():
-                row[f"{name}_loss"], row[f"{name}_acc"] = _evaluate(model, x, y)
+                row[f"{name}_loss"], row[f"{name}_acc"] = train.evaluate(model, x, y)
             rows.append(row)
     return rows
 

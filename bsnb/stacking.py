@@ -121,6 +121,7 @@ class Stacked:
         self.base = copy.deepcopy(modules[0]).to("meta")  # structure only: functional_call supplies the tensors
         self.params, self.buffers = stack_module_state(modules)  # leaves of shape [M, ...]
         self.names = list(self.params)
+        self.keys = list(modules[0].state_dict())  # a model's state dict, in its module's order
         self.grouped = isinstance(modules[0], models.CNN1d) and not self.buffers
         self.active = [True] * self.m  # every model is computed; a stopped one's learning rate is 0
         self._call = vmap(self._one, in_dims=(0, 0, 0))
@@ -169,9 +170,8 @@ class Stacked:
 
     def state(self, i: int) -> dict:
         """Model ``i``'s state dict, as its own module would give it, on the CPU."""
-        order = self.scratch.state_dict().keys()
         tensors = {**self.params, **self.buffers}
-        return {k: tensors[k][i].detach().to("cpu", copy=True) for k in order}
+        return {k: tensors[k][i].detach().to("cpu", copy=True) for k in self.keys}
 
     def module_of(self, i: int) -> nn.Module:
         self.scratch.load_state_dict(self.state(i))

@@ -166,7 +166,7 @@ def _sync(device):
 
 
 @dataclass
-class _Member:
+class Member:
     """One model of a group trained together: its seed, its spec (its own learning rate) and what it records."""
 
     seed: int
@@ -191,10 +191,10 @@ class _Member:
 
 def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> SeedRun:
     """Train one model from seed ``seed``; ``progress`` is a callable(epoch, row) or None."""
-    return train_together(spec, data, [_Member(seed, spec, f"seed{seed}")], stacked=False, progress=progress)[0]
+    return train_together(spec, data, [Member(seed, spec, f"seed{seed}")], stacked=False, progress=progress)[0]
 
 
-def train_together(spec: TrainSpec, data: data_mod.Data, members: list[_Member], stacked: bool,
+def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], stacked: bool,
                    progress=None, prune: bool = False) -> list[SeedRun]:
     """Train ``members`` in lockstep: stacked as one model, or side by side, each taking its own step in turn
     (:mod:`bsnb.stacking`).
@@ -394,7 +394,7 @@ def _two_batch(net, j: int, x, y) -> dict:
     return {"b_small": half, "b_big": len(y), "g2_small": g2_small, "g2_big": g2_big, "g2_est": g2_est, "s_est": s_est}
 
 
-def _summarise(spec, data, m: _Member, model, total) -> dict:
+def _summarise(spec, data, m: Member, model, total) -> dict:
     history, diverged = m.history, m.stopped_by == "diverged"
     trained = [r for r in history[1:] if math.isfinite(r["seconds"])]
     final = history[-1]
@@ -461,7 +461,7 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
                              params["data_seed"], device, params.get("data_path", ""))
     spec = spec or TrainSpec.from_params(params)
-    members = [_Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
+    members = [Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
     stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
     seeds = ", ".join(str(m.seed) for m in members)
     return _run(spec, data, members, stacked, f"batch {spec.batch_size}, seed{'s' * (len(members) > 1)} {seeds}"
@@ -484,7 +484,7 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     from dataclasses import replace
 
     one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
-    members = [_Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
+    members = [Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
                for k, seed in enumerate(seeds) for lr in lrs]
     stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
     runs = _run(one, data, members, stacked, f"batch {spec.batch_size}, {len(lrs)} lrs x {len(seeds)} seeds"

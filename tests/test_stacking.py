@@ -107,7 +107,7 @@ def _close_runs(a, b, rtol):
 def test_one_model_stacked_equals_the_single_path(small):
     spec = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=0.05, log_points=20, noise_points=5)
     alone = train.train(spec, small, seed=4)
-    stacked, = train.train_together(spec, small, [train._Member(4, spec, "seed4")], stacked=True)
+    stacked, = train.train_together(spec, small, [train.Member(4, spec, "seed4")], stacked=True)
     _close_runs(stacked, alone, 1e-5)
     assert stacked.summary["stacked"] == 1 and alone.summary["stacked"] == 1
 
@@ -132,7 +132,7 @@ def test_a_stopped_model_stays_as_it_was_when_it_stopped(small):
     there, exactly as when it trains alone, while the slow one goes on."""
     fast = train.TrainSpec(batch_size=24, width=6, epochs=8, lr=0.1, target_loss=2.2)
     slow = train.TrainSpec(batch_size=24, width=6, epochs=8, lr=0.001, target_loss=2.2)
-    runs = train.train_together(fast, small, [train._Member(0, fast, "fast"), train._Member(0, slow, "slow")],
+    runs = train.train_together(fast, small, [train.Member(0, fast, "fast"), train.Member(0, slow, "slow")],
                                 stacked=True)
     alone = train.train(fast, small, seed=0)
     assert runs[0].summary["stopped_by"] == "target" and runs[0].summary["steps_run"] < runs[1].summary["steps_run"]
@@ -144,7 +144,7 @@ def test_a_stopped_model_stays_as_it_was_when_it_stopped(small):
 def test_a_diverging_model_does_not_disturb_the_others(small):
     good = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=0.05)
     bad = train.TrainSpec(batch_size=24, width=6, epochs=3, lr=1e6)
-    runs = train.train_together(good, small, [train._Member(0, good, "good"), train._Member(1, bad, "bad")],
+    runs = train.train_together(good, small, [train.Member(0, good, "good"), train.Member(1, bad, "bad")],
                                 stacked=True)
     assert runs[1].summary["status"] == "diverged" and runs[0].summary["status"] == "ok"
     _close_runs(runs[0], train.train(good, small, seed=0), 1e-4)
