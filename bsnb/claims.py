@@ -607,7 +607,8 @@ def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95, timing: pd.Da
         secs, slo, shi, _ = interval(g["seconds_to_target"], confidence, log=True)
         rows.append({"batch_size": int(batch), "seeds": n, "seeds_tried": tuned[tuned["batch_size"] == batch]["seed"]
                      .nunique(), "steps": steps, "steps_low": lo, "steps_high": hi, "seconds": secs,
-                     "seconds_low": slo, "seconds_high": shi, "best_lr": g["lr_used"].median(),
+                     "seconds_low": slo, "seconds_high": shi, "seconds_timed_alone": batch in per_step.index,
+                     "best_lr": g["lr_used"].median(),
                      "target": g["target_loss"].iloc[0]})
     table = pd.DataFrame(rows).sort_values("batch_size").reset_index(drop=True)
     return regimes(table)

@@ -384,10 +384,14 @@ def steps_to_target(curve: pd.DataFrame, critical: pd.DataFrame | None = None):
     for x, lr, y_ in zip(b, curve["best_lr"], curve["steps"]):
         axes[0].annotate(f"lr {lr:g}", (x, y_), textcoords="offset points", xytext=(4, 6), fontsize=7)
     n = int(curve["seeds"].min())
+    alone = ("those steps times the seconds per step of that batch size timed alone by the findings (one model, one "
+             "thread, nothing else running).")
+    shared = "the runs' own training seconds, timed while other jobs shared the machine (stacked runs left out)."
     return _caption(fig, f"For each batch size and seed, the fewest steps over the learning-rate grid to reach the "
                          f"target (evaluated once per epoch); points: geometric mean over {n}+ seeds, bars: 95% "
                          "interval. Segments are coloured by their log-log slope: <= -0.75 perfect scaling, >= -0.2 "
-                         "plateau, diminishing returns between.")
+                         "plateau, diminishing returns between. Right: "
+                         + (alone if curve.get("seconds_timed_alone", pd.Series([False])).all() else shared))
 
 
 def min_loss_by_rule(runs: pd.DataFrame):

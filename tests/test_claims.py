@@ -348,6 +348,18 @@ def test_steps_to_target_takes_each_seeds_best_learning_rate_and_labels_regimes(
     assert (curve["best_lr"] == 0.1).all()
     assert curve["regime_to_next"].tolist() == ["perfect scaling", "perfect scaling", "diminishing returns",
                                                 "plateau", ""]
+    assert curve["seconds"].tolist() == pytest.approx([best / b for b, best in steps.items()])
+    assert not curve["seconds_timed_alone"].any()
+    # with a timing alone, seconds are steps x seconds per step (n_train 512: an epoch is 512 / B steps) ...
+    frame = pd.DataFrame(rows).assign(n_train=512)
+    timing = pd.DataFrame([{"repeat": r, "batch_size": b, "seconds_per_epoch": 0.01 * 512 / b} for r in range(3)
+                           for b in (16, 32, 64, 128)])
+    timed = claims.steps_to_target(frame, timing=timing).set_index("batch_size")
+    assert timed.loc[16, "seconds"] == pytest.approx(4000 * 0.01) and timed.loc[16, "seconds_timed_alone"]
+    # ... and a batch the timing lacks keeps the runs' own seconds, unless they trained stacked
+    assert timed.loc[256, "seconds"] == pytest.approx(650 / 256) and not timed.loc[256, "seconds_timed_alone"]
+    stacked = claims.steps_to_target(frame.assign(stacked=3), timing=timing).set_index("batch_size")
+    assert np.isnan(stacked.loc[256, "seconds"]) and stacked.loc[16, "seconds"] == pytest.approx(40.0)
 
 
 def test_findings_without_closing_the_gap_runs_are_inconclusive_not_broken():
