@@ -226,15 +226,35 @@ def execute_notebook(name: str, values: dict, output: Path, cwd: Path | None = N
             os.replace(partial, output)
 
 
+# A worker's state for the parent's SIGUSR1: whether it runs a job now, and whether it was told to stop.
+_WORKER = {"in_job": False, "stopped": False}
+
+
+def _stop_worker(signum, frame):
+    """SIGUSR1 in a worker: stop the job it runs, and start no other. Between jobs nothing is raised: an
+    exception there would land in the pool's own queue handling, and the parent's shutdown would wait for
+    that worker for ever."""
+    _WORKER["stopped"] = True
+    if _WORKER["in_job"]:
+        raise KeyboardInterrupt
+
+
 def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
     """Execute one job; record ok or failed in its status.json (an interruption records nothing)."""
     try:
+        _WORKER["in_job"] = True
+        if _WORKER["stopped"]:  # told to stop before this job began (it may have been queued already)
+            return Outcome(planned.job.job_id, "interrupted")
         return _run_job(planned, threads, force)
+    except KeyboardInterrupt:  # while waiting for the job's lock, or anywhere outside the notebook
+        return Outcome(planned.job.job_id, "interrupted")
     except OSError as exc:  # the lock, a status or the notebook could not be written
         problem = storage_problem(exc)
         if problem is None:
             raise
         return Outcome(planned.job.job_id, "unwritable", error=problem)
+    finally:
+        _WORKER["in_job"] = False
 
 
 def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
@@ -288,7 +308,7 @@ def _init_worker(threads: int, log: str | None = None):
     # A Ctrl-C in the terminal reaches the whole process group; the parent decides what stops and
     # tells each worker once, with SIGUSR1, so papermill can shut its kernel down cleanly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, _raise_interrupt)
+    signal.signal(signal.SIGUSR1, _stop_worker)
 
 
 # --------------------------------------------------------------------------------------------
