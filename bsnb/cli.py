@@ -158,6 +158,9 @@ def main(argv=None) -> int:
 
     if hasattr(signal, "SIGPIPE"):  # `bsnb validate quick | head` ends quietly
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Ctrl-C stops a sweep cleanly even when the process started with SIGINT ignored (a parent that ignores it
+    # passes that on, and Python then installs no KeyboardInterrupt): the sweep would not stop at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parser().parse_args(argv)
     if getattr(args, "workers", None) is not None and args.workers < 1:
         print(f"error: --workers = {args.workers} is not allowed: expected an integer >= 1", file=sys.stderr)
