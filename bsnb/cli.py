@@ -1,6 +1,8 @@
 """``bsnb``: run, check and report the study from the command line.
 
-    bsnb run PROFILE [--out DIR] [--workers N] [--force]   sweep, findings, report; prints the report path last
+    bsnb run PROFILE [--out DIR] [--workers N] [--threads N] [--scheduler ADDRESS | --cluster FILE] [--force]
+                                                            sweep (on Dask), findings, report; prints the report path last
+    bsnb cluster-script FILE                                the batch script --cluster FILE would submit
     bsnb validate PROFILE                                   check a profile, list its jobs; runs nothing
     bsnb report PROFILE [--out DIR]                         rebuild findings and report from stored runs
     bsnb readme PROFILE [--out DIR]                         README.md's results from the run's claims.csv
@@ -45,54 +47,41 @@ def cmd_validate(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from bsnb import report, results, sweep
+    from bsnb import report, sweep
+    from bsnb.engine import Engine
 
-    start = time.time()
-    profile, out_dir, planned = _load(args.profile, args.out, force=args.force)
-    workers = args.workers or profile.workers or sweep.default_workers()
-    print(f"profile {profile.name}: {len(planned)} jobs ({sum(p.cached for p in planned)} cached), "
-          f"{workers} worker(s), output in {out_dir}", flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "profile.yaml").write_text(profile.path.read_text())
-    store = results.store_dir(out_dir)
-    results.write_plan(store, profile.name, [p.job.job_id for p in planned])
-    old = results.superseded(store)
-    if old:
-        print(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
-              f"kept on disk, left out of the findings and the report: {', '.join(old)}", flush=True)
-    for p in planned:
-        if p.damaged:
-            print(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again",
-                  flush=True)
-    result = sweep.execute(planned, workers, force=args.force, progress=not args.quiet, log=sweep.log_path(out_dir))
+    profile = profiles.load_profile(args.profile)
+    out_dir = _out_dir(profile, args.out)
+    engine = Engine(workers=args.workers or profile.workers, threads=args.threads or profile.threads,
+                    scheduler=args.scheduler, cluster_file=args.cluster, log_directory=out_dir / "logs" / "cluster")
+    done = sweep.run(profile, out_dir, engine, force=args.force, progress=not args.quiet,
+                     say=lambda line: print(line, flush=True), build_report=report.build)
+    result, planned = done.result, done.planned
+    complete = result.count("ok") + result.count("cached")
     if result.unwritable:
-        done = result.count("ok") + result.count("cached")
-        print(f"error: cannot write in {out_dir} ({result.unwritable}); {done} of {len(planned)} jobs complete and kept: "
-              f"free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
+        print(f"error: cannot write in {out_dir} ({result.unwritable}); {complete} of {len(planned)} jobs complete and "
+              f"kept: free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
         return EXIT_FAILED
     if result.interrupted:
-        done = result.count("ok") + result.count("cached")
-        print(f"interrupted after {time.time() - start:.0f} s: {done} of {len(planned)} jobs complete; "
+        print(f"interrupted after {result.seconds:.0f} s of jobs: {complete} of {len(planned)} jobs complete; "
               f"run the same command again to finish the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
-    t_findings = time.time()
-    findings_error = sweep.run_findings(profile, out_dir)
-    t_report = time.time()
-    index = report.build(out_dir, profile, meta={
-        "wall time": f"{time.time() - start:.0f} s (jobs {result.seconds:.0f} s, findings {t_report - t_findings:.0f} s)"})
-    timings = {"total": time.time() - start, "jobs": result.seconds, "findings": t_report - t_findings,
-               "report": time.time() - t_report, "workers": workers,
-               "ran": [o.job_id for o in result.outcomes if o.state in ("ok", "failed")]}
-    results.write_json(out_dir / "logs" / "timings.json", timings)
+    t = done.timings
     ran = result.count("ok") + result.count("failed")
     print(f"{len(planned)} jobs: {ran} ran, {result.count('cached')} cached, {len(result.failed)} failed; "
-          f"findings {'FAILED: ' + findings_error if findings_error else 'ok'}; "
-          f"{timings['total']:.0f} s in all (jobs {result.seconds:.0f} s, findings {timings['findings']:.0f} s, "
-          f"report {timings['report']:.0f} s)")
+          f"findings {'FAILED: ' + done.findings_error if done.findings_error else 'ok'}; "
+          f"{t['total']:.0f} s in all (jobs {t['jobs']:.0f} s, findings {t['findings']:.0f} s, report {t['report']:.0f} s)")
     for o in result.failed:
         print(f"  failed: {o.job_id}: {o.error} (notebook kept in {out_dir / 'runs' / o.job_id})")
-    print(index.resolve())
-    return EXIT_FAILED if result.failed or findings_error else EXIT_OK
+    print(done.index.resolve())
+    return EXIT_FAILED if result.failed or done.findings_error else EXIT_OK
+
+
+def cmd_cluster_script(args) -> int:
+    from bsnb import engine
+
+    print(engine.cluster_script(args.file), end="")
+    return EXIT_OK
 
 
 def cmd_report(args) -> int:
@@ -134,7 +123,14 @@ def parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a profile's sweep, the findings and the report")
     run.add_argument("profile", help="profile name in params/ (quick, smoke, full) or a YAML path")
     run.add_argument("--out", help="output folder (default reports/<profile name>)")
-    run.add_argument("--workers", type=int, help="parallel notebook executions (default: one per core)")
+    run.add_argument("--workers", type=int, help="jobs at once on the local cluster (default: one per GPU, "
+                     "else one per core)")
+    run.add_argument("--threads", type=int, help="torch threads per job (default: the cores shared among the workers)")
+    where = run.add_mutually_exclusive_group()
+    where.add_argument("--scheduler", metavar="ADDRESS", help="run the jobs on a running Dask cluster "
+                       "(e.g. tcp://host:8786); starts nothing")
+    where.add_argument("--cluster", metavar="FILE", help="run the jobs on a SLURM or PBS cluster described by FILE "
+                       "(dask-jobqueue); see `bsnb cluster-script`")
     run.add_argument("--force", action="store_true", help="rerun jobs even when their cached result is current")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=cmd_run)
@@ -146,6 +142,9 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("profile")
     rep.add_argument("--out", help="output folder (default reports/<profile name>)")
     rep.set_defaults(func=cmd_report)
+    cls = sub.add_parser("cluster-script", help="print the batch script that --cluster FILE would submit")
+    cls.add_argument("file", help="a cluster file (YAML): kind, jobs, cores, gpus, memory, walltime, queue, ...")
+    cls.set_defaults(func=cmd_cluster_script)
     rdm = sub.add_parser("readme", help="write README.md's results from a finished run (its claims.csv)")
     rdm.add_argument("profile")
     rdm.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
@@ -162,9 +161,10 @@ def main(argv=None) -> int:
     # passes that on, and Python then installs no KeyboardInterrupt): the sweep would not stop at all.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = parser().parse_args(argv)
-    if getattr(args, "workers", None) is not None and args.workers < 1:
-        print(f"error: --workers = {args.workers} is not allowed: expected an integer >= 1", file=sys.stderr)
-        return EXIT_INVALID
+    for name in ("workers", "threads"):
+        if getattr(args, name, None) is not None and getattr(args, name) < 1:
+            print(f"error: --{name} = {getattr(args, name)} is not allowed: expected an integer >= 1", file=sys.stderr)
+            return EXIT_INVALID
     try:
         return args.func(args)
     except parameters.ProfileError as exc:

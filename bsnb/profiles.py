@@ -20,7 +20,7 @@ import yaml
 from bsnb.parameters import (FINDINGS, FINDINGS_PARAMS, GROUPS, JOBS, NEEDS, NOTEBOOKS, PARAMS, PARAMS_DIR, ProfileError,
                          check_params, defaults)
 
-PROFILE_KEYS = {"name", "description", "notebooks", "workers", *GROUPS}
+PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", *GROUPS}
 
 
 @dataclass
@@ -31,7 +31,8 @@ class Profile:
     path: Path | None
     description: str = ""
     notebooks: list[str] = field(default_factory=lambda: list(NOTEBOOKS))
-    workers: int | None = None
+    workers: int | None = None  # jobs at once on the local cluster
+    threads: int | None = None  # torch threads per job
     values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
     groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
     overrides: dict[str, list] = field(default_factory=dict)  # notebook -> its own grids (one dict each)
@@ -130,9 +131,10 @@ def load_profile(spec: str | Path) -> Profile:
     for nb in notebooks:
         if nb not in NOTEBOOKS:
             problems.append(f"notebooks: {nb!r} is not a notebook of the study; expected some of {', '.join(NOTEBOOKS)}")
-    workers = raw.get("workers")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        problems.append(f"workers = {workers!r} is not allowed: expected an integer >= 1")
+    workers, threads = raw.get("workers"), raw.get("threads")
+    for key, value in (("workers", workers), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            problems.append(f"{key} = {value!r} is not allowed: expected an integer >= 1")
     values, groups = _grouped(raw, "", problems)
     overrides = {}
     for nb, entry in sections.items():  # one mapping, or a list of them (several grids for one notebook)
@@ -147,7 +149,7 @@ def load_profile(spec: str | Path) -> Profile:
     if problems:
         raise ProfileError(problems, str(path))
     return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
-                   notebooks=list(notebooks), workers=workers, values=values, groups=groups, overrides=overrides)
+                   notebooks=list(notebooks), workers=workers, threads=threads, values=values, groups=groups, overrides=overrides)
 
 
 def _grouped(raw: dict, where: str, problems: list) -> tuple[dict, dict]:

@@ -1,8 +1,9 @@
-"""The sweep: a profile's jobs executed with papermill in worker processes, cached and resumable.
+"""The sweep: a profile's jobs executed with papermill on Dask workers, cached and resumable.
 
 Data flow: profile -> :func:`bsnb.profiles.expand` (every job validated, nothing has run yet)
 -> :func:`plan` (cache keys; which jobs are already done) -> :func:`execute` (papermill, one
-kernel per job, ``workers`` at a time) -> the findings notebook -> the report.
+kernel per job, on the workers of :class:`bsnb.engine.Engine`) -> the findings notebook -> the report.
+:func:`run` does all of it and keeps the books (the plan, the profile copied, the timings).
 
 This module imports no notebook and no training code; the notebooks do the work. A job's cache
 key covers the notebook's source, its parameters, the ``bsnb`` source the notebooks run, and the
@@ -22,13 +23,12 @@ import signal
 import sys
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from bsnb import parameters, profiles, results
+from bsnb.engine import WORKER_DEATHS, Engine, cores
 from bsnb import data as data_mod
 
 KERNEL = "python3"
@@ -226,35 +226,66 @@ def execute_notebook(name: str, values: dict, output: Path, cwd: Path | None = N
             os.replace(partial, output)
 
 
-# A worker's state for the parent's SIGUSR1: whether it runs a job now, and whether it was told to stop.
-_WORKER = {"in_job": False, "stopped": False}
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def _stop_worker(signum, frame):
-    """SIGUSR1 in a worker: stop the job it runs, and start no other. Between jobs nothing is raised: an
-    exception there would land in the pool's own queue handling, and the parent's shutdown would wait for
-    that worker for ever."""
-    _WORKER["stopped"] = True
-    if _WORKER["in_job"]:
-        raise KeyboardInterrupt
-
-
-def run_job(planned: Planned, threads: int, force: bool) -> Outcome:
-    """Execute one job; record ok or failed in its status.json (an interruption records nothing)."""
+@contextmanager
+def job_environment(threads: int, log: Path | None):
+    """While a job runs in a worker: the kernel it starts gets ``threads`` CPU threads (kernels inherit the
+    environment), and its chatter (and any traceback) goes to the sweep's log rather than the terminal."""
+    saved = {var: os.environ.get(var) for var in THREAD_VARS}
+    os.environ.update({var: str(threads) for var in THREAD_VARS})
+    fds = []
+    if log is not None:
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        fds = [(n, os.dup(n)) for n in (1, 2)]
+        for n in (1, 2):
+            os.dup2(fd, n)
+        os.close(fd)
     try:
-        _WORKER["in_job"] = True
-        if _WORKER["stopped"]:  # told to stop before this job began (it may have been queued already)
-            return Outcome(planned.job.job_id, "interrupted")
-        return _run_job(planned, threads, force)
-    except KeyboardInterrupt:  # while waiting for the job's lock, or anywhere outside the notebook
+        yield
+    finally:
+        for n, copy in fds:
+            os.dup2(copy, n)
+            os.close(copy)
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _where() -> dict:
+    """The host and Dask worker a job ran on, and the resources that worker declares."""
+    import socket
+
+    where = {"host": socket.gethostname()}
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        where.update(worker=worker.address, resources=dict(worker.state.total_resources))
+    except (ImportError, ValueError):  # not in a Dask worker
+        pass
+    return where
+
+
+def run_job(planned: Planned, threads: int, force: bool, log: str | None = None) -> Outcome:
+    """Execute one job (in a Dask worker); record ok or failed in its status.json (an interruption records
+    nothing, so the job simply runs again)."""
+    try:
+        with job_environment(threads, Path(log) if log else None):
+            return _run_job(planned, threads, force)
+    except KeyboardInterrupt:  # the kernel was interrupted, or the worker told to stop
         return Outcome(planned.job.job_id, "interrupted")
     except OSError as exc:  # the lock, a status or the notebook could not be written
         problem = storage_problem(exc)
         if problem is None:
             raise
         return Outcome(planned.job.job_id, "unwritable", error=problem)
-    finally:
-        _WORKER["in_job"] = False
 
 
 def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
@@ -270,7 +301,7 @@ def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
         if planned.source is not None:
             params["source_dir"] = str(planned.source.run_dir.resolve())
         start = time.time()
-        status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start}
+        status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start, **_where()}
         try:
             execute_notebook(job.notebook, params, run_dir / results.NOTEBOOK)
         except PapermillExecutionError as exc:
@@ -294,21 +325,9 @@ def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
         return Outcome(job.job_id, state, seconds, error)
 
 
-def _init_worker(threads: int, log: str | None = None):
-    # Kernels inherit the environment and the standard streams: keep each kernel to its share of
-    # the cores, and its chatter (and any traceback) in the sweep's log rather than on the terminal.
-    if log:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    # A Ctrl-C in the terminal reaches the whole process group; the parent decides what stops and
-    # tells each worker once, with SIGUSR1, so papermill can shut its kernel down cleanly.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGUSR1, _stop_worker)
+def may_use_gpu(params: dict) -> bool:
+    """Whether a job's device can be a GPU (then it asks the engine for one, where the cluster has any)."""
+    return str(params.get("device", "auto")).startswith(("auto", "cuda"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -321,6 +340,8 @@ class SweepResult:
     interrupted: bool = False
     unwritable: str | None = None  # why the sweep stopped early: what could not be written where
     seconds: float = 0.0
+    engine: str = ""  # where the jobs ran, and how many at once
+    workers: int = 0
 
     def count(self, state: str) -> int:
         return sum(o.state == state for o in self.outcomes)
@@ -330,21 +351,24 @@ class SweepResult:
         return [o for o in self.outcomes if o.state == "failed"]
 
 
-def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
-
-
-def threads_per_worker(workers: int) -> int:
-    return max(1, default_workers() // workers)
-
-
 def log_path(out_dir: Path) -> Path:
     return Path(out_dir) / "logs" / "sweep.log"
 
 
-def execute(planned: list[Planned], workers: int, force: bool = False, progress: bool = True,
+def _record_failure(p: Planned, error: str) -> Outcome:
+    """A job that failed without writing its own status (its source failed, its worker died): written here."""
+    store = results.JobStore(p.run_dir)
+    store.forget()
+    store.write_status({"notebook": p.job.notebook, "key": p.key, "status": "failed", "params": p.job.params,
+                        "error": error})
+    return Outcome(p.job.job_id, "failed", error=error)
+
+
+def execute(planned: list[Planned], engine: Engine, force: bool = False, progress: bool = True,
             stream=None, log: Path | None = None) -> SweepResult:
-    """Run the jobs that are not cached, ``workers`` at a time; Ctrl-C stops cleanly."""
+    """Run the jobs that are not cached on ``engine``, longest first, each dependent job once its source is
+    done; Ctrl-C or SIGTERM stops the running jobs and keeps the completed ones."""
+    from distributed import wait
     from tqdm.auto import tqdm
 
     stream = stream or sys.stderr
@@ -360,81 +384,84 @@ def execute(planned: list[Planned], workers: int, force: bool = False, progress:
     if not todo:
         bar.close()
         return result
-    workers = max(1, min(workers, len(todo)))
-    threads = threads_per_worker(workers)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                               initargs=(threads, str(log) if log else None))
-    running: dict = {}
+    previous = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    running: dict = {}  # future -> Planned
     queue = list(todo)
     finished = {o.job_id: o.state for o in result.outcomes}
 
     def ready(p: Planned) -> bool:
         return p.source is None or finished.get(p.source.job.job_id) in ("ok", "cached")
-    previous = signal.getsignal(signal.SIGTERM)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    def describe():
-        names = ", ".join(f.job_id for f in running.values())
-        bar.set_postfix_str(f"running: {names} | failed: {len(result.failed)}", refresh=False)
+    def done(outcome: Outcome, line: str):
+        result.outcomes.append(outcome)
+        finished[outcome.job_id] = outcome.state
+        bar.update(1)
+        bar.write(f"[{len(result.outcomes)}/{len(planned)}] {line}", file=stream)
 
     try:
+        engine.start(jobs=len(todo))
+        threads, gpu = engine.job_threads(), engine.has_gpus()
+        result.engine, result.workers = engine.kind, engine.size()
+        bar.write(f"engine: {engine.kind}, {engine.size()} job(s) at once, {threads} thread(s) each"
+                  + (", a GPU for each job that may use one" if gpu else "")
+                  + (f"; dashboard {engine.dashboard}" if engine.dashboard else ""), file=stream)
         while queue or running:
             for p in [p for p in queue if p.source is not None and finished.get(p.source.job.job_id) == "failed"]:
                 queue.remove(p)  # the run it reads failed: it cannot run
-                outcome = Outcome(p.job.job_id, "failed", error=f"the run it reads ({p.source.job.job_id}) failed")
-                results.JobStore(p.run_dir).forget()
-                results.JobStore(p.run_dir).write_status({"notebook": p.job.notebook, "key": p.key, "status": "failed",
-                                                          "params": p.job.params, "error": outcome.error})
-                result.outcomes.append(outcome)
-                finished[outcome.job_id] = "failed"
-                bar.update(1)
-                bar.write(f"[{len(result.outcomes)}/{len(planned)}] FAILED {outcome.job_id}: {outcome.error}",
-                          file=stream)
-            while len(running) < workers and any(ready(p) for p in queue):
-                p = next(p for p in queue if ready(p))
+                outcome = _record_failure(p, f"the run it reads ({p.source.job.job_id}) failed")
+                done(outcome, f"FAILED {p.job.job_id}: {outcome.error}")
+            for p in [p for p in queue if ready(p)]:  # Dask starts them by priority as workers free up
                 queue.remove(p)
-                running[pool.submit(run_job, p, threads, force)] = p.job
+                fut = engine.submit(run_job, p, threads, force, str(log) if log else None, name=p.job.job_id,
+                                    priority=p.cost, gpu=gpu and may_use_gpu(p.job.params))
+                running[fut] = p
             if not running:  # nothing can start: what is left waits on a run that will not come
                 for p in queue:
-                    o = Outcome(p.job.job_id, "failed", error="the run it reads was not run")
-                    result.outcomes.append(o)
-                    bar.write(f"FAILED {o.job_id}: {o.error}", file=stream)
+                    done(Outcome(p.job.job_id, "failed", error="the run it reads was not run"),
+                         f"FAILED {p.job.job_id}: the run it reads was not run")
                 break
-            describe()
+            bar.set_postfix_str(f"in flight: {len(running)} | failed: {len(result.failed)}", refresh=False)
             bar.refresh()
-            done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = running.pop(fut)
+            try:
+                finished_now = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                continue
+            for fut in finished_now:
+                p = running.pop(fut)
                 try:
                     outcome = fut.result()
-                except Exception as exc:  # the worker process itself died
-                    outcome = Outcome(job.job_id, "failed", error=f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # the worker died every time it ran the job (KilledWorker), ...
+                    outcome = _record_failure(p, _describe_failure(exc))
                 if outcome.state == "interrupted":
                     raise KeyboardInterrupt
                 if outcome.state == "unwritable":
-                    result.unwritable = f"{job.job_id}: {outcome.error}"
+                    result.unwritable = f"{p.job.job_id}: {outcome.error}"
                     raise KeyboardInterrupt
-                result.outcomes.append(outcome)
-                finished[outcome.job_id] = outcome.state
-                bar.update(1)
                 mark = "FAILED" if outcome.state == "failed" else outcome.state
-                bar.write(f"[{len(result.outcomes)}/{len(planned)}] {mark:6s} {job.job_id} "
-                          f"({outcome.seconds:.1f} s, {time.time() - start:.0f} s elapsed)"
-                          + (f": {outcome.error}" if outcome.error else ""), file=stream)
+                done(outcome, f"{mark:6s} {p.job.job_id} ({outcome.seconds:.1f} s, {time.time() - start:.0f} s elapsed)"
+                     + (f": {outcome.error}" if outcome.error else ""))
     except KeyboardInterrupt:
         result.interrupted = result.unwritable is None
         bar.write(f"cannot write ({result.unwritable}): stopping the running jobs" if result.unwritable else
                   "interrupted: stopping the running jobs; completed jobs are kept, rerun to finish the rest",
                   file=stream)
-        for proc in list(getattr(pool, "_processes", {}).values()):
-            if proc.is_alive():
-                os.kill(proc.pid, signal.SIGUSR1)
+        engine.stop(running)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
         bar.close()
         result.seconds = time.time() - start
     return result
+
+
+def _describe_failure(exc: BaseException) -> str:
+    """One line for a job whose task raised in the engine rather than in its notebook."""
+    from distributed import KilledWorker
+
+    if isinstance(exc, KilledWorker):
+        deaths = getattr(exc, "allowed_failures", WORKER_DEATHS - 1) + 1
+        return f"its worker died each of the {deaths} times it ran the job (killed, out of memory, or its node lost)"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _raise_interrupt(signum, frame):
@@ -464,7 +491,7 @@ def findings_key(params: dict, out_dir: Path) -> str:
 
 
 def run_findings(profile: profiles.Profile, out_dir: Path) -> str | None:
-    """Execute the findings notebook over the store (in a worker, like the jobs); an error message, or None.
+    """Execute the findings notebook over the store, here with every core; an error message, or None.
 
     Nothing is executed when the findings' inputs (see :func:`findings_key`) are those of their last
     successful run: ``bsnb report`` then only rebuilds the pages.
@@ -477,9 +504,64 @@ def run_findings(profile: profiles.Profile, out_dir: Path) -> str | None:
         return None
     marker.unlink(missing_ok=True)
     results.clear_findings(out_dir)
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(default_workers(), str(log_path(out_dir)))) as pool:
-        error = pool.submit(_findings_job, params, out_dir / f"{parameters.FINDINGS}.ipynb").result()
+    with job_environment(cores(), log_path(out_dir)):
+        error = _findings_job(params, out_dir / f"{parameters.FINDINGS}.ipynb")
     if error is None:
         results.write_json(marker, {"key": key})
     return error
+
+
+# --------------------------------------------------------------------------------------------
+# a profile from start to end
+
+
+@dataclass
+class ProfileRun:
+    planned: list[Planned]
+    result: SweepResult
+    findings_error: str | None = None
+    index: Path | None = None  # the report's front page
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def stopped(self) -> bool:
+        return self.result.interrupted or self.result.unwritable is not None
+
+
+def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = False, progress: bool = True,
+        say=print, build_report=None) -> ProfileRun:
+    """Everything ``bsnb run`` does: plan, keep the books, execute the jobs, the findings, then
+    ``build_report(out_dir, profile, meta)``. ``say`` gets the lines a user should read before the jobs start."""
+    start = time.time()
+    out_dir = Path(out_dir)
+    planned = plan(profile, out_dir, force=force)
+    say(f"profile {profile.name}: {len(planned)} jobs ({sum(p.cached for p in planned)} cached), "
+        f"output in {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "profile.yaml").write_text(profile.path.read_text())
+    store = results.store_dir(out_dir)
+    results.write_plan(store, profile.name, [p.job.job_id for p in planned])
+    old = results.superseded(store)
+    if old:
+        say(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "
+            f"kept on disk, left out of the findings and the report: {', '.join(old)}")
+    for p in planned:
+        if p.damaged:
+            say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again")
+    with engine:
+        result = execute(planned, engine, force=force, progress=progress, log=log_path(out_dir))
+    done = ProfileRun(planned, result)
+    if done.stopped:
+        return done
+    t_findings = time.time()
+    done.findings_error = run_findings(profile, out_dir)
+    t_report = time.time()
+    if build_report is not None:
+        done.index = build_report(out_dir, profile, meta={
+            "wall time": f"{time.time() - start:.0f} s (jobs {result.seconds:.0f} s, findings {t_report - t_findings:.0f} s)"})
+    done.timings = {"total": time.time() - start, "jobs": result.seconds, "findings": t_report - t_findings,
+                    "report": time.time() - t_report, "workers": result.workers,
+                    "engine": result.engine,
+                    "ran": [o.job_id for o in result.outcomes if o.state in ("ok", "failed")]}
+    results.write_json(out_dir / "logs" / "timings.json", done.timings)
+    return done

@@ -88,6 +88,7 @@ def test_job_id_is_readable_and_ignores_system_parameters():
     ({"fixed": {"small_batch": 64, "large_batch": 16}}, ["small_batch = 64", "smaller than large_batch = 16"]),
     ({"epochz": 3}, ["unknown key 'epochz'"]),
     ({"workers": 0}, ["workers = 0", "an integer >= 1"]),
+    ({"threads": "4"}, ["threads = '4'", "an integer >= 1"]),
     ({"notebooks": ["99_nothing"]}, ["'99_nothing'", "02_empirical_comparison"]),
     ({"notebooks": {"03_sharpness": {"fixed": {"epsilons": [0.001, -1]}}}}, ["epsilons = [0.001, -1]", "a list of numbers"]),
     ({"notebooks": {"03_sharpness": {"fixed": {"top_k": 0}}}}, ["top_k = 0", "from 1 to 100"]),

@@ -1,0 +1,67 @@
+"""The cost of running the sweep on Dask: a profile's wall time with the Dask engine against the home-made
+process pool it replaced, side by side in one run, on this machine.
+
+    python benchmarks/engine.py [--profile smoke] [--rounds 2] [--baseline 289197e]
+
+The baseline is the last commit with the old pool; it is checked out into a temporary git worktree and run
+with ``PYTHONPATH`` pointing at it. Both run ``bsnb run PROFILE --out TMP --force --quiet`` into fresh folders,
+alternating which goes first, so drift in the machine's speed falls on both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed_run(code: Path, profile: str, out: Path) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "bsnb.cli", "run", profile, "--out", str(out), "--force", "--quiet"],
+                          cwd=code, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{code}: bsnb run {profile} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    import json
+
+    timings = json.loads((out / "logs" / "timings.json").read_text())
+    return {"wall": wall, "jobs": timings["jobs"]}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="smoke")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--baseline", default="289197e", help="a commit with the old process pool")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            times = {"pool": [], "dask": []}
+            for r in range(args.rounds):
+                order = [("pool", base), ("dask", ROOT)]
+                for name, code in order if r % 2 == 0 else order[::-1]:
+                    t = timed_run(code, args.profile, tmp / f"{name}-{r}")
+                    times[name].append(t)
+                    print(f"round {r + 1}: {name:4s} wall {t['wall']:6.1f} s (jobs {t['jobs']:6.1f} s)", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    print(f"\nprofile {args.profile}, {args.rounds} round(s) each, {os.cpu_count()} CPU(s)")
+    for what in ("wall", "jobs"):
+        pool = sum(t[what] for t in times["pool"]) / args.rounds
+        dask = sum(t[what] for t in times["dask"]) / args.rounds
+        print(f"{what:4s}: old pool {pool:6.1f} s, Dask {dask:6.1f} s, ratio Dask/pool {dask / pool:.3f}")
+
+
+if __name__ == "__main__":
+    main()
