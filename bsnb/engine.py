@@ -245,7 +245,10 @@ class Engine:
         dask.config.set({"distributed.scheduler.allowed-failures": WORKER_DEATHS - 1,
                          # a worker that waits for a notebook is not stuck, and its kernel's memory is not its own
                          "distributed.worker.memory.terminate": False,
-                         "distributed.admin.tick.limit": "1h"})
+                         "distributed.admin.tick.limit": "1h",
+                         # one job per worker thread at a time, the rest kept by the scheduler: a job submitted later
+                         # with a higher priority (a dependent job whose source just finished) starts next
+                         "distributed.scheduler.worker-saturation": 1.0})
         if self.scheduler:
             self.client = Client(self.scheduler, timeout="30s")
         elif self.settings:

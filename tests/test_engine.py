@@ -2,6 +2,7 @@
 it runs on, dask-jobqueue's cluster files and the batch script they render."""
 
 import contextlib
+import os
 import json
 import re
 import signal
@@ -198,3 +199,16 @@ def test_jobqueue_local_cluster_with_a_gpu_resource_runs_the_jobs(tmp_path):
     (job, state), = _states(out).items()
     assert state == "ok"
     assert results.JobStore(out / "runs" / job).status()["resources"] == {"GPU": 1.0}
+
+
+def test_a_job_s_kernel_gets_its_threads_and_not_the_worker_s_malloc_trimming(monkeypatch, tmp_path):
+    from bsnb import sweep
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what Dask's Nanny gives its workers
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    log = tmp_path / "logs" / "sweep.log"
+    with sweep.job_environment(3, log):
+        assert "MALLOC_TRIM_THRESHOLD_" not in os.environ and os.environ["OMP_NUM_THREADS"] == "3"
+        os.write(2, b"kernel chatter\n")
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and os.environ["OMP_NUM_THREADS"] == "7"
+    assert log.read_text() == "kernel chatter\n"
