@@ -161,3 +161,14 @@ def test_contours_draw_the_small_and_the_large_batch_on_the_same_levels():
             for b in (32, 256) for a in np.linspace(-1, 1, 5) for c in np.linspace(-1, 1, 5)]
     fig = plots.contours(pd.DataFrame(rows), 32, 256)
     assert len(fig.axes) == 2 and "seed 0" in fig.bsnb_caption
+
+
+def test_the_2d_surface_is_taken_for_the_first_seed_at_the_final_weights_only(tiny):
+    model, x, y = tiny
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoints = {"final": {1: state, 0: state}, "matched": {0: state, 1: state}}
+    records, tables = sharpness.measure_checkpoints(model, checkpoints, x, y, progress=False, top_k=2, trace_samples=2,
+                                                    epsilons=[1e-3], subspace_dim=5, lbfgs_iters=1, slice_points=3,
+                                                    contour_points=3)
+    assert len(records) == 4 and len(tables["slices"]) == 4 * 3
+    assert {(r["checkpoint"], r["seed"]) for r in tables["contours"]} == {("final", 0)} and len(tables["contours"]) == 9
