@@ -1,10 +1,12 @@
 """The cost of running the sweep on Dask: a profile's wall time with the Dask engine against the home-made
 process pool it replaced, side by side in one run, on this machine.
 
-    python benchmarks/engine.py [--profile smoke] [--rounds 2] [--baseline 289197e]
+    python benchmarks/engine.py [--profile smoke] [--rounds 2] [--baseline 289197e] [--candidate COMMIT]
 
 The baseline is the last commit with the old pool; it is checked out into a temporary git worktree and run
-with ``PYTHONPATH`` pointing at it. Both run ``bsnb run PROFILE --out TMP --force --quiet`` into fresh folders,
+from there (``python -m`` puts the working folder first on ``sys.path``, ahead of the editable install). The
+candidate is this working tree, or a commit checked out the same way (to compare engines on the same
+training code when later commits changed it). Both run ``bsnb run PROFILE --out TMP --force --quiet`` into fresh folders,
 alternating which goes first, so drift in the machine's speed falls on both.
 """
 
@@ -40,22 +42,31 @@ def main(argv=None):
     ap.add_argument("--profile", default="smoke")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--baseline", default="289197e", help="a commit with the old process pool")
+    ap.add_argument("--candidate", help="a commit with the Dask engine (default: this working tree)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = tmp / "baseline"
+        trees = [base]
         subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
                        capture_output=True)
+        candidate = ROOT
+        if args.candidate:
+            candidate = tmp / "candidate"
+            subprocess.run(["git", "worktree", "add", "--detach", str(candidate), args.candidate], cwd=ROOT,
+                           check=True, capture_output=True)
+            trees.append(candidate)
         try:
             times = {"pool": [], "dask": []}
             for r in range(args.rounds):
-                order = [("pool", base), ("dask", ROOT)]
+                order = [("pool", base), ("dask", candidate)]
                 for name, code in order if r % 2 == 0 else order[::-1]:
                     t = timed_run(code, args.profile, tmp / f"{name}-{r}")
                     times[name].append(t)
                     print(f"round {r + 1}: {name:4s} wall {t['wall']:6.1f} s (jobs {t['jobs']:6.1f} s)", flush=True)
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+            for tree in trees:
+                subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
     print(f"\nprofile {args.profile}, {args.rounds} round(s) each, {os.cpu_count()} CPU(s)")
     for what in ("wall", "jobs"):
         pool = sum(t[what] for t in times["pool"]) / args.rounds

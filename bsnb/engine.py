@@ -204,7 +204,7 @@ class Engine:
         if self.settings:
             return self.settings["jobs"]
         if self.scheduler:
-            return max(1, len(self.client.scheduler_info().get("workers", {})) if self.client else 1)
+            return self.slots() if self.client else 1
         return self.workers or default_workers()
 
     def job_threads(self) -> int:
@@ -216,11 +216,16 @@ class Engine:
             return 1
         return max(1, cores() // (self.workers or default_workers()))
 
+    def slots(self) -> int:
+        """How many jobs can start now: the worker threads connected (at least 1, so a job waits for the first)."""
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        return max(1, sum(w.get("nthreads", 1) for w in workers))
+
     def has_gpus(self) -> bool:
         """Whether any worker declares a GPU (then every job that may use one asks for one)."""
         if self.settings:
             return self.settings["gpus"] > 0
-        workers = self.client.scheduler_info().get("workers", {}).values()
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
         return any(w.get("resources", {}).get("GPU") for w in workers)
 
     @property
