@@ -200,12 +200,11 @@ class Engine:
         return "a local Dask cluster"
 
     def size(self) -> int:
-        """How many jobs can run at once: the local workers, the cluster file's jobs, or the running workers."""
+        """How many jobs can run at once: the cluster file's jobs (its workers come as the batch system starts
+        them), else the worker threads connected."""
         if self.settings:
             return self.settings["jobs"]
-        if self.scheduler:
-            return self.slots() if self.client else 1
-        return self.workers or default_workers()
+        return self.slots() if self.client else (self.workers or default_workers())
 
     def job_threads(self) -> int:
         if self.threads:
