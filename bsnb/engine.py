@@ -232,9 +232,11 @@ class Engine:
         """The address of Dask's dashboard, when one runs (it needs bokeh)."""
         import importlib.util
 
-        if self.client is None or (self.cluster is not None and importlib.util.find_spec("bokeh") is None):
+        if self.client is None or importlib.util.find_spec("bokeh") is None:
             return None
         try:
+            if "dashboard" not in self.client.scheduler_info(n_workers=0).get("services", {}):
+                return None  # a scheduler started with --no-dashboard
             return self.client.dashboard_link
         except Exception:  # no dashboard
             return None
