@@ -72,13 +72,11 @@ def local_gpus() -> list[str]:
 
 def default_workers() -> int:
     """One worker per GPU on a GPU machine, else one per core this process may use."""
-    gpus = local_gpus()
-    if gpus:
-        return len(gpus)
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+    return len(local_gpus()) or cores()
 
 
 def cores() -> int:
+    """The cores this process may use."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 

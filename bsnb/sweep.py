@@ -409,10 +409,10 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
     try:
         engine.start(jobs=len(todo))
         threads, gpu = engine.job_threads(), engine.has_gpus()
-        result.engine, result.workers = engine.kind, engine.size()
-        bar.write(f"engine: {engine.kind}, {engine.size()} job(s) at once, {threads} thread(s) each"
+        result.engine, result.workers, dashboard = engine.kind, engine.size(), engine.dashboard
+        bar.write(f"engine: {result.engine}, {result.workers} job(s) at once, {threads} thread(s) each"
                   + (", a GPU for each job that may use one" if gpu else "")
-                  + (f"; dashboard {engine.dashboard}" if engine.dashboard else ""), file=stream)
+                  + (f"; dashboard {dashboard}" if dashboard else ""), file=stream)
         while queue or running:
             for p in [p for p in queue if p.source is not None and finished.get(p.source.job.job_id) == "failed"]:
                 queue.remove(p)  # the run it reads failed: it cannot run
