@@ -55,7 +55,8 @@ def cmd_run(args) -> int:
     engine = Engine(workers=args.workers or profile.workers, threads=args.threads or profile.threads,
                     scheduler=args.scheduler, cluster_file=args.cluster, log_directory=out_dir / "logs" / "cluster")
     done = sweep.run(profile, out_dir, engine, force=args.force, progress=not args.quiet,
-                     say=lambda line: print(line, flush=True), build_report=report.build)
+                     say=lambda line: print(line, flush=True), build_report=report.build,
+                     reuse_kernels=not args.fresh_kernels)
     result, planned = done.result, done.planned
     complete = result.count("ok") + result.count("cached")
     if result.unwritable:
@@ -133,6 +134,9 @@ def parser() -> argparse.ArgumentParser:
                        "(dask-jobqueue); see `bsnb cluster-script`")
     run.add_argument("--force", action="store_true", help="rerun jobs even when their cached result is current")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--fresh-kernels", action="store_true",
+                     help="start a new Jupyter kernel for every job instead of reusing each worker's (slower, "
+                          "the same results)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check a profile and list its jobs; runs nothing")
     val.add_argument("profile")

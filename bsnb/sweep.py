@@ -1,8 +1,8 @@
 """The sweep: a profile's jobs executed with papermill on Dask workers, cached and resumable.
 
 Data flow: profile -> :func:`bsnb.profiles.expand` (every job validated, nothing has run yet)
--> :func:`plan` (cache keys; which jobs are already done) -> :func:`execute` (papermill, one
-kernel per job, on the workers of :class:`bsnb.engine.Engine`) -> the findings notebook -> the report.
+-> :func:`plan` (cache keys; which jobs are already done) -> :func:`execute` (papermill, in a
+kernel each worker keeps (:mod:`bsnb.kernels`), on the workers of :class:`bsnb.engine.Engine`) -> the findings notebook -> the report.
 :func:`run` does all of it and keeps the books (the plan, the profile copied, the timings).
 
 This module imports no notebook and no training code; the notebooks do the work. A job's cache
@@ -27,11 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bsnb import parameters, profiles, results
+from bsnb import kernels, parameters, profiles, results
 from bsnb.engine import WORKER_DEATHS, Engine, cores
 from bsnb import data as data_mod
 
-KERNEL = "python3"
 # Modules that only orchestrate or present the study; editing them does not change what a run computes.
 NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py"}
 
@@ -49,7 +48,7 @@ def read_notebook(name: str):
     import jupytext
 
     nb = jupytext.read(notebook_source(name))
-    nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernels.KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
     nb.metadata.setdefault("language_info", {"name": "python"})
     return nb
 
@@ -209,18 +208,17 @@ def job_lock(run_dir: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def execute_notebook(name: str, values: dict, output: Path, cwd: Path | None = None):
-    """Run a notebook with papermill; the executed notebook is written to ``output`` atomically.
+def execute_notebook(name: str, values: dict, output: Path, cwd: Path | None = None, reuse_kernel: bool = False
+                     ) -> dict:
+    """Run a notebook with papermill; the executed notebook is written to ``output`` atomically. With
+    ``reuse_kernel``, in this thread's kept kernel (:mod:`bsnb.kernels`). Returns which kernel ran it.
 
     On failure the notebook (with papermill's error banner) is still saved, then the error raised.
     """
-    import papermill
-
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.stem}.partial.ipynb")
     try:
-        papermill.execute_notebook(read_notebook(name), str(partial), parameters=values, kernel_name=KERNEL,
-                                   language="python", progress_bar=False, cwd=str(cwd or parameters.ROOT))
+        return kernels.execute(read_notebook(name), str(partial), values, cwd or parameters.ROOT, reuse=reuse_kernel)
     finally:
         if partial.exists():
             os.replace(partial, output)
@@ -280,12 +278,13 @@ def _where() -> dict:
     return where
 
 
-def run_job(planned: Planned, threads: int, force: bool, log: str | None = None) -> Outcome:
-    """Execute one job (in a Dask worker); record ok or failed in its status.json (an interruption records
-    nothing, so the job simply runs again)."""
+def run_job(planned: Planned, threads: int, force: bool, log: str | None = None, reuse_kernel: bool = True
+            ) -> Outcome:
+    """Execute one job (in a Dask worker, in the worker's kept kernel unless ``reuse_kernel`` is False); record ok
+    or failed in its status.json (an interruption records nothing, so the job simply runs again)."""
     try:
         with job_environment(threads, Path(log) if log else None):
-            return _run_job(planned, threads, force)
+            return _run_job(planned, threads, force, reuse_kernel)
     except KeyboardInterrupt:  # the kernel was interrupted, or the worker told to stop
         return Outcome(planned.job.job_id, "interrupted")
     except OSError as exc:  # the lock, a status or the notebook could not be written
@@ -295,7 +294,7 @@ def run_job(planned: Planned, threads: int, force: bool, log: str | None = None)
         return Outcome(planned.job.job_id, "unwritable", error=problem)
 
 
-def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
+def _run_job(planned: Planned, threads: int, force: bool, reuse_kernel: bool) -> Outcome:
     from papermill.exceptions import PapermillExecutionError
 
     job, run_dir = planned.job, planned.run_dir
@@ -310,7 +309,7 @@ def _run_job(planned: Planned, threads: int, force: bool) -> Outcome:
         start = time.time()
         status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start, **_where()}
         try:
-            execute_notebook(job.notebook, params, run_dir / results.NOTEBOOK)
+            status.update(execute_notebook(job.notebook, params, run_dir / results.NOTEBOOK, reuse_kernel=reuse_kernel))
         except PapermillExecutionError as exc:
             if exc.ename == "KeyboardInterrupt":
                 return Outcome(job.job_id, "interrupted")
@@ -372,9 +371,10 @@ def _record_failure(p: Planned, error: str) -> Outcome:
 
 
 def execute(planned: list[Planned], engine: Engine, force: bool = False, progress: bool = True,
-            stream=None, log: Path | None = None) -> SweepResult:
+            stream=None, log: Path | None = None, reuse_kernels: bool = True) -> SweepResult:
     """Run the jobs that are not cached on ``engine``, longest first, each dependent job once its source is
-    done; Ctrl-C or SIGTERM stops the running jobs and keeps the completed ones."""
+    done (each worker reusing its kernel, unless ``reuse_kernels`` is False); Ctrl-C or SIGTERM stops the
+    running jobs and keeps the completed ones."""
     from distributed import wait
     from tqdm.auto import tqdm
 
@@ -425,8 +425,8 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
             slots = engine.slots() if queue else 0
             for p in [p for p in queue if ready(p)][:max(0, slots - len(running))]:
                 queue.remove(p)
-                fut = engine.submit(run_job, p, threads, force, str(log) if log else None, name=p.job.job_id,
-                                    priority=p.cost, gpu=gpu and may_use_gpu(p.job.params))
+                fut = engine.submit(run_job, p, threads, force, str(log) if log else None, reuse_kernels,
+                                    name=p.job.job_id, priority=p.cost, gpu=gpu and may_use_gpu(p.job.params))
                 running[fut] = p
             if not running:  # nothing can start: what is left waits on a run that will not come
                 for p in queue:
@@ -541,7 +541,7 @@ class ProfileRun:
 
 
 def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = False, progress: bool = True,
-        say=print, build_report=None) -> ProfileRun:
+        say=print, build_report=None, reuse_kernels: bool = True) -> ProfileRun:
     """Everything ``bsnb run`` does: plan, keep the books, execute the jobs, the findings, then
     ``build_report(out_dir, profile, meta)``. ``say`` gets the lines a user should read before the jobs start."""
     start = time.time()
@@ -561,7 +561,8 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
         if p.damaged:
             say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again")
     with engine:
-        result = execute(planned, engine, force=force, progress=progress, log=log_path(out_dir))
+        result = execute(planned, engine, force=force, progress=progress, log=log_path(out_dir),
+                         reuse_kernels=reuse_kernels)
     done = ProfileRun(planned, result)
     if done.stopped:
         return done
