@@ -41,6 +41,19 @@ def test_chunks_stay_bounded_and_do_not_change_the_statistics(small):
     assert torch.allclose(a.full_gradient, noise.batch_gradient(net, x, y), atol=1e-6)
 
 
+@pytest.mark.parametrize("b", [1, 4, noise.VECTORISED_UP_TO, 64])
+def test_drawn_batch_gradients_equal_a_backward_pass_over_each_batch(small, b):
+    """Small batches come from vectorised per-example gradients, large ones from a backward pass each: both are
+    the gradient of the batch's mean loss (batch norm in eval mode)."""
+    net, x, y = small
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randperm(len(y), generator=gen)[:b] for _ in range(21)]  # more than one vectorised pass
+    drawn = noise.draw_gradients(net, x, y, batches, chunk=32)
+    assert len(drawn) == len(batches)
+    for idx, g in zip(batches, drawn):
+        assert torch.allclose(g, noise.batch_gradient(net, x[idx], y[idx]), rtol=1e-5, atol=1e-7)
+
+
 def test_measurements_leave_the_model_as_they_found_it(small):
     net, x, y = small
     before = {k: v.clone() for k, v in net.state_dict().items()}
