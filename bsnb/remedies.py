@@ -118,11 +118,10 @@ def options(params: dict) -> dict:
     if remedy.get("warmup"):
         out["warmup_steps"] = params["warmup_epochs"] * math.ceil(params["n_train"] / b)
         out["warmup_start_lr"] = lr0
-    if remedy.get("budget") == "reference_steps":
-        # the reference's steps are the cap; with a patience, the run stops once its minimum is confirmed, like every
-        # run of the comparison (STUDY.md's budget rule), rather than training on for hundreds of epochs past it
+    if remedy.get("budget") == "reference_steps":  # a fixed budget of steps: no early stop
         out["budget"] = "steps"
         out["steps"] = reference_steps(params["epochs"], params["n_train"], b0)
+        out["patience"] = 0
     if remedy.get("ghost"):
         out["ghost_batch"] = params["ghost_batch"]
     if "schedule" in remedy:  # milestones are fractions of the epochs: the whole budget is trained

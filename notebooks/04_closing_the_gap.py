@@ -69,9 +69,8 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #
 # The remedy switches options of the training loop on (`bsnb.remedies`). The learning-rate
 # rules start from the reference: `lr` is the rate of `reference_batch`, and the linear rule
-# gives lr · B / B₀. `longer` trains for up to the number of steps `reference_batch` takes in
-# `epochs` epochs; with a `patience`, it stops once its minimum is confirmed, like every run of the
-# comparison. `bn` adds plain batch norm (the baseline for `ghost_bn`), and `ghost_bn` normalises
+# gives lr · B / B₀. `longer` trains for the number of steps `reference_batch` takes in `epochs`
+# epochs. `bn` adds plain batch norm (the baseline for `ghost_bn`), and `ghost_bn` normalises
 # chunks of `ghost_batch` examples. `lr_decay` divides the rate by `schedule_factor` at each
 # milestone, and `batch_growth` multiplies the batch by the same factor there instead. Every
 # other parameter is the empirical comparison's.
