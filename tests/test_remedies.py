@@ -34,6 +34,9 @@ def test_same_steps_budget_gives_the_reference_step_count():
               "epochs": 100, "n_train": 4000}
     spec = train.TrainSpec.from_params(params, **remedies.options(params))
     assert spec.total_steps(4000) == 12500 and spec.n_epochs(4000) == math.ceil(12500 / 16)  # 16 steps per epoch
+    # a profile's patience does not cut it short: with it, 'longer' is the plain large-batch run and stops where it does
+    patient = {**params, "patience": 25}
+    assert train.TrainSpec.from_params(patient, **remedies.options(patient)).patience == 0
 
 
 def test_remedy_amounts_reach_the_loop_only_through_their_remedy():
