@@ -32,8 +32,8 @@ READY_SECONDS = 30  # for a kept kernel to answer before a job; past it, the job
 
 # Run silently in a kept kernel before each job (it neither counts as a cell nor prints).
 FORGET = """\
-get_ipython().run_line_magic("reset", "-f")
-import gc as _gc, os as _os, sys as _sys, warnings as _warnings
+get_ipython().run_line_magic("reset", "-f")  # (it collects the garbage too)
+import os as _os, sys as _sys, warnings as _warnings
 _os.chdir({cwd!r})
 if "matplotlib.pyplot" in _sys.modules:
     _sys.modules["matplotlib.pyplot"].close("all")
@@ -41,9 +41,8 @@ if not hasattr(_warnings, "_bsnb_filters"):
     _warnings._bsnb_filters = list(_warnings.filters)
 _warnings.filterwarnings("ignore", message="bsnb: forget which warnings were shown")  # invalidates the registries
 _warnings.filters[:] = _warnings._bsnb_filters
-_gc.collect()
 get_ipython().execution_count = 1
-del _gc, _os, _sys, _warnings
+del _os, _sys, _warnings
 """
 
 
@@ -111,10 +110,12 @@ def _forget(kept: Kept, cwd: Path) -> bool:
             return False
         kc = kept.manager.client()
         kc.start_channels()
-        try:
-            _run(kc.wait_for_ready, timeout=READY_SECONDS)
-            reply = _run(kc.execute_interactive, FORGET.format(cwd=str(cwd)), silent=True, timeout=READY_SECONDS)
-            return reply["content"]["status"] == "ok"
+        try:  # on the shell channel alone: its messages queue until the kernel takes them, no need to wait for iopub
+            msg_id = kc.execute(FORGET.format(cwd=str(cwd)), silent=True, store_history=False)
+            while True:
+                reply = _run(kc.get_shell_msg, timeout=READY_SECONDS)
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    return reply["content"]["status"] == "ok"
         finally:
             kept.manager.close_clients()
     except Exception:  # a kernel in any doubt is replaced
