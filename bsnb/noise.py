@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from bsnb.models import frozen as _eval
+from bsnb.parameters import LOSS_LEVELS
+from bsnb.results import CHECKPOINTS, level_checkpoint
 
 
 def per_example_grads(model, x, y, chunk: int = 256):
@@ -151,8 +153,9 @@ def b_simple_from_estimates(g2: np.ndarray, s: np.ndarray) -> float:
 
 
 def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk: int = 256,
-                  progress: bool = True) -> tuple[list[dict], dict]:
-    """Gradient statistics and batch-gradient variance at each checkpoint of each seed.
+                  progress: bool = True, draws_at=CHECKPOINTS) -> tuple[list[dict], dict]:
+    """Gradient statistics at each checkpoint of each seed, and the batch-gradient variance at the checkpoints
+    named in ``draws_at`` (the loss-level checkpoints only need B_simple).
 
     ``states`` maps (seed, checkpoint name) to a state dict. Returns per-(seed, checkpoint) records
     and tables ``variance`` and ``cosines``.
@@ -171,6 +174,8 @@ def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk
         record = {"seed": seed, "checkpoint": checkpoint, "examples": stats.examples, "g2": stats.g2,
                   "tr_sigma": stats.tr_sigma, "b_simple": stats.b_simple, "train_loss": loss}
         records.append(record)
+        if checkpoint not in draws_at:
+            continue
         summary, rows = variance_by_batch_size(model, x, y, stats, batch_sizes, draws, seed, chunk=chunk)
         tables["variance"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in summary]
         tables["cosines"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in rows]
@@ -193,11 +198,13 @@ def b_simple_along_training(noise_log: pd.DataFrame, window: int = 8) -> pd.Data
 
 def exact_b_simple_by_step(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     """Notebook 01's exact B_simple per (seed, checkpoint), placed at the optimiser step of its checkpoint in the
-    run it measured (initial: step 0; best: the epoch of minimum validation loss; final: the last step)."""
+    run it measured (initial: step 0; best: the epoch of minimum validation loss; final: the last step; loss<level>:
+    the first evaluated epoch whose training loss was at or below the level)."""
     r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
     if r.empty or "checkpoint" not in r:
         return pd.DataFrame()
     source = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == r["batch_size"].iloc[0])]
+    levels = {level_checkpoint(lv): lv for lv in LOSS_LEVELS}
     rows = []
     for rec in r.itertuples():
         src = source[source["seed"] == rec.seed]
@@ -205,6 +212,10 @@ def exact_b_simple_by_step(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataF
             continue
         s = src.iloc[0]
         step = {"initial": 0, "best": s.get("step_of_min_val_loss"), "final": s.get("steps_run")}.get(rec.checkpoint)
+        if rec.checkpoint in levels and "job_id" in epochs:
+            hist = epochs[(epochs["job_id"] == s["job_id"]) & (epochs["seed"] == rec.seed)]
+            fell = hist.loc[hist["train_loss"] <= levels[rec.checkpoint], "step"]
+            step = fell.min() if len(fell) else None
         if step is not None and pd.notna(step):
             rows.append({"seed": rec.seed, "checkpoint": rec.checkpoint, "batch_size": rec.batch_size,
                          "step": float(step), "b_simple": rec.b_simple})

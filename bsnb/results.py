@@ -37,6 +37,11 @@ HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK = (
 CHECKPOINTS = ("initial", "best", "final")
 
 
+def level_checkpoint(level: float) -> str:
+    """The checkpoint saved when a run's training loss first fell to ``level`` (``parameters.LOSS_LEVELS``)."""
+    return f"loss{level:g}"
+
+
 def write_atomic(path: str | Path, content: bytes | str) -> Path:
     """Write ``content`` to a temporary file beside ``path``, flush it to disk, then rename it."""
     path = Path(path)
@@ -126,10 +131,13 @@ class JobStore:
         return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]
                 if which in CHECKPOINTS or self.checkpoint_path(s["seed"], which).exists()}
 
-    def load_checkpoints(self) -> dict:
-        """Every checkpoint of every seed: (seed, initial / best / final) -> state dict."""
+    def load_checkpoints(self, levels=()) -> dict:
+        """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; and for each of ``levels``
+        (training losses, ``parameters.LOSS_LEVELS``) the ``loss<level>`` checkpoint, where the seed's training loss
+        first fell to it, when the seed got there."""
+        names = list(CHECKPOINTS) + [level_checkpoint(x) for x in levels]
         return {(s["seed"], which): self.load_state(s["seed"], which) for s in self.summary()["seeds"]
-                for which in CHECKPOINTS}
+                for which in names if which in CHECKPOINTS or self.checkpoint_path(s["seed"], which).exists()}
 
     def forget(self) -> None:
         """Mark the run incomplete before (re)writing it: remove its summary and status."""

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, noise, parameters, remedies, stacking
+from bsnb import models, noise, parameters, remedies, results, stacking
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ class TrainSpec:
         return epoch
 
 
-def level_checkpoint(level: float) -> str:
-    return f"loss{level:g}"
+level_checkpoint = results.level_checkpoint
 
 
 @dataclass

@@ -50,11 +50,14 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # ## Method
 #
 # The trained run is the empirical-comparison run in `source_dir`. Its checkpoints are the
-# initial weights, the weights of minimum validation loss and the final weights, for every seed. At each checkpoint, with the model in eval mode:
+# initial weights, the weights of minimum validation loss and the final weights, for every seed,
+# and the weights where its training loss first fell to 1, 0.3, 0.1, 0.03 and 0.01 (those it
+# reached): checkpoints of falling training loss, at which seeds can be compared at the same loss.
+# At each checkpoint, with the model in eval mode:
 #
 # - per-example gradients over the whole training set (`torch.func.vmap` over `grad`, in chunks
 #   of `grad_chunk` examples) give G, tr(Σ) and B_simple;
-# - for each batch size in `noise_batch_sizes`, random batches give the measured ‖g_B − G‖²,
+# - at the initial, best and final weights, for each batch size in `noise_batch_sizes`, random batches give the measured ‖g_B − G‖²,
 #   set beside the formula, and the cosine between g_B and G. There are `noise_draws` batches,
 #   or more, so that every batch size sees at least 2048 examples: at trained weights a few
 #   examples carry most of the gradient, and a few single-example draws would miss them.
@@ -64,7 +67,7 @@ from bsnb import analysis, noise, parameters, plots, results, summaries, train
 
 params = parameters.from_namespace("01_what_is_batch_size", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
-states = source.store.load_checkpoints()
+states = source.store.load_checkpoints(levels=parameters.LOSS_LEVELS)
 source.params
 
 # %% [markdown]

@@ -482,6 +482,23 @@ def test_c14_compares_the_exact_noise_scale_at_the_lowest_loss_with_the_start(gr
     assert v.verdict == verdict and v.effect == pytest.approx(growth, rel=0.1) and "final" in v.ours
 
 
+def test_c14_reads_the_lowest_loss_level_every_seed_reached_not_where_each_run_stopped():
+    """With loss-level checkpoints, C14 compares the seeds at one training loss: the lowest level all reached."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for s in (0, 1, 2):
+        points = [("initial", 2.3, 100.0), ("loss1", 1.0, 10.0), ("loss0.3", 0.3, 80.0), ("loss0.1", 0.1, 300.0),
+                  ("best", 0.05, 50.0 * (s + 1) ** 3), ("final", 0.02, 30.0 * (3 - s) ** 3)]  # where SGD stopped
+        if s < 2:
+            points.append(("loss0.03", 0.03, 900.0))  # one seed never got there
+        for checkpoint, loss, b in points:
+            rows.append({"notebook": "01_what_is_batch_size", "batch_size": 32, "seed": s, "checkpoint": checkpoint,
+                         "train_loss": loss, "b_simple": b * (1 + 0.05 * rng.standard_normal())})
+    v = claims.noise_growth(pd.DataFrame(rows))
+    assert v.effect == pytest.approx(3.0, rel=0.1) and v.verdict == claims.SUPPORTED
+    assert "loss0.1" in v.ours and "first fell to 0.1" in v.measure and "loss 1: 10" in v.ours
+
+
 def test_c3_is_decided_by_the_timing_that_ran_alone_else_only_described():
     runs, epochs = synthetic(**ARTICLE_LIKE, noise=0.01)
     timing = pd.DataFrame([{"repeat": r, "batch_size": b, "seconds_per_epoch": t * (1 + 0.01 * r * (b == 32)), "threads": 1,
