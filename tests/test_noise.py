@@ -54,6 +54,16 @@ def test_drawn_batch_gradients_equal_a_backward_pass_over_each_batch(small, b):
         assert torch.allclose(g, noise.batch_gradient(net, x[idx], y[idx]), rtol=1e-5, atol=1e-7)
 
 
+def test_loss_level_checkpoints_get_the_noise_scale_but_no_batch_draws(small):
+    net, x, y = small
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    records, tables = noise.measure_seeds(net, {(0, "initial"): state, (0, "loss1"): state}, x, y, [4, 16], draws=3,
+                                          progress=False)
+    assert [r["checkpoint"] for r in records] == ["initial", "loss1"]
+    assert records[0]["b_simple"] == pytest.approx(records[1]["b_simple"])  # the same weights
+    assert {r["checkpoint"] for r in tables["variance"]} == {"initial"}
+
+
 def test_measurements_leave_the_model_as_they_found_it(small):
     net, x, y = small
     before = {k: v.clone() for k, v in net.state_dict().items()}
