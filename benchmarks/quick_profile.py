@@ -86,8 +86,15 @@ def main(argv=None):
     big = [j for j in rows if j.startswith("02-bs1024-")]
     if big:
         row = rows[big[0]]
+        per_epoch = row["evaluation+logging"]
         print(f"fixed cost of {big[0]} (its time minus its training steps): {row['total'] - row['training']:.1f} s "
-              f"of {row['total']:.1f} s")
+              f"of {row['total']:.1f} s; of it, {per_epoch:.1f} s evaluation and logging, which grow with the "
+              f"{_epochs(results.JobStore(results.store_dir(out) / big[0]))} epochs its seeds trained, and "
+              f"{row['total'] - row['training'] - per_epoch:.1f} s once per job (kernel, imports, figures, the rest)")
+
+
+def _epochs(job: results.JobStore) -> int:
+    return sum(s.get("epochs_run") or 0 for s in job.summary().get("seeds", []))
 
 
 if __name__ == "__main__":
