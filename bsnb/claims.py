@@ -882,7 +882,8 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
                  "sqrt(steps)",
           "held-out error of the log fit minus the sqrt fit: upper end < 0 / lower end > 0", "distance", distance_law),
     Claim("C14", "The gradient noise scale grows as training progresses",
-          "exact B_simple at the lowest training loss over at the start: lower end > 1 / upper end < 1", "noise_scale",
+          "exact B_simple at the lowest training loss every seed reached over at the start: lower end > 1 / upper end < 1",
+          "noise_scale",
           noise_growth),
 ]}
 STATEMENTS = {c.id: c.statement for c in CLAIMS.values()}
