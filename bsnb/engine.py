@@ -215,15 +215,17 @@ class Engine:
 
     def slots(self) -> int:
         """How many jobs can start now: the worker threads connected (at least 1, so a job waits for the first)."""
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
-        return max(1, sum(w.get("nthreads", 1) for w in workers))
+        return max(1, sum(w.get("nthreads", 1) for w in self._workers()))
 
     def has_gpus(self) -> bool:
         """Whether any worker declares a GPU (then every job that may use one asks for one)."""
         if self.settings:
             return self.settings["gpus"] > 0
-        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
-        return any(w.get("resources", {}).get("GPU") for w in workers)
+        return any(w.get("resources", {}).get("GPU") for w in self._workers())
+
+    def _workers(self) -> list[dict]:
+        """What the scheduler knows of every connected worker."""
+        return list(self.client.scheduler_info(n_workers=-1).get("workers", {}).values())
 
     @property
     def dashboard(self) -> str | None:

@@ -129,7 +129,7 @@ class JobStore:
     def load_states(self, which: str = "final") -> dict:
         """Every seed's checkpoint ``which``: seed -> state dict (seeds that never saved it are left out)."""
         return {s["seed"]: self.load_state(s["seed"], which) for s in self.summary()["seeds"]
-                if which in CHECKPOINTS or self.checkpoint_path(s["seed"], which).exists()}
+                if self._saved(s["seed"], which)}
 
     def load_checkpoints(self, levels=()) -> dict:
         """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; and for each of ``levels``
@@ -137,7 +137,11 @@ class JobStore:
         first fell to it, when the seed got there."""
         names = list(CHECKPOINTS) + [level_checkpoint(x) for x in levels]
         return {(s["seed"], which): self.load_state(s["seed"], which) for s in self.summary()["seeds"]
-                for which in names if which in CHECKPOINTS or self.checkpoint_path(s["seed"], which).exists()}
+                for which in names if self._saved(s["seed"], which)}
+
+    def _saved(self, seed, which: str) -> bool:
+        """Every seed has the initial, best and final checkpoints; a loss-level one only where it got there."""
+        return which in CHECKPOINTS or self.checkpoint_path(seed, which).exists()
 
     def forget(self) -> None:
         """Mark the run incomplete before (re)writing it: remove its summary and status."""
