@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bsnb import parameters
-from bsnb.results import level_checkpoint
+from bsnb.results import TARGET, level_checkpoint
 from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, decide_within,  # noqa: F401
                         dropped_note, evidence_problem, interval, withdraw_if_censored)
 
@@ -756,15 +756,42 @@ def grid_edges(tuned: pd.DataFrame) -> list[str]:
     return edges
 
 
+def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, target: float
+                             ) -> tuple[pd.Series, str, str]:
+    """Notebook 01's exact B_simple per seed for C11, where the reference run's validation loss first reached the
+    search's ``target`` (McCandlish sets the noise scale where training reaches a loss beside the critical batch
+    for that loss); the best weights where that checkpoint is missing for a ``wanted`` seed or was saved at another
+    loss. Returns the values, where they were measured, and a note saying why when it fell back ('' if not)."""
+    exact = seeds[seeds.get("notebook") == "01_what_is_batch_size"] if "checkpoint" in seeds else seeds.iloc[0:0]
+    at = {c: g.set_index("seed")["b_simple"] for c, g in exact.groupby("checkpoint")} if len(exact) else {}
+    saved = ref["checkpoint_val_loss"].dropna().unique() if "checkpoint_val_loss" in ref else []
+    found = at.get(TARGET, pd.Series(dtype=float))
+    missing = [int(sd) for sd in wanted if sd not in found.index]
+    if len(saved) == 1 and math.isclose(saved[0], target) and not missing:
+        return found, f"where the validation loss first reached {target:g}", ""
+    best = at.get("best", pd.Series(dtype=float))
+    if not len(exact):
+        why = ""
+    elif not (len(saved) == 1 and math.isclose(saved[0], target)):
+        why = (f"the reference runs saved no checkpoint at validation loss {target:g}"
+               + (f" (they saved one at {', '.join(f'{x:g}' for x in saved)})" if len(saved) else "")
+               + ", so B_simple is read at the best weights")
+    else:
+        why = (f"the reference run never reached validation loss {target:g} for seed"
+               f"{'s' * (len(missing) > 1)} {', '.join(map(str, missing))}, so B_simple is read at the best weights")
+    return best, "at the best weights", why
+
+
 def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
                    confidence: float = 0.95, factor: float = 3.0) -> tuple[Verdict, pd.DataFrame]:
     """C11: B_simple over B_crit (fitted to the steps-to-target of the learning-rate search), per seed; supported
     when the interval lies within a factor ``factor`` either way and both are defined.
 
-    B_simple is the exact value from per-example gradients at the best weights of the reference run (notebook
-    01), the primary estimate; the two-batch estimate along that run until the target is shown beside it and
-    counts as undefined where the interval of its |G|^2 reaches 0. B_crit is defined only when every batch
-    size's best learning rate lies inside the searched grid. Returns the verdict and a per-seed table.
+    B_simple is the exact value from per-example gradients where the reference run's validation loss first
+    reached the search's target (notebook 01; :func:`exact_b_simple_at_target`), the primary estimate; the
+    two-batch estimate along that run until the target is shown beside it and counts as undefined where the
+    interval of its |G|^2 reaches 0. B_crit is defined only when every batch size's best learning rate lies
+    inside the searched grid. Returns the verdict and a per-seed table.
     """
     tuned = seeds[(seeds.get("notebook") == "04_closing_the_gap") & (seeds.get("remedy") == "tuned")] \
         if "remedy" in seeds else pd.DataFrame()
@@ -784,10 +811,10 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     if table.empty:
         return _empty("C11", f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: "
                              f"{', '.join(short)}"), table
-    # B_simple: exact (notebook 01, best weights), and the two-batch estimate beside it
-    exact = seeds[(seeds.get("notebook") == "01_what_is_batch_size")] if "checkpoint" in seeds else seeds.iloc[0:0]
-    exact = exact[exact["checkpoint"] == "best"].set_index("seed")["b_simple"] if len(exact) else pd.Series(dtype=float)
+    # B_simple: exact (notebook 01, where the validation loss first reached the target), and the two-batch
+    # estimate beside it
     ref = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == reference_batch)]
+    exact, where, why = exact_b_simple_at_target(seeds, ref, table["seed"], target)
     log = noise_log[noise_log["job_id"].isin(ref["job_id"])] if len(noise_log) else noise_log
     hist = epochs[epochs["job_id"].isin(ref["job_id"])] if len(epochs) else epochs
     two = b_simple_until(log, hist, target) if len(log) else pd.Series(dtype=float)
@@ -802,7 +829,7 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     ratio = table["b_simple"] / table["b_crit"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     verdict = decide_within(lo, hi, 1 / factor, factor, n)
-    notes = [evidence_note(ratio, lo, hi, n, log=True)]
+    notes = [evidence_note(ratio, lo, hi, n, log=True), why]
     if len(two):
         notes.append("two-batch B_simple by seed: " + ", ".join(
             f"{x:.0f}" + ("" if table.loc[table['seed'] == sd, 'two_batch_defined'].all() else
@@ -819,8 +846,8 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
                      f"rate: {', '.join(short)}")
     v = Verdict("C11", verdict, effect, lo, hi, n, STATEMENTS["C11"],
                 f"B_simple / B_crit, per seed; B_simple {primary} ("
-                + ("per-example gradients at the best weights of the batch-" if primary == "exact" else
-                   "two-batch estimates along the batch-") + f"{reference_batch} run), B_crit fitted as "
+                + (f"per-example gradients of the batch-{reference_batch} run {where}" if primary == "exact" else
+                   f"two-batch estimates along the batch-{reference_batch} run") + "), B_crit fitted as "
                 f"S = S_min (1 + B_crit/B) to the fewest steps to validation loss {target:g} (supported within a "
                 f"factor {factor:g})",
                 f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "

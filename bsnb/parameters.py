@@ -156,7 +156,8 @@ PARAMS: dict[str, Param] = {
            low=1.0, high=1000.0),
         _p("lr_grid", list, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2], "learning rates the tuned remedy tries", "nuisance",
            item_type=float, low=1e-8, high=10.0, min_items=1),
-        _p("target_loss", float, 0.5, "validation loss the tuned remedy counts steps to", "fixed", low=1e-6,
+        _p("target_loss", float, 0.5, "validation loss the tuned remedy counts steps to; 02's runs save a checkpoint "
+           "where they first reach it, at which 01 measures the noise scale C11 reads", "fixed", low=1e-6,
            high=100.0),
         # findings
         _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
@@ -195,7 +196,7 @@ NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk"]
 # The notebooks the sweep runs per setting, and the parameters each declares (in order).
 NOTEBOOKS: dict[str, list[str]] = {
     "01_what_is_batch_size": NOISE + ["device", "source_dir", "run_dir", "threads"],
-    "02_empirical_comparison": TRAINING + ["run_dir", "threads"],
+    "02_empirical_comparison": TRAINING + ["target_loss", "run_dir", "threads"],
     "03_sharpness": SHARPNESS + ["device", "source_dir", "run_dir", "threads"],
     "04_closing_the_gap": TRAINING + REMEDY + ["run_dir", "threads"],
 }

@@ -35,6 +35,7 @@ import pandas as pd
 HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK = (
     "history.csv", "steps.csv", "summary.json", "params.json", "status.json", "notebook.ipynb")
 CHECKPOINTS = ("initial", "best", "final")
+TARGET = "target"  # the checkpoint saved where the validation loss first reached the search's target (C11)
 
 
 def level_checkpoint(level: float) -> str:
@@ -132,15 +133,17 @@ class JobStore:
                 if self._saved(s["seed"], which)}
 
     def load_checkpoints(self, levels=()) -> dict:
-        """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; and for each of ``levels``
+        """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; for each of ``levels``
         (training losses, ``parameters.LOSS_LEVELS``) the ``loss<level>`` checkpoint, where the seed's training loss
-        first fell to it, when the seed got there."""
-        names = list(CHECKPOINTS) + [level_checkpoint(x) for x in levels]
+        first fell to it; and the ``target`` checkpoint, where its validation loss first reached the search's
+        target; each of the last two when the seed got there and the run saved it."""
+        names = list(CHECKPOINTS) + [level_checkpoint(x) for x in levels] + [TARGET]
         return {(s["seed"], which): self.load_state(s["seed"], which) for s in self.summary()["seeds"]
                 for which in names if self._saved(s["seed"], which)}
 
     def _saved(self, seed, which: str) -> bool:
-        """Every seed has the initial, best and final checkpoints; a loss-level one only where it got there."""
+        """Every seed has the initial, best and final checkpoints; a loss-level or target one only where it got
+        there."""
         return which in CHECKPOINTS or self.checkpoint_path(seed, which).exists()
 
     def forget(self) -> None:

@@ -46,6 +46,7 @@ class TrainSpec:
     schedule_factor: float = 1.0
     ghost_batch: int = 0
     target_loss: float = 0.0  # stop once the validation loss is at or below it (0: never)
+    checkpoint_val_loss: float = 0.0  # save the "target" checkpoint where the validation loss first reaches it (0: never)
     patience: int = 0  # stop once the validation loss has not improved for this many epochs (0: never)
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
     eval_train: bool = True  # evaluate the whole training split each epoch (the learning-rate search needs only val)
@@ -315,6 +316,9 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
             for level in parameters.LOSS_LEVELS:  # first time the training loss is at or below a level
                 if row["train_loss"] <= level and level_checkpoint(level) not in m.states:
                     m.states[level_checkpoint(level)] = net.state(j)
+            if 0 < spec.checkpoint_val_loss and row["val_loss"] <= spec.checkpoint_val_loss \
+                    and results.TARGET not in m.states:  # where the search's target is first reached (C11)
+                m.states[results.TARGET] = net.state(j)
             if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
                 # between two checks the loss is taken as linear in the step: the crossing at step resolution
                 prev = m.history[-2]
@@ -341,6 +345,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
         # A minimum the budget ended before confirming is censored: the run might have gone lower.
         # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
         summary.update(stopped_by=m.stopped_by, patience=m.spec.patience,
+                       checkpoint_val_loss=spec.checkpoint_val_loss or None,
                        censored=m.stopped_by == "budget" and summary["epochs_run"] - m.best_epoch < max(m.spec.patience, 1),
                        stacked=len(members) if stacked else 1)
         r = m.reached
@@ -452,14 +457,16 @@ def _run(spec, data, members, stacked, desc, progress, prune=False) -> list[Seed
 
 
 def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool = True,
-                spec: TrainSpec | None = None) -> list[SeedRun]:
+                spec: TrainSpec | None = None, checkpoint_val_loss: float = 0.0) -> list[SeedRun]:
     """Train every seed of one setting (``params`` as validated by :mod:`bsnb.parameters`; ``spec`` overrides):
-    stacked as one model when ``spec.stack`` says so (:func:`bsnb.stacking.use_stack`), else one after another."""
+    stacked as one model when ``spec.stack`` says so (:func:`bsnb.stacking.use_stack`), else one after another.
+    With ``checkpoint_val_loss`` each seed also saves the ``target`` checkpoint where its validation loss first
+    reaches it."""
     if data is None:
         device = resolve_device(params.get("device", "auto"))
         data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
                              params["data_seed"], device, params.get("data_path", ""))
-    spec = spec or TrainSpec.from_params(params)
+    spec = spec or TrainSpec.from_params(params, checkpoint_val_loss=checkpoint_val_loss)
     members = [Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
     stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
     seeds = ", ".join(str(m.seed) for m in members)

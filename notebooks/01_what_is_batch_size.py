@@ -52,7 +52,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # The trained run is the empirical-comparison run in `source_dir`. Its checkpoints are the
 # initial weights, the weights of minimum validation loss and the final weights, for every seed,
 # and the weights where its training loss first fell to 1, 0.3, 0.1, 0.03 and 0.01 (those it
-# reached): checkpoints of falling training loss, at which seeds can be compared at the same loss.
+# reached): checkpoints of falling training loss, at which seeds can be compared at the same loss;
+# and the weights where its validation loss first reached the learning-rate search's target
+# (`target_loss`), where C11 sets the noise scale beside the critical batch size for that target.
 # At each checkpoint, with the model in eval mode:
 #
 # - per-example gradients over the whole training set (`torch.func.vmap` over `grad`, in chunks

@@ -50,6 +50,7 @@ log_points: int = 200  # steps at which gradient norm and distance from init are
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
+target_loss: float = 0.5  # validation loss the tuned remedy counts steps to; 02's runs save a checkpoint where they first reach it, at which 01 measures the noise scale C11 reads
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 
@@ -61,11 +62,14 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # and kept on the device as tensors. Each seed initialises the model and orders the batches; every
 # seed sees the same data, learning rate and number of epochs. After every epoch the model is
 # evaluated on the full training and validation sets; the test set is evaluated once, with the
-# weights of the epoch of minimum validation loss. Where `stack` says so (`auto`: the batch
-# sizes at which it measured faster on this device), the seeds train at once as one stacked
-# model, each with its own initialisation and batch order; the numbers agree with training them
-# one after another up to float rounding, and each run records `stacked`. A stacked run's seconds
-# are its share of the stack's; the findings time the batch sizes alone.
+# weights of the epoch of minimum validation loss. Each seed saves its initial, best and final
+# weights, the weights where its training loss first fell to 1, 0.3, 0.1, 0.03 and 0.01, and
+# those where its validation loss first reached `target_loss`: notebooks 01 and 03 measure them.
+# Where `stack` says so (`auto`: the batch sizes at which it measured faster on this device), the
+# seeds train at once as one stacked model, each with its own initialisation and batch order; the
+# numbers agree with training them one after another up to float rounding, and each run records
+# `stacked`. A stacked run's seconds are its share of the stack's; the findings time the batch
+# sizes alone.
 
 # %%
 from bsnb import data, parameters, plots, results, summaries, train
@@ -79,7 +83,7 @@ ds
 # ## Experiment
 
 # %%
-runs = train.train_seeds(params, ds)
+runs = train.train_seeds(params, ds, checkpoint_val_loss=target_loss)
 store = results.JobStore(run_dir)
 store.save_training(params, runs, extra={"data_fingerprint": ds.fingerprint()})
 

@@ -60,7 +60,7 @@ ghost_batch: int = 32  # examples per ghost batch (ghost_bn)
 schedule_milestones: list = [0.5, 0.75]  # fractions of the epochs at which lr_decay / batch_growth act
 schedule_factor: float = 5.0  # learning-rate divisor / batch multiplier at each milestone
 lr_grid: list = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # learning rates the tuned remedy tries
-target_loss: float = 0.5  # validation loss the tuned remedy counts steps to
+target_loss: float = 0.5  # validation loss the tuned remedy counts steps to; 02's runs save a checkpoint where they first reach it, at which 01 measures the noise scale C11 reads
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 

@@ -44,9 +44,10 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # gradient G and the per-example gradient covariance from per-example gradients. It then drew
 # random batches of each size to measure ‖g_B − G‖². C5 compares the measured error with the
 # formula tr(Σ)/B · (m−B)/(m−1). The training runs logged McCandlish's two-batch estimate of the
-# noise scale B_simple along the way. C11 compares the exact B_simple at the best weights of
-# the reference run with the critical batch size fitted to the steps-to-target curve of the
-# learning-rate search. C14 compares the exact B_simple where the training loss first fell to the
+# noise scale B_simple along the way. C11 compares the exact B_simple where the reference run's
+# validation loss first reached the learning-rate search's target with the critical batch size
+# fitted to the search's steps to that target: McCandlish sets the two side by side at the same
+# loss. C14 compares the exact B_simple where the training loss first fell to the
 # lowest level every seed reached (a matched training loss) with the one at the start.
 
 # %% tags=["verdicts"]

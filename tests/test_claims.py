@@ -399,7 +399,10 @@ def test_the_critical_batch_fit_recovers_a_known_curve():
     assert s_min == pytest.approx(200, rel=1e-4) and b_crit == pytest.approx(150, rel=1e-4)
 
 
-def c11_store(exact=300.0):
+def c11_store(exact=300.0, at_target=None, saved_at=0.5):
+    """The search's runs (target 0.5, B_crit 150), the reference batch-32 run and notebook 01's exact B_simple:
+    ``exact`` at the best weights, and ``at_target`` where the reference run first reached validation loss
+    ``saved_at`` (no such checkpoint when None)."""
     runs, logs, hist = [], [], []
     for s in (0, 1, 2):
         for b in (16, 64, 256, 1024):
@@ -409,12 +412,12 @@ def c11_store(exact=300.0):
                              "steps_to_target": slower * 200 * (1 + 150 / b) * (1 + 0.01 * s),
                              "target_loss": 0.5, "status": "ok", "job_id": f"tuned{b}"})
         runs.append({"notebook": "02_empirical_comparison", "batch_size": 32, "seed": s, "status": "ok",
-                     "job_id": "ref"})
+                     "job_id": "ref", "checkpoint_val_loss": saved_at if at_target else None})
         if exact:
-            for checkpoint in ("initial", "best", "final"):
+            for checkpoint in ("initial", "best", "final") + (("target",) if at_target else ()):
+                b = {"best": exact, "target": at_target}.get(checkpoint, 1.0)
                 runs.append({"notebook": "01_what_is_batch_size", "batch_size": 32, "seed": s, "status": "ok",
-                             "job_id": "noise", "checkpoint": checkpoint,
-                             "b_simple": exact * (1 + 0.02 * s) if checkpoint == "best" else 1.0})
+                             "job_id": "noise", "checkpoint": checkpoint, "b_simple": b * (1 + 0.02 * s)})
         for step in range(1, 101):  # S / |G|^2 = 300 throughout; the target is reached at step 50
             logs.append({"job_id": "ref", "seed": s, "step": step, "g2_est": 0.1, "s_est": 30.0})
         hist += [{"job_id": "ref", "seed": s, "step": 50, "val_loss": 0.45}]
@@ -440,6 +443,23 @@ def test_c11_compares_the_exact_noise_scale_with_the_fitted_critical_batch():
     assert list(table["seed"]) == [0, 2] and v.seeds == 2 and v.verdict == claims.INCONCLUSIVE
     assert "left out, because fewer than 3 batch sizes reached validation loss 0.5" in v.note
     assert "seed 1 (2 of 4)" in v.note
+
+
+def test_c11_reads_the_noise_scale_where_the_reference_run_reached_the_target():
+    runs, logs, hist = c11_store(exact=3000.0, at_target=300.0)
+    v, table = claims.critical_batch(runs, logs, hist)
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(2.0, rel=0.05)  # 300 / 150, not 3000 / 150
+    assert "where the validation loss first reached 0.5" in v.measure and "best weights" not in v.note
+    # saved at another loss than the search's target: the best weights, and the note says why
+    runs, logs, hist = c11_store(exact=3000.0, at_target=300.0, saved_at=0.7)
+    v, _ = claims.critical_batch(runs, logs, hist)
+    assert v.effect == pytest.approx(20.0, rel=0.05) and "at the best weights" in v.measure
+    assert "saved no checkpoint at validation loss 0.5 (they saved one at 0.7)" in v.note
+    # one seed never reached the target: every seed is read at the best weights
+    runs, logs, hist = c11_store(exact=3000.0, at_target=300.0)
+    runs = runs[~((runs["checkpoint"] == "target") & (runs["seed"] == 2))]
+    v, _ = claims.critical_batch(runs, logs, hist)
+    assert v.effect == pytest.approx(20.0, rel=0.05) and "never reached validation loss 0.5 for seed 2" in v.note
 
 
 def test_c11_is_inconclusive_when_the_best_rate_is_on_the_grids_edge():

@@ -73,7 +73,7 @@ def test_checkpoints_load_back(store_dir):
     assert all(hasattr(v, "shape") for v in state.values())
 
 
-def test_loss_level_checkpoints_load_where_a_seed_saved_them(store_dir, tmp_path):
+def test_loss_level_and_target_checkpoints_load_where_a_seed_saved_them(store_dir, tmp_path):
     import shutil
 
     import torch
@@ -82,8 +82,10 @@ def test_loss_level_checkpoints_load_where_a_seed_saved_them(store_dir, tmp_path
     store = results.JobStore(tmp_path / "run")
     torch.save(store.load_state(1, "final"), store.checkpoint_path(1, results.level_checkpoint(1.0)))
     assert set(store.load_checkpoints()) == {(s, w) for s in (0, 1) for w in results.CHECKPOINTS}
+    torch.save(store.load_state(0, "best"), store.checkpoint_path(0, results.TARGET))
     found = store.load_checkpoints(levels=(1.0, 0.3))
-    assert set(found) - set(store.load_checkpoints()) == {(1, "loss1")}  # seed 0 never got there, nor did 0.3
+    # seed 0 never got to training loss 1, nor did either seed to 0.3; only seed 0 reached the target
+    assert set(found) - {(s, w) for s in (0, 1) for w in results.CHECKPOINTS} == {(1, "loss1"), (0, "target")}
 
 
 def test_seed_table_and_describe_are_computed_from_the_summary(store_dir):

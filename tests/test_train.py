@@ -56,6 +56,22 @@ def test_checkpoints_are_the_initial_best_and_final_weights(small):
     assert run.steps[-1]["distance"] == pytest.approx((w_final - w_0).norm().item(), rel=1e-5)
 
 
+def test_the_target_checkpoint_is_where_the_validation_loss_first_reached_it(small):
+    from dataclasses import replace
+
+    from bsnb import models
+
+    losses = [r["val_loss"] for r in train.train(SPEC, small, seed=0).history]
+    target = (losses[0] + min(losses[1:])) / 2  # between the start and the minimum: reached
+    run = train.train(replace(SPEC, checkpoint_val_loss=target), small, seed=0)
+    first = next(r for r in run.history if r["val_loss"] <= target)
+    net = models.build("cnn", small.input_shape, 10, 8)
+    net.load_state_dict(run.states["target"])
+    assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(first["val_loss"], rel=1e-6)
+    assert run.summary["checkpoint_val_loss"] == target and run.summary["stopped_by"] == "budget"  # it did not stop
+    assert "target" not in train.train(replace(SPEC, checkpoint_val_loss=min(losses) / 2), small, seed=0).states
+
+
 def test_steps_are_sampled_log_spaced_from_the_first_to_the_last():
     steps = sorted(train.log_steps(1000, 20))
     assert steps[0] == 1 and steps[-1] == 1000 and len(steps) <= 20
