@@ -86,7 +86,8 @@ def main(argv=None):
     for m in args.models:
         for batch in args.batch_sizes:
             s, a, ratio = measure(ds, args, m, batch)
-            auto = "stack" if stacking.use_stack("auto", m, batch, device) else "one by one"
+            way = stacking.path(args.model, args.batch_norm)
+            auto = "stack" if stacking.use_stack("auto", m, batch, device, way) else "one by one"
             print(f"{m:>3} {batch:>6} {s:>9.3f} {a:>11.3f} {ratio:>6.2f}  {auto if m > 1 else '-'}", flush=True)
 
 

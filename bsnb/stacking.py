@@ -8,8 +8,10 @@ the gradient of its own loss (the models share nothing, so the sum's gradient is
 
 Two ways to run the forward pass:
 
-* **grouped** (the 1-D CNN without batch norm, the study's default model): the M models' convolutions
-  become one convolution with ``groups=M``, the head one batched matrix product. Fastest on a CPU.
+* **batched** (the 1-D CNN without batch norm, the study's default model): each convolution becomes one
+  batched matrix product over the M models, of their unfolded input windows (im2col) by their kernels,
+  and the head another. On a CPU this took 0.35x the time of one model after another (3 models, batch
+  16), where one convolution with ``groups=M`` took 0.58x: oneDNN's grouped kernels are slow at these sizes.
 * **vmap** (every other model, batch norm and ghost batch norm included): ``torch.func.vmap`` over
   ``functional_call`` with the stacked parameters and buffers, so batch norm keeps per-model
   running statistics.
@@ -18,6 +20,9 @@ Two ways to run the forward pass:
 rate per model; a stopped model gets rate 0 and stays as it is. :class:`Separate` is the same
 interface over ordinary modules and torch.optim, each model stepping on its own, so :mod:`bsnb.train`
 has one loop for one model, for M stacked and for M side by side.
+
+Evaluation takes each model as an ordinary module (``module_of``): the arithmetic of a model alone, and
+on a CPU faster than the stacked forward pass at evaluation's large chunks.
 
 Whether stacking pays depends on the batch size and the device, so ``stack: auto`` decides by a
 rule measured with ``benchmarks/stacking.py`` (see :func:`use_stack`).
@@ -36,17 +41,25 @@ from bsnb import models
 
 CHOICES = ("auto", "on", "off")
 
-# ``stack: auto`` stacks on a CPU up to this batch size. benchmarks/stacking.py on a 2-core x86_64
-# (torch 2.14.1, one thread, the MNIST-1D CNN), stacked over one after another, two runs: M = 3 0.49 and
-# 0.57 at batch 16, 0.62 and 0.71 at 32, 0.84 and 1.10 at 64, slower from 128 on (1.10 to 2.43);
-# M = 12 0.26 to 0.35 at 16, 0.44 to 0.52 at 32. Batch 64 is a coin toss, so auto stops at 32. A GPU
-# is launch-bound for models this small, so stacking is expected to pay at every batch size there
-# (HFTA); Apple's MPS is unmeasured.
-CPU_MAX_BATCH = 32
+# ``stack: auto`` stacks on a CPU up to these batch sizes, per path. `python benchmarks/stacking.py
+# --rounds 3` on a 2-core x86_64 (torch 2.14.1, one thread, the MNIST-1D CNN), stacked over one after
+# another: batched, M = 3 0.37 at batch 16, 0.48 at 32, 0.66 at 64, 0.91 at 128, slower from 256 on
+# (1.11, 1.74 at 1024); M = 12 0.25, 0.40, 0.60, 0.94, then 1.34 and 2.05. With batch norm (vmap, `--batch-norm`):
+# M = 3 0.88 at 16, 0.91 at 32, 1.15 at 64; M = 12 0.46, 0.66, 0.91, 1.29 at 128. Batch 128 gains under
+# 10% and may lose on another CPU, so the batched path stops at 64 and vmap at 32. A GPU is launch-bound
+# for models this small, so stacking is expected to pay at every batch size there (HFTA); Apple's MPS is
+# unmeasured.
+CPU_MAX_BATCH = {"batched": 64, "vmap": 32}
 
 
-def use_stack(stack: str, m: int, batch_size: int, device: torch.device) -> bool:
-    """Whether ``m`` models of batch ``batch_size`` train stacked on ``device`` under ``stack``."""
+def path(model: str, batch_norm: bool) -> str:
+    """How :class:`Stacked` runs ``model``: ``batched`` (the 1-D CNN without batch norm) or ``vmap``."""
+    return "batched" if model == "cnn" and not batch_norm else "vmap"
+
+
+def use_stack(stack: str, m: int, batch_size: int, device: torch.device, way: str = "vmap") -> bool:
+    """Whether ``m`` models of batch ``batch_size`` train stacked on ``device`` under ``stack``, stacked
+    models running the ``way`` of :func:`path`."""
     if stack not in CHOICES:
         raise ValueError(f"stack = {stack!r} is not allowed: expected one of {', '.join(CHOICES)}")
     if m < 2 or stack == "off":
@@ -55,7 +68,7 @@ def use_stack(stack: str, m: int, batch_size: int, device: torch.device) -> bool
         return True
     if device.type == "cuda":
         return True
-    return device.type == "cpu" and batch_size <= CPU_MAX_BATCH
+    return device.type == "cpu" and batch_size <= CPU_MAX_BATCH[way]
 
 
 def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool, ghost_batch: int,
@@ -91,10 +104,6 @@ class Separate:
         """``x``: [M, B, ...] -> [M, B, classes] (zeros for an inactive model)."""
         return self._each(x)
 
-    def shared(self, x):
-        """One input for every model: [B, ...] -> [M, B, classes]."""
-        return self._each([x] * self.m)
-
     def grads(self) -> list[torch.Tensor]:
         """Each parameter's gradient with a leading model axis (zeros where a model has none)."""
         per_model = [[p.grad if p.grad is not None else torch.zeros_like(p) for p in m.parameters()]
@@ -122,10 +131,9 @@ class Stacked:
         self.params, self.buffers = stack_module_state(modules)  # leaves of shape [M, ...]
         self.names = list(self.params)
         self.keys = list(modules[0].state_dict())  # a model's state dict, in its module's order
-        self.grouped = isinstance(modules[0], models.CNN1d) and not self.buffers
+        self.batched = isinstance(modules[0], models.CNN1d) and not self.buffers  # path() == "batched"
         self.active = [True] * self.m  # every model is computed; a stopped one's learning rate is 0
         self._call = vmap(self._one, in_dims=(0, 0, 0))
-        self._shared = vmap(self._one, in_dims=(0, 0, None))
 
     def _one(self, params, buffers, x):
         return functional_call(self.base, (params, buffers), (x,))
@@ -135,29 +143,25 @@ class Stacked:
 
     def __call__(self, x):
         """``x``: [M, B, ...] (one batch per model) -> [M, B, classes]."""
-        if self.grouped:
-            return self._grouped(x.reshape(x.shape[0], x.shape[1], -1).transpose(0, 1))
+        if self.batched:
+            return self._batched(x.reshape(x.shape[0], x.shape[1], -1, 1))
         return self._call(self.params, self.buffers, x)
 
-    def shared(self, x):
-        """One input for every model: [B, ...] -> [M, B, classes]."""
-        if self.grouped:
-            flat = x.reshape(x.shape[0], 1, -1)
-            return self._grouped(flat.expand(-1, self.m, -1))
-        return self._shared(self.params, self.buffers, x)
-
-    def _grouped(self, h):
-        """The 1-D CNN's forward pass for all M models at once; ``h`` is [B, M, length]."""
-        p = self.params
+    def _batched(self, h):
+        """The 1-D CNN's forward pass for all M models at once; ``h`` is [M, B, length, channels]."""
+        p, (m, b) = self.params, h.shape[:2]
         for name, layer in self.base.features.named_children():
             if isinstance(layer, nn.Conv1d):
-                w, b = p[f"features.{name}.weight"], p[f"features.{name}.bias"]
-                h = F.conv1d(h, w.reshape(-1, *w.shape[2:]), b.reshape(-1), stride=layer.stride,
-                             padding=layer.padding, groups=self.m)
+                w, bias = p[f"features.{name}.weight"], p[f"features.{name}.bias"]  # [M, out, in, k], [M, out]
+                (k,), (stride,), (pad,) = layer.kernel_size, layer.stride, layer.padding
+                windows = F.pad(h, (0, 0, pad, pad)).unfold(2, k, stride)  # [M, B, L_out, in, k]
+                length = windows.shape[2]
+                h = torch.baddbmm(bias[:, None, :], windows.reshape(m, b * length, -1),
+                                  w.reshape(m, w.shape[1], -1).transpose(1, 2)).view(m, b, length, -1)
             else:
                 h = layer(h)  # ReLU
-        h = h.reshape(h.shape[0], self.m, -1)
-        return torch.einsum("bmf,mcf->mbc", h, p["head.weight"]) + p["head.bias"][:, None, :]
+        h = h.transpose(2, 3).reshape(m, b, -1)  # channels first, as the module flattens them
+        return torch.baddbmm(p["head.bias"][:, None, :], h, p["head.weight"].transpose(1, 2))
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.params[k] for k in self.names]
@@ -174,7 +178,11 @@ class Stacked:
         return {k: tensors[k][i].detach().to("cpu", copy=True) for k in self.keys}
 
     def module_of(self, i: int) -> nn.Module:
-        self.scratch.load_state_dict(self.state(i))
+        """An ordinary module holding a copy of model ``i``'s parameters and buffers (one module, reused)."""
+        tensors = {**self.params, **self.buffers}
+        with torch.no_grad():
+            for k, v in self.scratch.state_dict(keep_vars=True).items():
+                v.copy_(tensors[k][i])
         return self.scratch
 
 

@@ -142,6 +142,7 @@ def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
+@torch.no_grad()
 def evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y), model in eval mode."""
     was_training = model.training
@@ -362,18 +363,11 @@ def _norms(tensors) -> list[float]:
     return torch.linalg.vector_norm(per, dim=0).tolist()
 
 
-@torch.no_grad()
 def evaluate_all(net, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[list[float], list[float]]:
-    """Per model of ``net`` (:mod:`bsnb.stacking`), mean cross-entropy and accuracy over (x, y), in eval mode."""
-    net.train(False)
-    loss = torch.zeros(net.m, dtype=torch.float64, device=x.device)
-    correct = torch.zeros(net.m, dtype=torch.float64, device=x.device)
-    for i in range(0, len(y), chunk):
-        out, target = net.shared(x[i:i + chunk]), y[i:i + chunk]
-        loss += F.cross_entropy(out.flatten(0, 1), target.repeat(net.m), reduction="none").view(net.m, -1).sum(1)
-        correct += (out.argmax(2) == target).sum(1)
-    net.train(True)
-    return (loss / len(y)).tolist(), (correct / len(y)).tolist()
+    """Per model of ``net`` (:mod:`bsnb.stacking`), mean cross-entropy and accuracy over (x, y), in eval mode:
+    each active model as an ordinary module, as :func:`evaluate` takes it alone (NaN for a stopped one)."""
+    out = [evaluate(net.module_of(j), x, y, chunk) if net.active[j] else (math.nan, math.nan) for j in range(net.m)]
+    return [o[0] for o in out], [o[1] for o in out]
 
 
 def _two_batch(net, j: int, x, y) -> dict:
@@ -468,7 +462,8 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
                              params["data_seed"], device, params.get("data_path", ""))
     spec = spec or TrainSpec.from_params(params, checkpoint_val_loss=checkpoint_val_loss)
     members = [Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
-    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
+    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,
+                                 stacking.path(spec.model, spec.batch_norm))
     seeds = ", ".join(str(m.seed) for m in members)
     return _run(spec, data, members, stacked, f"batch {spec.batch_size}, seed{'s' * (len(members) > 1)} {seeds}"
                 f"{' (stacked)' if stacked else ''}", progress)
@@ -492,7 +487,8 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
     one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
     members = [Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
                for k, seed in enumerate(seeds) for lr in lrs]
-    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device)
+    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,
+                                 stacking.path(spec.model, spec.batch_norm))
     runs = _run(one, data, members, stacked, f"batch {spec.batch_size}, {len(lrs)} lrs x {len(seeds)} seeds"
                 f"{' (stacked)' if stacked else ''}", progress, prune=True)
     for m, run in zip(members, runs):

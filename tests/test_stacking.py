@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from bsnb import data, stacking, train
 
-# (model, batch_norm, ghost_batch): the grouped path (cnn) and the vmap path (the rest)
+# (model, batch_norm, ghost_batch): the batched-matmul path (cnn) and the vmap path (the rest)
 ARCHITECTURES = [("cnn", False, 0), ("cnn", True, 0), ("cnn", True, 8), ("mlp", False, 0), ("cnn2d", True, 0)]
 
 
@@ -29,7 +29,7 @@ def test_first_step_gradients_equal_those_of_each_model_alone(model, bn, ghost):
     seeds = [0, 1, 2]
     alone = _modules(model, bn, ghost, seeds, shape)
     net = stacking.Stacked(_modules(model, bn, ghost, seeds, shape))
-    assert net.grouped == (model == "cnn" and not bn)
+    assert net.batched == (model == "cnn" and not bn)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 32, *shape, generator=g), torch.randint(0, 10, (3, 32), generator=g)
     losses = F.cross_entropy(net(x).flatten(0, 1), y.flatten(), reduction="none").view(3, -1).mean(1)
@@ -56,12 +56,10 @@ def test_batch_norm_keeps_running_statistics_per_model():
             torch.testing.assert_close(net.buffers[name][j], b)
     means = net.buffers["features.1.running_mean"]
     assert not torch.allclose(means[0], means[1]) and not torch.allclose(means[1], means[2])
-    # in eval mode the running statistics are used, per model: each model's logits are its own module's
-    net.train(False)
-    out = net.shared(x[0])
+    # evaluation takes each model as an ordinary module, with its own running statistics
     for j, module in enumerate(alone):
         module.eval()
-        torch.testing.assert_close(out[j], module(x[0]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(net.module_of(j).eval()(x[0]), module(x[0]), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind,wd", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 0.0), ("adam", 1e-3)])
@@ -152,8 +150,11 @@ def test_a_diverging_model_does_not_disturb_the_others(small):
 
 def test_auto_stacks_by_the_measured_rule_and_names_bad_choices():
     cpu, gpu = torch.device("cpu"), torch.device("cuda")
-    assert stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH, cpu)
-    assert not stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH * 2, cpu)
+    for way in ("batched", "vmap"):
+        assert stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH[way], cpu, way)
+        assert not stacking.use_stack("auto", 3, stacking.CPU_MAX_BATCH[way] * 2, cpu, way)
+    assert stacking.path("cnn", False) == "batched" and stacking.path("cnn", True) == stacking.path("mlp", False)
+    assert stacking.CPU_MAX_BATCH["batched"] > stacking.CPU_MAX_BATCH["vmap"]  # as benchmarks/stacking.py measured
     assert stacking.use_stack("auto", 3, 1024, gpu)
     assert not stacking.use_stack("auto", 1, 16, cpu) and not stacking.use_stack("on", 1, 16, cpu)
     assert stacking.use_stack("on", 3, 1024, cpu) and not stacking.use_stack("off", 3, 16, gpu)
