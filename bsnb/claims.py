@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bsnb import parameters
-from bsnb.results import TARGET, level_checkpoint
+from bsnb.results import TARGET, WINDOW, level_checkpoint, windowed_b_simple
 from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, decide_within,  # noqa: F401
                         dropped_note, evidence_problem, interval, withdraw_if_censored)
 
@@ -192,6 +192,8 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
     if r.empty or "b_simple" not in r:
         return _empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
+    batch = int(r["batch_size"].iloc[0])
+    r = windowed_b_simple(r)
     r = r[r["seed"].isin(r.loc[r["checkpoint"] == "initial", "seed"])]
     if r.empty:
         return _empty("C14", "no initial checkpoint among the noise measurements")
@@ -207,18 +209,26 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     t = pd.DataFrame(rows)
     ratio = t["low"] / t["start"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
-    where = (f"where the training loss first fell to {min(levels):g}, the lowest level every seed reached" if levels
+    where = (f"where the training loss first fell to {min(levels):g}, the lowest level every seed reached ("
+             f"{_window_text(r[r['checkpoint'] == level_checkpoint(min(levels))])})" if levels
              else "at the lowest training loss measured")
     trend = "; ".join(f"loss {lv:g}: {r.loc[r['checkpoint'] == level_checkpoint(lv), 'b_simple'].mean():.3g}"
                       for lv in levels)
     return Verdict("C14", decide(lo, hi, 1.0, "greater", n), effect, lo, hi, n, STATEMENTS["C14"],
                    f"B_simple = tr(Sigma)/|G|^2 from per-example gradients {where}, over at the start, "
-                   f"batch {int(r['batch_size'].iloc[0])} run",
+                   f"batch {batch} run",
                    f"B_simple {t['start'].mean():.3g} at the start (training loss {t['loss_start'].mean():.3g}), "
                    f"{t['low'].mean():.3g} at {t['loss_low'].mean():.3g} (checkpoint {', '.join(sorted(set(t['at'])))})"
                    + (f"; along the falling loss, {trend}" if trend else "") + f" (means of {len(t)} seeds)",
                    "McCandlish et al. 2018: the noise scale grows by orders of magnitude as the loss falls "
                    "(MNIST: B_simple 50 to 900)", evidence_note(ratio, lo, hi, n, log=True))
+
+
+def _window_text(windows: pd.DataFrame) -> str:
+    """How the windows' tr(Sigma) and |G|^2 were averaged, and how many were cut short by the end of training."""
+    short = int((windows["measured"] < WINDOW).sum())
+    return (f"tr(Sigma) and |G|^2 each summed over that epoch and the next {WINDOW - 1} evaluated ones"
+            + (f"; {short} seed(s) stopped before the last" if short else ""))
 
 
 def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
@@ -763,12 +773,14 @@ def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, tar
     for that loss); the best weights where that checkpoint is missing for a ``wanted`` seed or was saved at another
     loss. Returns the values, where they were measured, and a note saying why when it fell back ('' if not)."""
     exact = seeds[seeds.get("notebook") == "01_what_is_batch_size"] if "checkpoint" in seeds else seeds.iloc[0:0]
+    exact = windowed_b_simple(exact) if len(exact) else exact
     at = {c: g.set_index("seed")["b_simple"] for c, g in exact.groupby("checkpoint")} if len(exact) else {}
     saved = ref["checkpoint_val_loss"].dropna().unique() if "checkpoint_val_loss" in ref else []
     found = at.get(TARGET, pd.Series(dtype=float))
     missing = [int(sd) for sd in wanted if sd not in found.index]
     if len(saved) == 1 and math.isclose(saved[0], target) and not missing:
-        return found, f"where the validation loss first reached {target:g}", ""
+        windows = exact[exact["checkpoint"] == TARGET]
+        return found, f"where the validation loss first reached {target:g} ({_window_text(windows)})", ""
     best = at.get("best", pd.Series(dtype=float))
     if not len(exact):
         why = ""

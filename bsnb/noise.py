@@ -25,7 +25,7 @@ from torch.func import functional_call, grad, vmap
 
 from bsnb.models import frozen as _eval
 from bsnb.parameters import LOSS_LEVELS
-from bsnb.results import CHECKPOINTS, TARGET, level_checkpoint
+from bsnb.results import CHECKPOINTS, TARGET, level_checkpoint, window_start
 
 
 def per_example_grads(model, x, y, chunk: int = 256):
@@ -200,7 +200,7 @@ def exact_b_simple_by_step(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataF
     """Notebook 01's exact B_simple per (seed, checkpoint), placed at the optimiser step of its checkpoint in the
     run it measured (initial: step 0; best: the epoch of minimum validation loss; final: the last step; loss<level>:
     the first evaluated epoch whose training loss was at or below the level; target: the first whose validation
-    loss was at or below the search's target)."""
+    loss was at or below the search's target; ``+i``: the i-th evaluated epoch after those)."""
     r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
     if r.empty or "checkpoint" not in r:
         return pd.DataFrame()
@@ -213,12 +213,14 @@ def exact_b_simple_by_step(runs: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataF
             continue
         s = src.iloc[0]
         step = {"initial": 0, "best": s.get("step_of_min_val_loss"), "final": s.get("steps_run")}.get(rec.checkpoint)
-        crossing = ("train_loss", levels[rec.checkpoint]) if rec.checkpoint in levels else \
-            ("val_loss", s.get("checkpoint_val_loss")) if rec.checkpoint == TARGET else None
+        first, i = window_start(rec.checkpoint)
+        crossing = ("train_loss", levels[first]) if first in levels else \
+            ("val_loss", s.get("checkpoint_val_loss")) if first == TARGET else None
         if crossing and pd.notna(crossing[1]) and "job_id" in epochs:
             hist = epochs[(epochs["job_id"] == s["job_id"]) & (epochs["seed"] == rec.seed)]
             fell = hist.loc[hist[crossing[0]] <= crossing[1], "step"]
-            step = fell.min() if len(fell) else None
+            after = hist.loc[hist["step"] >= fell.min(), "step"].sort_values() if len(fell) else []
+            step = after.iloc[i] if len(after) > i else None  # the i-th evaluated epoch of the window
         if step is not None and pd.notna(step):
             rows.append({"seed": rec.seed, "checkpoint": rec.checkpoint, "batch_size": rec.batch_size,
                          "step": float(step), "b_simple": rec.b_simple})

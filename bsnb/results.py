@@ -38,9 +38,44 @@ CHECKPOINTS = ("initial", "best", "final")
 TARGET = "target"  # the checkpoint saved where the validation loss first reached the search's target (C11)
 
 
+# A loss-level or target checkpoint is the first of a window: the weights at the first evaluated epoch at
+# or below the loss, and at the next WINDOW - 1 evaluated epochs. Near a minimum |G|^2 follows where SGD's
+# iterate happens to be, so the noise scale at a loss is averaged over the window, as McCandlish
+# averages |G|^2 and tr(Sigma) over training steps (bsnb.noise.windowed_b_simple).
+WINDOW = 3
+
+
 def level_checkpoint(level: float) -> str:
     """The checkpoint saved when a run's training loss first fell to ``level`` (``parameters.LOSS_LEVELS``)."""
     return f"loss{level:g}"
+
+
+def window(first: str) -> list[str]:
+    """The names of the window of checkpoints that starts at ``first`` (a loss-level or the target one)."""
+    return [first] + [f"{first}+{i}" for i in range(1, WINDOW)]
+
+
+def window_start(name: str) -> tuple[str, int]:
+    """The window a checkpoint belongs to, and its place in it: ``loss0.1+2`` -> (``loss0.1``, 2)."""
+    first, _, i = name.partition("+")
+    return first, int(i or 0)
+
+
+def windowed_b_simple(records: pd.DataFrame) -> pd.DataFrame:
+    """Notebook 01's exact noise scale per (seed, window) of checkpoints (``bsnb.results.window``): the sum of
+    tr(Sigma) over the sum of |G|^2 over the window's checkpoints, McCandlish's average of numerator and
+    denominator (the mean of the B_simple where |G|^2 and tr(Sigma) are not recorded); with the window's mean
+    training loss and how many of its checkpoints were measured. The initial, best and final checkpoints are
+    windows of one."""
+    r = records.assign(window=records["checkpoint"].map(lambda c: window_start(c)[0]))
+    rows = []
+    for (seed, first), g in r.groupby(["seed", "window"], sort=False):
+        has_parts = {"g2", "tr_sigma"} <= set(g) and g[["g2", "tr_sigma"]].notna().all().all()
+        b = g["tr_sigma"].sum() / g["g2"].sum() if has_parts else g["b_simple"].mean()
+        rows.append({"seed": seed, "checkpoint": first, "b_simple": float(b),
+                     "train_loss": float(g["train_loss"].mean()) if "train_loss" in g else math.nan,
+                     "measured": len(g)})
+    return pd.DataFrame(rows, columns=["seed", "checkpoint", "b_simple", "train_loss", "measured"])
 
 
 def write_atomic(path: str | Path, content: bytes | str) -> Path:
@@ -134,10 +169,10 @@ class JobStore:
 
     def load_checkpoints(self, levels=()) -> dict:
         """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; for each of ``levels``
-        (training losses, ``parameters.LOSS_LEVELS``) the ``loss<level>`` checkpoint, where the seed's training loss
-        first fell to it; and the ``target`` checkpoint, where its validation loss first reached the search's
-        target; each of the last two when the seed got there and the run saved it."""
-        names = list(CHECKPOINTS) + [level_checkpoint(x) for x in levels] + [TARGET]
+        (training losses, ``parameters.LOSS_LEVELS``) the window of ``loss<level>`` checkpoints, from where the
+        seed's training loss first fell to it; and the window of ``target`` checkpoints, from where its validation
+        loss first reached the search's target; those the seed got to and the run saved."""
+        names = list(CHECKPOINTS) + [w for x in levels for w in window(level_checkpoint(x))] + window(TARGET)
         return {(s["seed"], which): self.load_state(s["seed"], which) for s in self.summary()["seeds"]
                 for which in names if self._saved(s["seed"], which)}
 

@@ -314,12 +314,16 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
             if row["val_loss"] < m.best_loss:
                 m.best_loss, m.best_epoch = row["val_loss"], epoch
                 m.states["best"] = net.state(j)
-            for level in parameters.LOSS_LEVELS:  # first time the training loss is at or below a level
-                if row["train_loss"] <= level and level_checkpoint(level) not in m.states:
-                    m.states[level_checkpoint(level)] = net.state(j)
-            if 0 < spec.checkpoint_val_loss and row["val_loss"] <= spec.checkpoint_val_loss \
-                    and results.TARGET not in m.states:  # where the search's target is first reached (C11)
-                m.states[results.TARGET] = net.state(j)
+            # matched-loss windows: from the first epoch at or below each training-loss level (C6, C14) and
+            # the validation loss of the search's target (C11), the weights of WINDOW evaluated epochs
+            reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in parameters.LOSS_LEVELS}
+            if spec.checkpoint_val_loss > 0:
+                reached[results.TARGET] = row["val_loss"] <= spec.checkpoint_val_loss
+            for first, now in reached.items():
+                names = results.window(first)
+                saved = sum(name in m.states for name in names)
+                if (saved or now) and saved < len(names):
+                    m.states[names[saved]] = net.state(j)
             if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
                 # between two checks the loss is taken as linear in the step: the crossing at step resolution
                 prev = m.history[-2]

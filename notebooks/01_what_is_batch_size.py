@@ -55,6 +55,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # reached): checkpoints of falling training loss, at which seeds can be compared at the same loss;
 # and the weights where its validation loss first reached the learning-rate search's target
 # (`target_loss`), where C11 sets the noise scale beside the critical batch size for that target.
+# Each of these last two kinds comes with the weights of the next two evaluated epochs: near a
+# minimum ‖G‖² follows where SGD's iterate happens to be, so the findings sum tr(Σ) and ‖G‖² over
+# the three, as McCandlish et al. average them over training steps.
 # At each checkpoint, with the model in eval mode:
 #
 # - per-example gradients over the whole training set (`torch.func.vmap` over `grad`, in chunks

@@ -63,8 +63,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # seed sees the same data, learning rate and number of epochs. After every epoch the model is
 # evaluated on the full training and validation sets; the test set is evaluated once, with the
 # weights of the epoch of minimum validation loss. Each seed saves its initial, best and final
-# weights, the weights where its training loss first fell to 1, 0.3, 0.1, 0.03 and 0.01, and
-# those where its validation loss first reached `target_loss`: notebooks 01 and 03 measure them.
+# weights; the weights where its training loss first fell to 1, 0.3, 0.1, 0.03 and 0.01, and
+# where its validation loss first reached `target_loss`, each with those of the next two evaluated
+# epochs: notebooks 01 and 03 measure them.
 # Where `stack` says so (`auto`: the batch sizes at which it measured faster on this device), the
 # seeds train at once as one stacked model, each with its own initialisation and batch order; the
 # numbers agree with training them one after another up to float rounding, and each run records

@@ -47,8 +47,9 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # noise scale B_simple along the way. C11 compares the exact B_simple where the reference run's
 # validation loss first reached the learning-rate search's target with the critical batch size
 # fitted to the search's steps to that target: McCandlish sets the two side by side at the same
-# loss. C14 compares the exact B_simple where the training loss first fell to the
-# lowest level every seed reached (a matched training loss) with the one at the start.
+# loss. C14 compares the exact B_simple where the training loss first fell to the lowest level
+# every seed reached (a matched training loss) with the one at the start. At both, tr(Σ) and ‖G‖²
+# are each summed over the weights of that epoch and of the next two evaluated epochs.
 
 # %% tags=["verdicts"]
 variance, noise_log = tables.table("variance"), tables.table("noise")

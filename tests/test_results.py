@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 from bsnb import data, results, summaries, train
@@ -101,3 +102,18 @@ def test_a_tables_own_columns_win_over_the_runs_setting(tmp_path):
                {"variance": [{"batch_size": 1, "measured": 2.0}, {"batch_size": 64, "measured": 0.1}]})
     t = results.load_tables(tmp_path)
     assert t.table("variance")["batch_size"].tolist() == [1, 64] and (t.table("variance")["lr"] == 0.01).all()
+
+
+def test_the_noise_scale_of_a_window_sums_its_numerator_and_denominator():
+    """McCandlish's average: tr(Sigma) and |G|^2 each summed over the window's checkpoints, so one checkpoint
+    where |G|^2 happened to be small does not dominate as it does the mean of the ratios."""
+    records = pd.DataFrame([
+        {"seed": 0, "checkpoint": "initial", "g2": 2.0, "tr_sigma": 20.0, "b_simple": 10.0, "train_loss": 2.3},
+        {"seed": 0, "checkpoint": "loss0.1", "g2": 0.1, "tr_sigma": 100.0, "b_simple": 1000.0, "train_loss": 0.1},
+        {"seed": 0, "checkpoint": "loss0.1+1", "g2": 1.9, "tr_sigma": 100.0, "b_simple": 100 / 1.9, "train_loss": 0.09},
+        {"seed": 1, "checkpoint": "loss0.1", "g2": 1.0, "tr_sigma": 50.0, "b_simple": 50.0, "train_loss": 0.1}])
+    w = results.windowed_b_simple(records).set_index(["seed", "checkpoint"])
+    assert w.loc[(0, "loss0.1"), "b_simple"] == pytest.approx(100.0)  # 200 / 2, not the mean ratio 526
+    assert w.loc[(0, "loss0.1"), "measured"] == 2 and w.loc[(1, "loss0.1"), "measured"] == 1
+    assert w.loc[(0, "loss0.1"), "train_loss"] == pytest.approx(0.095) and w.loc[(0, "initial"), "b_simple"] == 10.0
+    assert results.window_start("loss0.1+2") == ("loss0.1", 2) and results.window_start("best") == ("best", 0)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bsnb import data, train
+from bsnb import data, results, train
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,12 @@ def test_the_target_checkpoint_is_where_the_validation_loss_first_reached_it(sma
     net.load_state_dict(run.states["target"])
     assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(first["val_loss"], rel=1e-6)
     assert run.summary["checkpoint_val_loss"] == target and run.summary["stopped_by"] == "budget"  # it did not stop
+    # the window: the weights of that epoch and of the next evaluated ones, as far as training went
+    after = [r for r in run.history if r["epoch"] > first["epoch"]][:results.WINDOW - 1]
+    assert [k for k in run.states if k.startswith("target")] == results.window("target")[:1 + len(after)]
+    for name, row in zip(results.window("target")[1:], after):
+        net.load_state_dict(run.states[name])
+        assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(row["val_loss"], rel=1e-6)
     assert "target" not in train.train(replace(SPEC, checkpoint_val_loss=min(losses) / 2), small, seed=0).states
 
 
