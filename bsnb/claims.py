@@ -181,13 +181,14 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     """C14: the exact B_simple (per-example gradients, notebook 01) at the lowest training loss over at the initial
     weights, per seed; supported when the interval's lower end is above 1.
 
-    The lowest training loss is the lowest level of ``parameters.LOSS_LEVELS`` that every seed's run reached, at
+    The lowest training loss is the lowest level of ``parameters.LOSS_LEVELS`` that every seed's run reached, from
     the checkpoint where its training loss first fell to it: a matched training loss, as sharpness is compared.
-    The checkpoint of lowest training loss among the best and final weights gave a B_simple that followed where
-    SGD's iterate happened to stop: in the default profile it ranged from 234 to 1,248 over seeds and between
-    two checkpoints of one seed a few epochs apart, and C14's effect was 0.60 in one run and 1.46 in the same
-    profile run with float rounding changed (stack: off), where at the loss-0.03 checkpoints it was 1.39 and
-    1.41. Measurements without level checkpoints (older runs) fall back to the lowest training loss measured.
+    There, tr(Sigma) and |G|^2 are each summed over the window of that checkpoint and the next evaluated epochs'
+    (``results.WINDOW``). A single checkpoint gave a B_simple that followed where SGD's iterate happened to be:
+    at the best and final weights it ranged from 234 to 1,248 over seeds, C14's effect moving from 0.60 to 1.46
+    with float rounding alone (stack: off); at the single loss-0.03 checkpoint from 1.38 to 0.57 when stacked
+    convolutions became matrix products. Measurements without level checkpoints (older runs) fall back to the
+    lowest training loss measured.
     """
     r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
     if r.empty or "b_simple" not in r:
