@@ -166,6 +166,19 @@ def test_c1_compares_at_the_last_epoch_every_compared_run_trained():
     assert "epoch 30" in v.measure
 
 
+def test_c1_describes_the_ratio_over_the_compared_epochs_beside_the_one_epoch_it_decides_on():
+    runs, epochs = synthetic(**ARTICLE_LIKE, noise=0.0)
+    spike = (epochs["batch_size"] == 32) & (epochs["seed"] == 1) & (epochs["epoch"] == 50)
+    epochs.loc[spike, "train_loss"] *= 20  # one epoch's spike of the small batch, at the compared epoch
+    over = claims.ratio_over_epochs(epochs, "train_loss", 32, 256, 50)
+    # without the spike every epoch's ratio is 10: the mean over 50 epochs moves by 20^(1/50), the one epoch by 20
+    assert list(over.index) == [0, 1, 2] and over.loc[0, "large"] == pytest.approx(10.0)
+    assert over.loc[1, "large"] == pytest.approx(10.0 / 20 ** (1 / 50))
+    v = by_claim(claims.empirical(runs, epochs))["C1"]
+    assert v.verdict == claims.INCONCLUSIVE  # decided at epoch 50 alone, where one seed's ratio is 0.5
+    assert "over epochs 1 to 50 (geometric mean" in v.ours
+
+
 @pytest.mark.parametrize("values", [[25.0, 25.0, 25.0], [1.2, 1.4]])
 def test_zero_spread_or_two_seeds_is_inconclusive_and_says_why(values):
     mean, lo, hi, n = claims.interval(values)
