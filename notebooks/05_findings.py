@@ -88,7 +88,9 @@ if not comparison.empty:
 # the learning-rate search (checked below). Each claim compares the small batch with the large
 # batch seed by seed; the effect is a ratio (C1 to C3) or a difference (C4), and its interval a
 # Student-t interval over seeds. A minimum the cap cut off is censored, and a verdict that
-# censoring could have produced is withdrawn.
+# censoring could have produced is withdrawn. C1 reads the training loss at one epoch, the last
+# that every compared run trained; late in training the small batch's loss jumps from one epoch
+# to the next, so its row also describes the ratio averaged over every epoch up to that one.
 
 # %% tags=["verdicts"]
 speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # timed now, with nothing else running
