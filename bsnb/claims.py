@@ -796,15 +796,16 @@ def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, tar
     exact = windowed_b_simple(exact) if len(exact) else exact
     at = {c: g.set_index("seed")["b_simple"] for c, g in exact.groupby("checkpoint")} if len(exact) else {}
     saved = ref["checkpoint_val_loss"].dropna().unique() if "checkpoint_val_loss" in ref else []
+    at_target = len(saved) == 1 and math.isclose(saved[0], target)
     found = at.get(TARGET, pd.Series(dtype=float))
     missing = [int(sd) for sd in wanted if sd not in found.index]
-    if len(saved) == 1 and math.isclose(saved[0], target) and not missing:
+    if at_target and not missing:
         windows = exact[exact["checkpoint"] == TARGET]
         return found, f"where the validation loss first reached {target:g} ({_window_text(windows)})", ""
     best = at.get("best", pd.Series(dtype=float))
     if not len(exact):
         why = ""
-    elif not (len(saved) == 1 and math.isclose(saved[0], target)):
+    elif not at_target:
         why = (f"the reference runs saved no checkpoint at validation loss {target:g}"
                + (f" (they saved one at {', '.join(f'{x:g}' for x in saved)})" if len(saved) else "")
                + ", so B_simple is read at the best weights")

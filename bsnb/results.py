@@ -41,7 +41,7 @@ TARGET = "target"  # the checkpoint saved where the validation loss first reache
 # A loss-level or target checkpoint is the first of a window: the weights at the first evaluated epoch at
 # or below the loss, and at the next WINDOW - 1 evaluated epochs. Near a minimum |G|^2 follows where SGD's
 # iterate happens to be, so the noise scale at a loss is averaged over the window, as McCandlish
-# averages |G|^2 and tr(Sigma) over training steps (bsnb.noise.windowed_b_simple).
+# averages |G|^2 and tr(Sigma) over training steps (windowed_b_simple).
 WINDOW = 3
 
 

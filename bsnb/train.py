@@ -142,7 +142,6 @@ def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
 
 
 @torch.no_grad()
-@torch.no_grad()
 def evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
     """Mean cross-entropy and accuracy over (x, y), model in eval mode."""
     was_training = model.training
@@ -319,11 +318,15 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
             reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in parameters.LOSS_LEVELS}
             if spec.checkpoint_val_loss > 0:
                 reached[results.TARGET] = row["val_loss"] <= spec.checkpoint_val_loss
+            due = []  # the next checkpoint of each window that has begun and is not full
             for first, now in reached.items():
                 names = results.window(first)
                 saved = sum(name in m.states for name in names)
                 if (saved or now) and saved < len(names):
-                    m.states[names[saved]] = net.state(j)
+                    due.append(names[saved])
+            if due:
+                weights = net.state(j)  # one copy, under every name due this epoch
+                m.states.update(dict.fromkeys(due, weights))
             if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
                 # between two checks the loss is taken as linear in the step: the crossing at step resolution
                 prev = m.history[-2]
