@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from bsnb import data as data_mod
-from bsnb import models, results, sharpness, stats
+from bsnb import models, results, sharpness
 
 
 @dataclass
@@ -91,29 +91,6 @@ def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_ba
     job = comparison[comparison["batch_size"] == small_batch]["job_id"].iloc[0]
     params = results.JobStore(results.store_dir_of(store_dir) / job).params()
     return timing.interleaved_epochs(params, sorted(int(b) for b in comparison["batch_size"].unique()), repeats=repeats)
-
-
-def distance_laws(steps: pd.DataFrame, epochs: pd.DataFrame, train_share: float = 0.7) -> pd.DataFrame:
-    """Per (run, seed): a + b log(t) and a + b sqrt(t) fitted to ||w_t - w_0|| over the logged steps after the first
-    epoch, on the first ``train_share`` of them, scored on the rest (Hoffer et al.'s law, out of sample); and the
-    exponent c of a + b t^c. ``rmse_diff`` is the log law's held-out error minus the sqrt law's, over the final
-    distance."""
-    rows = []
-    keys = ["job_id", "run"] if "run" in steps else ["job_id", "seed"]
-    first_epoch = epochs[epochs["epoch"] == 1].set_index(["job_id", "seed"])["step"] if len(epochs) else pd.Series()
-    for _, g in steps.groupby(keys):
-        job, seed = g["job_id"].iloc[0], g["seed"].iloc[0]
-        after = first_epoch.get((job, seed), 1)
-        g = g[g["step"] > after].sort_values("step")
-        if len(g) < 6:
-            continue
-        t, d = g["step"].to_numpy(float), g["distance"].to_numpy(float)
-        fits = {law: stats.fit_law(t, d, law, train_share) for law in stats.LAWS}
-        rows.append({"job_id": job, "seed": seed, "batch_size": g["batch_size"].iloc[0], "points": len(g),
-                     "rmse_log": fits["log"].rmse_out, "rmse_sqrt": fits["sqrt"].rmse_out,
-                     "rmse_diff": (fits["log"].rmse_out - fits["sqrt"].rmse_out) / d[-1],
-                     "exponent": stats.power_exponent(t, d)})
-    return pd.DataFrame(rows)
 
 
 def extreme_interpolation(store_dir, comparison: pd.DataFrame, alphas=None) -> tuple[pd.DataFrame, int, int]:

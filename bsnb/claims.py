@@ -13,18 +13,19 @@ interval alone:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from bsnb import parameters
-from bsnb.results import TARGET, WINDOW, level_checkpoint, windowed_b_simple
-from bsnb.stats import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, decide_within,  # noqa: F401
+from bsnb import minima, parameters
+from bsnb.results import NOISE_WINDOW, TARGET, level_checkpoint, windowed_b_simple
+from bsnb.stats import (INCONCLUSIVE, MIN_SEEDS, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide,  # noqa: F401
+                        decide_within,
                         dropped_note, evidence_problem, interval, withdraw_if_censored)
 
-COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "statement", "measure", "ours",
-           "published", "note", "rule"]
+COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "robust", "statement", "measure", "ours",
+           "published", "note", "rule", "sensitivity"]
 
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
 SMITH = ("Smith et al. 2018: batch growth instead of decay matched accuracy (Wide ResNet, CIFAR-10, 94.4 % vs "
@@ -48,6 +49,8 @@ class Verdict:
     published: str = ""
     note: str = ""
     rule: str = ""
+    robust: bool | None = None  # set by robustness(): the label holds under every alternative reading
+    sensitivity: str = ""  # what each alternative reading gave
 
 
 def _pick(available, wanted: int, fallback) -> int:
@@ -74,50 +77,88 @@ def _ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
     return f"{_fmt(effect)} [{_fmt(lo)}, {_fmt(hi)}]" if n else "n/a"
 
 
-def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95) -> tuple[float, float, float, int]:
-    """Spearman's rank correlation of ``column`` with the batch size over every (seed, batch size), with a Fisher
-    interval (Bonett and Wright's standard error for Spearman): does the measure rise with the batch size?"""
+def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95, by: str = "batch_size"
+               ) -> tuple[float, float, float, int]:
+    """Spearman's rank correlation of ``column`` with ``by`` (the batch size) over every row (seed and batch size),
+    with a Fisher interval (Bonett and Wright's standard error for Spearman): does the measure rise with it?"""
     from scipy import stats as sps
 
-    v = values[["batch_size", column]].replace([np.inf, -np.inf], np.nan).dropna()
+    v = values[[by, column]].replace([np.inf, -np.inf], np.nan).dropna()
     n = len(v)
-    if n < 4 or v["batch_size"].nunique() < 3:
+    if n < 4 or v[by].nunique() < 3:
         return math.nan, math.nan, math.nan, n
-    rho = float(sps.spearmanr(v["batch_size"], v[column]).statistic)
+    rho = float(sps.spearmanr(v[by], v[column]).statistic)
     z, se = math.atanh(max(-0.9999, min(0.9999, rho))), math.sqrt((1 + rho ** 2 / 2) / (n - 3))
     half = float(sps.norm.ppf((1 + confidence) / 2)) * se
     return rho, math.tanh(z - half), math.tanh(z + half), n
 
 
+def _level_of(checkpoint: str) -> float:
+    """The training-loss level of a ``loss<level>`` checkpoint name (NaN for any other)."""
+    return float(checkpoint[4:]) if isinstance(checkpoint, str) and checkpoint.startswith("loss") else math.nan
+
+
+def _source_status(measured: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Measurements of a trained run (03) take the status of the run they measured (02, the same batch size and
+    seed): a run that failed to train is left out of the measurements too."""
+    if "status" not in runs or measured.empty:
+        return measured
+    src = comparison_runs(runs)[0]
+    status = src.set_index(["batch_size", "seed"])["status"]
+    status = status[~status.index.duplicated()]
+    keys = pd.MultiIndex.from_frame(measured[["batch_size", "seed"]])
+    return measured.assign(status=status.reindex(keys).fillna("ok").to_numpy())
+
+
 def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
-              confidence: float = 0.95, epsilon: float = 1e-3) -> Verdict:
-    """C6: the top Hessian eigenvalue, large over small batch, at matched training loss, and its rank trend over
-    every measured batch size.
+              confidence: float = 0.95, epsilon: float = 1e-3, reading: "Reading | None" = None) -> Verdict:
+    """C6: the top Hessian eigenvalue, large over small batch, where the training loss first fell to the lowest of
+    1, 0.3, 0.1, 0.03 that every measured run reached (the matched level), and its rank trend over every measured
+    batch size.
 
     Supported when the ratio's lower end is above 1 and the trend's interval lies above 0; not supported when
-    the ratio's upper end is below 1 or the trend's interval below 0. The measures at the final weights, the
-    trace and Keskar's epsilon-sharpness are reported beside it.
+    the ratio's upper end is below 1 or the trend's interval below 0. The trace and Keskar's epsilon-sharpness
+    (at the sharpness notebook's ``matched_loss``) and the top eigenvalue at the final weights are reported beside
+    it. ``reading.level_shift`` moves the matched level to a neighbouring one (the sensitivity analysis).
     """
+    reading = reading or PROTOCOL
     r, group_note = comparison_runs(seeds, "03_sharpness")
     if r.empty:
         return _empty("C6", "no sharpness runs in the store")
+    r = _source_status(r, seeds)
     small, large, notes = choose_pair(r, small_batch, large_batch)
-    final = r[r["checkpoint"] == "final"] if "checkpoint" in r else r
-    matched = r[r["checkpoint"] == "matched"] if "checkpoint" in r else r.iloc[0:0]
-    level = r["matched_loss"].iloc[0] if "matched_loss" in r else math.nan
-    at_matched = len(paired(matched, "lambda_max", small, large)) > 0
-    primary = matched if at_matched else final
-    where = f"where the training loss first fell to {level:g}" if at_matched else "at the final weights"
-    if not at_matched:
-        notes.append("no matched-loss checkpoint for both batch sizes: compared at the final weights, where the "
-                     "training losses differ and the Hessian of cross-entropy shrinks with the loss")
+    left_out = minima.unusable_note(r[r["checkpoint"] == "final"]) if "checkpoint" in r else ""
+    usable = _usable_seeds(r)
+    final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable
+    levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
+    levels = levels[levels["level"].isin(C1_LEVELS)]
+    n_runs = final.groupby(["batch_size", "seed"]).ngroups
+    reached = [lv for lv in C1_LEVELS if levels[levels["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_runs]
+    level = None
+    if reached:
+        i = C1_LEVELS.index(reached[-1]) + reading.level_shift
+        level = C1_LEVELS[i] if 0 <= i < len(C1_LEVELS) and C1_LEVELS[i] in reached else None
+    if level is not None:
+        primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
+    else:
+        old = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
+        if reading.level_shift == 0 and len(old) and old.groupby(["batch_size", "seed"]).ngroups == n_runs:
+            level = float(old["matched_loss"].iloc[0])  # a store measured before the levels were
+            primary, where = old, f"where the training loss first fell to {level:g}"
+        elif reading.level_shift:
+            return _empty("C6", f"no level {reading.level_shift:+d} place(s) from the matched one was reached by "
+                                "every measured run")
+        else:
+            primary, where = final, "at the final weights"
+            notes.append("no training-loss level of 1, 0.3, 0.1, 0.03 was reached by every measured run: compared at "
+                         "the final weights, where the training losses differ and the Hessian shrinks with the loss")
     v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
-                       f"top Hessian eigenvalue of the training loss {where}, ratio batch {large} / batch {small}; and "
-                       "its rank correlation with the batch size over every measured batch size",
+                       f"top Hessian eigenvalue of the training loss {where} (the lowest of 1, 0.3, 0.1, 0.03 every "
+                       f"measured run reached), ratio batch {large} / batch {small}; and its rank correlation with "
+                       "the batch size over every measured batch size",
                        published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
                        f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
-    usable = primary[primary["status"].isna() | (primary["status"] == "ok")] if "status" in primary else primary
-    rho, lo, hi, n = rank_trend(usable, "lambda_max", confidence)
+    rho, lo, hi, n = rank_trend(primary, "lambda_max", confidence)
     sizes = ", ".join(str(int(b)) for b in sorted(primary["batch_size"].unique()))
     v.ours += f"; rank correlation with the batch size (batches {sizes}) {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]"
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -130,35 +171,77 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
                          f"{rho:.2f} [{lo:.2f}, {hi:.2f}])")
     v.verdict = (NOT_SUPPORTED if NOT_SUPPORTED in (v.verdict, trend) else
                  SUPPORTED if (v.verdict, trend) == (SUPPORTED, SUPPORTED) else INCONCLUSIVE)
-    eps = paired(primary, f"eps_full_{epsilon:g}", small, large)
-    v.ours += (f"; trace ratio {_ratio_text(paired(primary, 'trace', small, large), confidence)}; epsilon-sharpness "
-               f"(full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}" if len(eps) else "")
-    if at_matched:
+    full = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
+    eps = paired(full, f"eps_full_{epsilon:g}", small, large)
+    if len(eps):
+        at = f" at training loss {full['matched_loss'].iloc[0]:g}" if "matched_loss" in full else ""
+        v.ours += (f"; trace ratio{at} {_ratio_text(paired(full, 'trace', small, large), confidence)}; "
+                   f"epsilon-sharpness (full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}")
+    if primary is not final:
         v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
     losses = paired(primary, "train_loss", small, large)
     if len(losses):
         v.ours += f"; training loss there small {losses['small'].mean():.3g}, large {losses['large'].mean():.3g}"
-    v.note = _join(group_note, *notes, v.note)
+    v.note = _join(group_note, *notes, left_out, v.note)
     return v
 
 
-def distance(fits: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95) -> Verdict:
-    """C7: the ratio of final distances from initialisation, large over small (the law of growth is C13).
+def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+             confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
+    """C7: ||w - w_0|| at the weights of the smoothed minimum, large over small (the law of growth is C13); at equal
+    steps (the fewer of the two runs' steps to their minimum) beside it.
 
-    ``fits`` is :func:`bsnb.analysis.log_fits` of the empirical-comparison runs.
+    ``runs`` is read by :func:`bsnb.minima.read_runs`; the distance at a step is interpolated between the steps
+    the run logged (log-spaced).
     """
-    if fits.empty:
+    reading = reading or PROTOCOL
+    comparison, group_note = comparison_runs(runs)
+    if comparison.empty or steps.empty or "step_of_min_val_loss" not in comparison:
         return _empty("C7", "no sampled steps in the store")
-    small, large, notes = choose_pair(fits, small_batch, large_batch)
-    return _ratio_verdict("C7", paired(fits, "final_distance", small, large), "less", confidence,
-                          f"distance from initialisation at the end of training, ratio batch {large} / batch {small}",
-                          published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
-                                    "(a ratio of 0.1 to 0.33)", note="; ".join(notes))
+    small, large, notes = choose_pair(comparison, small_batch, large_batch)
+    c = _usable_seeds(comparison[comparison["batch_size"].isin([small, large])])
+    c = c.assign(run=minima.run_labels(c))
+    key = pd.MultiIndex.from_frame(c[["job_id", "run"]])
+    c = c.assign(distance_at_min=minima.value_at_step(steps, "distance", pd.Series(
+        c["step_of_min_val_loss"].to_numpy(float), index=key)).reindex(key).to_numpy())
+    smoothing = (f"smoothed over {reading.smoothing} evaluated epochs" if reading.smoothing > 1 else "raw")
+    v = _ratio_verdict("C7", paired(c, "distance_at_min", small, large), "less", confidence,
+                       f"distance from initialisation at the weights of the minimum validation loss ({smoothing}; "
+                       f"interpolated between logged steps), ratio batch {large} / batch {small}",
+                       published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
+                                 "(a ratio of 0.1 to 0.33)",
+                       note=_join(group_note, *notes, minima.unusable_note(comparison[comparison["batch_size"].isin(
+                           [small, large])])))
+    # at equal steps: both runs at the fewer of their two steps to the minimum
+    both = paired(c, "step_of_min_val_loss", small, large)
+    if len(both):
+        at = both.min(axis=1)
+        rows = c.set_index("seed")
+        equal = []
+        for seed, step in at.items():
+            for b in (small, large):
+                row = rows[rows["batch_size"] == b].loc[[seed]].iloc[0]
+                equal.append({"seed": seed, "batch_size": b, "status": "ok", "distance": minima.value_at_step(
+                    steps, "distance", pd.Series([step], index=pd.MultiIndex.from_tuples([(row["job_id"],
+                                                                                            row["run"])]))).iloc[0]})
+        v.ours += (f"; at equal steps (the fewer of the two runs' steps to their minimum, {at.mean():.0f} on "
+                   f"average) {_ratio_text(paired(pd.DataFrame(equal), 'distance', small, large), confidence)}")
+    return v
+
+
+def minimum_steps(runs: pd.DataFrame) -> pd.Series:
+    """Per (job_id, run) of the comparison's usable runs, the step of the smoothed minimum (C13 fits up to it)."""
+    c = _usable_seeds(comparison_runs(runs)[0])
+    if c.empty or "step_of_min_val_loss" not in c:
+        return pd.Series(dtype=float)
+    return pd.Series(c["step_of_min_val_loss"].to_numpy(float),
+                     index=pd.MultiIndex.from_arrays([c["job_id"], minima.run_labels(c)]))
 
 
 def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
-    """C13: log(t) against sqrt(t), out of sample: per seed, the mean over batch sizes of the difference of the
-    held-out errors (log minus sqrt, relative to the final distance); supported when its interval is below 0.
+    """C13: log(t) against sqrt(t), out of sample, fitted up to each run's smoothed minimum: per seed, the mean over
+    batch sizes of the difference of the held-out errors (log minus sqrt, relative to the last fitted distance);
+    supported when its interval is below 0. Each batch size's own interval is reported beside it.
 
     ``laws`` is :func:`bsnb.analysis.distance_laws` of the empirical-comparison runs.
     """
@@ -167,69 +250,71 @@ def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     per_seed = laws.groupby("seed")["rmse_diff"].mean()
     effect, lo, hi, n = interval(per_seed, confidence)
     c = laws.groupby("batch_size")["exponent"].median()
+    by_batch = []
+    for b, g in laws.groupby("batch_size"):
+        e, blo, bhi, bn = interval(g["rmse_diff"], confidence)
+        side = "log" if bhi < 0 else "sqrt" if blo > 0 else "neither"
+        by_batch.append(f"batch {int(b)} {_fmt(e)} [{_fmt(blo)}, {_fmt(bhi)}] ({side})")
     return Verdict("C13", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, STATEMENTS["C13"],
-                   "held-out error of distance = a + b log(t) minus that of a + b sqrt(t), relative to the final "
-                   "distance, fitted on the first 70% of the logged steps after the first epoch and scored on the "
-                   "rest, mean over batch sizes (< 0: the log law predicts better)",
-                   "median exponent c of a + b t^c (0: logarithmic, 0.5: random walk): " + ", ".join(
+                   "held-out error of distance = a + b log(t) minus that of a + b sqrt(t), relative to the last fitted "
+                   "distance, fitted on the first share of the logged steps from the end of the first epoch to the "
+                   "smoothed minimum and scored on the rest, mean over batch sizes (< 0: the log law predicts better)",
+                   "per batch size (which law predicts better): " + "; ".join(by_batch)
+                   + "; median exponent c of a + b t^c (0: logarithmic, 0.5: random walk): " + ", ".join(
                        f"batch {int(b)} {x:.2f}" for b, x in c.items()),
                    "Hoffer et al. 2017: ||w_t - w_0|| grows like log(t), an ultra-slow diffusion",
                    evidence_note(per_seed, lo, hi, n))
 
 
-def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95) -> Verdict:
-    """C14: the exact B_simple (per-example gradients, notebook 01) at the lowest training loss over at the initial
-    weights, per seed; supported when the interval's lower end is above 1.
+def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
+    """C14: the rank correlation of the exact B_simple (per-example gradients, notebook 01) with -log(level) over
+    the training-loss levels from 1 down to the lowest every seed reached, pooled over seeds (Fisher interval);
+    supported when the interval lies above 0 (it grows as the loss falls), not supported when below.
 
-    The lowest training loss is the lowest level of ``parameters.LOSS_LEVELS`` that every seed's run reached, from
-    the checkpoint where its training loss first fell to it: a matched training loss, as sharpness is compared.
-    There, tr(Sigma) and |G|^2 are each summed over the window of that checkpoint and the next evaluated epochs'
-    (``results.WINDOW``). A single checkpoint gave a B_simple that followed where SGD's iterate happened to be:
-    at the best and final weights it ranged from 234 to 1,248 over seeds, C14's effect moving from 0.60 to 1.46
-    with float rounding alone (stack: off); at the single loss-0.03 checkpoint from 1.38 to 0.57 when stacked
-    convolutions became matrix products. Measurements without level checkpoints (older runs) fall back to the
-    lowest training loss measured.
+    At each level, tr(Sigma) and |G|^2 are each summed over the window of the checkpoint where the training loss
+    first fell to it and the next ``reading.window - 1`` evaluated epochs (``results.windowed_b_simple``). The
+    start (the initial weights) is not a level: there |G|^2 is large and B_simple an artefact of the
+    initialisation; it is shown beside the trend.
     """
+    reading = reading or PROTOCOL
     r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
     if r.empty or "b_simple" not in r:
         return _empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
     batch = int(r["batch_size"].iloc[0])
-    r = windowed_b_simple(r)
-    r = r[r["seed"].isin(r.loc[r["checkpoint"] == "initial", "seed"])]
-    if r.empty:
-        return _empty("C14", "no initial checkpoint among the noise measurements")
+    r = windowed_b_simple(r, reading.window)
     n_seeds = r["seed"].nunique()
-    levels = [lv for lv in parameters.LOSS_LEVELS
-              if r.loc[r["checkpoint"] == level_checkpoint(lv), "seed"].nunique() == n_seeds]
-    rows = []
-    for seed, g in r.groupby("seed"):
-        low = g[g["checkpoint"] == level_checkpoint(min(levels))].iloc[0] if levels else g.loc[g["train_loss"].idxmin()]
-        start = g[g["checkpoint"] == "initial"].iloc[0]
-        rows.append({"seed": seed, "start": float(start["b_simple"]), "low": float(low["b_simple"]),
-                     "loss_start": float(start["train_loss"]), "loss_low": float(low["train_loss"]), "at": low["checkpoint"]})
-    t = pd.DataFrame(rows)
-    ratio = t["low"] / t["start"]
-    effect, lo, hi, n = interval(ratio, confidence, log=True)
-    where = (f"where the training loss first fell to {min(levels):g}, the lowest level every seed reached ("
-             f"{_window_text(r[r['checkpoint'] == level_checkpoint(min(levels))])})" if levels
-             else "at the lowest training loss measured")
-    trend = "; ".join(f"loss {lv:g}: {r.loc[r['checkpoint'] == level_checkpoint(lv), 'b_simple'].mean():.3g}"
+    levels = [lv for lv in C1_LEVELS if r.loc[r["checkpoint"] == level_checkpoint(lv), "seed"].nunique() == n_seeds]
+    if len(levels) < 3:
+        return _empty("C14", f"fewer than 3 training-loss levels of {', '.join(f'{x:g}' for x in C1_LEVELS)} were "
+                             f"reached and measured in every seed ({', '.join(f'{x:g}' for x in levels) or 'none'})")
+    at = r[r["checkpoint"].isin([level_checkpoint(lv) for lv in levels])]
+    at = at.assign(neg_log_level=-np.log(at["checkpoint"].map(_level_of)))
+    rho, lo, hi, n = rank_trend(at, "b_simple", confidence, by="neg_log_level")
+    verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n_seeds < MIN_SEEDS else (
+        SUPPORTED if lo > 0 else NOT_SUPPORTED if hi < 0 else INCONCLUSIVE)
+    trend = "; ".join(f"loss {lv:g}: {at.loc[at['checkpoint'] == level_checkpoint(lv), 'b_simple'].mean():.3g}"
                       for lv in levels)
-    return Verdict("C14", decide(lo, hi, 1.0, "greater", n), effect, lo, hi, n, STATEMENTS["C14"],
-                   f"B_simple = tr(Sigma)/|G|^2 from per-example gradients {where}, over at the start, "
-                   f"batch {batch} run",
-                   f"B_simple {t['start'].mean():.3g} at the start (training loss {t['loss_start'].mean():.3g}), "
-                   f"{t['low'].mean():.3g} at {t['loss_low'].mean():.3g} (checkpoint {', '.join(sorted(set(t['at'])))})"
-                   + (f"; along the falling loss, {trend}" if trend else "") + f" (means of {len(t)} seeds)",
+    start = r[r["checkpoint"] == "initial"]
+    return Verdict("C14", verdict, rho, lo, hi, n_seeds, STATEMENTS["C14"],
+                   f"rank correlation (Spearman, pooled over {n_seeds} seeds and {len(levels)} levels, Fisher "
+                   f"interval) of B_simple = tr(Sigma)/|G|^2 from per-example gradients with -log(training-loss level),"
+                   f" over the levels 1 down to {min(levels):g} (the lowest every seed reached), batch {batch} run; "
+                   f"{_window_text(at, reading.window)}",
+                   f"mean B_simple along the falling loss, {trend}"
+                   + (f"; at the start (training loss {start['train_loss'].mean():.3g}, not a level) "
+                      f"{start['b_simple'].mean():.3g}" if len(start) else "") + f" (means of {n_seeds} seeds)",
                    "McCandlish et al. 2018: the noise scale grows by orders of magnitude as the loss falls "
-                   "(MNIST: B_simple 50 to 900)", evidence_note(ratio, lo, hi, n, log=True))
+                   "(MNIST: B_simple 50 to 900)",
+                   "" if n_seeds >= MIN_SEEDS else f"only {n_seeds} seeds: a verdict needs at least {MIN_SEEDS}")
 
 
-def _window_text(windows: pd.DataFrame) -> str:
+def _window_text(windows: pd.DataFrame, size: int = 3) -> str:
     """How the windows' tr(Sigma) and |G|^2 were averaged, and how many were cut short by the end of training."""
-    short = int((windows["measured"] < WINDOW).sum())
-    return (f"tr(Sigma) and |G|^2 each summed over that epoch and the next {WINDOW - 1} evaluated ones"
-            + (f"; {short} seed(s) stopped before the last" if short else ""))
+    short = int((windows["measured"] < size).sum())
+    if size <= 1:
+        return "tr(Sigma) and |G|^2 at that epoch alone"
+    return (f"tr(Sigma) and |G|^2 each summed over that epoch and the next {size - 1} evaluated ones"
+            + (f"; {short} window(s) cut short by the end of training" if short else ""))
 
 
 def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
@@ -291,22 +376,31 @@ def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
     return sorted(int(s) for s in r.loc[flags, "seed"])
 
 
-def ratio_over_epochs(epochs: pd.DataFrame, column: str, small: int, large: int, last: int) -> pd.DataFrame:
-    """Per seed, the geometric mean over epochs 1 to ``last`` of ``column``'s ratio large / small, as a
-    :func:`paired` table (``small`` 1, ``large`` the mean ratio) for :func:`_ratio_text`. Where batch 32's training
-    loss jumps between 0.02 and 0.26 from one epoch to the next late in training, C1's ratio at one epoch moved
-    from 2.45 [0.53, 11.3] to 5.25 [3.59, 7.69] with float rounding alone; this mean gave 5.98 [5.33, 6.69] and
-    6.22 [5.27, 7.34]."""
-    span = epochs[(epochs["epoch"] >= 1) & (epochs["epoch"] <= last)].assign(status="ok")
-    per_epoch = [paired(g, column, small, large) for _, g in span.groupby("epoch")]
-    both = pd.concat(per_epoch) if per_epoch else pd.DataFrame(columns=["small", "large"])
-    both = both[(both["small"] > 0) & (both["large"] > 0)].astype(float)
-    logs = np.log(both["large"] / both["small"]).groupby(level=0).mean()
-    return pd.DataFrame({"small": 1.0, "large": np.exp(logs)}, index=logs.index)
+C1_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: C1's training-loss levels (and C6's matched levels)
+
+
+def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
+    """Per (job_id, seed), the first evaluated epoch whose training loss is at or below ``level`` (NaN if never)."""
+    ep = epochs[(epochs["epoch"] > 0) & epochs["train_loss"].notna()]
+    first = ep[ep["train_loss"] <= level].groupby(["job_id", "seed"])["epoch"].min()
+    return first.reindex(ep.groupby(["job_id", "seed"]).size().index)
+
+
+def common_level(epochs: pd.DataFrame, levels=C1_LEVELS, shift: int = 0) -> tuple[float | None, list[float]]:
+    """The lowest of ``levels`` that every run in ``epochs`` reached, moved by ``shift`` places (-1: the next
+    higher level, +1: the next lower); None when no level (or no shifted level) was reached by all. Also returns
+    every level all of them reached."""
+    reached = [lv for lv in levels if len(epochs) and epochs_to_level(epochs, lv).notna().all()]
+    if not reached:
+        return None, reached
+    i = levels.index(reached[-1]) + shift
+    if i < 0 or i >= len(levels) or levels[i] not in reached:
+        return None, reached
+    return levels[i], reached
 
 
 def compared_epoch(epochs: pd.DataFrame, seeds: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
-    """The epoch C1 compares at: ``c1_epoch``, or the last epoch that every compared run trained."""
+    """The last epoch that every compared run trained (``c1_epoch`` when given)."""
     if c1_epoch > 0:
         return c1_epoch
     ids = seeds.loc[seeds["batch_size"].isin([small, large]), "job_id"]
@@ -314,43 +408,68 @@ def compared_epoch(epochs: pd.DataFrame, seeds: pd.DataFrame, small: int, large:
     return int(ep.groupby(["job_id", "seed"])["epoch"].max().min()) if len(ep) else 0
 
 
+def _usable_seeds(seeds: pd.DataFrame) -> pd.DataFrame:
+    return seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
+
+
 def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
-              c1_epoch: int = 0, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> list[Verdict]:
-    """Verdicts of C1-C4 from the empirical-comparison runs; C3 from ``timing`` (:func:`bsnb.timing.
-    interleaved_epochs`, measured alone) when given, else from the runs' own timings, labelled descriptive."""
+              c1_level: float = 0.0, confidence: float = 0.95, timing: pd.DataFrame | None = None,
+              reading: "Reading | None" = None) -> list[Verdict]:
+    """Verdicts of C1-C4 from the empirical-comparison runs, read by :func:`bsnb.minima.read_runs` (smoothed
+    minima; failed runs marked); C3 from ``timing`` (:func:`bsnb.timing.interleaved_epochs`, measured alone) when
+    given, else from the runs' own timings, labelled descriptive."""
+    reading = reading or PROTOCOL
     seeds, group_note = comparison_runs(seeds)
     if seeds.empty:
         return [_empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
     small, large, notes = choose_pair(seeds, small_batch, large_batch)
     pair = f"batch {large} / batch {small}"
     notes = ([group_note] if group_note else []) + notes
-    diverged = seeds[(seeds["status"] != "ok") & seeds["batch_size"].isin([small, large])]
-    if len(diverged):
-        notes.append(f"{len(diverged)} diverged run(s) left out")
+    left_out = minima.unusable_note(seeds[seeds["batch_size"].isin([small, large])])
+    if left_out:
+        notes.append(left_out)
     base_note = "; ".join(notes)
     censored = {f"batch {small}": censored_seeds(seeds, small), f"batch {large}": censored_seeds(seeds, large)}
+    smoothing = (f"smoothed over {reading.smoothing} evaluated epochs" if reading.smoothing > 1
+                 else "raw, unsmoothed")
     out = []
 
-    # C1: training loss after k epochs, k the last epoch every compared run trained
-    k = compared_epoch(epochs, seeds, small, large, c1_epoch)
-    ep = epochs[epochs["job_id"].isin(seeds["job_id"])]
-    at = ep[ep["epoch"] == k].assign(status="ok")
-    v = _ratio_verdict("C1", paired(at, "train_loss", small, large), "greater", confidence,
-                       f"training loss at epoch {k} (the last that every compared run trained), ratio {pair}",
-                       fmt="{:.4f}",
-                       published="article: the large batch's training loss falls more slowly (figure, no number)",
-                       note=base_note)
-    over = ratio_over_epochs(ep, "train_loss", small, large, k)
-    if len(over):  # described, not decided: STUDY.md's rule reads one epoch
-        v.ours += (f"; over epochs 1 to {k} (geometric mean of each seed's per-epoch ratio, which late spikes of one "
-                   f"epoch's loss barely move) {_ratio_text(over, confidence)}")
-    out.append(v)
+    # C1: epochs to first reach a training-loss level, the lowest that every compared run reached
+    usable = _usable_seeds(seeds)
+    compared = usable[usable["batch_size"].isin([small, large])]
+    ep = epochs[epochs["job_id"].isin(compared["job_id"])] if len(epochs) else epochs
+    if len(ep):
+        ep = ep.merge(compared[["job_id", "seed"]], on=["job_id", "seed"])
+    level, reached = ((c1_level, [c1_level]) if c1_level > 0 else common_level(ep, shift=reading.level_shift))
+    if level is None or ep.empty:
+        why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in C1_LEVELS) + " was reached by every "
+               "compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
+               "every compared run reached was not reached by all")
+        out.append(_empty("C1", _join(base_note, why)))
+    else:
+        first = epochs_to_level(ep, level).rename("epochs_to_level").reset_index()
+        first = first.merge(compared[["job_id", "seed", "batch_size"]], on=["job_id", "seed"]).assign(status="ok")
+        v = _ratio_verdict("C1", paired(first, "epochs_to_level", small, large), "greater", confidence,
+                           f"epochs to first reach training loss {level:g} (the lowest of "
+                           f"{', '.join(f'{x:g}' for x in C1_LEVELS)} that every compared run reached), ratio {pair}",
+                           fmt="{:.1f}",
+                           published="article: the large batch's training loss falls more slowly per epoch (figure, "
+                                     "no number)", note=base_note)
+        out.append(v)
 
-    # C2: minimum validation loss; a censored large batch can only have made the ratio larger
+    # C2: minimum of the smoothed validation loss; a censored large batch can only have made the ratio larger
     published = (f"article: {ARTICLE['min_val_loss'][32]} (batch 32) vs {ARTICLE['min_val_loss'][256]} (batch 256), "
                  f"ratio {ARTICLE['min_val_loss'][256] / ARTICLE['min_val_loss'][32]:.2f}")
     v = _ratio_verdict("C2", paired(seeds, "min_val_loss", small, large), "greater", confidence,
-                       f"minimum validation loss, ratio {pair}", published=published, note=base_note)
+                       f"minimum validation loss ({smoothing}), ratio {pair}", published=published, note=base_note)
+    raw = paired(seeds, "min_val_loss_raw", small, large)
+    if len(raw):
+        v.ours += f"; raw minima {_ratio_text(raw, confidence)}"
+    rho, lo, hi, n = rank_trend(usable[usable["batch_size"] >= small], "min_val_loss", confidence)
+    if math.isfinite(rho):
+        v.ours += (f"; rank correlation with the batch size over batches "
+                   f"{', '.join(str(int(b)) for b in sorted(usable.loc[usable['batch_size'] >= small, 'batch_size'].unique()))}"
+                   f" {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]")
     out.append(_censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),
                                                                bool(censored[f"batch {small}"]))))
 
@@ -360,8 +479,8 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
         t = timing.rename(columns={"repeat": "seed"}).assign(status="ok")
         v = _ratio_verdict("C3", paired(t, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch, ratio {pair}, timed alone after the sweep on "
-                           f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), the two batch sizes in "
-                           f"turn; 'seeds' counts the repeats", published=published, note=base_note)
+                           f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), every batch size of the "
+                           f"comparison in turn; 'seeds' counts the repeats", published=published, note=base_note)
     else:
         v = _ratio_verdict("C3", paired(seeds, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch (median over epochs), ratio {pair}", published=published,
@@ -373,13 +492,13 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
         v.ours += f"; in the sweep's runs, examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
     out.append(v)
 
-    # C4: epoch of the minimum validation loss, large - small. A censored large batch's true epoch is
-    # later (the difference is understated), a censored small batch's overstates it.
+    # C4: epoch of the smoothed minimum, large - small. A censored large batch's true epoch is later (the
+    # difference is understated), a censored small batch's overstates it.
     pairs = paired(seeds, "epoch_of_min_val_loss", small, large)
     diff = pairs["large"] - pairs["small"]
     effect, lo, hi, n = interval(diff, confidence)
     v = Verdict("C4", decide(lo, hi, 0.0, "at_least", n), effect, lo, hi, n, STATEMENTS["C4"],
-                f"epoch of the minimum validation loss, difference batch {large} - batch {small}",
+                f"epoch of the minimum validation loss ({smoothing}), difference batch {large} - batch {small}",
                 f"small {pairs['small'].mean():.1f}, large {pairs['large'].mean():.1f} epochs (mean of {n} seeds)"
                 if n else "no paired seeds",
                 "article: larger batches do not reach their minimum in fewer epochs",
@@ -519,7 +638,10 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
                "baseline_small": per["small"].mean() if n else math.nan,
                "gap_closed": mean, "ci_low": lo, "ci_high": hi, "train_seconds": ok["train_seconds"].mean(),
                "steps": ok["steps_run"].mean(), "small_steps": small["steps_run"].mean() if len(small) else math.nan,
-               "cost_vs_baseline": cost, "diverged": int((g["status"] != "ok").sum()),
+               "cost_vs_baseline": cost, "diverged": int((g["status"] == "diverged").sum()),
+               "failed": int((g["status"] == minima.FAILED).sum()), "tried": int(g["seed"].nunique()),
+               "lr": float(g["lr_used"].iloc[0]) if "lr_used" in g else math.nan,
+               "left_out": _join(minima.unusable_note(g), minima.unusable_note(large), minima.unusable_note(small)),
                "censored_remedy": censored_seeds(ok, batch), "censored_large": censored_seeds(large, batch),
                "censored_small": censored_seeds(small, small_batch),
                "evidence": evidence_note(share, lo, hi, n)}
@@ -542,7 +664,12 @@ def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: in
                 f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; {rule})",
                 f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
                 f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; training time x{row.cost_vs_baseline:.2f}",
-                published, row.evidence)
+                published, _join(row.evidence, row.get("left_out", "")))
+    unusable = int(row.get("failed", 0)) + int(row.get("diverged", 0))
+    if unusable and unusable * 2 > int(row.get("tried", 0)):
+        v.note = _join(f"{remedy}'s learning rate {row.get('lr', math.nan):.3g} at batch {int(row.batch_size)} failed "
+                       f"to train or diverged in {unusable} of {int(row.tried)} seeds: the remedy does not work at "
+                       "this rate", v.note)
     for other in also:
         o = table[(table["remedy"] == other) & (table["batch_size"] == row.batch_size)]
         if len(o):
@@ -585,9 +712,10 @@ def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, co
                              f"{int(row.small_batch)} runs took {row.small_steps:.0f} steps (with their patience)")
     rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
         columns=["remedy", "batch_size", "seed", "min_val_loss", "status"])
-    rem = rem[rem["status"] == "ok"]
-    out.append(_paired_remedies(rem, "C10", "bn", "ghost_bn", large_batch, confidence))
-    out.append(_paired_remedies(rem, "C12", "lr_decay", "batch_growth", large_batch, confidence))
+    for claim, first, second in (("C10", "bn", "ghost_bn"), ("C12", "lr_decay", "batch_growth")):
+        v = _paired_remedies(rem[rem["status"] == "ok"], claim, first, second, large_batch, confidence)
+        v.note = _join(v.note, minima.unusable_note(rem[rem["remedy"].isin([first, second])]))
+        out.append(v)
     return out
 
 
@@ -786,14 +914,14 @@ def grid_edges(tuned: pd.DataFrame) -> list[str]:
     return edges
 
 
-def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, target: float
+def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, target: float, window: int = 3
                              ) -> tuple[pd.Series, str, str]:
     """Notebook 01's exact B_simple per seed for C11, where the reference run's validation loss first reached the
     search's ``target`` (McCandlish sets the noise scale where training reaches a loss beside the critical batch
     for that loss); the best weights where that checkpoint is missing for a ``wanted`` seed or was saved at another
     loss. Returns the values, where they were measured, and a note saying why when it fell back ('' if not)."""
     exact = seeds[seeds.get("notebook") == "01_what_is_batch_size"] if "checkpoint" in seeds else seeds.iloc[0:0]
-    exact = windowed_b_simple(exact) if len(exact) else exact
+    exact = windowed_b_simple(exact, window) if len(exact) else exact
     at = {c: g.set_index("seed")["b_simple"] for c, g in exact.groupby("checkpoint")} if len(exact) else {}
     saved = ref["checkpoint_val_loss"].dropna().unique() if "checkpoint_val_loss" in ref else []
     at_target = len(saved) == 1 and math.isclose(saved[0], target)
@@ -801,7 +929,7 @@ def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, tar
     missing = [int(sd) for sd in wanted if sd not in found.index]
     if at_target and not missing:
         windows = exact[exact["checkpoint"] == TARGET]
-        return found, f"where the validation loss first reached {target:g} ({_window_text(windows)})", ""
+        return found, f"where the validation loss first reached {target:g} ({_window_text(windows, window)})", ""
     best = at.get("best", pd.Series(dtype=float))
     if not len(exact):
         why = ""
@@ -816,7 +944,8 @@ def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, tar
 
 
 def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
-                   confidence: float = 0.95, factor: float = 3.0) -> tuple[Verdict, pd.DataFrame]:
+                   confidence: float = 0.95, factor: float = 5.0, reading: "Reading | None" = None
+                   ) -> tuple[Verdict, pd.DataFrame]:
     """C11: B_simple over B_crit (fitted to the steps-to-target of the learning-rate search), per seed; supported
     when the interval lies within a factor ``factor`` either way and both are defined.
 
@@ -847,7 +976,7 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     # B_simple: exact (notebook 01, where the validation loss first reached the target), and the two-batch
     # estimate beside it
     ref = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == reference_batch)]
-    exact, where, why = exact_b_simple_at_target(seeds, ref, table["seed"], target)
+    exact, where, why = exact_b_simple_at_target(seeds, ref, table["seed"], target, (reading or PROTOCOL).window)
     log = noise_log[noise_log["job_id"].isin(ref["job_id"])] if len(noise_log) else noise_log
     hist = epochs[epochs["job_id"].isin(ref["job_id"])] if len(epochs) else epochs
     two = b_simple_until(log, hist, target) if len(log) else pd.Series(dtype=float)
@@ -894,57 +1023,184 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
 
 
 @dataclass(frozen=True)
+class Reading:
+    """The protocol's reading choices that a verdict depends on (STUDY.md v3). :data:`PROTOCOL` is the one fixed
+    before the runs; the sensitivity analysis reads the same data with the alternatives STUDY.md names."""
+
+    smoothing: int = minima.SMOOTHING  # evaluated epochs in the centred moving average of the validation loss
+    level_shift: int = 0  # C1, C6: places from the lowest level every compared run reached (-1: the next higher)
+    window: int = NOISE_WINDOW  # C11, C14: evaluated epochs whose tr(Sigma) and |G|^2 are summed
+    train_share: float = 0.7  # C13: share of the logged steps the laws are fitted on
+
+    def describe(self) -> str:
+        """How this reading differs from the protocol's, in a few words."""
+        parts = []
+        if self.smoothing != PROTOCOL.smoothing:
+            parts.append("raw minima" if self.smoothing <= 1 else f"{self.smoothing}-epoch smoothing")
+        if self.level_shift:
+            parts.append(f"the {'next higher' if self.level_shift < 0 else 'next lower'} loss level")
+        if self.window != PROTOCOL.window:
+            parts.append(f"a window of {self.window} epoch{'s' * (self.window > 1)}")
+        if self.train_share != PROTOCOL.train_share:
+            parts.append(f"fitted on {self.train_share:g} of the steps")
+        return ", ".join(parts) or "the protocol"
+
+
+PROTOCOL = Reading()
+
+
+@dataclass
+class Study:
+    """What the claims are computed from: a store's tables, the compared pair and the timing that ran alone."""
+
+    tables: object  # bsnb.results.Tables (seeds, epochs, steps, table(name))
+    small_batch: int = 32
+    large_batch: int = 256
+    confidence: float = 0.95
+    speed: pd.DataFrame | None = None
+    c1_level: float = 0.0
+    _read: dict = field(default_factory=dict, repr=False)
+
+    def runs(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
+        """The per-seed table read by :func:`bsnb.minima.read_runs` with ``reading``'s smoothing (kept)."""
+        if reading.smoothing not in self._read:
+            self._read[reading.smoothing] = minima.read_runs(self.tables.seeds, self.tables.epochs, reading.smoothing)
+        return self._read[reading.smoothing]
+
+    def comparison_steps(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
+        comparison, _ = comparison_runs(self.runs(reading))
+        steps = self.tables.steps
+        return steps[steps["job_id"].isin(comparison["job_id"])] if len(steps) and len(comparison) else steps.iloc[0:0]
+
+
+def _one(verdicts: list[Verdict], claim: str) -> Verdict:
+    return next(v for v in verdicts if v.claim == claim)
+
+
+def _empirical(claim):
+    return lambda st, rd: _one(empirical(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.c1_level,
+                                         st.confidence, st.speed, rd), claim)
+
+
+def _closing(claim):
+    def compute(st, rd):
+        runs = st.runs(rd)
+        return _one(closing(remedy_table(runs, st.small_batch, st.confidence), runs, st.large_batch, st.confidence),
+                    claim)
+    return compute
+
+
+def _c11(st, rd):
+    return critical_batch(st.runs(rd), st.tables.table("noise"), st.tables.epochs, st.small_batch, st.confidence,
+                          reading=rd)[0]
+
+
+def _c13(st, rd):
+    laws = minima.distance_laws(st.comparison_steps(rd), st.tables.epochs, rd.train_share,
+                                until=minimum_steps(st.runs(rd)))
+    return distance_law(laws, st.confidence)
+
+
+SMOOTHINGS = (Reading(smoothing=1), Reading(smoothing=3), Reading(smoothing=9))
+LEVELS = (Reading(level_shift=-1), Reading(level_shift=1))
+WINDOWS = (Reading(window=1), Reading(window=5))
+
+
+@dataclass(frozen=True)
 class Claim:
     id: str
     statement: str
     rule: str  # when it is supported / not supported (STUDY.md's table)
     figure: str  # the figure of the findings that decides it
-    compute: object  # the function of this module that computes its verdict
+    compute: object  # compute(study, reading) -> Verdict
+    question: int = 0  # the article's question (report page, notebook 05's section)
+    alternatives: tuple = ()  # STUDY.md's sensitivity analysis: the readings a robust verdict survives
 
 
 CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("C1", "At a fixed learning rate, larger batches lower the training loss more slowly per epoch",
-          "ratio large/small of the training loss at the last epoch every compared run trained: lower end > 1 / "
-          "upper end < 1", "loss_curves", empirical),
+          "ratio large/small of the epochs to first reach the lowest training-loss level of 1, 0.3, 0.1, 0.03 that "
+          "every compared run reached: lower end > 1 / upper end < 1", "loss_curves", _empirical("C1"), 2, LEVELS),
     Claim("C2", "At a fixed learning rate, larger batches reach a worse minimum validation loss",
-          "ratio large/small of the minimum validation loss: lower end > 1 / upper end < 1; censoring withdraws",
-          "minima", empirical),
+          "ratio large/small of the smoothed minimum validation loss: lower end > 1 / upper end < 1; censoring "
+          "withdraws", "minima", _empirical("C2"), 2, SMOOTHINGS),
     Claim("C3", "Larger batches take less wall time per epoch",
-          "ratio large/small of seconds per epoch, timed alone: upper end < 1 / lower end > 1", "speed", empirical),
+          "ratio large/small of seconds per epoch, timed alone: upper end < 1 / lower end > 1", "speed",
+          _empirical("C3"), 2),
     Claim("C4", "Larger batches do not need fewer epochs to reach their minimum validation loss",
-          "difference large - small of the epoch of the minimum: lower end >= 0 with some spread / upper end < 0; "
-          "censoring withdraws", "minima", empirical),
+          "difference large - small of the epoch of the smoothed minimum: lower end >= 0 with some spread / upper "
+          "end < 0; censoring withdraws", "minima", _empirical("C4"), 2, SMOOTHINGS),
     Claim("C5", "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1)); "
                 "a check of the measurement",
           "measured/formula within 1 +- 0.1 at every checkpoint / any checkpoint wholly outside", "gradient_noise",
-          noise_variance),
+          lambda st, rd: noise_variance(st.tables.table("variance"), st.confidence), 1),
     Claim("C6", "Large-batch minima are sharper",
-          "ratio large/small of the top Hessian eigenvalue at matched training loss: lower end > 1, and a rank "
-          "correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness", sharpness),
+          "ratio large/small of the top Hessian eigenvalue at the matched training-loss level: lower end > 1, and a "
+          "rank correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness",
+          lambda st, rd: sharpness(st.runs(rd), st.small_batch, st.large_batch, st.confidence, reading=rd), 3, LEVELS),
     Claim("C7", "Large-batch weights end closer to their initialisation",
-          "ratio large/small of ||w_T - w_0||: upper end < 1 / lower end > 1", "distance", distance),
+          "ratio large/small of ||w - w_0|| at the smoothed minimum: upper end < 1 / lower end > 1", "distance",
+          lambda st, rd: distance(st.runs(rd), st.comparison_steps(rd), st.small_batch, st.large_batch,
+                                  st.confidence, rd), 3, SMOOTHINGS),
     Claim("C8", "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most "
                 "of the gap", "share of the gap closed: lower end > 0.5 / upper end < 0.5; censoring withdraws",
-          "remedies", closing),
+          "remedies", _closing("C8"), 4, SMOOTHINGS),
     Claim("C9", "Training the large batch for the same number of steps as the small batch closes the gap",
-          "share of the gap closed: lower end >= 0.9 / upper end < 0.9; censoring withdraws", "remedies", closing),
+          "share of the gap closed: lower end >= 0.9 / upper end < 0.9; censoring withdraws", "remedies",
+          _closing("C9"), 4, SMOOTHINGS),
     Claim("C10", "Ghost batch norm helps large batches",
           "plain minus ghost BN minimum validation loss, both with the square-root rule: lower end > 0 / upper end "
-          "< 0; censoring withdraws", "remedies", closing),
+          "< 0; censoring withdraws", "remedies", _closing("C10"), 4, SMOOTHINGS),
     Claim("C11", "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no "
                  "longer cuts steps",
-          "B_simple/B_crit within [1/3, 3], both defined / wholly outside", "steps_to_target", critical_batch),
+          "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS),
     Claim("C12", "Increasing the batch size instead of decaying the learning rate reaches the same validation loss "
                  "with fewer parameter updates",
-          "ratio growth/decay of the minimum validation loss within +-10% / wholly outside; censoring withdraws",
-          "remedies", closing),
+          "ratio growth/decay of the smoothed minimum validation loss within +-10% / wholly outside; censoring "
+          "withdraws", "remedies", _closing("C12"), 4, SMOOTHINGS),
     Claim("C13", "The distance from initialisation grows like log(steps), more slowly than a random walk's "
                  "sqrt(steps)",
-          "held-out error of the log fit minus the sqrt fit: upper end < 0 / lower end > 0", "distance", distance_law),
-    Claim("C14", "The gradient noise scale grows as training progresses",
-          "exact B_simple at the lowest training loss every seed reached over at the start: lower end > 1 / upper end < 1",
-          "noise_scale",
-          noise_growth),
+          "mean over batch sizes of the held-out error of the log fit minus the sqrt fit, up to the smoothed "
+          "minimum: upper end < 0 / lower end > 0", "distance", _c13, 3,
+          (Reading(train_share=0.5), Reading(train_share=0.85))),
+    Claim("C14", "The gradient noise scale grows as the training loss falls",
+          "rank correlation of the exact B_simple with -log(level) over the levels from 1 down to the lowest every "
+          "seed reached: interval above 0 / below 0", "noise_scale",
+          lambda st, rd: noise_growth(st.runs(rd), st.confidence, rd), 1, WINDOWS),
 ]}
 STATEMENTS = {c.id: c.statement for c in CLAIMS.values()}
 FIGURES = {c.id: c.figure for c in CLAIMS.values()}
+
+
+def question(study: Study, number: int, reading: Reading = PROTOCOL) -> list[Verdict]:
+    """The verdicts of every claim of one of the article's questions (1 to 4), in the registry's order."""
+    return [c.compute(study, reading) for c in CLAIMS.values() if c.question == number]
+
+
+def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
+    """STUDY.md's sensitivity analysis: each verdict recomputed under its claim's alternative readings. A verdict
+    is robust when every alternative gives its label; ``sensitivity`` says what each gave. A claim without
+    alternatives (C3, C5) has none to fail, and is marked robust; an alternative that cannot be read from the
+    store (a level no run reached) is named and left out."""
+    out = []
+    for v in verdicts:
+        claim = CLAIMS.get(v.claim)
+        found, missing = [], []
+        for alt in (claim.alternatives if claim else ()):
+            try:
+                w = claim.compute(study, alt)
+            except Exception as e:  # noqa: BLE001 - an alternative that cannot be computed is reported, not fatal
+                missing.append(f"{alt.describe()} ({type(e).__name__})")
+                continue
+            if not math.isfinite(w.effect) and w.seeds == 0:
+                missing.append(alt.describe())
+                continue
+            found.append(f"{alt.describe()}: {w.verdict}, {_fmt(w.effect)} [{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
+            if w.verdict != v.verdict:
+                v.robust = False
+        if v.robust is None:
+            v.robust = True
+        v.sensitivity = "; ".join(found + ([f"not readable: {', '.join(missing)}"] if missing else [])) or \
+            "no alternative reading in STUDY.md"
+        out.append(v)
+    return out

@@ -162,7 +162,8 @@ PARAMS: dict[str, Param] = {
         # findings
         _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
         _p("large_batch", int, 256, "the large batch of the article's comparison", "fixed", low=1),
-        _p("c1_epoch", int, 0, "epoch at which C1 compares training losses; 0 means the last epoch", "fixed", low=0),
+        _p("c1_level", float, 0.0, "training loss C1 counts the epochs to; 0 means the lowest of 1, 0.3, 0.1, 0.03 "
+           "that every compared run reached", "fixed", low=0.0, high=10.0),
         _p("confidence", float, 0.95, "confidence level of the intervals over seeds", "fixed", low=0.5, high=0.999),
         # system: where things go and how they run; not part of a run's identity
         _p("run_dir", str, "runs/manual", "folder this execution writes its results to", "system"),
@@ -215,7 +216,7 @@ def job_params(notebook: str) -> list[str]:
     return own + [p for p in NOTEBOOKS[NEEDS[notebook]] if p not in own and PARAMS[p].kind != "system"]
 # The notebook that gathers every run, executed once after the sweep.
 FINDINGS = "05_findings"
-FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_epoch", "confidence", "store_dir", "report_dir"]
+FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_level", "confidence", "store_dir", "report_dir"]
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 

@@ -119,15 +119,17 @@ def by_batch_size(runs: pd.DataFrame, y: str, ylabel: str, ax=None, logy: bool =
 
 
 def minima(runs: pd.DataFrame, article: dict | None = None):
-    """Minimum validation loss and the epoch it was reached, against batch size."""
+    """Minimum of the smoothed validation loss (:mod:`bsnb.minima`) and the epoch it was reached, against batch
+    size; runs that diverged or failed to train are left out."""
+    runs = runs[runs["status"] == "ok"] if "status" in runs else runs
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
     by_batch_size(runs, "min_val_loss", "minimum validation loss", ax=axes[0], marks=article)
-    axes[0].set_title("best validation loss")
+    axes[0].set_title("minimum of the smoothed validation loss")
     by_batch_size(runs, "epoch_of_min_val_loss", "epoch of minimum validation loss", ax=axes[1])
     cap = runs["epochs"].max() if "epochs" in runs else runs["epochs_run"].max()
     axes[1].axhline(cap, ls=":", color="grey", label=f"cap of the budget ({cap:g} epochs)")
     axes[1].legend(fontsize=8)
-    axes[1].set_title("epochs to the best validation loss")
+    axes[1].set_title("epoch of the smoothed minimum")
     return _caption(fig, f"Mean over {_seeds(runs)}; error bars show +-1 standard deviation; stars: the article's "
                          "published values.")
 

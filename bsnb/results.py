@@ -40,9 +40,11 @@ TARGET = "target"  # the checkpoint saved where the validation loss first reache
 
 # A loss-level or target checkpoint is the first of a window: the weights at the first evaluated epoch at
 # or below the loss, and at the next WINDOW - 1 evaluated epochs. Near a minimum |G|^2 follows where SGD's
-# iterate happens to be, so the noise scale at a loss is averaged over the window, as McCandlish
-# averages |G|^2 and tr(Sigma) over training steps (windowed_b_simple).
-WINDOW = 3
+# iterate happens to be, so the noise scale at a loss is averaged over a window, as McCandlish
+# averages |G|^2 and tr(Sigma) over training steps (windowed_b_simple). STUDY.md v3 reads windows of
+# NOISE_WINDOW epochs, and windows of 1 and 5 in its sensitivity analysis: training saves 5.
+WINDOW = 5
+NOISE_WINDOW = 3
 
 
 def level_checkpoint(level: float) -> str:
@@ -61,13 +63,14 @@ def window_start(name: str) -> tuple[str, int]:
     return first, int(i or 0)
 
 
-def windowed_b_simple(records: pd.DataFrame) -> pd.DataFrame:
-    """Notebook 01's exact noise scale per (seed, window) of checkpoints (``bsnb.results.window``): the sum of
-    tr(Sigma) over the sum of |G|^2 over the window's checkpoints, McCandlish's average of numerator and
-    denominator (the mean of the B_simple where |G|^2 and tr(Sigma) are not recorded); with the window's mean
-    training loss and how many of its checkpoints were measured. The initial, best and final checkpoints are
-    windows of one."""
-    r = records.assign(window=records["checkpoint"].map(lambda c: window_start(c)[0]))
+def windowed_b_simple(records: pd.DataFrame, size: int = NOISE_WINDOW) -> pd.DataFrame:
+    """Notebook 01's exact noise scale per (seed, window) of checkpoints (``bsnb.results.window``), over the first
+    ``size`` checkpoints of each window: the sum of tr(Sigma) over the sum of |G|^2, McCandlish's average of
+    numerator and denominator (the mean of the B_simple where |G|^2 and tr(Sigma) are not recorded); with the
+    window's mean training loss and how many of its checkpoints were measured. The initial, best and final
+    checkpoints are windows of one."""
+    place = records["checkpoint"].map(lambda c: window_start(c)[1])
+    r = records[place < size].assign(window=records["checkpoint"].map(lambda c: window_start(c)[0]))
     rows = []
     for (seed, first), g in r.groupby(["seed", "window"], sort=False):
         has_parts = {"g2", "tr_sigma"} <= set(g) and g[["g2", "tr_sigma"]].notna().all().all()

@@ -430,10 +430,19 @@ def _summarise(spec, data, m: Member, model, total) -> dict:
         "examples_per_second": float(np.median([r["examples_per_second"] for r in trained])) if trained else float("nan"),
         "train_seconds": m.trained_seconds,
         "n_params": models.n_params(model),
+        "chance_loss": chance_loss(data.y_train),
         "device": str(data.device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
+
+
+def chance_loss(y) -> float:
+    """The loss of predicting the training labels' class frequencies: their entropy (ln k for k balanced classes).
+    A run whose training loss never falls below 90% of it failed to train (:mod:`bsnb.minima`)."""
+    p = torch.bincount(y.cpu()).double()
+    p = p[p > 0] / p.sum()
+    return float(-(p * p.log()).sum())
 
 
 def _progress_bar(spec: TrainSpec, n_train: int, desc: str):

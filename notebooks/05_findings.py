@@ -20,21 +20,29 @@
 # a verdict for each claim from the data: **supported**, **not supported** or **inconclusive**,
 # with the effect and its confidence interval over seeds. Nothing here is written by hand: if the
 # data contradicts the article, the table says so.
+#
+# Every reading follows the study's pre-registered protocol (STUDY.md, version 3): minima come
+# from the validation loss smoothed over 5 evaluated epochs (the raw minimum beside it), a run
+# whose training loss never fell below 90% of the chance loss is dropped and named, and each
+# verdict is recomputed under the protocol's alternative readings; it is **robust** when every
+# alternative gives the same label.
 
 # %% tags=["parameters"]
 small_batch: int = 32  # the small batch of the article's comparison
 large_batch: int = 256  # the large batch of the article's comparison
-c1_epoch: int = 0  # epoch at which C1 compares training losses; 0 means the last epoch
+c1_level: float = 0.0  # training loss C1 counts the epochs to; 0 means the lowest of 1, 0.3, 0.1, 0.03 that every compared run reached
 confidence: float = 0.95  # confidence level of the intervals over seeds
 store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import analysis, claims, noise, parameters, plots, results
+from bsnb import analysis, claims, minima, noise, parameters, plots, results
 
 params = parameters.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
 figures = results.figures_dir(report_dir)
+study = claims.Study(tables, small_batch, large_batch, confidence, c1_level=c1_level)
+runs = study.runs()  # every run read by the protocol: smoothed minima, failed runs marked
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
 
 # %% [markdown] tags=["q1-what-is-batch-size"]
@@ -47,14 +55,15 @@ tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").t
 # noise scale B_simple along the way. C11 compares the exact B_simple where the reference run's
 # validation loss first reached the learning-rate search's target with the critical batch size
 # fitted to the search's steps to that target: McCandlish sets the two side by side at the same
-# loss. C14 compares the exact B_simple where the training loss first fell to the lowest level
-# every seed reached (a matched training loss) with the one at the start. At both, tr(Σ) and ‖G‖²
-# are each summed over the weights of that epoch and of the next two evaluated epochs.
+# loss. C14 asks whether the exact B_simple grows as the training loss falls: its rank correlation
+# with −log(level) over the levels 1, 0.3, 0.1, 0.03 down to the lowest every seed reached. At
+# both, tr(Σ) and ‖G‖² are each summed over the weights of that epoch and of the next two
+# evaluated epochs (a pre-registered window; windows of 1 and 5 epochs are its alternatives).
 
 # %% tags=["verdicts"]
 variance, noise_log = tables.table("variance"), tables.table("noise")
-critical, critical_table = claims.critical_batch(tables.seeds, noise_log, tables.epochs, small_batch, confidence)
-verdicts = [claims.noise_variance(variance, confidence), critical, claims.noise_growth(tables.seeds, confidence)]
+critical, critical_table = claims.critical_batch(runs, noise_log, tables.epochs, small_batch, confidence)
+verdicts = claims.question(study, 1)
 claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
@@ -75,7 +84,7 @@ if not noise_log.empty:
     along = noise.b_simple_along_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"])
     plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.seeds, tables.epochs)),
                figures, "noise_scale")
-comparison, note = claims.comparison_runs(tables.seeds)
+comparison, note = claims.comparison_runs(runs)
 if not comparison.empty:
     plots.show(plots.throughput(comparison), figures, "throughput")
 
@@ -88,13 +97,15 @@ if not comparison.empty:
 # the learning-rate search (checked below). Each claim compares the small batch with the large
 # batch seed by seed; the effect is a ratio (C1 to C3) or a difference (C4), and its interval a
 # Student-t interval over seeds. A minimum the cap cut off is censored, and a verdict that
-# censoring could have produced is withdrawn. C1 reads the training loss at one epoch, the last
-# that every compared run trained; late in training the small batch's loss jumps from one epoch
-# to the next, so its row also describes the ratio averaged over every epoch up to that one.
+# censoring could have produced is withdrawn. C1 counts the epochs each run took to first reach a
+# training-loss level, the lowest of 1, 0.3, 0.1, 0.03 that every compared run reached: a count
+# that a spike of one late epoch cannot move. C2 and C4 read the minimum of the smoothed
+# validation loss, and C2 adds its rank correlation with the batch size over every batch size.
 
 # %% tags=["verdicts"]
-speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # timed now, with nothing else running
-verdicts += claims.empirical(tables.seeds, tables.epochs, small_batch, large_batch, c1_epoch, confidence, speed)
+study.speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # timed now, nothing else running
+speed = study.speed
+verdicts += claims.question(study, 2)
 claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
@@ -102,14 +113,16 @@ claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", 
 # the small batch's best in the learning-rate search of notebook 04.
 
 # %%
-print(claims.learning_rate_check(tables.seeds, small_batch))
+print(claims.learning_rate_check(runs, small_batch))
+unusable = minima.unusable(runs)
+print(minima.unusable_note(unusable) or "Every run trained: none diverged, none stayed near the chance loss.")
 
 # %% [markdown]
 # **The gap as a function of the budget.** How the answer to C2 would change had training
 # stopped earlier: a short budget measures how far each batch got, not how good its minimum is.
 
 # %%
-gap = claims.gap_by_budget(tables.seeds, tables.epochs, small_batch, large_batch, confidence)
+gap = claims.gap_by_budget(runs, tables.epochs, small_batch, large_batch, confidence)
 if not gap.empty:
     plots.show(plots.gap_by_budget(gap, claims.ARTICLE["min_val_loss"][256] / claims.ARTICLE["min_val_loss"][32]),
                figures, "gap_by_budget")
@@ -146,16 +159,16 @@ if not speed.empty:
 # a common level (matched loss) and at its final weights, the top eigenvalue and the trace of the
 # Hessian of the training loss, and Keskar's ε-sharpness. The
 # training runs sampled the distance from initialisation ‖w_t − w_0‖ at log-spaced steps. C6
-# compares the top eigenvalues of the small and the large batch, seed by seed. C7 compares
-# their final distances. C13 fits a + b·log(t) and a + b·√t to the first 70% of each run's
-# logged steps (after the first epoch) and asks which predicts the remaining 30% better.
+# compares the top eigenvalues of the small and the large batch, seed by seed, where the training
+# loss first fell to the lowest level every measured run reached. C7 compares their distances at
+# the smoothed minimum. C13 fits a + b·log(t) and a + b·√t to the first 70% of each run's logged
+# steps from the end of the first epoch to its smoothed minimum, and asks which predicts the
+# remaining 30% better, per batch size and on average.
 
 # %% tags=["verdicts"]
 sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
-fits = analysis.log_fits(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])])
-laws = analysis.distance_laws(tables.steps[tables.steps["job_id"].isin(comparison["job_id"])], tables.epochs)
-verdicts += [claims.sharpness(tables.seeds, small_batch, large_batch, confidence),
-             claims.distance(fits, small_batch, large_batch, confidence), claims.distance_law(laws, confidence)]
+fits = analysis.log_fits(study.comparison_steps())
+verdicts += claims.question(study, 3)
 claims.table(verdicts[-3:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
@@ -208,8 +221,8 @@ if not fits.empty:
 # the learning rate at the same milestones, over the same epochs (within ±10%).
 
 # %%
-remedy_table = claims.remedy_table(tables.seeds, small_batch, confidence, analysis.log_fits(tables.steps))
-verdicts += claims.closing(remedy_table, tables.seeds, large_batch, confidence)
+remedy_table = claims.remedy_table(runs, small_batch, confidence, analysis.log_fits(tables.steps))
+verdicts += claims.question(study, 4)
 remedy_table.round(3)
 
 # %% [markdown]
@@ -219,7 +232,7 @@ remedy_table.round(3)
 # %%
 if not remedy_table.empty:
     plots.show(plots.remedies(remedy_table), figures, "remedies")
-    plots.show(plots.min_loss_by_rule(tables.seeds), figures, "min_loss_by_rule")
+    plots.show(plots.min_loss_by_rule(runs), figures, "min_loss_by_rule")
 
 # %% [markdown]
 # **Steps to a target with the learning rate tuned per batch size** (Shallue et al. 2019). Each
@@ -230,7 +243,7 @@ if not remedy_table.empty:
 # batches train faster?
 
 # %%
-curve = claims.steps_to_target(tables.seeds, confidence, speed)
+curve = claims.steps_to_target(runs, confidence, speed)
 if not curve.empty:
     plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)
@@ -238,9 +251,16 @@ curve.round(3)
 # %% [markdown] tags=["all-verdicts"]
 # ## All verdicts
 #
-# The table below is written to `claims.csv` beside the report. Each line after it is generated
-# from the table.
+# Each verdict is recomputed under the protocol's alternative readings (C1 and C6: the
+# neighbouring loss levels; C2, C4, C7 to C10 and C12: raw minima and 3- and 9-epoch smoothing;
+# C11 and C14: noise windows of 1 and 5 epochs; C13: fits on 50% and 85% of the steps). A verdict
+# is **robust** when every alternative gives its label. The table below is written to
+# `claims.csv` beside the report. Each line after it is generated from the table.
 
 # %%
+verdicts = claims.robustness(study, verdicts)
 claims.save(verdicts, results.claims_path(report_dir))
+claims.table(verdicts)[["claim", "verdict", "robust", "effect", "ci_low", "ci_high", "seeds", "sensitivity"]]
+
+# %%
 print(claims.conclusions(verdicts))

@@ -1,0 +1,92 @@
+"""The protocol's readings of a run (STUDY.md v3), on synthetic curves whose answer is known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bsnb import claims, minima, train
+
+
+def curve(val, train_loss=None, job="02-bs32", seed=0, steps_per_epoch=10):
+    """An epochs table for one run: ``val`` the validation loss of epochs 1..n (epoch 0 is the start)."""
+    n = len(val)
+    train_loss = train_loss if train_loss is not None else np.linspace(1.0, 0.1, n)
+    rows = [{"job_id": job, "run": f"seed{seed}", "seed": seed, "epoch": 0, "step": 0, "val_loss": 2.3,
+             "train_loss": 2.3}]
+    rows += [{"job_id": job, "run": f"seed{seed}", "seed": seed, "epoch": e, "step": e * steps_per_epoch,
+              "val_loss": v, "train_loss": t} for e, (v, t) in enumerate(zip(val, train_loss), start=1)]
+    return pd.DataFrame(rows)
+
+
+def summary(job="02-bs32", seed=0, **kw):
+    return pd.DataFrame([{"job_id": job, "seed": seed, "notebook": "02_empirical_comparison", "batch_size": 32,
+                          "status": "ok", "min_val_loss": math.nan, "epoch_of_min_val_loss": 0, "patience": 25,
+                          "censored": False, "chance_loss": math.log(10), "lr": 0.1, **kw}])
+
+
+def test_smoothing_is_a_centred_average_that_shrinks_at_the_ends():
+    assert np.allclose(minima.smooth([1, 2, 3, 4, 5, 6, 7], 5), [2, 2.5, 3, 4, 5, 5.5, 6])
+    assert np.allclose(minima.smooth([1, 5, 2], 1), [1, 5, 2])
+
+
+def test_the_smoothed_minimum_is_not_a_single_spike_down():
+    # a slow valley with its bottom near epoch 15, and one epoch (5) that dips far below it
+    epochs = np.arange(1, 31)
+    val = 0.5 + 0.002 * (epochs - 15) ** 2
+    val[4] = 0.2
+    runs = minima.read_runs(summary(min_val_loss=0.2, epoch_of_min_val_loss=5), curve(val))
+    r = runs.iloc[0]
+    assert r["min_val_loss_raw"] == pytest.approx(0.2) and r["epoch_of_min_raw"] == 5
+    assert r["epoch_of_min_val_loss"] == 15 and r["min_val_loss"] == pytest.approx(0.5, abs=0.005)
+    assert r["step_of_min_val_loss"] == 150
+    raw = minima.read_runs(summary(), curve(val), window=1).iloc[0]
+    assert raw["min_val_loss"] == pytest.approx(0.2) and raw["epoch_of_min_val_loss"] == 5
+
+
+def test_a_run_that_never_leaves_the_chance_loss_failed_to_train_and_is_named():
+    flat = curve(np.full(20, 2.3), train_loss=np.full(20, 2.2))  # 2.2 > 0.9 ln 10 = 2.07
+    runs = minima.read_runs(summary(lr=0.24, remedy="linear_warmup", lr_used=0.24), flat)
+    assert runs.iloc[0]["status"] == minima.FAILED and runs.iloc[0]["failed_to_train"]
+    note = minima.unusable_note(runs.assign(batch_size=256))
+    assert "batch 256 linear_warmup lr 0.24 seed 0 failed to train" in note and "2.3" in note
+    trained = minima.read_runs(summary(), curve(np.full(20, 1.0), train_loss=np.full(20, 1.5)))
+    assert trained.iloc[0]["status"] == "ok"
+
+
+def test_the_chance_loss_is_the_entropy_of_the_training_labels():
+    assert train.chance_loss(torch.tensor([0, 1, 2, 3] * 5)) == pytest.approx(math.log(4))
+    assert train.chance_loss(torch.tensor([0, 0, 0, 1])) == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
+def test_a_fixed_schedule_still_falling_at_its_end_is_censored():
+    falling = curve(np.linspace(1.0, 0.5, 50))  # no patience: the last 10% of epochs still fall by ~2%
+    runs = minima.read_runs(summary(patience=0, censored=False), falling)
+    assert bool(runs.iloc[0]["censored"])
+    settled = curve(np.r_[np.linspace(1.0, 0.5, 40), np.full(10, 0.5)])
+    assert not bool(minima.read_runs(summary(patience=0, censored=True), settled).iloc[0]["censored"])
+    # a run with patience keeps the training loop's own flag
+    assert not bool(minima.read_runs(summary(patience=25, censored=False), falling).iloc[0]["censored"])
+
+
+def test_a_verdict_is_robust_only_when_every_alternative_reading_gives_its_label():
+    """C2 on two batch sizes whose raw minima differ by a spike: the raw reading flips the label."""
+    rng = np.random.default_rng(0)
+    seeds, epochs = [], []
+    for b, level in ((32, 0.30), (256, 0.40)):
+        for s in range(4):
+            val = level + 0.01 * rng.standard_normal(40) + 0.0005 * (np.arange(40) - 20) ** 2
+            if b == 256:
+                val[10] = 0.05  # one spiky epoch: the raw minimum of the large batch is far below the small's
+            epochs.append(curve(val, job=f"02-bs{b}", seed=s).assign(batch_size=b))
+            seeds.append(summary(job=f"02-bs{b}", seed=s).assign(batch_size=b))
+    tables = type("T", (), {"seeds": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
+                            "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
+    study = claims.Study(tables)
+    v = claims.CLAIMS["C2"].compute(study, claims.PROTOCOL)
+    assert v.verdict == claims.SUPPORTED
+    [v] = claims.robustness(study, [v])
+    assert v.robust is False and "raw minima: not supported" in v.sensitivity
+    assert "3-epoch smoothing: supported" in v.sensitivity
