@@ -81,16 +81,22 @@ def surfaces_of(contours: pd.DataFrame, small_batch: int, large_batch: int) -> p
 def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_batch: int,
                  repeats: int = 7) -> pd.DataFrame:
     """Seconds per epoch of every batch size of the comparison (:func:`bsnb.timing.interleaved_epochs`), in the
-    setting of its runs, on one thread and the CPU, as the sweep's jobs run, one model at a time: C3's timing,
+    setting of its runs, on the profile's device with the threads a worker gave its job, one model at a time: C3's timing,
     the speed figure and the seconds to the target come from it, never from runs that trained stacked or beside
     other jobs. Empty when the pair was not trained."""
     from bsnb import timing
 
     if comparison.empty or not {small_batch, large_batch} <= set(comparison["batch_size"]):
         return pd.DataFrame()
+    from bsnb import train
+
     job = comparison[comparison["batch_size"] == small_batch]["job_id"].iloc[0]
     params = results.JobStore(results.store_dir_of(store_dir) / job).params()
-    return timing.interleaved_epochs(params, sorted(int(b) for b in comparison["batch_size"].unique()), repeats=repeats)
+    # STUDY.md's C3: on the profile's device, with the threads one of the sweep's workers gave its job
+    device = str(train.resolve_device(params.get("device", "auto")))
+    threads = int(params.get("threads") or 1)
+    return timing.interleaved_epochs(params, sorted(int(b) for b in comparison["batch_size"].unique()), repeats=repeats,
+                                     threads=threads, device=device)
 
 
 def extreme_interpolation(store_dir, comparison: pd.DataFrame, alphas=None) -> tuple[pd.DataFrame, int, int]:

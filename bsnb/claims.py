@@ -127,7 +127,8 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
         return _empty("C6", "no sharpness runs in the store")
     r = _source_status(r, seeds)
     small, large, notes = choose_pair(r, small_batch, large_batch)
-    left_out = minima.unusable_note(r[r["checkpoint"] == "final"]) if "checkpoint" in r else ""
+    source = comparison_runs(seeds)[0]
+    left_out = minima.unusable_note(source[source["batch_size"].isin(r["batch_size"])]) if len(source) else ""
     usable = _usable_seeds(r)
     final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable
     levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
@@ -376,7 +377,7 @@ def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
     return sorted(int(s) for s in r.loc[flags, "seed"])
 
 
-C1_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: C1's training-loss levels (and C6's matched levels)
+C1_LEVELS = parameters.MATCHED_LEVELS  # STUDY.md v3: the training-loss levels C1, C6 and C14 match runs at
 
 
 def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
@@ -621,7 +622,10 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
     """
     if "remedy" not in seeds:
         return pd.DataFrame()
-    rem = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] != "tuned")]
+    # the share of a gap is defined above the small batch only (C9's and C12's arms at the small batch are read
+    # by their own claims)
+    rem = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] != "tuned")
+                & (seeds["batch_size"] != small_batch)]
     rows = []
     for (batch, remedy), g in rem.groupby(["batch_size", "remedy"]):
         large, small = _baseline(seeds, g.iloc[0], batch), _baseline(seeds, g.iloc[0], small_batch)
@@ -699,30 +703,33 @@ def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Ver
     return v
 
 
-def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95) -> list[Verdict]:
-    """C8 (linear rule with warm-up; square root beside it), C9 (same steps), C10 (ghost against plain BN, both
-    with the square-root rule) and C12 (batch growth against learning-rate decay)."""
+def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95,
+            small_batch: int = 32) -> list[Verdict]:
+    """C8 (linear rule with warm-up; square root beside it), C9 (Hoffer's regime adaptation, three arms), C10
+    (ghost against plain BN, both with the square-root rule; BN at the small batch beside it) and C12 (Smith's
+    batch growth against learning-rate decay, with the constant rate as the control)."""
+    rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
+        columns=["remedy", "batch_size", "seed", "min_val_loss", "status", "notebook"])
     out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "greater",
                           "'most' means a lower end > 0.5", also=("sqrt", "linear")),
-           _share_verdict("C9", table, "longer", large_batch, HOFFER, 0.9, "at_least",
-                          "'closes' means a lower end >= 0.9, an equivalence")]
-    if len(table) and "longer" in set(table["remedy"]):
-        row = table[table["remedy"] == "longer"].iloc[0]
-        out[-1].note = _join(out[-1].note, f"the same-steps budget was {row.steps:.0f} steps; the batch-"
-                             f"{int(row.small_batch)} runs took {row.small_steps:.0f} steps (with their patience)")
-    rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
-        columns=["remedy", "batch_size", "seed", "min_val_loss", "status"])
-    for claim, first, second in (("C10", "bn", "ghost_bn"), ("C12", "lr_decay", "batch_growth")):
-        v = _paired_remedies(rem[rem["status"] == "ok"], claim, first, second, large_batch, confidence)
-        v.note = _join(v.note, minima.unusable_note(rem[rem["remedy"].isin([first, second])]))
-        out.append(v)
+           regime_adaptation(rem, small_batch, large_batch, confidence)]
+    v = _paired_remedies(rem[rem["status"] == "ok"], "C10", "bn", "ghost_bn", large_batch, confidence)
+    small_bn = rem[(rem["remedy"] == "bn") & (rem["batch_size"] == small_batch) & (rem["status"] == "ok")]
+    if len(small_bn):
+        v.ours += f"; plain BN at batch {small_batch} {small_bn['min_val_loss'].mean():.3f}"
+    v.note = _join(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
+    out.append(v)
+    out.append(batch_growth(rem, small_batch, confidence))
     return out
+
+
+def _arm(rem: pd.DataFrame, remedy: str, batch: int) -> pd.DataFrame:
+    return rem[(rem["remedy"] == remedy) & (rem["batch_size"] == batch)]
 
 
 def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, large_batch: int,
                      confidence: float) -> Verdict:
-    """C10: plain minus ghost batch norm (> 0: ghost helps). C12: batch growth over learning-rate decay, within
-    +-10% (an equivalence), with the parameter updates each took."""
+    """C10: plain minus ghost batch norm at the large batch, both with the square-root rule (> 0: ghost helps)."""
     a, b = rem[rem["remedy"] == first], rem[rem["remedy"] == second]
     sizes = sorted(set(a["batch_size"]) & set(b["batch_size"]))
     if not sizes:
@@ -732,27 +739,111 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
     pair = pd.DataFrame({"a": a.set_index("seed")["min_val_loss"], "b": b.set_index("seed")["min_val_loss"]}).dropna()
     censored = {f"{first} at batch {batch}": censored_seeds(a, batch), f"{second} at batch {batch}":
                 censored_seeds(b, batch)}
-    if claim == "C10":
-        diff = pair["a"] - pair["b"]
-        effect, lo, hi, n = interval(diff, confidence)
-        v = Verdict(claim, decide(lo, hi, 0.0, "greater", n), effect, lo, hi, n, STATEMENTS[claim],
-                    f"min validation loss with plain batch norm minus with ghost batch norm, batch {batch}, both with "
-                    "the square-root learning-rate rule (> 0: ghost helps)",
-                    f"plain BN {pair['a'].mean():.3f}, ghost BN {pair['b'].mean():.3f} (mean of {n} seeds)",
-                    "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
-                    "large-batch gap", evidence_note(diff, lo, hi, n))
-        bias = censoring_bias(bool(censored[f"{first} at batch {batch}"]), bool(censored[f"{second} at batch {batch}"]))
-        return _censor(v, "greater", censored, bias)
-    ratio = pair["b"] / pair["a"]
+    diff = pair["a"] - pair["b"]
+    effect, lo, hi, n = interval(diff, confidence)
+    v = Verdict(claim, decide(lo, hi, 0.0, "greater", n), effect, lo, hi, n, STATEMENTS[claim],
+                f"min validation loss (smoothed) with plain batch norm minus with ghost batch norm, batch {batch}, "
+                "both with the square-root learning-rate rule (> 0: ghost helps)",
+                f"plain BN {pair['a'].mean():.3f}, ghost BN {pair['b'].mean():.3f} (mean of {n} seeds)",
+                "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
+                "large-batch gap", evidence_note(diff, lo, hi, n))
+    bias = censoring_bias(bool(censored[f"{first} at batch {batch}"]), bool(censored[f"{second} at batch {batch}"]))
+    return _censor(v, "greater", censored, bias)
+
+
+def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                      confidence: float = 0.95) -> Verdict:
+    """C9, Hoffer et al.'s regime adaptation as STUDY.md fixes it: three arms under one step schedule (the rate
+    divided by 10 at 50% and 75% of the epochs, no patience): the small batch for E epochs (``step``), the large
+    batch with the square-root rule for E epochs (``sqrt_step``) and for E x large/small epochs (``sqrt_step_longer``,
+    the same steps). The gap is the same-epochs arm minus the small arm; the share closed is the same-steps arm's,
+    per seed; supported when the interval's lower end is at least 0.9."""
+    ok = rem[rem["status"] == "ok"]
+    small, same_epochs, same_steps = (_arm(ok, "step", small_batch), _arm(ok, "sqrt_step", large_batch),
+                                      _arm(ok, "sqrt_step_longer", large_batch))
+    tried = rem[rem["remedy"].isin(["step", "sqrt_step", "sqrt_step_longer"])]
+    if small.empty or same_epochs.empty or same_steps.empty:
+        return _empty("C9", _join(f"needs Hoffer's three arms (step at batch {small_batch}, sqrt_step and "
+                                  f"sqrt_step_longer at batch {large_batch}) in the store", minima.unusable_note(tried)))
+    per = pd.DataFrame({"small": small.set_index("seed")["min_val_loss"],
+                        "epochs": same_epochs.set_index("seed")["min_val_loss"],
+                        "steps": same_steps.set_index("seed")["min_val_loss"]}).dropna()
+    share = (per["epochs"] - per["steps"]) / (per["epochs"] - per["small"])
+    effect, lo, hi, n = interval(share, confidence)
+    steps = {name: arm["steps_run"].mean() for name, arm in (("small", small), ("epochs", same_epochs),
+                                                              ("steps", same_steps))}
+    v = Verdict("C9", decide(lo, hi, 0.9, "at_least", n), effect, lo, hi, n, STATEMENTS["C9"],
+                f"share of the batch-{large_batch} gap closed by training it as many steps as batch {small_batch} "
+                f"(square-root rule, the rate divided by 10 at 50% and 75% of the epochs, milestones stretched); the "
+                f"gap is batch {large_batch} at the same epochs minus batch {small_batch}, both under the same "
+                "schedule ('closes' means a lower end >= 0.9, an equivalence)",
+                f"min validation loss (smoothed) batch {small_batch} {per['small'].mean():.3f} in "
+                f"{int(small['epochs_run'].max())} epochs; batch {large_batch} {per['epochs'].mean():.3f} in the same "
+                f"epochs, {per['steps'].mean():.3f} in {int(same_steps['epochs_run'].max())} epochs; steps "
+                f"{steps['small']:.0f}, {steps['epochs']:.0f} and {steps['steps']:.0f}",
+                HOFFER, _join(evidence_note(share, lo, hi, n), minima.unusable_note(tried)))
+    # a censored arm's minimum bounds its truth from above: the same-steps arm's understates the share, the
+    # small arm's overstates it (its true gap is larger), the same-epochs arm's moves both
+    censored = {f"step at batch {small_batch}": censored_seeds(small, small_batch),
+                f"sqrt_step at batch {large_batch}": censored_seeds(same_epochs, large_batch),
+                f"sqrt_step_longer at batch {large_batch}": censored_seeds(same_steps, large_batch)}
+    bias = censoring_bias(bool(censored[f"step at batch {small_batch}"]) or
+                          bool(censored[f"sqrt_step at batch {large_batch}"]),
+                          bool(censored[f"sqrt_step_longer at batch {large_batch}"]) or
+                          bool(censored[f"sqrt_step at batch {large_batch}"]))
+    return _censor(v, "at_least", censored, bias)
+
+
+def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95, control: float = 0.95,
+                 band: tuple = (0.95, 1.05)) -> Verdict:
+    """C12, Smith et al. 2018 as STUDY.md fixes it: from the small batch at the comparison's rate, the same epochs,
+    milestones at 1/3 and 2/3; decay divides the rate by 5 at each, growth multiplies the batch by 5 (up to a
+    tenth of the training set, the rest of the factor going to the rate), constant keeps both (``none`` without
+    patience). The control must hold first (decay over constant, upper end < ``control``): without it the
+    schedule has no effect here and the claim is inconclusive. Then growth over decay within ``band`` supports it,
+    wholly outside refutes it."""
+    ok = rem[rem["status"] == "ok"]
+    sizes = sorted(set(ok.loc[ok["remedy"] == "lr_decay", "batch_size"]) &
+                   set(ok.loc[ok["remedy"] == "batch_growth", "batch_size"]))
+    tried = rem[rem["remedy"].isin(["lr_decay", "batch_growth"])]
+    if not sizes:
+        return _empty("C12", _join("no pair of lr_decay and batch_growth runs that finished at one batch size in the "
+                                   "store", minima.unusable_note(tried)))
+    batch = small_batch if small_batch in sizes else sizes[0]
+    decay, growth = _arm(ok, "lr_decay", batch), _arm(ok, "batch_growth", batch)
+    constant = _arm(ok, "none", batch)
+    if "patience" in constant:
+        constant = constant[constant["patience"].fillna(0) == 0]
+    pair = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
+                         "growth": growth.set_index("seed")["min_val_loss"]}).dropna()
+    ratio = pair["growth"] / pair["decay"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
-    updates = b.set_index("seed")["steps_run"].mean() / a.set_index("seed")["steps_run"].mean()
-    v = Verdict(claim, decide_within(lo, hi, 0.9, 1.1, n), effect, lo, hi, n, STATEMENTS[claim],
-                f"min validation loss with batch growth over with learning-rate decay, batch {batch} at the start, "
-                "same epochs (supported within +-10%)",
-                f"decay {pair['a'].mean():.3f}, growth {pair['b'].mean():.3f} (mean of {n} seeds); growth took "
-                f"{updates:.2f}x the parameter updates", SMITH, evidence_note(ratio, lo, hi, n, log=True))
-    bias = censoring_bias(bool(censored[f"{second} at batch {batch}"]), bool(censored[f"{first} at batch {batch}"]))
-    return _censor(v, "greater", censored, "both" if bias else None)
+    verdict = decide_within(lo, hi, *band, n)
+    updates = growth["steps_run"].mean() / decay["steps_run"].mean()
+    notes = [evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(tried)]
+    ours = (f"decay {pair['decay'].mean():.3f}, growth {pair['growth'].mean():.3f} (smoothed minima, mean of {n} "
+            f"seeds); growth took {updates:.2f}x the parameter updates")
+    if constant.empty:
+        verdict = INCONCLUSIVE
+        notes.append(f"no constant-rate control (remedy none without patience at batch {batch}) in the store: whether "
+                     "the schedule has any effect here is unknown")
+    else:
+        ctl = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
+                            "constant": constant.set_index("seed")["min_val_loss"]}).dropna()
+        c, clo, chi, cn = interval(ctl["decay"] / ctl["constant"], confidence, log=True)
+        ours += (f"; control: decay over constant {_fmt(c)} [{_fmt(clo)}, {_fmt(chi)}] (constant "
+                 f"{ctl['constant'].mean():.3f})")
+        if not (cn >= MIN_SEEDS and chi < control):
+            verdict = INCONCLUSIVE
+            notes.append(f"the control does not hold (decay over constant rate has an upper end of {_fmt(chi)}, not "
+                         f"below {control:g}): the schedule has no effect here, so replacing it says nothing")
+    v = Verdict("C12", verdict, effect, lo, hi, n, STATEMENTS["C12"],
+                f"smoothed minimum validation loss with batch growth over with learning-rate decay, batch {batch} at "
+                f"the start, same epochs (supported within [{band[0]:g}, {band[1]:g}] once decay beats the constant "
+                f"rate: decay over constant upper end < {control:g})", ours, SMITH, _join(*notes))
+    censored = {f"{name} at batch {batch}": censored_seeds(arm, batch) for name, arm in
+                (("lr_decay", decay), ("batch_growth", growth))}
+    return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
 
 
 def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -842,7 +933,10 @@ def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: 
                    f"(supported when every checkpoint lies within 1 +- {tolerance:g})",
                    f"by checkpoint: {'; '.join(parts)}; log-log slope of the measured variance {slope:.2f} (1/B: -1); "
                    f"cosine(g_B, G) {cos.iloc[0]:.2f} at batch {int(cos.index[0])}, {cos.iloc[-1]:.2f} at batch "
-                   f"{int(cos.index[-1])}",
+                   f"{int(cos.index[-1])}" + (
+                       f"; {int(v['draws'].min()):,} to {int(v['draws'].max()):,} draws per batch size and checkpoint, "
+                       f"each measured mean to a relative standard error of at most {v['rel_se'].max():.1%} (the "
+                       "protocol asks 3%)" if "rel_se" in v and v["rel_se"].notna().all() else ""),
                    "the formula is exact for sampling without replacement; McCandlish et al. 2018, App. A")
 
 
@@ -1085,8 +1179,8 @@ def _empirical(claim):
 def _closing(claim):
     def compute(st, rd):
         runs = st.runs(rd)
-        return _one(closing(remedy_table(runs, st.small_batch, st.confidence), runs, st.large_batch, st.confidence),
-                    claim)
+        return _one(closing(remedy_table(runs, st.small_batch, st.confidence), runs, st.large_batch, st.confidence,
+                            st.small_batch), claim)
     return compute
 
 
@@ -1145,8 +1239,10 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
     Claim("C8", "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most "
                 "of the gap", "share of the gap closed: lower end > 0.5 / upper end < 0.5; censoring withdraws",
           "remedies", _closing("C8"), 4, SMOOTHINGS),
-    Claim("C9", "Training the large batch for the same number of steps as the small batch closes the gap",
-          "share of the gap closed: lower end >= 0.9 / upper end < 0.9; censoring withdraws", "remedies",
+    Claim("C9", "Hoffer's regime adaptation closes the gap: the large batch, with the square-root rule, trained for "
+                "as many steps as the small batch",
+          "share of the same-epochs gap (both under one step schedule) closed by the same-steps arm: lower end >= 0.9 "
+          "/ upper end < 0.9; censoring withdraws", "remedies",
           _closing("C9"), 4, SMOOTHINGS),
     Claim("C10", "Ghost batch norm helps large batches",
           "plain minus ghost BN minimum validation loss, both with the square-root rule: lower end > 0 / upper end "
@@ -1156,8 +1252,9 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS),
     Claim("C12", "Increasing the batch size instead of decaying the learning rate reaches the same validation loss "
                  "with fewer parameter updates",
-          "ratio growth/decay of the smoothed minimum validation loss within +-10% / wholly outside; censoring "
-          "withdraws", "remedies", _closing("C12"), 4, SMOOTHINGS),
+          "with the control holding (decay over constant rate: upper end < 0.95), ratio growth/decay of the smoothed "
+          "minimum validation loss within [0.95, 1.05] / wholly outside; without the control inconclusive",
+          "remedies", _closing("C12"), 4, SMOOTHINGS),
     Claim("C13", "The distance from initialisation grows like log(steps), more slowly than a random walk's "
                  "sqrt(steps)",
           "mean over batch sizes of the held-out error of the log fit minus the sqrt fit, up to the smoothed "

@@ -56,10 +56,11 @@ class GradientStats:
         return self.tr_sigma / self.g2 if self.g2 > 0 else math.inf
 
 
-def gradient_stats(model, x, y, chunk: int = 256) -> GradientStats:
-    """G, |G|^2, tr(Sigma) and B_simple from per-example gradients, streamed in chunks (float64 sums)."""
+def gradient_stats(model, x, y, chunk: int = 256, grads: torch.Tensor | None = None) -> GradientStats:
+    """G, |G|^2, tr(Sigma) and B_simple from per-example gradients, streamed in chunks (float64 sums), or from
+    ``grads`` ([m, P]) when they were computed already."""
     total, sq, m = None, 0.0, 0
-    for g in per_example_grads(model, x, y, chunk):
+    for g in (grads.split(chunk) if grads is not None else per_example_grads(model, x, y, chunk)):
         g = g.double()
         total = g.sum(0) if total is None else total + g.sum(0)
         sq += float((g * g).sum())
@@ -107,13 +108,44 @@ def draw_gradients(model, x, y, batches: list[torch.Tensor], chunk: int = 256) -
     return out
 
 
+TARGET_SE = 0.03  # STUDY.md: C5's measured variance with enough draws for a 3% relative standard error
+MAX_GATHERED = 1 << 22  # at most this many example gradients summed per batch size (4M: 4,096 draws of 1,024)
+MATRIX_BYTES = 1 << 30  # per-example gradients kept as one matrix up to this size, else drawn by backward passes
+KEPT_DRAWS = 200  # draws per batch size kept in the per-draw table (the cosine figure)
+
+
+def _batches(gen: torch.Generator, m: int, b: int, n: int) -> torch.Tensor:
+    """``n`` batches of ``b`` indices out of ``m`` ([n, b]), each drawn without replacement: consecutive slices of
+    random permutations (each slice is a uniform sample; slices of one permutation do not overlap)."""
+    per = m // b
+    perms = torch.stack([torch.randperm(m, generator=gen)[:per * b] for _ in range(-(-n // per))])
+    return perms.view(-1, b)[:n]
+
+
+def _matrix_draws(grads: torch.Tensor, g_full: torch.Tensor, idx: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """|g_B - G|^2 and cosine(g_B, G) of each batch of ``idx`` ([n, b]), g_B the mean of its rows of ``grads``."""
+    n, b = idx.shape
+    block = max(1, 4096 // b)
+    dev, cos = [], []
+    for i in range(0, n, block):  # embedding_bag sums the rows without copying them out (4-10x index_select's speed)
+        g = F.embedding_bag(idx[i:i + block], grads, mode="mean")
+        dev.append(((g - g_full) ** 2).sum(1))
+        cos.append(g @ g_full / (g.norm(dim=1) * g_full.norm() + 1e-30))
+    return torch.cat(dev).numpy(), torch.cat(cos).numpy()
+
+
 def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws: int = 50, seed: int = 0,
-                           min_examples: int = 2048, chunk: int = 256):
+                           min_examples: int = 2048, chunk: int = 256, grads: torch.Tensor | None = None,
+                           target_se: float = TARGET_SE):
     """For each batch size, random batches: |g_B - G|^2 and cosine(g_B, G) beside the prediction.
 
     Each batch size gets ``draws`` batches, or more, so that it sees at least ``min_examples``
     examples in all: at trained weights a few examples carry most of the gradient, and 50 draws of
-    one example would mostly miss them. Returns (summary rows, one row per draw).
+    one example would mostly miss them. With the per-example gradients at hand (``grads``, [m, P],
+    float64) a batch gradient is the mean of its rows, and more batches are drawn until the measured
+    mean has a relative standard error of at most ``target_se`` (STUDY.md's 3%) or
+    :data:`MAX_GATHERED` example gradients were summed; ``rel_se`` says what was reached. Returns
+    (summary rows, per-draw rows: the first :data:`KEPT_DRAWS` of each batch size).
     """
     gen = torch.Generator().manual_seed(seed)
     m = len(y)
@@ -122,19 +154,28 @@ def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws
     for b in batch_sizes:
         if b > m:
             continue
-        n_draws = max(draws, math.ceil(min_examples / b))
-        batches = [torch.randperm(m, generator=gen)[:b].to(y.device) for _ in range(n_draws)]
-        dev, cos = [], []
-        for d, g in enumerate(draw_gradients(model, x, y, batches, chunk)):
-            g = g.to(g_full.device)
-            diff = g - g_full
-            dev.append(float(diff @ diff))
-            cos.append(float(g @ g_full / (g.norm() * g_full.norm() + 1e-30)))
-            draws_rows.append({"batch_size": b, "draw": d, "deviation": dev[-1], "cosine": cos[-1]})
-        dev = np.asarray(dev)
-        summary.append({"batch_size": b, "measured": dev.mean(), "measured_se": dev.std(ddof=1) / math.sqrt(len(dev)),
+        n_new = max(draws, math.ceil(min_examples / b))
+        if grads is None:  # one backward pass (or vectorised pass) per batch: the fixed number of draws
+            dev, cos = [], []
+            for g in draw_gradients(model, x, y, list(_batches(gen, m, b, n_new).to(y.device)), chunk):
+                g = g.to(g_full.device)
+                dev.append(float((g - g_full) @ (g - g_full)))
+                cos.append(float(g @ g_full / (g.norm() * g_full.norm() + 1e-30)))
+            dev, cos = np.asarray(dev), np.asarray(cos)
+        else:
+            dev, cos = np.empty(0), np.empty(0)
+            while n_new > 0:
+                d, c = _matrix_draws(grads, g_full, _batches(gen, m, b, n_new).to(grads.device))
+                dev, cos = np.r_[dev, d], np.r_[cos, c]
+                rel_se = dev.std(ddof=1) / math.sqrt(len(dev)) / dev.mean() if dev.mean() > 0 else math.inf
+                wanted = math.ceil(len(dev) * ((rel_se / target_se) ** 2 - 1) * 1.1) if rel_se > target_se else 0
+                n_new = max(0, min(wanted, MAX_GATHERED // b - len(dev)))
+        draws_rows += [{"batch_size": b, "draw": i, "deviation": float(d), "cosine": float(c)}
+                       for i, (d, c) in enumerate(zip(dev[:KEPT_DRAWS], cos[:KEPT_DRAWS]))]
+        se = dev.std(ddof=1) / math.sqrt(len(dev))
+        summary.append({"batch_size": b, "measured": dev.mean(), "measured_se": se,
                         "predicted": predicted_variance(stats.tr_sigma, b, m), "cosine_mean": float(np.mean(cos)),
-                        "cosine_sd": float(np.std(cos, ddof=1)), "draws": n_draws})
+                        "cosine_sd": float(np.std(cos, ddof=1)), "draws": len(dev), "rel_se": float(se / dev.mean())})
     return summary, draws_rows
 
 
@@ -166,9 +207,12 @@ def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk
 
         items = tqdm(items, desc="gradient noise", unit="checkpoint")
     records, tables = [], {"variance": [], "cosines": []}
+    n_params = sum(p.numel() for p in model.parameters())
     for (seed, checkpoint), state in items:
         model.load_state_dict(state)
-        stats = gradient_stats(model, x, y, chunk)
+        keep = checkpoint in draws_at and len(y) * n_params * 4 <= MATRIX_BYTES
+        grads = torch.cat(list(per_example_grads(model, x, y, chunk))).double() if keep else None
+        stats = gradient_stats(model, x, y, chunk, grads)
         with _eval(model), torch.no_grad():
             loss = float(F.cross_entropy(model(x), y))
         record = {"seed": seed, "checkpoint": checkpoint, "examples": stats.examples, "g2": stats.g2,
@@ -176,7 +220,7 @@ def measure_seeds(model, states: dict, x, y, batch_sizes, draws: int = 50, chunk
         records.append(record)
         if checkpoint not in draws_at:
             continue
-        summary, rows = variance_by_batch_size(model, x, y, stats, batch_sizes, draws, seed, chunk=chunk)
+        summary, rows = variance_by_batch_size(model, x, y, stats, batch_sizes, draws, seed, chunk=chunk, grads=grads)
         tables["variance"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in summary]
         tables["cosines"] += [{"seed": seed, "checkpoint": checkpoint, **r} for r in rows]
     return records, tables

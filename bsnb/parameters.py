@@ -32,6 +32,7 @@ GROUPS = ("scientific", "nuisance", "fixed")
 # Training losses at which training saves a checkpoint the first time the loss falls to them, so that
 # sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
 LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
+MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: the levels C1 and C6 match the compared runs at
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,11 @@ PARAMS: dict[str, Param] = {
         _p("contour_points", int, 11, "points per axis of the 2-D filter-normalised loss surface, from -1 to 1 "
            "(0: none)", "fixed", low=0, high=101),
         _p("slice_points", int, 25, "points of the 1-D filter-normalised loss slice, from -1 to 1", "fixed", low=3),
-        _p("matched_loss", float, 0.3, "training loss at which the batch sizes' sharpness is compared (the checkpoint "
-           "saved when the loss first fell to it): one of 1, 0.3, 0.1, 0.03, 0.01", "fixed", low=0.01, high=1.0),
+        _p("matched_loss", float, 0.3, "training loss at whose checkpoint (saved when the loss first fell to it) the "
+           "trace, epsilon-sharpness and slices are measured: one of 1, 0.3, 0.1, 0.03, 0.01", "fixed", low=0.01,
+           high=1.0),
+        _p("full_measures", bool, True, "measure the trace, epsilon-sharpness and slices too (false: only the top "
+           "eigenvalue at each level, for C6's trend over batch sizes)", "fixed"),
         _p("density", bool, False, "also estimate the eigenvalue density (stochastic Lanczos quadrature)", "fixed"),
         # what batch size is (01)
         _p("noise_batch_sizes", list, [1, 4, 16, 64, 256, 1024], "batch sizes whose gradients are compared with the "
@@ -144,13 +148,14 @@ PARAMS: dict[str, Param] = {
            "2048 examples)", "fixed", low=2),
         _p("grad_chunk", int, 256, "examples per vectorised per-example-gradient pass (bounds memory)", "fixed", low=1),
         # closing the gap (04)
-        _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or "
-           "tuned", "scientific", choices=tuple(remedies.PRESETS)),
+        _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, "
+           "tuned, or Hoffer's arms step, sqrt_step and sqrt_step_longer", "scientific",
+           choices=tuple(remedies.PRESETS)),
         _p("reference_batch", int, 32, "the small batch whose learning rate (lr) and step count the rules start from",
            "fixed", low=1),
         _p("warmup_epochs", int, 5, "epochs of linear warm-up (linear_warmup)", "fixed", low=0),
         _p("ghost_batch", int, 32, "examples per ghost batch (ghost_bn)", "fixed", low=1),
-        _p("schedule_milestones", list, [0.5, 0.75], "fractions of the epochs at which lr_decay / batch_growth act",
+        _p("schedule_milestones", list, [0.3333, 0.6667], "fractions of the epochs at which lr_decay / batch_growth act",
            "fixed", item_type=float, low=0.0, high=1.0, min_items=1),
         _p("schedule_factor", float, 5.0, "learning-rate divisor / batch multiplier at each milestone", "fixed",
            low=1.0, high=1000.0),
@@ -187,7 +192,7 @@ TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds"
 SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subspace_dim", "lbfgs_iters", "slice_points",
                      "contour_points",
                      "density"]
-SHARPNESS = ["hessian_examples", "matched_loss", *SHARPNESS_OPTIONS]
+SHARPNESS = ["hessian_examples", "matched_loss", "full_measures", *SHARPNESS_OPTIONS]
 
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
           "lr_grid", "target_loss"]

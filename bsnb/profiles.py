@@ -237,7 +237,7 @@ def estimated_work(params: dict) -> float:
     about a third of a step of 256).
     """
     n, b = params.get("n_train", 1), params.get("batch_size", 1)
-    if params.get("remedy") == "longer":
+    if params.get("remedy") in ("longer", "sqrt_step_longer"):  # as many steps as the reference batch
         steps = params["epochs"] * -(-n // params["reference_batch"])
     elif params.get("budget") == "steps":
         steps = params["steps"]

@@ -10,7 +10,12 @@
   statistics; one optimiser step per full batch.
 * Schedules (Smith et al. 2018): at each milestone, divide the learning rate by ``factor``
   (``lr_decay``) or multiply the batch size by it instead (``batch_growth``), which keeps the
-  noise scale lr N / B of SGD the same while taking fewer steps.
+  noise scale lr N / B of SGD the same while taking fewer steps. The batch grows up to a tenth of
+  the training set; the factor it cannot take goes to the rate (Smith's hybrid).
+* Hoffer et al.'s regime adaptation (STUDY.md's C9), three arms with the rate divided by 10 at 50%
+  and 75% of their epochs and no patience: ``step`` (the small batch, the reference rate),
+  ``sqrt_step`` (the large batch, square-root rule, the same epochs) and ``sqrt_step_longer`` (the
+  same, for epochs x B / B0: as many steps as the small batch, milestones stretched).
 
 ``PRESETS`` names the combinations the study compares; notebook 04 runs one per execution.
 """
@@ -37,7 +42,15 @@ PRESETS: dict[str, dict] = {
     "lr_decay": {"schedule": "lr_decay"},  # Smith et al. 2018: the usual decay ...
     "batch_growth": {"schedule": "batch_growth"},  # ... and the batch growth that replaces it
     "tuned": {"tuned": True},  # Shallue et al. 2019: the learning rate searched per batch size
+    # Hoffer et al. 2017's regime adaptation, three arms under one step schedule (C9)
+    "step": {"step": True},
+    "sqrt_step": {"lr_rule": "sqrt", "step": True},
+    "sqrt_step_longer": {"lr_rule": "sqrt", "step": True, "stretch": True},
 }
+
+# C9's schedule, fixed by STUDY.md: the rate divided by 10 at 50% and 75% of the epochs
+STEP_MILESTONES, STEP_FACTOR = (0.5, 0.75), 10.0
+GROWTH_CAP = 10  # the batch grows up to n_train / GROWTH_CAP (Smith et al.'s schedule, as STUDY.md fixes it)
 
 
 def scaled_lr(rule: str, lr0: float, b0: int, b: int) -> float:
@@ -69,8 +82,16 @@ def passed(epoch: int, milestones) -> int:
 
 
 def batch_at(epoch: int, b: int, milestones, factor: float, n_train: int) -> int:
-    """Batch size in ``epoch`` under batch growth: ``b`` times ``factor`` per milestone passed (at most n_train)."""
-    return int(min(n_train, round(b * factor ** passed(epoch, milestones))))
+    """Batch size in ``epoch`` under batch growth: ``b`` times ``factor`` per milestone passed, at most a tenth of
+    the training set (never below ``b``)."""
+    return int(min(max(b, n_train // GROWTH_CAP), round(b * factor ** passed(epoch, milestones))))
+
+
+def growth_lr_factor(epoch: int, b: int, milestones, factor: float, n_train: int) -> float:
+    """Learning-rate multiplier in ``epoch`` under batch growth: 1 while the batch takes the whole factor, then the
+    part of the factor the capped batch could not take divides the rate (Smith et al.'s hybrid)."""
+    wanted = b * factor ** passed(epoch, milestones)
+    return batch_at(epoch, b, milestones, factor, n_train) / wanted
 
 
 def lr_factor_at(epoch: int, milestones, factor: float) -> float:
@@ -125,6 +146,14 @@ def options(params: dict) -> dict:
         out["budget"] = "steps"
         out["steps"] = reference_steps(params["epochs"], params["n_train"], b0)
         out["patience"] = 0
+    if remedy.get("step"):  # Hoffer's arms: the whole budget, every epoch evaluated, milestones stretched with it
+        epochs = round(params["epochs"] * b / b0) if remedy.get("stretch") else params["epochs"]
+        out.update(epochs=epochs, patience=0, schedule="lr_decay", schedule_factor=STEP_FACTOR, max_evals=epochs,
+                   milestones=tuple(round(f * epochs) for f in STEP_MILESTONES))
+    if remedy.get("step") or "schedule" in remedy:
+        # a fixed schedule's claims (C9, C12) read its validation loss alone; the training loss that the
+        # failed-to-train rule needs is the epoch's running mean (STUDY.md: evaluation that costs what it must)
+        out["eval_train"] = False
     if remedy.get("ghost"):
         out["ghost_batch"] = params["ghost_batch"]
     if "schedule" in remedy:  # milestones are fractions of the epochs: the whole budget is trained

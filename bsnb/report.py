@@ -33,12 +33,13 @@ from bsnb import parameters, profiles, results
 
 # The article's questions: page slug, title, and the claims each answers. The findings notebook's
 # section cells carry the slug as a cell tag, which is how a section finds its page.
-QUESTIONS = [
-    ("q1-what-is-batch-size", "What is batch size, and why does it matter?", ("C5", "C11", "C14")),
-    ("q2-empirical-comparison", "How do small and large batches perform?", ("C1", "C2", "C3", "C4")),
-    ("q3-sharpness", "Why do large batches do worse?", ("C6", "C7", "C13")),
-    ("q4-closing-the-gap", "How can the gap be closed?", ("C8", "C9", "C10", "C12")),
-]
+# Which claims a question answers comes from the claims' registry (each claim names its question).
+QUESTIONS = [(slug, title, tuple(c.id for c in claims_mod.CLAIMS.values() if c.question == number))
+             for number, (slug, title) in enumerate([
+                 ("q1-what-is-batch-size", "What is batch size, and why does it matter?"),
+                 ("q2-empirical-comparison", "How do small and large batches perform?"),
+                 ("q3-sharpness", "Why do large batches do worse?"),
+                 ("q4-closing-the-gap", "How can the gap be closed?")], start=1)]
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#fafbfc}

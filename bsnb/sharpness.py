@@ -434,3 +434,24 @@ def measure_checkpoints(model, checkpoints: dict, x, y, progress: bool = True, c
         for table, rows in found.items():
             tables.setdefault(table, []).extend({"checkpoint": name, **row} for row in rows)
     return records, tables
+
+
+def top_eigenvalue_at(model, checkpoints: dict, x, y, tol: float = 1e-3, progress: bool = True) -> list[dict]:
+    """The top Hessian eigenvalue (Lanczos, k = 1) and the training loss at each checkpoint (``checkpoints``:
+    name -> seed -> state dict): C6 compares batch sizes at the lowest loss level every run reached, so every
+    level's checkpoint is measured, at a fraction of :func:`measure`'s cost. One record per (checkpoint, seed)."""
+    items = [(name, seed, state) for name, states in checkpoints.items() for seed, state in sorted(states.items())]
+    if progress:
+        from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
+
+        items = tqdm(items, desc="top eigenvalue at each level", unit="checkpoint")
+    records = []
+    for name, seed, state in items:
+        model.load_state_dict(state)
+        with Hessian(model, x, y) as h:
+            eig = top_eigenvalues(h, k=1, tol=tol, seed=seed)
+        records.append({"checkpoint": name, "seed": seed, "lambda_max": float(eig.values[0]),
+                        "lambda_residual": float(eig.residuals[0]), "lanczos_matvecs": eig.matvecs,
+                        "train_loss": loss_at(model, x, y), "examples": len(y)})
+    return records
+

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,11 +68,13 @@ class TrainSpec:
             return remedies.batch_at(epoch, self.batch_size, self.milestones, self.schedule_factor, n_train)
         return self.batch_size
 
-    def lr_at(self, step: int, epoch: int) -> float:
-        """Learning rate of (1-based) optimiser ``step`` in ``epoch``."""
+    def lr_at(self, step: int, epoch: int, n_train: int = 0) -> float:
+        """Learning rate of (1-based) optimiser ``step`` in ``epoch`` (``n_train`` caps a growing batch)."""
         lr = self.lr
         if self.schedule == "lr_decay":
             lr *= remedies.lr_factor_at(epoch, self.milestones, self.schedule_factor)
+        elif self.schedule == "batch_growth" and n_train:  # the factor the capped batch cannot take goes to the rate
+            lr *= remedies.growth_lr_factor(epoch, self.batch_size, self.milestones, self.schedule_factor, n_train)
         return remedies.warmup_lr(step, self.warmup_steps, self.warmup_start_lr, lr)
 
     def steps_per_epoch(self, n_train: int, epoch: int = 1) -> int:
@@ -165,6 +168,20 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+SMOOTHING = 5  # evaluated epochs in the centred moving average of the validation loss (bsnb.minima.SMOOTHING)
+SMOOTH_HALF = SMOOTHING // 2
+
+
+def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, float]]:
+    """The points of the centred moving average that the latest evaluation completed: (index, epoch, value) of the
+    centre whose window is now whole; with ``final`` also the last ones, whose windows shrink at the end."""
+    n = len(curve)
+    ends = range(max(0, n - SMOOTH_HALF), n) if final else []
+    centres = ([n - 1 - SMOOTH_HALF] if n > SMOOTH_HALF else []) + [i for i in ends if i > n - 1 - SMOOTH_HALF]
+    return [(i, curve[i][0], float(np.mean([v for _, v in curve[max(0, i - SMOOTH_HALF):i + SMOOTH_HALF + 1]])))
+            for i in centres]
+
+
 @dataclass
 class Member:
     """One model of a group trained together: its seed, its spec (its own learning rate) and what it records."""
@@ -177,8 +194,11 @@ class Member:
     steps: list = field(default_factory=list)
     noise: list = field(default_factory=list)
     states: dict = field(default_factory=dict)
-    best_loss: float = math.inf
+    best_loss: float = math.inf  # the smoothed validation loss's minimum so far (STUDY.md: every minimum is smoothed)
     best_epoch: int = 0
+    raw_best: tuple = (math.inf, 0)  # the raw curve's (minimum, epoch), reported beside it
+    curve: list = field(default_factory=list)  # (epoch, validation loss) of every evaluated epoch after the start
+    recent: deque = field(default_factory=lambda: deque(maxlen=SMOOTH_HALF + 1))  # (epoch, weights) of the latest
     reached: tuple | None = None  # (epoch, step, training seconds, interpolated step) when the target was reached
     stopped_by: str | None = None  # None while it trains
     pruned: bool = False
@@ -187,6 +207,24 @@ class Member:
     @property
     def active(self) -> bool:
         return self.stopped_by is None
+
+    def evaluated(self, epoch: int, val_loss: float, weights: dict, final: bool = False) -> None:
+        """Record an evaluated epoch: the smoothed curve's new points, and the weights where it is lowest ("best")."""
+        if not final:
+            self.curve.append((epoch, val_loss))
+            self.recent.append((epoch, weights))
+            if val_loss < self.raw_best[0]:
+                self.raw_best = (val_loss, epoch)
+        states = dict(self.recent)
+        for _, at, value in smoothed_points(self.curve, final):
+            if value < self.best_loss and at in states:
+                self.best_loss, self.best_epoch = value, at
+                self.states["best"] = states[at]
+
+    @property
+    def smoothed_until(self) -> int:
+        """The epoch of the smoothed curve's latest point (its window complete)."""
+        return self.curve[-1 - SMOOTH_HALF][0] if len(self.curve) > SMOOTH_HALF else 0
 
 
 def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> SeedRun:
@@ -241,7 +279,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
     for j, (m, row) in enumerate(zip(members, eval_rows(0, 0, math.nan, 0, [math.nan] * len(members)))):
         m.states = {"initial": net.state(j)}
         m.states["best"] = m.states["initial"]
-        m.history, m.best_loss = [row], row["val_loss"]
+        m.history = [row]
 
     step, epoch = 0, 0
     while step < total and any(m.active for m in members):
@@ -257,7 +295,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
         for i in range(n_steps):
             # the learning rate of this step, per model; a stopped model's is 0, so it stays as it is
             if varying_lr or i == 0:
-                lrs = [m.spec.lr_at(step + 1, epoch) if m.active else 0.0 for m in members]
+                lrs = [m.spec.lr_at(step + 1, epoch, n) if m.active else 0.0 for m in members]
                 opt.set_lr(lrs)
             # one step: each model its own batch; the gradient of the summed losses is each model's own
             idx = perms[:, i * batch:(i + 1) * batch]
@@ -310,9 +348,8 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
             if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not spec.eval_train)):
                 stop(j, "diverged")
                 continue
-            if row["val_loss"] < m.best_loss:
-                m.best_loss, m.best_epoch = row["val_loss"], epoch
-                m.states["best"] = net.state(j)
+            weights = net.state(j)  # one copy, for the smoothed minimum and every checkpoint due this epoch
+            m.evaluated(epoch, row["val_loss"], weights)
             # matched-loss windows: from the first epoch at or below each training-loss level (C6, C14) and
             # the validation loss of the search's target (C11), the weights of WINDOW evaluated epochs
             reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in parameters.LOSS_LEVELS}
@@ -325,7 +362,6 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                 if (saved or now) and saved < len(names):
                     due.append(names[saved])
             if due:
-                weights = net.state(j)  # one copy, under every name due this epoch
                 m.states.update(dict.fromkeys(due, weights))
             if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
                 # between two checks the loss is taken as linear in the step: the crossing at step resolution
@@ -334,8 +370,8 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                         if prev["val_loss"] > row["val_loss"] else 1.0)
                 m.reached = (epoch, step, m.trained_seconds, prev["step"] + frac * (step - prev["step"]))
                 stop(j, "target")
-            elif m.spec.patience > 0 and epoch - m.best_epoch >= m.spec.patience:
-                stop(j, "patience")  # the minimum is confirmed: no improvement for `patience` epochs
+            elif m.spec.patience > 0 and m.smoothed_until - m.best_epoch >= m.spec.patience:
+                stop(j, "patience")  # the minimum is confirmed: the smoothed curve has not improved for `patience` epochs
         if prune:  # a search: group-mates of a model that reached the target now cannot need fewer steps
             for g in {members[j].group for j in active if members[j].stopped_by == "target"}:
                 for j, m in enumerate(members):
@@ -349,6 +385,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
     for j, m in enumerate(members):
         if m.active:
             stop(j, "budget")
+        m.evaluated(0, math.nan, {}, final=True)  # the last points of the smoothed curve, their windows shrunk
         summary = _summarise(spec, data, m, net.module_of(j), total)
         # A minimum the budget ended before confirming is censored: the run might have gone lower.
         # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
@@ -416,8 +453,10 @@ def _summarise(spec, data, m: Member, model, total) -> dict:
         "steps_run": final["step"],
         "steps_budget": total,
         "diverged_epoch": final["epoch"] if diverged else None,
-        "min_val_loss": best["val_loss"],
+        "min_val_loss": m.best_loss if math.isfinite(m.best_loss) else best["val_loss"],
         "epoch_of_min_val_loss": m.best_epoch,
+        "min_val_loss_raw": m.raw_best[0] if math.isfinite(m.raw_best[0]) else math.nan,
+        "epoch_of_min_raw": m.raw_best[1],
         "step_of_min_val_loss": best["step"],
         "val_acc_at_min": best["val_acc"],
         "final_train_loss": final["train_loss"],

@@ -30,7 +30,8 @@
 
 # %% tags=["parameters"]
 hessian_examples: int = 4096  # training examples the Hessian and sharpness are measured on (all, if fewer)
-matched_loss: float = 0.3  # training loss at which the batch sizes' sharpness is compared (the checkpoint saved when the loss first fell to it): one of 1, 0.3, 0.1, 0.03, 0.01
+matched_loss: float = 0.3  # training loss at whose checkpoint (saved when the loss first fell to it) the trace, epsilon-sharpness and slices are measured: one of 1, 0.3, 0.1, 0.03, 0.01
+full_measures: bool = True  # measure the trace, epsilon-sharpness and slices too (false: only the top eigenvalue at each level, for C6's trend over batch sizes)
 top_k: int = 5  # top Hessian eigenvalues computed by Lanczos
 lanczos_tol: float = 0.001  # relative tolerance of the Lanczos eigenvalues
 trace_samples: int = 32  # Rademacher probes of Hutchinson's trace estimate
@@ -50,10 +51,12 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 #
 # Every measure is of the **training loss** on `hessian_examples` training examples (all of
 # them when the training set is smaller), with the model in eval mode. The measurement leaves
-# the weights as it found them. Each measure is taken twice: at the final weights, and where the
-# training loss first fell to `matched_loss`, a checkpoint saved during training. The Hessian of
-# cross-entropy shrinks as the loss goes to zero, so batch sizes are compared fairly only at the
-# same training loss.
+# the weights as it found them. The Hessian of cross-entropy shrinks as the loss goes to zero, so
+# batch sizes are compared fairly only at the same training loss: the **top eigenvalue** is
+# measured where the training loss first fell to each of 1, 0.3, 0.1 and 0.03 (checkpoints saved
+# during training), and the findings compare the batch sizes at the lowest level that every
+# measured run reached. With `full_measures`, every measure below is also taken at the final
+# weights and at `matched_loss`.
 #
 # - **Top Hessian eigenvalues** by Lanczos (SciPy's `eigsh` on a Hessian-vector product
 #   operator), each with its residual ‖Hv − λv‖ and the number of products spent.
@@ -71,8 +74,9 @@ from bsnb import analysis, parameters, plots, results, sharpness, summaries, tra
 params = parameters.from_namespace("03_sharpness", globals())
 source = analysis.open_run(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
+levels = {name: source.store.load_states(name) for name in map(train.level_checkpoint, parameters.MATCHED_LEVELS)}
 checkpoints = {"final": source.store.load_states("final"),
-               "matched": source.store.load_states(train.level_checkpoint(matched_loss))}
+               "matched": source.store.load_states(train.level_checkpoint(matched_loss))} if full_measures else {}
 source.params
 
 # %% [markdown]
@@ -81,6 +85,8 @@ source.params
 # %%
 options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
+at_levels = levels if full_measures else {**levels, "final": source.store.load_states("final")}
+records += sharpness.top_eigenvalue_at(source.model, at_levels, x, y, lanczos_tol)
 store = results.JobStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 
@@ -91,7 +97,8 @@ store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 # the top eigenvalues of the Hessian.
 
 # %%
-plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), source.params["batch_size"]))
+if full_measures:
+    plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), source.params["batch_size"]))
 
 # %% [markdown]
 # ## Result

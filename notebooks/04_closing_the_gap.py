@@ -53,11 +53,11 @@ log_points: int = 200  # steps at which gradient norm and distance from init are
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
-remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth or tuned
+remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, tuned, or Hoffer's arms step, sqrt_step and sqrt_step_longer
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from
 warmup_epochs: int = 5  # epochs of linear warm-up (linear_warmup)
 ghost_batch: int = 32  # examples per ghost batch (ghost_bn)
-schedule_milestones: list = [0.5, 0.75]  # fractions of the epochs at which lr_decay / batch_growth act
+schedule_milestones: list = [0.3333, 0.6667]  # fractions of the epochs at which lr_decay / batch_growth act
 schedule_factor: float = 5.0  # learning-rate divisor / batch multiplier at each milestone
 lr_grid: list = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # learning rates the tuned remedy tries
 target_loss: float = 0.5  # validation loss the tuned remedy counts steps to; 02's runs save a checkpoint where they first reach it, at which 01 measures the noise scale C11 reads
@@ -72,8 +72,13 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # gives lr · B / B₀. `longer` trains for the number of steps `reference_batch` takes in `epochs`
 # epochs. `bn` adds plain batch norm (the baseline for `ghost_bn`), and `ghost_bn` normalises
 # chunks of `ghost_batch` examples. `lr_decay` divides the rate by `schedule_factor` at each
-# milestone, and `batch_growth` multiplies the batch by the same factor there instead. Every
-# other parameter is the empirical comparison's.
+# milestone, and `batch_growth` multiplies the batch by the same factor there instead, up to a
+# tenth of the training set, the rest of the factor going to the rate (Smith et al.'s hybrid).
+# Hoffer et al.'s regime adaptation is three arms under one step schedule, the rate divided by 10
+# at 50% and 75% of the epochs: `step` (the small batch at `lr`), `sqrt_step` (the square-root
+# rule, the same epochs) and `sqrt_step_longer` (the same, for as many steps as `reference_batch`
+# takes in `epochs` epochs, the milestones stretched with them). Every other parameter is the
+# empirical comparison's.
 
 # %%
 from bsnb import data, parameters, plots, remedies, results, summaries, train

@@ -326,15 +326,20 @@ def remedy_runs(values: dict, seeds=(0, 1, 2), rng=None):
                          "seed": s, "status": "ok", "lr": 0.01, "epochs": 100, "train_seconds": 10.0 * (2 if remedy ==
                          "longer" else 1), "min_val_loss": v + 0.002 * rng.standard_normal(),
                          "steps_run": 1000 * (0.4 if remedy == "batch_growth" else 1), "censored": False,
-                         "epoch_of_min_val_loss": 50, "epochs_run": 100})
+                         "epoch_of_min_val_loss": 50, "epochs_run": 100, "patience": 0 if remedy else 25})
     return pd.DataFrame(rows)
 
 
 GAP = {("02_empirical_comparison", 32, None): 0.30, ("02_empirical_comparison", 256, None): 0.60,
        ("04_closing_the_gap", 256, "linear_warmup"): 0.33, ("04_closing_the_gap", 256, "sqrt"): 0.50,
        ("04_closing_the_gap", 256, "longer"): 0.58, ("04_closing_the_gap", 256, "bn"): 0.50,
-       ("04_closing_the_gap", 256, "ghost_bn"): 0.45, ("04_closing_the_gap", 256, "lr_decay"): 0.40,
-       ("04_closing_the_gap", 256, "batch_growth"): 0.41}
+       ("04_closing_the_gap", 256, "ghost_bn"): 0.45, ("04_closing_the_gap", 32, "bn"): 0.28,
+       # Hoffer's three arms (C9): the same-steps arm closes (0.50 - 0.48) / (0.50 - 0.28) of the gap, about 9%
+       ("04_closing_the_gap", 32, "step"): 0.28, ("04_closing_the_gap", 256, "sqrt_step"): 0.50,
+       ("04_closing_the_gap", 256, "sqrt_step_longer"): 0.48,
+       # Smith's arms from the small batch (C12), and the constant-rate control that decay beats
+       ("04_closing_the_gap", 32, "lr_decay"): 0.25, ("04_closing_the_gap", 32, "batch_growth"): 0.252,
+       ("04_closing_the_gap", 32, "none"): 0.30}
 
 
 def test_gap_shares_are_computed_seed_by_seed_against_the_article_setting():
@@ -349,19 +354,44 @@ def test_c8_to_c10_verdicts_follow_the_shares_and_the_ghost_difference():
     runs = remedy_runs(GAP)
     v = by_claim(claims.closing(claims.remedy_table(runs), runs))
     assert v["C8"].verdict == claims.SUPPORTED and "sqrt closes" in v["C8"].ours
-    assert v["C9"].verdict == claims.NOT_SUPPORTED  # 'longer' closes ~7%, far from 90%
+    assert v["C9"].verdict == claims.NOT_SUPPORTED and v["C9"].effect == pytest.approx(0.09, abs=0.03)
     assert v["C10"].verdict == claims.SUPPORTED and v["C10"].effect == pytest.approx(0.05, abs=0.01)
-    assert v["C12"].verdict == claims.SUPPORTED and v["C12"].effect == pytest.approx(0.41 / 0.40, abs=0.02)
-    assert "0.40x the parameter updates" in v["C12"].ours
+    assert "plain BN at batch 32 0.28" in v["C10"].ours
+    assert v["C12"].verdict == claims.SUPPORTED and v["C12"].effect == pytest.approx(0.252 / 0.25, abs=0.02)
+    assert "0.40x the parameter updates" in v["C12"].ours and "control: decay over constant 0.8" in v["C12"].ours
+
+
+def test_c12_without_its_control_is_inconclusive_the_schedule_having_no_effect():
+    no_effect = {**GAP, ("04_closing_the_gap", 32, "none"): 0.25}  # constant rate as good as decay
+    runs = remedy_runs(no_effect)
+    v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C12"]
+    assert v.ci_low > 0.95 and v.ci_high < 1.05 and v.verdict == claims.INCONCLUSIVE
+    assert "the schedule has no effect here" in v.note
+    runs = remedy_runs({k: x for k, x in GAP.items() if k[2] != "none"})
+    v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C12"]
+    assert v.verdict == claims.INCONCLUSIVE and "no constant-rate control" in v.note
+
+
+def test_c9s_three_arms_differ_and_a_censored_same_steps_arm_cannot_refute():
+    runs = remedy_runs(GAP)
+    arms = runs[runs["remedy"].isin(["step", "sqrt_step", "sqrt_step_longer"])]
+    assert arms.groupby("remedy")["min_val_loss"].mean().round(2).to_dict() == {
+        "sqrt_step": 0.50, "sqrt_step_longer": 0.48, "step": 0.28}
+    runs.loc[runs["remedy"] == "sqrt_step_longer", "censored"] = True  # still falling: its minimum is only a bound
+    v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C9"]
+    assert v.verdict == claims.INCONCLUSIVE and "sqrt_step_longer at batch 256 in seeds 0, 1, 2" in v.note
+    missing = remedy_runs({k: x for k, x in GAP.items() if k[2] != "sqrt_step_longer"})
+    v = by_claim(claims.closing(claims.remedy_table(missing), missing))["C9"]
+    assert v.seeds == 0 and "needs Hoffer's three arms" in v.note
 
 
 def test_c9_needs_ninety_percent_and_censoring_withdraws_what_it_could_have_caused():
-    gap = {**GAP, ("04_closing_the_gap", 256, "longer"): 0.34}  # closes ~87%: more than half, less than 90%
+    gap = {**GAP, ("04_closing_the_gap", 256, "sqrt_step_longer"): 0.31}  # closes ~86%: less than 90%
     runs = remedy_runs(gap)
     assert by_claim(claims.closing(claims.remedy_table(runs), runs))["C9"].verdict != claims.SUPPORTED
-    gap[("04_closing_the_gap", 256, "longer")] = 0.30
+    gap[("04_closing_the_gap", 256, "sqrt_step_longer")] = 0.27
     runs = remedy_runs(gap)
-    assert by_claim(claims.closing(claims.remedy_table(runs), runs))["C9"].verdict != claims.NOT_SUPPORTED
+    assert by_claim(claims.closing(claims.remedy_table(runs), runs))["C9"].verdict == claims.SUPPORTED
     # a censored small batch may lie lower still, so the gap may be wider: "closes most" is withdrawn
     runs.loc[(runs["batch_size"] == 32) & (runs["seed"] == 0), "censored"] = True
     v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C8"]

@@ -110,3 +110,22 @@ def test_two_batch_estimator_agrees_with_the_exact_noise_scale():
         ss.append(s)
     # sampling without replacement from 2000 makes the estimate a little low (finite-population factor)
     assert noise.b_simple_from_estimates(g2s, ss) == pytest.approx(exact, rel=0.1)
+
+
+def test_batch_draws_from_the_per_example_matrix_reach_the_protocols_standard_error(small):
+    """STUDY.md's C5: enough draws for a 3% relative standard error of each measured mean; the matrix path gives
+    the same batch gradients as the backward passes it replaces."""
+    net, x, y = small
+    grads = torch.cat(list(noise.per_example_grads(net, x, y))).double()
+    stats = noise.gradient_stats(net, x, y, grads=grads)
+    assert stats.g2 == pytest.approx(noise.gradient_stats(net, x, y).g2, rel=1e-6)
+    summary, rows = noise.variance_by_batch_size(net, x, y, stats, [1, 16, 128], draws=20, grads=grads)
+    for r in summary:
+        assert r["rel_se"] <= noise.TARGET_SE and r["draws"] >= 20
+        assert abs(r["measured"] - r["predicted"]) <= 4 * r["measured_se"]
+    assert max(r["draw"] for r in rows) < noise.KEPT_DRAWS
+    idx = noise._batches(torch.Generator().manual_seed(0), len(y), 16, 5)
+    dev, _ = noise._matrix_draws(grads, stats.full_gradient, idx)
+    direct = [noise.batch_gradient(net, x[i], y[i]) for i in idx]
+    assert np.allclose(dev, [float(((g - stats.full_gradient) ** 2).sum()) for g in direct], rtol=1e-4)
+    assert all(len(set(i.tolist())) == 16 for i in idx)  # each batch drawn without replacement

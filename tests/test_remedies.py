@@ -45,16 +45,33 @@ def test_remedy_amounts_reach_the_loop_only_through_their_remedy():
     assert spec.batch_norm and spec.ghost_batch == 0 and spec.target_loss == 0 and spec.warmup_steps == 0
 
 
-@pytest.mark.parametrize("epoch, batch", [(1, 32), (50, 32), (51, 160), (75, 160), (76, 800), (100, 800)])
-def test_batch_growth_gives_the_stated_batch_at_the_stated_epochs(epoch, batch):
+@pytest.mark.parametrize("epoch, batch, lr_factor", [(1, 32, 1), (50, 32, 1), (51, 160, 1), (75, 160, 1),
+                                                    (76, 400, 0.5), (100, 400, 0.5)])
+def test_batch_growth_is_capped_at_a_tenth_of_the_training_set_and_gives_the_rest_to_the_rate(epoch, batch, lr_factor):
+    # Smith et al.'s hybrid as STUDY.md fixes it: 32 -> 160 -> 800, capped at 4000 / 10 = 400, so the rate halves
     assert remedies.batch_at(epoch, 32, milestones=(50, 75), factor=5, n_train=4000) == batch
+    assert remedies.growth_lr_factor(epoch, 32, (50, 75), 5, 4000) == pytest.approx(lr_factor)
+    spec = train.TrainSpec(batch_size=32, lr=0.1, schedule="batch_growth", milestones=(50, 75), schedule_factor=5)
+    assert spec.lr_at(1, epoch, 4000) == pytest.approx(0.1 * lr_factor)
 
 
-def test_batch_growth_never_exceeds_the_training_set_and_matches_lr_decay_milestones():
-    assert remedies.batch_at(100, 1024, (50, 75), 5, n_train=4000) == 4000
+def test_batch_growth_matches_lr_decay_milestones():
+    assert remedies.batch_at(100, 1024, (50, 75), 5, n_train=4000) == 1024  # never below the starting batch
     assert [remedies.lr_factor_at(e, (50, 75), 5) for e in (50, 51, 76)] == pytest.approx([1, 0.2, 0.04])
-    spec = train.TrainSpec(batch_size=32, schedule="batch_growth", milestones=(1,), schedule_factor=4, epochs=2)
-    assert spec.total_steps(256) == 8 + 2  # 8 steps of 32, then 2 of 128
+    spec = train.TrainSpec(batch_size=8, schedule="batch_growth", milestones=(1,), schedule_factor=4, epochs=2)
+    assert spec.total_steps(256) == 32 + 11  # 32 steps of 8, then 11 of 25 (a tenth of 256)
+
+
+@pytest.mark.parametrize("remedy, epochs, lr", [("step", 60, 0.03), ("sqrt_step", 60, 0.03 * 8 ** 0.5),
+                                                ("sqrt_step_longer", 480, 0.03 * 8 ** 0.5)])
+def test_hoffers_arms_share_one_step_schedule_stretched_with_their_epochs(remedy, epochs, lr):
+    batch = 32 if remedy == "step" else 256
+    params = {**parameters.defaults("04_closing_the_gap"), "batch_size": batch, "remedy": remedy, "reference_batch": 32,
+              "lr": 0.03, "epochs": 60, "patience": 25}
+    spec = train.TrainSpec.from_params(params, **remedies.options(params))
+    assert spec.epochs == epochs and spec.patience == 0 and spec.lr == pytest.approx(lr)
+    assert spec.milestones == (epochs // 2, epochs * 3 // 4) and spec.max_evals >= epochs  # every epoch evaluated
+    assert [spec.lr_at(1, e) / spec.lr for e in (epochs // 2, epochs // 2 + 1, epochs)] == pytest.approx([1, 0.1, 0.01])
 
 
 def test_ghost_batch_norm_is_plain_batch_norm_when_the_chunk_is_the_whole_batch():
@@ -168,7 +185,8 @@ def test_patience_stops_a_run_once_its_minimum_is_confirmed_and_a_cap_censors_it
     assert best + 3 <= 60, "the setting must overfit within the cap for this test"
     stopped = train.train(train.TrainSpec(**{**spec.__dict__, "patience": 3}), d, seed=0)
     assert stopped.summary["stopped_by"] == "patience" and not stopped.summary["censored"]
-    assert stopped.summary["epochs_run"] == stopped.summary["epoch_of_min_val_loss"] + 3
+    # the smoothed curve's latest whole point lies two epochs back: it is 3 epochs past the smoothed minimum
+    assert stopped.summary["epochs_run"] == stopped.summary["epoch_of_min_val_loss"] + 3 + 2
     capped = train.train(train.TrainSpec(**{**spec.__dict__, "patience": 3, "epochs": 2}), d, seed=0)
     assert capped.summary["stopped_by"] == "budget"
     assert capped.summary["censored"] == (capped.summary["epoch_of_min_val_loss"] > 2 - 3)

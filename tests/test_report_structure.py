@@ -14,13 +14,18 @@ def test_sections_are_found_by_their_tags_not_their_headings():
             cell.source = "## A heading a reader renamed\n" + cell.source.split("\n", 1)[-1]
     found = {report.question_of(tag) for tag, _ in report.sections(nb)} - {None}
     assert found == {slug for slug, _, _ in report.QUESTIONS}
-    # every claim of a question is computed in that question's section
+    # every claim of a question is computed in that question's section, from the registry's entries for it
+    from bsnb import claims
+
+    numbers = {slug: k for k, (slug, _, _) in enumerate(report.QUESTIONS, start=1)}
     for tag, cells in report.sections(nb):
         slug = report.question_of(tag)
         if slug:
-            claim_ids = dict((s, ids) for s, _, ids in report.QUESTIONS)[slug]
-            assert any("verdicts" in c.metadata.get("tags", []) or "closing(" in c.source for c in cells), slug
-            assert claim_ids
+            verdict_cells = [c for c in cells if "verdicts" in c.metadata.get("tags", [])]
+            assert any(f"claims.question(study, {numbers[slug]})" in c.source for c in verdict_cells), slug
+    for slug, _, ids in report.QUESTIONS:
+        assert ids and all(claims.CLAIMS[c].question == numbers[slug] for c in ids)
+    assert sorted(c for _, _, ids in report.QUESTIONS for c in ids) == sorted(claims.CLAIMS)
 
 
 def test_readme_results_are_the_ones_made_from_the_reference_run():

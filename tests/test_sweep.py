@@ -72,7 +72,8 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert {"stopped_by", "censored"} <= set(training.columns)
     claims = pd.read_csv(out / "claims.csv")
     remedies = tables.seeds[tables.seeds["notebook"] == "04_closing_the_gap"]
-    assert set(remedies["remedy"]) == {"linear_warmup", "sqrt", "longer", "bn", "ghost_bn", "tuned"}
+    assert set(remedies["remedy"]) == {"linear_warmup", "sqrt", "bn", "ghost_bn", "sqrt_step", "sqrt_step_longer",
+                                       "step", "lr_decay", "batch_growth", "tuned"}
     tuned = remedies[remedies["remedy"] == "tuned"]
     assert len(tuned) == 2 * 2 * 2 and set(tuned["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
     assert len(tables.table("noise")) > 0  # two-batch estimates logged along training
@@ -220,7 +221,7 @@ def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke
     assert "0 ran, 11 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
     assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
     tables = results.load_tables(out / "runs")
-    assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == 11
+    assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == 15
     claims = pd.read_csv(out / "claims.csv").set_index("claim")
     assert "no pair of bn and ghost_bn runs" in claims.loc["C10", "note"]
     assert not (out / "pages" / "runs" / f"{gone[0]}.html").exists()

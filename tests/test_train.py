@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from bsnb import data, results, train
+from bsnb import data, minima, results, train
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +34,30 @@ def test_history_has_every_epoch_and_the_summary_its_minimum(small):
     for key in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds", "examples_per_second"):
         assert all(math.isfinite(r[key]) for r in run.history[1:]), key
     s = run.summary
-    best = min(run.history, key=lambda r: r["val_loss"])
-    assert s["min_val_loss"] == best["val_loss"] and s["epoch_of_min_val_loss"] == best["epoch"]
+    raw = min(run.history[1:], key=lambda r: r["val_loss"])
+    assert s["min_val_loss_raw"] == raw["val_loss"] and s["epoch_of_min_raw"] == raw["epoch"]
+    # the minimum is the smoothed curve's (a centred average over 5 evaluated epochs, shrinking at the ends),
+    # as bsnb.minima reads it from the history
+    smooth = minima.smooth([r["val_loss"] for r in run.history[1:]])
+    assert s["min_val_loss"] == pytest.approx(smooth.min()) and s["epoch_of_min_val_loss"] == 1 + int(smooth.argmin())
     assert s["status"] == "ok" and 0 <= s["test_acc"] <= 1 and math.isfinite(s["test_loss"])
+
+
+def test_patience_confirms_the_smoothed_minimum_and_best_holds_its_weights(small):
+    from dataclasses import replace
+
+    run = train.train(replace(SPEC, epochs=60, patience=4, lr=0.05), small, seed=0)
+    s, val = run.summary, [r["val_loss"] for r in run.history[1:]]
+    smooth = minima.smooth(val)
+    assert s["stopped_by"] == "patience" and s["epoch_of_min_val_loss"] == 1 + int(smooth.argmin())
+    # stopped once the smoothed curve's latest whole point (two epochs back) was 4 epochs past its minimum
+    assert s["epochs_run"] - 2 - s["epoch_of_min_val_loss"] == 4
+    from bsnb import models
+
+    net = models.build("cnn", small.input_shape, 10, 8)
+    net.load_state_dict(run.states["best"])
+    at = run.history[s["epoch_of_min_val_loss"]]
+    assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(at["val_loss"], rel=1e-6)
 
 
 def test_checkpoints_are_the_initial_best_and_final_weights(small):
@@ -44,8 +65,9 @@ def test_checkpoints_are_the_initial_best_and_final_weights(small):
     from bsnb import models
 
     net = models.build("cnn", small.input_shape, 10, 8)
-    net.load_state_dict(run.states["best"])
-    assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(run.summary["min_val_loss"], rel=1e-6)
+    net.load_state_dict(run.states["best"])  # the weights at the smoothed minimum's epoch
+    at = run.history[run.summary["epoch_of_min_val_loss"]]
+    assert train.evaluate(net, small.x_val, small.y_val)[0] == pytest.approx(at["val_loss"], rel=1e-6)
     torch.manual_seed(0)
     fresh = models.build("cnn", small.input_shape, 10, 8)
     assert all(torch.equal(v, run.states["initial"][k]) for k, v in fresh.state_dict().items())
@@ -126,8 +148,8 @@ def test_long_runs_are_evaluated_sparsely_and_the_minimum_is_still_the_minimum(s
     spec = train.TrainSpec(batch_size=64, lr=0.05, width=8, epochs=12, max_evals=4)
     run = train.train(spec, small, seed=0)
     assert [r["epoch"] for r in run.history] == [0, 3, 6, 9, 12]
-    best = min(run.history, key=lambda r: r["val_loss"])
-    assert run.summary["min_val_loss"] == best["val_loss"] and run.summary["epoch_of_min_val_loss"] == best["epoch"]
+    best = min(run.history[1:], key=lambda r: r["val_loss"])
+    assert run.summary["min_val_loss_raw"] == best["val_loss"] and run.summary["epoch_of_min_raw"] == best["epoch"]
     assert run.summary["train_seconds"] >= sum(r["seconds"] for r in run.history[1:])
 
 
