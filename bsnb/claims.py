@@ -187,6 +187,128 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     return v
 
 
+def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                      confidence: float = 0.95, reading: "Reading | None" = None, rule: str = "linear_warmup"
+                      ) -> Verdict:
+    """C16, the edge-of-stability challenge to C6: the top Hessian eigenvalue at the matched training-loss level,
+    large over small, with the learning rate scaled by the linear rule (the large batch's ``rule`` runs of notebook
+    04, measured there with ``sharpness_at_levels``; the small batch's comparison runs, measured by notebook 03), so
+    that the noise scale lr N / B is the same. Supported when the ratio's upper end is below 1 (the large batch is
+    flatter: sharpness follows the rate); not supported when its lower end is above 1 (sharper even at an equal
+    noise scale: Keskar's mechanism). Beside it, lambda_max x lr / (2 (1 + momentum)) of every measured run, the
+    share of full-batch gradient descent's stability edge it sits at."""
+    reading = reading or PROTOCOL
+    sharp = _source_status(comparison_runs(runs, "03_sharpness")[0], runs) if "notebook" in runs else runs.iloc[0:0]
+    sharp = _usable_seeds(sharp)
+    small = sharp[sharp["batch_size"] == small_batch] if len(sharp) else sharp
+    large = level_sharpness.copy() if len(level_sharpness) else pd.DataFrame()
+    if len(large) and "remedy" in large:
+        large = large[(large["remedy"] == rule) & (large["batch_size"] == large_batch)]
+    trained = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == rule)
+                   & (runs["batch_size"] == large_batch)] if "remedy" in runs else runs.iloc[0:0]
+    if len(large) and len(trained):  # a rule's run that failed to train leaves its measurements too
+        ok = set(_usable_seeds(trained)["seed"])
+        large = large[large["seed"].isin(ok)]
+    if small.empty or large.empty or "checkpoint" not in small:
+        return _empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
+                             f"(03) and of batch {large_batch}'s {rule} runs (04 with sharpness_at_levels)")
+    small = small.assign(level=small["checkpoint"].map(_level_of))
+    large = large.assign(level=large["checkpoint"].map(_level_of))
+    n_small, n_large = small.loc[small["checkpoint"] == "final", "seed"].nunique(), trained["seed"].nunique()
+    reached = [lv for lv in C1_LEVELS if small.loc[small["level"] == lv, "seed"].nunique() == n_small
+               and large.loc[large["level"] == lv, "seed"].nunique() == len(set(large["seed"]))]
+    level = None
+    if reached:
+        i = C1_LEVELS.index(reached[-1]) + reading.level_shift
+        level = C1_LEVELS[i] if 0 <= i < len(C1_LEVELS) and C1_LEVELS[i] in reached else None
+    if level is None:
+        return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
+                             f"measured run of batch {small_batch} and of batch {large_batch} under {rule}")
+    pair = pd.DataFrame({"small": small[small["level"] == level].set_index("seed")["lambda_max"],
+                         "large": large[large["level"] == level].set_index("seed")["lambda_max"]}).dropna()
+    pair = pair[~pair.index.duplicated()]
+    ratio = pair["large"] / pair["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    lr_small = float(comparison_runs(runs)[0]["lr"].iloc[0]) if len(comparison_runs(runs)[0]) else math.nan
+    lr_large = float(trained["lr_used"].iloc[0]) if "lr_used" in trained and len(trained) else math.nan
+    momentum = float(trained["momentum"].iloc[0]) if "momentum" in trained and len(trained) else 0.9
+    edge = lambda lam, lr: lam * lr / (2 * (1 + momentum))  # noqa: E731
+    at = sharp.assign(level=sharp["checkpoint"].map(_level_of))
+    at = at[at["level"] == level].groupby("batch_size")["lambda_max"].mean()
+    ours = (f"top eigenvalue small {pair['small'].mean():.3g} (lr {lr_small:g}), large {pair['large'].mean():.3g} "
+            f"(lr {lr_large:.3g}) (mean of {n} seeds); lambda_max x lr / (2 (1 + momentum)) at that level: batch "
+            f"{large_batch} under {rule} {edge(pair['large'].mean(), lr_large):.2f}; at the comparison's rate "
+            + ", ".join(f"batch {int(b)} {edge(lam, lr_small):.2f}" for b, lam in at.items())
+            + " (1 is full-batch descent's stability edge)")
+    return Verdict("C16", decide(lo, hi, 1.0, "less", n), effect, lo, hi, n, STATEMENTS["C16"],
+                   f"top Hessian eigenvalue where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, "
+                   f"0.03 every measured run reached), ratio batch {large_batch} / batch {small_batch}, the large batch "
+                   f"under the linear rule ({rule}: the rate scaled with the batch, so the noise scale is equal)",
+                   ours, "Kaur, Cohen and Lipton 2023: scaling the batch and the rate together moves lambda_max "
+                         "without changing generalisation; Andriushchenko et al. 2023: sharpness tracks the rate",
+                   _join(evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(trained)))
+
+
+def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (batch size, seed) of the learning-rate search trained to its minimum: the rate whose smoothed minimum
+    validation loss is lowest, that minimum, and whether the rate lies on the edge of the searched grid."""
+    tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
+        if "remedy" in runs else runs.iloc[0:0]
+    if tuned.empty or "stopped_by" not in tuned:
+        return pd.DataFrame()
+    tuned = tuned[(tuned["stopped_by"] != "target") & ~tuned.get("pruned", pd.Series(False, index=tuned.index))
+                  .fillna(False).astype(bool)]
+    rows = []
+    for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
+        ok = _usable_seeds(g)
+        grid = sorted(g["lr_used"].unique())
+        if ok.empty or ok["min_val_loss"].isna().all():
+            continue
+        best = ok.loc[ok["min_val_loss"].idxmin()]
+        rows.append({"batch_size": int(batch), "seed": int(seed), "status": "ok", "best_lr": float(best["lr_used"]),
+                     "min_val_loss": float(best["min_val_loss"]), "censored": bool(best.get("censored", False)),
+                     "on_edge": len(grid) < 3 or best["lr_used"] in (grid[0], grid[-1]),
+                     "grid": ", ".join(f"{x:g}" for x in grid)})
+    return pd.DataFrame(rows)
+
+
+def tuned_rates(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95,
+                band: tuple = (0.95, 1.05)) -> Verdict:
+    """C15, the article's conclusion and the Tuning Playbook's null: each batch size at its own best learning rate
+    (the search's grid, each run trained to its smoothed minimum), the smoothed minimum validation loss large over
+    small; supported when its interval lies within ``band`` (an equivalence), not supported when wholly outside.
+    A best rate on its grid's edge means the grid was too narrow: the verdict is then inconclusive."""
+    best = best_rates(runs)
+    if best.empty:
+        return _empty("C15", "needs the learning-rate search (04, tuned) trained to its minimum (a profile patience "
+                             "for the search): a search that stops at the target says nothing about the best minimum")
+    small, large, notes = choose_pair(best, small_batch, large_batch)
+    pairs = paired(best, "min_val_loss", small, large)
+    ratio = pairs["large"] / pairs["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    verdict = decide_within(lo, hi, *band, n)
+    edges = best[best["on_edge"] & best["batch_size"].isin([small, large])]
+    if len(edges):
+        verdict = INCONCLUSIVE
+        notes.append("best learning rate on the edge of the searched grid, so the grid was too narrow: " + "; ".join(
+            f"batch {r.batch_size} seed {r.seed} (lr {r.best_lr:g} of {r.grid})" for r in edges.itertuples()))
+    rho, tlo, thi, _ = rank_trend(best, "min_val_loss", confidence)
+    by_batch = best.groupby("batch_size").agg(loss=("min_val_loss", "mean"), lr=("best_lr", "median"))
+    v = Verdict("C15", verdict, effect, lo, hi, n, STATEMENTS["C15"],
+                f"smoothed minimum validation loss at each batch size's own best learning rate (a factor-2 grid, each "
+                f"run trained to its minimum), ratio batch {large} / batch {small} (supported within "
+                f"[{band[0]:g}, {band[1]:g}])",
+                "per batch size, mean minimum at the median best rate: " + "; ".join(
+                    f"batch {b} {r.loss:.3f} (lr {r.lr:g})" for b, r in by_batch.iterrows())
+                + f"; rank correlation with the batch size {_fmt(rho)} [{_fmt(tlo)}, {_fmt(thi)}]",
+                "the article: with the rate adjusted, large batches train faster at little or no loss; Shallue et "
+                "al. 2019 and the Tuning Playbook: no evidence that larger batches degrade the best result",
+                _join(*notes, evidence_note(ratio, lo, hi, n, log=True)))
+    censored = {f"batch {b}": sorted(int(s) for s in best.loc[(best["batch_size"] == b) & best["censored"], "seed"])
+                for b in (small, large)}
+    return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
+
+
 def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
              confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
     """C7: ||w - w_0|| at the weights of the smoothed minimum, large over small (the law of growth is C13); at equal
@@ -540,6 +662,18 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
     if comparison.empty or "remedy" not in seeds:
         return ""
     lr = float(comparison["lr"].iloc[0])
+    best = best_rates(seeds)
+    best = best[best["batch_size"] == small_batch] if len(best) else best
+    if len(best):  # STUDY.md: the small batch's best rate by smoothed minimum validation loss
+        mode = float(best["best_lr"].mode().iloc[0])
+        agree = int(np.isclose(best["best_lr"], lr).sum())
+        edge = " (on the edge of its grid: the grid was too narrow)" if best["on_edge"].any() else ""
+        if math.isclose(mode, lr, rel_tol=1e-9):
+            return (f"the comparison's learning rate {lr:g} is the batch-{small_batch} best of the learning-rate search "
+                    f"(lowest smoothed minimum validation loss) in {agree} of {len(best)} seeds{edge}")
+        return (f"the comparison's learning rate {lr:g} is NOT the batch-{small_batch} best of the learning-rate search "
+                f"by smoothed minimum validation loss ({mode:g}, in {int((best['best_lr'] == mode).sum())} of "
+                f"{len(best)} seeds){edge}: the comparison may be unfair to the small batch")
     tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")
                  & (seeds["batch_size"] == small_batch)]
     reached = tuned[tuned["reached_target"] == True] if "reached_target" in tuned else tuned.iloc[0:0]  # noqa: E712
@@ -1264,6 +1398,17 @@ CLAIMS: dict[str, Claim] = {c.id: c for c in [
           "rank correlation of the exact B_simple with -log(level) over the levels from 1 down to the lowest every "
           "seed reached: interval above 0 / below 0", "noise_scale",
           lambda st, rd: noise_growth(st.runs(rd), st.confidence, rd), 1, WINDOWS),
+    Claim("C15", "With the learning rate tuned for each batch size, large batches reach the small batch's minimum "
+                 "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
+          "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
+          "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
+          4, SMOOTHINGS),
+    Claim("C16", "Sharpness follows the learning rate, not the batch size: with the rate scaled with the batch (the "
+                 "linear rule), large-batch minima are not sharper",
+          "ratio large/small of the top Hessian eigenvalue at the matched level, the large batch under the linear "
+          "rule: upper end < 1 / lower end > 1", "sharpness",
+          lambda st, rd: edge_of_stability(st.runs(rd), st.tables.table("level_sharpness"), st.small_batch,
+                                           st.large_batch, st.confidence, rd), 3, LEVELS),
 ]}
 STATEMENTS = {c.id: c.statement for c in CLAIMS.values()}
 FIGURES = {c.id: c.figure for c in CLAIMS.values()}

@@ -6,6 +6,7 @@
     bsnb validate PROFILE                                   check a profile, list its jobs; runs nothing
     bsnb report PROFILE [--out DIR]                         rebuild findings and report from stored runs
     bsnb readme PROFILE [--out DIR]                         README.md's results from the run's claims.csv
+    bsnb compare STUDY_A STUDY_B                            two finished studies claim by claim (labels, effects)
 
 Exit status: 0 success, 1 some job or the findings failed, 2 invalid profile (nothing ran),
 130 interrupted (completed jobs are kept; rerun to finish).
@@ -117,6 +118,19 @@ def cmd_readme(args) -> int:
     return EXIT_OK
 
 
+def cmd_compare(args) -> int:
+    from bsnb import compare
+
+    try:
+        a, b = compare.read_claims(args.a), compare.read_claims(args.b)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    table = compare.compare(a, b)
+    print(compare.summary(table, str(args.a), str(args.b)))
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bsnb", description="Effect of batch size on neural-net training: "
                                  "a parameterised notebook study.")
@@ -153,6 +167,10 @@ def parser() -> argparse.ArgumentParser:
     rdm.add_argument("profile")
     rdm.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
     rdm.set_defaults(func=cmd_readme)
+    cmp = sub.add_parser("compare", help="set two finished studies side by side, claim by claim")
+    cmp.add_argument("a", help="the first study's folder (its --out) or its claims.csv")
+    cmp.add_argument("b", help="the second study's folder or claims.csv")
+    cmp.set_defaults(func=cmd_compare)
     return ap
 
 

@@ -155,6 +155,8 @@ PARAMS: dict[str, Param] = {
            "fixed", low=1),
         _p("warmup_epochs", int, 5, "epochs of linear warm-up (linear_warmup)", "fixed", low=0),
         _p("ghost_batch", int, 32, "examples per ghost batch (ghost_bn)", "fixed", low=1),
+        _p("sharpness_at_levels", bool, False, "also measure the top Hessian eigenvalue where the training loss first "
+           "fell to each of 1, 0.3, 0.1, 0.03 (C16: sharpness under a learning-rate rule)", "fixed"),
         _p("schedule_milestones", list, [0.3333, 0.6667], "fractions of the epochs at which lr_decay / batch_growth act",
            "fixed", item_type=float, low=0.0, high=1.0, min_items=1),
         _p("schedule_factor", float, 5.0, "learning-rate divisor / batch multiplier at each milestone", "fixed",
@@ -195,7 +197,7 @@ SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subsp
 SHARPNESS = ["hessian_examples", "matched_loss", "full_measures", *SHARPNESS_OPTIONS]
 
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
-          "lr_grid", "target_loss"]
+          "lr_grid", "target_loss", "sharpness_at_levels"]
 
 NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk"]
 

@@ -222,14 +222,26 @@ def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
         link = (f'<a href="{up}pages/{figures[name]}.html#fig-{name}">{name.replace("_", " ")}</a>'
                 if name in figures else "&ndash;")
         note = f"<br><i>note:</i> {_text(c.note)}" if _text(c.note) else ""
+        sensitivity = _text(c.get("sensitivity"))
+        robust = {True: "robust", False: "<b>not robust</b>"}.get(_robust(c.get("robust")), "&ndash;")
+        robust = f'<span title="{sensitivity}">{robust}</span>' if sensitivity else robust
         rows.append(f'<tr id="{c.claim}"><td><b>{c.claim}</b></td><td>{_text(c.statement)}</td>'
-                    f"<td>{_badge(str(c.verdict))}</td><td class=num>{_fmt(c.effect)}</td>"
+                    f"<td>{_badge(str(c.verdict))}<br>{robust}</td><td class=num>{_fmt(c.effect)}</td>"
                     f"<td class=num>[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</td><td class=num>{int(c.seeds)}</td>"
-                    f"<td>{_text(c.measure)}<br><i>ours:</i> {_text(c.ours)}</td><td>{_text(c.published)}{note}</td>"
+                    f"<td>{_text(c.measure)}<br><i>ours:</i> {_text(c.ours)}"
+                    + (f"<br><i>under the protocol's alternative readings:</i> {sensitivity}" if sensitivity else "")
+                    + f"</td><td>{_text(c.published)}{note}</td>"
                     f"<td>{link}</td></tr>")
     return ('<table class="verdicts"><tr><th>claim</th><th>statement</th><th>verdict</th><th>effect</th>'
             "<th>95% interval</th><th>seeds</th><th>measure, and ours</th><th>published</th><th>figure</th></tr>"
             + "".join(rows) + "</table>")
+
+
+def _robust(v) -> bool | None:
+    """claims.csv's robust flag (True/False, or their text), None where the study has none."""
+    if isinstance(v, str):
+        return {"true": True, "false": False}.get(v.strip().lower())
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else bool(v)
 
 
 def figure_html(png: Path, depth: int = 0) -> str:
@@ -369,12 +381,14 @@ def results_markdown(claims_table: pd.DataFrame, info: dict) -> str:
              f"torch {info.get('torch', '?')}, commit {info.get('commit', '?')}, {info.get('date', '')}; the study "
              f"took {info.get('study wall time', '?')}. The effect is the mean over seeds (geometric for ratios) "
              "with its 95% Student-t interval.", "",
-             "| claim | verdict | effect [95% interval] | seeds | measure | ours | note |", "|---|---|---|---|---|---|---|"]
+             "| claim | verdict | robust | effect [95% interval] | seeds | measure | ours | note |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in claims_table.itertuples():
         effect = (f"{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if pd.notna(r.ci_low) else
                   (f"{r.effect:.3g}" if pd.notna(r.effect) else "n/a"))
-        lines.append(f"| {r.claim} | **{r.verdict}** | {effect} | {r.seeds} | {_cell(r.measure)} | {_cell(r.ours)} | "
-                     f"{_cell(r.note)} |")
+        robust = {True: "yes", False: "no"}.get(_robust(getattr(r, "robust", None)), "")
+        lines.append(f"| {r.claim} | **{r.verdict}** | {robust} | {effect} | {r.seeds} | {_cell(r.measure)} | "
+                     f"{_cell(r.ours)} | {_cell(r.note)} |")
     return "\n".join(lines) + "\n"
 
 

@@ -150,8 +150,9 @@ class JobStore:
         write_json(self.path(SUMMARY), {"notebook": notebook, "seeds": records, **(extra or {})})
 
     def save_training(self, params: dict, runs, extra: dict | None = None,
-                      notebook: str = "02_empirical_comparison") -> None:
-        """Save what :func:`bsnb.train.train_seeds` produced: history, sampled steps, checkpoints, summary."""
+                      notebook: str = "02_empirical_comparison", tables: dict | None = None) -> None:
+        """Save what :func:`bsnb.train.train_seeds` produced: history, sampled steps, checkpoints, summary (and
+        ``tables``, name -> rows, that the notebook measured beside the training)."""
         import torch
 
         self.forget()
@@ -162,7 +163,7 @@ class JobStore:
                 write_atomic(self.checkpoint_path(r.label, which), buf.getvalue())
         tables = {HISTORY[:-4]: [{**row, "run": r.label} for r in runs for row in r.history],
                   STEPS[:-4]: [{**row, "run": r.label} for r in runs for row in r.steps],
-                  "noise": [{**row, "run": r.label} for r in runs for row in r.noise]}
+                  "noise": [{**row, "run": r.label} for r in runs for row in r.noise], **(tables or {})}
         self.save(notebook, params, [r.summary for r in runs], tables, extra)
 
     def load_states(self, which: str = "final") -> dict:

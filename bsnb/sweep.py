@@ -32,7 +32,7 @@ from bsnb.engine import WORKER_DEATHS, Engine, cores
 from bsnb import data as data_mod
 
 # Modules that only orchestrate or present the study; editing them does not change what a run computes.
-NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py"}
+NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py", "minima.py", "stats.py", "compare.py"}
 
 
 # --------------------------------------------------------------------------------------------

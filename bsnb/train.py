@@ -46,7 +46,8 @@ class TrainSpec:
     milestones: tuple = ()
     schedule_factor: float = 1.0
     ghost_batch: int = 0
-    target_loss: float = 0.0  # stop once the validation loss is at or below it (0: never)
+    target_loss: float = 0.0  # record when the validation loss is first at or below it (0: never) ...
+    stop_at_target: bool = True  # ... and stop there (a search trained to its minimum goes on)
     checkpoint_val_loss: float = 0.0  # save the "target" checkpoint where the validation loss first reaches it (0: never)
     patience: int = 0  # stop once the validation loss has not improved for this many epochs (0: never)
     max_evals: int = 200  # long runs are evaluated every k epochs so that at most this many evaluations happen
@@ -363,14 +364,15 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                     due.append(names[saved])
             if due:
                 m.states.update(dict.fromkeys(due, weights))
-            if m.spec.target_loss > 0 and row["val_loss"] <= m.spec.target_loss:
+            if m.spec.target_loss > 0 and m.reached is None and row["val_loss"] <= m.spec.target_loss:
                 # between two checks the loss is taken as linear in the step: the crossing at step resolution
                 prev = m.history[-2]
                 frac = ((prev["val_loss"] - m.spec.target_loss) / (prev["val_loss"] - row["val_loss"])
                         if prev["val_loss"] > row["val_loss"] else 1.0)
                 m.reached = (epoch, step, m.trained_seconds, prev["step"] + frac * (step - prev["step"]))
-                stop(j, "target")
-            elif m.spec.patience > 0 and m.smoothed_until - m.best_epoch >= m.spec.patience:
+                if m.spec.stop_at_target:
+                    stop(j, "target")
+            if m.active and m.spec.patience > 0 and m.smoothed_until - m.best_epoch >= m.spec.patience:
                 stop(j, "patience")  # the minimum is confirmed: the smoothed curve has not improved for `patience` epochs
         if prune:  # a search: group-mates of a model that reached the target now cannot need fewer steps
             for g in {members[j].group for j in active if members[j].stopped_by == "target"}:
@@ -526,26 +528,29 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
 
 def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, progress: bool = True
          ) -> list[SeedRun]:
-    """Shallue et al.'s steps-to-result: for each seed, the fewest steps over ``lrs`` to reach ``target_loss``.
+    """The learning-rate search: every (learning rate, seed) over ``lrs``, with the steps each took to first reach
+    ``target_loss`` (Shallue et al.'s steps-to-result, C11) and, with ``spec.patience``, trained on to its smoothed
+    minimum (each batch size at its own best rate, C15; the comparison's rate, the small batch's best).
 
-    Every (learning rate, seed) trains at once, in lockstep (stacked where ``spec.stack`` says so),
-    and each stops once its validation loss reaches the target. Only each seed's fewest steps
-    matter, so at the first check that sees one of a seed's runs reach the target, the seed's
-    other runs stop: they cannot need fewer steps (the answer is exact, and the losers cost no
-    more than the winner). Each run's summary carries its ``lr_used`` and ``pruned``. Only the
+    Every (learning rate, seed) trains at once, in lockstep (stacked where ``spec.stack`` says so).
+    Without patience each stops once its validation loss reaches the target, and only each seed's
+    fewest steps matter, so at the first check that sees one of a seed's runs reach the target, the
+    seed's other runs stop: they cannot need fewer steps (the answer is exact, and the losers cost
+    no more than the winner). Each run's summary carries its ``lr_used`` and ``pruned``. Only the
     validation loss decides, so the training split is not evaluated (its loss is NaN in the
     history; the running mean over the epoch's batches is there): at large batches that
     evaluation costs almost as much as the epoch's training.
     """
     from dataclasses import replace
 
-    one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, patience=0)
+    to_minimum = spec.patience > 0
+    one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, stop_at_target=not to_minimum)
     members = [Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
                for k, seed in enumerate(seeds) for lr in lrs]
     stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,
                                  stacking.path(spec.model, spec.batch_norm))
     runs = _run(one, data, members, stacked, f"batch {spec.batch_size}, {len(lrs)} lrs x {len(seeds)} seeds"
-                f"{' (stacked)' if stacked else ''}", progress, prune=True)
+                f"{' (stacked)' if stacked else ''}", progress, prune=not to_minimum)
     for m, run in zip(members, runs):
         run.summary.update(run=m.label, pruned=m.pruned)
     return runs

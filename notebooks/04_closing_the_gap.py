@@ -61,6 +61,7 @@ schedule_milestones: list = [0.3333, 0.6667]  # fractions of the epochs at which
 schedule_factor: float = 5.0  # learning-rate divisor / batch multiplier at each milestone
 lr_grid: list = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # learning rates the tuned remedy tries
 target_loss: float = 0.5  # validation loss the tuned remedy counts steps to; 02's runs save a checkpoint where they first reach it, at which 01 measures the noise scale C11 reads
+sharpness_at_levels: bool = False  # also measure the top Hessian eigenvalue where the training loss first fell to each of 1, 0.3, 0.1, 0.03 (C16: sharpness under a learning-rate rule)
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 
@@ -81,7 +82,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # empirical comparison's.
 
 # %%
-from bsnb import data, parameters, plots, remedies, results, summaries, train
+from bsnb import data, parameters, plots, remedies, results, sharpness, summaries, train
 
 params = parameters.from_namespace("04_closing_the_gap", globals())
 device = train.setup(threads, device)
@@ -97,8 +98,10 @@ if remedy == "tuned":
     runs = train.tune(spec, ds, lr_grid, seeds, target_loss)
 else:
     runs = train.train_seeds(params, ds, spec=spec)
+measured = {"level_sharpness": sharpness.of_seed_runs(runs, ds, spec, data_seed)} if sharpness_at_levels else {}
 store = results.JobStore(run_dir)
-store.save_training(params, runs, notebook="04_closing_the_gap", extra={"data_fingerprint": ds.fingerprint()})
+store.save_training(params, runs, notebook="04_closing_the_gap", extra={"data_fingerprint": ds.fingerprint()},
+                    tables=measured)
 
 # %% [markdown]
 # ## Figure

@@ -215,10 +215,15 @@ if not fits.empty:
 # the same seeds. The gap is the article's: the large batch's minimum validation loss minus the
 # small batch's, both at the small batch's learning rate and epochs. A remedy's share of the gap
 # is computed seed by seed. C8 asks whether the linear rule with warm-up closes most of it
-# (more than half), with the square-root rule beside it. C9 asks whether training for as many
-# steps as the small batch closes it (at least 90%). C10 compares ghost and plain batch norm at
-# the large batch, both with the square-root rule. C12 compares growing the batch with decaying
-# the learning rate at the same milestones, over the same epochs (within ±10%).
+# (more than half), with the square-root rule beside it. C9 is Hoffer et al.'s regime
+# adaptation: three arms under one step schedule (the rate divided by 10 at 50% and 75% of the
+# epochs), the small batch for E epochs, the large batch with the square-root rule for E epochs
+# and for as many steps as the small batch; does the same-steps arm close at least 90% of the
+# same-epochs gap? C10 compares ghost and plain batch norm at the large batch, both with the
+# square-root rule, with plain batch norm at the small batch beside it. C12 is Smith et al.'s
+# protocol from the small batch: growing the batch (up to a tenth of the training set) instead of
+# decaying the rate at 1/3 and 2/3 of the same epochs, within ±5%, once the decay has beaten the
+# constant rate (the control).
 
 # %% tags=["verdicts"]
 verdicts += claims.question(study, 4)

@@ -607,9 +607,71 @@ def test_c3_is_decided_by_the_timing_that_ran_alone_else_only_described():
 
 
 def test_the_registry_holds_every_claim_with_its_rule_figure_question_and_function():
-    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 15)]
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 17)]
     for c in claims.CLAIMS.values():
         assert c.statement and " / " in c.rule and c.figure and callable(c.compute) and c.question in (1, 2, 3, 4)
         assert all(isinstance(a, claims.Reading) and a != claims.PROTOCOL for a in c.alternatives)
     v = claims.table([claims._empty("C9", "nothing")])
     assert v.loc[0, "rule"] == claims.CLAIMS["C9"].rule and ">= 0.9" in v.loc[0, "rule"]
+
+
+def search_runs(best_loss: dict, seeds=(0, 1, 2), rates=(0.01, 0.02, 0.04, 0.08, 0.16), best_at: dict | None = None,
+                rng=None):
+    """A learning-rate search trained to its minimum: per batch size, the smoothed minimum is ``best_loss`` at the
+    rate ``best_at`` (the grid's middle by default), worse away from it."""
+    rng = rng or np.random.default_rng(11)
+    rows = []
+    for b, loss in best_loss.items():
+        centre = (best_at or {}).get(b, rates[len(rates) // 2])
+        for s in seeds:
+            for lr in rates:
+                rows.append({"job_id": f"tuned{b}", "notebook": "04_closing_the_gap", "remedy": "tuned", "batch_size": b,
+                             "seed": s, "lr_used": lr, "status": "ok", "stopped_by": "patience", "pruned": False,
+                             "censored": False, "min_val_loss": loss * (1 + 0.1 * abs(np.log2(lr / centre)))
+                             * (1 + 0.005 * rng.standard_normal())})
+    return pd.DataFrame(rows)
+
+
+def test_c15_is_an_equivalence_of_each_batch_sizes_best_minimum():
+    v = claims.tuned_rates(search_runs({32: 0.30, 256: 0.301, 1024: 0.302}))
+    assert v.verdict == claims.SUPPORTED and v.effect == pytest.approx(1.0, abs=0.02) and "lr 0.04" in v.ours
+    worse = claims.tuned_rates(search_runs({32: 0.30, 256: 0.36, 1024: 0.40}))
+    assert worse.verdict == claims.NOT_SUPPORTED and worse.effect == pytest.approx(1.2, abs=0.03)
+    # a best rate on the grid's edge: the grid was too narrow to say
+    edge = claims.tuned_rates(search_runs({32: 0.30, 256: 0.301}, best_at={256: 0.16}))
+    assert edge.verdict == claims.INCONCLUSIVE and "edge of the searched grid" in edge.note
+    # a search that stopped at its target says nothing about the best minimum
+    stopped = search_runs({32: 0.30, 256: 0.30}).assign(stopped_by="target")
+    assert claims.tuned_rates(stopped).seeds == 0 and "trained to its minimum" in claims.tuned_rates(stopped).note
+    assert "0.04 is the batch-32 best" in claims.learning_rate_check(pd.concat([
+        search_runs({32: 0.30}), pd.DataFrame([{"job_id": "c", "notebook": "02_empirical_comparison", "batch_size": 32,
+                                                 "seed": 0, "lr": 0.04, "status": "ok"}])]), 32)
+
+
+def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None):
+    """03 records of the small batch's comparison runs and 04 linear-rule records of the large batch, per level."""
+    rng = rng or np.random.default_rng(12)
+    small, large = [], []
+    for s in seeds:
+        for lv in ("loss1", "loss0.3", "loss0.1", "final"):
+            small.append({"job_id": "03-bs32", "notebook": "03_sharpness", "batch_size": 32, "seed": s, "status": "ok",
+                          "checkpoint": lv, "lambda_max": lam_small * (1 + 0.03 * rng.standard_normal())})
+        for lv in ("loss1", "loss0.3"):
+            large.append({"job_id": "04-lin", "remedy": "linear_warmup", "batch_size": 256, "seed": s,
+                          "checkpoint": lv, "lambda_max": lam_large * (1 + 0.03 * rng.standard_normal())})
+    runs = pd.DataFrame(small + [{"job_id": "02-bs32", "notebook": "02_empirical_comparison", "batch_size": 32,
+                                  "seed": s, "status": "ok", "lr": 0.03} for s in seeds]
+                        + [{"job_id": "04-lin", "notebook": "04_closing_the_gap", "remedy": "linear_warmup",
+                            "batch_size": 256, "seed": s, "status": "ok", "lr_used": 0.24, "momentum": 0.9}
+                           for s in seeds])
+    return runs, pd.DataFrame(large)
+
+
+@pytest.mark.parametrize("lam_large, verdict", [(4.0, claims.SUPPORTED), (40.0, claims.NOT_SUPPORTED)])
+def test_c16_compares_sharpness_under_the_linear_rule_in_both_directions(lam_large, verdict):
+    runs, large = level_sharpness(10.0, lam_large)
+    v = claims.edge_of_stability(runs, large)
+    assert v.verdict == verdict and v.effect == pytest.approx(lam_large / 10, rel=0.05)
+    assert "first fell to 0.3" in v.measure  # the large batch's runs never reached 0.1
+    assert f"batch 256 under linear_warmup {lam_large * 0.24 / 3.8:.2f}" in v.ours
+    assert claims.edge_of_stability(runs, large.iloc[0:0]).seeds == 0

@@ -141,6 +141,23 @@ def test_pruned_search_finds_the_same_fewest_steps_as_the_full_search():
     assert not any(np.isnan(r["train_loss"]) for r in full[winner].history)
 
 
+def test_a_search_with_patience_trains_every_rate_to_its_minimum_and_still_counts_steps_to_the_target():
+    d = data.load("mnist1d", 300, 100, 100)
+    lrs = [0.01, 0.03, 0.1]
+    pruned = train.tune(train.TrainSpec(batch_size=30, width=8, epochs=15, stack="off"), d, lrs, [0], target_loss=2.0,
+                        progress=False)
+    full = train.tune(train.TrainSpec(batch_size=30, width=8, epochs=15, stack="off", patience=3), d, lrs, [0],
+                      target_loss=2.0, progress=False)
+    # the same fewest steps to the target (no run is pruned, none stops there: a slower rate gets there later) ...
+    fewest = [min(r.summary["steps_to_target"] for r in runs if r.summary["reached_target"]) for runs in (full, pruned)]
+    assert fewest[0] == fewest[1]
+    assert sum(r.summary["reached_target"] for r in full) >= sum(r.summary["reached_target"] for r in pruned)
+    assert not any(r.summary["pruned"] for r in full) and all(r.summary["stopped_by"] != "target" for r in full)
+    # ... and each run goes on to its smoothed minimum, confirmed by the patience or cut by the cap
+    assert all(r.summary["stopped_by"] in ("patience", "budget") for r in full)
+    assert sum(r.summary["steps_run"] for r in full) > sum(r.summary["steps_run"] for r in pruned)
+
+
 def test_stacked_search_finds_the_fewest_steps_of_its_grid():
     """Every (learning rate, seed) at once: each seed's fewest steps are those of its learning rates trained
     one after another (up to the stacked kernels' rounding), and the others stop at that check."""

@@ -78,7 +78,7 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert len(tuned) == 2 * 2 * 2 and set(tuned["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
     assert len(tables.table("noise")) > 0  # two-batch estimates logged along training
     claims = pd.read_csv(out / "claims.csv")
-    assert list(claims["claim"]) == [f"C{i}" for i in range(1, 15)]
+    assert list(claims["claim"]) == [f"C{i}" for i in range(1, 17)]
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     # two seeds are too few for any verdict; C3's timing counts its repeats instead of seeds
     seeds = claims.set_index("claim")["seeds"]
