@@ -91,6 +91,8 @@ def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING
     ep = epochs.assign(run=run_labels(epochs)) if "run" not in epochs else epochs
     readings = {key: _curve_reading(g, window) for key, g in ep.groupby(["job_id", "run"], sort=False)}
     table = pd.DataFrame([{"job_id": j, "run": r, **v} for (j, r), v in readings.items()])
+    # the curve's reading wins over what the training loop recorded of it (newer runs record the raw minimum too)
+    out = out.drop(columns=[c for c in table.columns if c in out.columns and c not in ("job_id", "run")])
     out = out.merge(table, on=["job_id", "run"], how="left")
     has = out["min_val_loss_smoothed"].notna()
     if "min_val_loss" in out:

@@ -90,3 +90,11 @@ def test_a_verdict_is_robust_only_when_every_alternative_reading_gives_its_label
     [v] = claims.robustness(study, [v])
     assert v.robust is False and "raw minima: not supported" in v.sensitivity
     assert "3-epoch smoothing: supported" in v.sensitivity
+
+
+def test_the_curves_reading_wins_over_the_columns_a_run_recorded_of_it():
+    val = np.r_[np.linspace(1.0, 0.5, 20), np.full(5, 0.6)]
+    recorded = summary(min_val_loss_raw=0.1, epoch_of_min_raw=3)  # what a newer training loop writes, here wrong
+    r = minima.read_runs(recorded, curve(val)).iloc[0]
+    assert r["min_val_loss_raw"] == pytest.approx(0.5) and r["epoch_of_min_raw"] == 20
+    assert not any(c.endswith(("_x", "_y")) for c in minima.read_runs(recorded, curve(val)).columns)

@@ -1,0 +1,59 @@
+"""What the pre-registered protocol costs: the default profile of today against the 3-seed default profile of
+4feae72 (the study before STUDY.md version 3), side by side in one run, on this machine.
+
+    python benchmarks/protocol_cost.py [--baseline 4feae72] [--profile quick] [--rounds 1]
+
+The baseline commit is checked out into a temporary git worktree and run from there; the candidate is this
+working tree. Each runs ``bsnb run PROFILE --out TMP --force --quiet`` into a fresh folder (every job trained
+anew), alternating which goes first when there are several rounds. Prints each one's wall time and the sweep's
+job seconds, and the ratio today / baseline (the goal of the issue "eight seeds for the price of three": at most
+2.0). A run takes minutes: the baseline about 5, today's default profile about 20 on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from engine import timed_run  # noqa: E402  (the same timed `bsnb run` the engine benchmark uses)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--baseline", default="4feae72", help="the commit of the 3-seed study (default 4feae72)")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--rounds", type=int, default=1)
+    args = ap.parse_args(argv)
+    times = {"baseline": [], "today": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        base = tmp / "baseline"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
+                       capture_output=True)
+        try:
+            for r in range(args.rounds):
+                order = [("baseline", base), ("today", ROOT)]
+                for name, code in order if r % 2 == 0 else order[::-1]:
+                    t = timed_run(code, args.profile, tmp / f"{name}-{r}")
+                    times[name].append(t)
+                    print(f"round {r + 1}: {name:8s} wall {t['wall']:7.1f} s (jobs {t['jobs']:7.1f} s)", flush=True)
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
+    print(f"\nprofile {args.profile}: {args.baseline} against this working tree, {args.rounds} round(s), "
+          f"{os.cpu_count()} CPU(s)")
+    for what in ("wall", "jobs"):
+        base = sum(t[what] for t in times["baseline"]) / args.rounds
+        today = sum(t[what] for t in times["today"]) / args.rounds
+        print(f"{what:4s}: {args.baseline} {base:7.1f} s, today {today:7.1f} s, ratio today/{args.baseline} "
+              f"{today / base:.2f}")
+
+
+if __name__ == "__main__":
+    main()
