@@ -37,6 +37,19 @@ def timed_run(code: Path, profile: str, out: Path) -> dict:
     return {"wall": wall, "jobs": timings["jobs"]}
 
 
+def alternate(trees: dict, profile: str, rounds: int, tmp: Path) -> dict:
+    """``bsnb run PROFILE`` in each of ``trees`` (name -> code folder), ``rounds`` times, alternating which goes
+    first so that drift in the machine's speed falls on all; name -> list of :func:`timed_run` results."""
+    times = {name: [] for name in trees}
+    for r in range(rounds):
+        order = list(trees.items())
+        for name, code in order if r % 2 == 0 else order[::-1]:
+            t = timed_run(code, profile, tmp / f"{name}-{r}")
+            times[name].append(t)
+            print(f"round {r + 1}: {name:8s} wall {t['wall']:7.1f} s (jobs {t['jobs']:7.1f} s)", flush=True)
+    return times
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="smoke")
@@ -57,13 +70,7 @@ def main(argv=None):
                            check=True, capture_output=True)
             trees.append(candidate)
         try:
-            times = {"pool": [], "dask": []}
-            for r in range(args.rounds):
-                order = [("pool", base), ("dask", candidate)]
-                for name, code in order if r % 2 == 0 else order[::-1]:
-                    t = timed_run(code, args.profile, tmp / f"{name}-{r}")
-                    times[name].append(t)
-                    print(f"round {r + 1}: {name:4s} wall {t['wall']:6.1f} s (jobs {t['jobs']:6.1f} s)", flush=True)
+            times = alternate({"pool": base, "dask": candidate}, args.profile, args.rounds, tmp)
         finally:
             for tree in trees:
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import timed_run  # noqa: E402  (the same timed `bsnb run` the engine benchmark uses)
+from engine import alternate  # noqa: E402  (the same timed, alternating `bsnb run` the engine benchmark uses)
 
 
 def main(argv=None):
@@ -31,19 +31,13 @@ def main(argv=None):
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args(argv)
-    times = {"baseline": [], "today": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = tmp / "baseline"
         subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
                        capture_output=True)
         try:
-            for r in range(args.rounds):
-                order = [("baseline", base), ("today", ROOT)]
-                for name, code in order if r % 2 == 0 else order[::-1]:
-                    t = timed_run(code, args.profile, tmp / f"{name}-{r}")
-                    times[name].append(t)
-                    print(f"round {r + 1}: {name:8s} wall {t['wall']:7.1f} s (jobs {t['jobs']:7.1f} s)", flush=True)
+            times = alternate({"baseline": base, "today": ROOT}, args.profile, args.rounds, tmp)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     print(f"\nprofile {args.profile}: {args.baseline} against this working tree, {args.rounds} round(s), "

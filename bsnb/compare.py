@@ -58,13 +58,13 @@ def _fmt(x: float) -> str:
 def summary(table: pd.DataFrame, name_a: str = "A", name_b: str = "B") -> str:
     """The comparison as text: one line per claim, then how many labels changed and which of them were robust."""
     mark = {True: "yes", False: "NO", None: "-"}
-    lines = [f"{'claim':5s}  {name_a[:28]:28s}  {name_b[:28]:28s}  label    {name_a[:1]} in {name_b[:1]}'s  "
-             f"{name_b[:1]} in {name_a[:1]}'s"]
+    lines = [f"A: {name_a}", f"B: {name_b}",
+             f"{'claim':5s}  {'A':36s}  {'B':36s}  label    A in B's  B in A's"]
     for r in table.itertuples():
         cell = {t: f"{getattr(r, 'verdict_' + t)[:13]:13s} {_fmt(getattr(r, 'effect_' + t))} "
                    f"[{_fmt(getattr(r, 'ci_low_' + t))}, {_fmt(getattr(r, 'ci_high_' + t))}]" for t in "ab"}
-        lines.append(f"{r.claim:5s}  {cell['a'][:28]:28s}  {cell['b'][:28]:28s}  "
-                     f"{'CHANGED' if r.label_changed else 'same':7s}  {mark[r.a_in_b]:9s}  {mark[r.b_in_a]}")
+        lines.append(f"{r.claim:5s}  {cell['a']:36s}  {cell['b']:36s}  "
+                     f"{'CHANGED' if r.label_changed else 'same':7s}  {mark[r.a_in_b]:8s}  {mark[r.b_in_a]}")
     changed = table[table["label_changed"]]
     robust = changed[(changed["robust_a"] == True) & (changed["robust_b"] == True)]  # noqa: E712
     lines.append(f"{len(changed)} of {len(table)} labels changed"
