@@ -1443,6 +1443,6 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
         if v.robust is None:
             v.robust = True
         v.sensitivity = "; ".join(found + ([f"not readable: {', '.join(missing)}"] if missing else [])) or \
-            "no alternative reading in STUDY.md"
+            "the protocol names no alternative reading"
         out.append(v)
     return out

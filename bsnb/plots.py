@@ -221,6 +221,12 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     parts = ([("matched", "at matched training loss", "C0"), ("final", "at the final weights", "C7")]
              if "checkpoint" in runs else [(None, "final weights", "C0")])
+    # the top eigenvalue at every loss level, where C6 reads it (the lowest level every run reached)
+    levels = [lv for lv in (1.0, 0.3, 0.1, 0.03) if "checkpoint" in runs and (runs["checkpoint"] == f"loss{lv:g}").any()]
+    for k, lv in enumerate(levels):
+        sns.lineplot(runs[runs["checkpoint"] == f"loss{lv:g}"], x="batch_size", y="lambda_max", marker="o",
+                     errorbar="sd", err_style="bars", ax=axes[0], label=f"training loss first at {lv:g}",
+                     color=plt.cm.viridis(k / max(1, len(levels))))
     for which, label, color in parts:
         r = runs[runs["checkpoint"] == which] if which else runs
         if r.empty:
@@ -228,6 +234,8 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
         for ax, col, ylabel in zip(axes, ("lambda_max", "trace", f"eps_full_{epsilon:g}"),
                                    ("top Hessian eigenvalue", "Hessian trace (Hutchinson)",
                                     f"epsilon-sharpness (eps {epsilon:g}, full space)")):
+            if (levels and ax is axes[0] and which == "matched") or r[col].isna().all() if col in r else True:
+                continue  # the levels draw the matched eigenvalue already; a measure this checkpoint lacks
             sns.lineplot(r, x="batch_size", y=col, marker="o", errorbar="sd", err_style="bars", ax=ax, label=label,
                          color=color, ls="-" if which != "final" else "--")
             ax.set_ylabel(ylabel)
@@ -242,7 +250,9 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
         ax.legend(fontsize=8)
     level = runs["matched_loss"].dropna().iloc[0] if "matched_loss" in runs and runs["matched_loss"].notna().any() \
         else None
-    matched = f" Solid: where the training loss first fell to {level:g}; dashed: the final weights." if level else ""
+    matched = (f" Left: the top eigenvalue where the training loss first fell to each level (C6 compares the "
+               f"lowest level every run reached); the trace and epsilon-sharpness, measured for the compared pair, "
+               f"where it first fell to {level:g} (solid). Dashed: the final weights." if level else "")
     return _caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {_seeds(runs)}; "
                          "error bars +-1 standard deviation.")
 
