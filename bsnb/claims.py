@@ -967,10 +967,20 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
         c, clo, chi, cn = interval(ctl["decay"] / ctl["constant"], confidence, log=True)
         ours += (f"; control: decay over constant {_fmt(c)} [{_fmt(clo)}, {_fmt(chi)}] (constant "
                  f"{ctl['constant'].mean():.3f})")
-        if not (cn >= MIN_SEEDS and chi < control):
+        held = cn >= MIN_SEEDS and chi < control
+        if not held:
             verdict = INCONCLUSIVE
             notes.append(f"the control does not hold (decay over constant rate has an upper end of {_fmt(chi)}, not "
                          f"below {control:g}): the schedule has no effect here, so replacing it says nothing")
+        # a censored constant-rate run bounds its minimum from above, so the measured control can only look
+        # stronger than it is: a control resting on such a bound is not established (STUDY.md's censoring rule)
+        censored_control = censored_seeds(constant, batch)
+        if censored_control:
+            notes.append(f"the constant-rate control is censored in seed{'s' * (len(censored_control) > 1)} "
+                         f"{', '.join(map(str, censored_control))} (its smoothed loss still fell by more than 1% over "
+                         f"its last 10% of epochs)" + (": the control may be an artefact of the bound, so the verdict "
+                                                        "is inconclusive" if held else ""))
+            verdict = INCONCLUSIVE
     v = Verdict("C12", verdict, effect, lo, hi, n, STATEMENTS["C12"],
                 f"smoothed minimum validation loss with batch growth over with learning-rate decay, batch {batch} at "
                 f"the start, same epochs (supported within [{band[0]:g}, {band[1]:g}] once decay beats the constant "

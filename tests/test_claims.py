@@ -370,6 +370,11 @@ def test_c12_without_its_control_is_inconclusive_the_schedule_having_no_effect()
     runs = remedy_runs({k: x for k, x in GAP.items() if k[2] != "none"})
     v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C12"]
     assert v.verdict == claims.INCONCLUSIVE and "no constant-rate control" in v.note
+    # a censored constant-rate run: the control rests on a bound that flatters it
+    runs = remedy_runs(GAP)
+    runs.loc[(runs["remedy"] == "none") & (runs["seed"] == 1), "censored"] = True
+    v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C12"]
+    assert v.verdict == claims.INCONCLUSIVE and "control is censored in seed 1" in v.note
 
 
 def test_c9s_three_arms_differ_and_a_censored_same_steps_arm_cannot_refute():
