@@ -645,6 +645,8 @@ def gap_by_budget(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 
     if ep.empty:
         return pd.DataFrame()
     wide = ep.pivot_table(index="epoch", columns=["batch_size", "seed"], values="val_loss").sort_index()
+    if not {small, large} <= set(wide.columns.get_level_values(0)):  # one of the pair has no usable run
+        return pd.DataFrame()
     best = wide.ffill().cummin()
     rows = []
     for k, row in best.iterrows():

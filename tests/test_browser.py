@@ -59,7 +59,7 @@ def visit(driver, path: Path) -> dict:
 def test_every_page_loads_cleanly_offline_with_working_images_and_links(smoke, browser):
     out, _ = smoke
     pages = site_pages(out)
-    assert len(pages) == 1 + 4 + 2 + 12  # overview, questions, runs and findings pages, one page per run
+    assert len(pages) == 1 + 4 + 2 + 16  # overview, questions, runs and findings pages, one page per run
     for page in pages:
         seen = visit(browser, page)
         assert not seen["errors"], (page, seen["errors"])

@@ -680,3 +680,11 @@ def test_c16_compares_sharpness_under_the_linear_rule_in_both_directions(lam_lar
     assert "first fell to 0.3" in v.measure  # the large batch's runs never reached 0.1
     assert f"batch 256 under linear_warmup {lam_large * 0.24 / 3.8:.2f}" in v.ours
     assert claims.edge_of_stability(runs, large.iloc[0:0]).seeds == 0
+
+
+def test_the_gap_by_budget_is_empty_when_one_of_the_pair_has_no_usable_run():
+    runs, epochs = synthetic(**ARTICLE_LIKE)
+    epochs = epochs.assign(val_loss=epochs["train_loss"] + 0.2)
+    assert len(claims.gap_by_budget(runs, epochs)) > 0
+    runs.loc[runs["batch_size"] == 256, "status"] = "failed to train"
+    assert claims.gap_by_budget(runs, epochs).empty
