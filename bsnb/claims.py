@@ -135,10 +135,7 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     levels = levels[levels["level"].isin(C1_LEVELS)]
     n_runs = final.groupby(["batch_size", "seed"]).ngroups
     reached = [lv for lv in C1_LEVELS if levels[levels["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_runs]
-    level = None
-    if reached:
-        i = C1_LEVELS.index(reached[-1]) + reading.level_shift
-        level = C1_LEVELS[i] if 0 <= i < len(C1_LEVELS) and C1_LEVELS[i] in reached else None
+    level = shifted_level(reached, reading.level_shift)
     if level is not None:
         primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
     else:
@@ -217,10 +214,7 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     n_small, n_large = small.loc[small["checkpoint"] == "final", "seed"].nunique(), trained["seed"].nunique()
     reached = [lv for lv in C1_LEVELS if small.loc[small["level"] == lv, "seed"].nunique() == n_small
                and large.loc[large["level"] == lv, "seed"].nunique() == len(set(large["seed"]))]
-    level = None
-    if reached:
-        i = C1_LEVELS.index(reached[-1]) + reading.level_shift
-        level = C1_LEVELS[i] if 0 <= i < len(C1_LEVELS) and C1_LEVELS[i] in reached else None
+    level = shifted_level(reached, reading.level_shift)
     if level is None:
         return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
                              f"measured run of batch {small_batch} and of batch {large_batch} under {rule}")
@@ -229,7 +223,8 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     pair = pair[~pair.index.duplicated()]
     ratio = pair["large"] / pair["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
-    lr_small = float(comparison_runs(runs)[0]["lr"].iloc[0]) if len(comparison_runs(runs)[0]) else math.nan
+    compared = comparison_runs(runs)[0]
+    lr_small = float(compared["lr"].iloc[0]) if len(compared) else math.nan
     lr_large = float(trained["lr_used"].iloc[0]) if "lr_used" in trained and len(trained) else math.nan
     momentum = float(trained["momentum"].iloc[0]) if "momentum" in trained and len(trained) else 0.9
     edge = lambda lam, lr: lam * lr / (2 * (1 + momentum))  # noqa: E731
@@ -339,16 +334,12 @@ def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, lar
     both = paired(c, "step_of_min_val_loss", small, large)
     if len(both):
         at = both.min(axis=1)
-        rows = c.set_index("seed")
-        equal = []
-        for seed, step in at.items():
-            for b in (small, large):
-                row = rows[rows["batch_size"] == b].loc[[seed]].iloc[0]
-                equal.append({"seed": seed, "batch_size": b, "status": "ok", "distance": minima.value_at_step(
-                    steps, "distance", pd.Series([step], index=pd.MultiIndex.from_tuples([(row["job_id"],
-                                                                                            row["run"])]))).iloc[0]})
+        equal = c[c["seed"].isin(at.index)].drop_duplicates(["batch_size", "seed"])
+        key = pd.MultiIndex.from_frame(equal[["job_id", "run"]])
+        equal = equal.assign(distance=minima.value_at_step(steps, "distance", pd.Series(
+            equal["seed"].map(at).to_numpy(float), index=key)).reindex(key).to_numpy())
         v.ours += (f"; at equal steps (the fewer of the two runs' steps to their minimum, {at.mean():.0f} on "
-                   f"average) {_ratio_text(paired(pd.DataFrame(equal), 'distance', small, large), confidence)}")
+                   f"average) {_ratio_text(paired(equal, 'distance', small, large), confidence)}")
     return v
 
 
@@ -509,17 +500,21 @@ def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
     return first.reindex(ep.groupby(["job_id", "seed"]).size().index)
 
 
+def shifted_level(reached: list, shift: int = 0, levels=C1_LEVELS) -> float | None:
+    """The lowest of ``reached`` (levels every run reached) moved by ``shift`` places among ``levels`` (-1: the
+    next higher level, +1: the next lower); None when there is none, or the shifted level was not reached by all."""
+    if not reached:
+        return None
+    i = levels.index(reached[-1]) + shift
+    return levels[i] if 0 <= i < len(levels) and levels[i] in reached else None
+
+
 def common_level(epochs: pd.DataFrame, levels=C1_LEVELS, shift: int = 0) -> tuple[float | None, list[float]]:
     """The lowest of ``levels`` that every run in ``epochs`` reached, moved by ``shift`` places (-1: the next
     higher level, +1: the next lower); None when no level (or no shifted level) was reached by all. Also returns
     every level all of them reached."""
     reached = [lv for lv in levels if len(epochs) and epochs_to_level(epochs, lv).notna().all()]
-    if not reached:
-        return None, reached
-    i = levels.index(reached[-1]) + shift
-    if i < 0 or i >= len(levels) or levels[i] not in reached:
-        return None, reached
-    return levels[i], reached
+    return shifted_level(reached, shift, levels), reached
 
 
 def compared_epoch(epochs: pd.DataFrame, seeds: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:

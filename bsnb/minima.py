@@ -26,9 +26,9 @@ import math
 import numpy as np
 import pandas as pd
 
-from bsnb import stats
+from bsnb import parameters, stats
 
-SMOOTHING = 5  # evaluated epochs in the centred moving average (STUDY.md v3)
+SMOOTHING = parameters.SMOOTHING  # evaluated epochs in the centred moving average (STUDY.md v3)
 FAILED_SHARE = 0.9  # a run that never gets below this share of the chance loss failed to train
 FAILED = "failed to train"
 SCHEDULE_TAIL, SCHEDULE_FALL = 0.1, 0.01  # a fixed schedule still falling >1% over its last 10% is censored

@@ -33,6 +33,7 @@ GROUPS = ("scientific", "nuisance", "fixed")
 # sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
 LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
 MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: the levels C1 and C6 match the compared runs at
+SMOOTHING = 5  # STUDY.md v3: evaluated epochs in the centred moving average every minimum is read from
 
 
 @dataclass(frozen=True)

@@ -169,8 +169,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-SMOOTHING = 5  # evaluated epochs in the centred moving average of the validation loss (bsnb.minima.SMOOTHING)
-SMOOTH_HALF = SMOOTHING // 2
+SMOOTH_HALF = parameters.SMOOTHING // 2  # the centred moving average's points on either side of its centre
 
 
 def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, float]]:
