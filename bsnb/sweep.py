@@ -31,8 +31,9 @@ from bsnb import kernels, parameters, profiles, results
 from bsnb.engine import WORKER_DEATHS, Engine, cores
 from bsnb import data as data_mod
 
-# Modules that only orchestrate or present the study; editing them does not change what a run computes.
-NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims.py", "plots.py", "minima.py", "stats.py", "compare.py"}
+# Modules (and the claims package) that only orchestrate or present the study: editing them does not change what a
+# run computes, so they are left out of the cache key.
+NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims", "plots.py", "minima.py", "stats.py", "compare.py"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -99,9 +100,11 @@ def notebook_code(name: str) -> str:
 def source_digest() -> str:
     """Hash of the code of the ``bsnb`` modules the notebooks compute with (see :func:`code_text`)."""
     h = hashlib.sha256()
-    for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
-        if path.name not in NOT_IN_KEY:
-            h.update(path.name.encode() + b"\0" + code_text(path.read_text()).encode())
+    package = parameters.ROOT / "bsnb"
+    for path in sorted(package.rglob("*.py")):
+        name = path.relative_to(package).as_posix()  # a top-level module by its file name, as the keys always had
+        if name.split("/")[0] not in NOT_IN_KEY:
+            h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
 
 

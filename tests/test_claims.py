@@ -688,3 +688,32 @@ def test_the_gap_by_budget_is_empty_when_one_of_the_pair_has_no_usable_run():
     assert len(claims.gap_by_budget(runs, epochs)) > 0
     runs.loc[runs["batch_size"] == 256, "status"] = "failed to train"
     assert claims.gap_by_budget(runs, epochs).empty
+
+
+def test_each_question_module_holds_the_claims_of_its_question():
+    """The registry is collected from one module per question: a claim is one entry in its question's module."""
+    ids = []
+    for number, module in enumerate(claims.QUESTIONS, 1):
+        assert module.CLAIMS, module.__name__
+        assert {c.question for c in module.CLAIMS} == {number}, module.__name__
+        ids += [c.id for c in module.CLAIMS]
+    assert len(ids) == len(set(ids)) == len(claims.CLAIMS)
+    assert list(claims.CLAIMS) == sorted(ids, key=lambda c: int(c[1:]))
+    assert claims.statement("C2") == claims.CLAIMS["C2"].statement
+
+
+def test_the_claims_package_is_not_in_the_cache_key(tmp_path, monkeypatch):
+    """Editing a claim's code reruns no training: the claims package, like the other findings-only modules, is
+    left out of the source digest, while a module the notebooks compute with is in it."""
+    import shutil
+
+    from bsnb import parameters, sweep
+
+    root = tmp_path / "root"
+    shutil.copytree(parameters.ROOT / "bsnb", root / "bsnb", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(parameters, "ROOT", root)
+    before = sweep.source_digest()
+    (root / "bsnb" / "claims" / "q2_comparison.py").write_text("X = 1\n")
+    assert sweep.source_digest() == before
+    (root / "bsnb" / "train.py").write_text("X = 1\n")
+    assert sweep.source_digest() != before

@@ -1,0 +1,204 @@
+"""How the claims read a store (STUDY.md v3): the compared runs and pair, the matched training-loss levels, the
+learning-rate search's best rates, the :class:`Reading` fixed before the runs (and its alternatives), the
+:class:`Study` a claim is computed from, and the :class:`Claim` record of the registry."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bsnb import minima, parameters
+from bsnb.claims.verdict import Verdict
+from bsnb.results import NOISE_WINDOW
+
+
+def _pick(available, wanted: int, fallback) -> int:
+    return wanted if wanted in available else fallback(available)
+
+
+def choose_pair(seeds: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
+    """The article's pair when both were run, else the smallest and the largest batch size."""
+    sizes = sorted(int(b) for b in seeds["batch_size"].unique())
+    small = _pick(sizes, small_batch, min)
+    large = _pick([b for b in sizes if b > small] or sizes, large_batch, max)
+    notes = []
+    if (small, large) != (small_batch, large_batch):
+        notes.append(f"batch sizes {small_batch} and {large_batch} not both in the sweep; compared {small} and {large}")
+    return small, large, notes
+
+
+def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (batch size, seed) of the learning-rate search trained to its minimum: the rate whose smoothed minimum
+    validation loss is lowest, that minimum, and whether the rate lies on the edge of the searched grid."""
+    tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
+        if "remedy" in runs else runs.iloc[0:0]
+    if tuned.empty or "stopped_by" not in tuned:
+        return pd.DataFrame()
+    tuned = tuned[(tuned["stopped_by"] != "target") & ~tuned.get("pruned", pd.Series(False, index=tuned.index))
+                  .fillna(False).astype(bool)]
+    rows = []
+    for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
+        ok = _usable_seeds(g)
+        grid = sorted(g["lr_used"].unique())
+        if ok.empty or ok["min_val_loss"].isna().all():
+            continue
+        best = ok.loc[ok["min_val_loss"].idxmin()]
+        rows.append({"batch_size": int(batch), "seed": int(seed), "status": "ok", "best_lr": float(best["lr_used"]),
+                     "min_val_loss": float(best["min_val_loss"]), "censored": bool(best.get("censored", False)),
+                     "on_edge": len(grid) < 3 or best["lr_used"] in (grid[0], grid[-1]),
+                     "grid": ", ".join(f"{x:g}" for x in grid)})
+    return pd.DataFrame(rows)
+
+
+def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
+    """The runs of one fixed setting that differ only in batch size (the largest such group)."""
+    r = seeds[seeds["notebook"] == notebook] if "notebook" in seeds else seeds
+    keys = [k for k in parameters.SETTING if k != "batch_size" and k in r]
+    if r.empty or not keys:
+        return r, ""
+    groups = r.groupby(keys, dropna=False)
+    if groups.ngroups == 1:
+        return r, ""
+    best_key = max(groups.groups, key=lambda k: (r.loc[groups.groups[k], "batch_size"].nunique(),
+                                                 len(groups.groups[k])))
+    chosen = groups.get_group(best_key)
+    desc = ", ".join(f"{k}={v}" for k, v in zip(keys, best_key))
+    return chosen, f"the store holds {groups.ngroups} settings; compared the one with most batch sizes ({desc})"
+
+
+def paired(seeds: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
+    """Per-seed values of ``column`` for the small and the large batch, seeds present in both."""
+    ok = seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
+    if column not in ok:
+        return pd.DataFrame(columns=["small", "large"])
+    wide = ok.pivot_table(index="seed", columns="batch_size", values=column, aggfunc="first")
+    if small not in wide or large not in wide:
+        return pd.DataFrame(columns=["small", "large"])
+    return wide[[small, large]].dropna().set_axis(["small", "large"], axis=1)
+
+
+def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
+    """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (STUDY.md's censoring).
+
+    Runs record it as ``censored`` (the cap came before the patience ran out); older runs without
+    the column count a minimum on the last trained epoch.
+    """
+    r = seeds[(seeds["batch_size"] == batch) & ((seeds["status"] == "ok") if "status" in seeds else True)]
+    if "censored" in r and r["censored"].notna().all():
+        flags = r["censored"].astype(bool)
+    else:
+        flags = r["epoch_of_min_val_loss"] >= r["epochs_run"]
+    return sorted(int(s) for s in r.loc[flags, "seed"])
+
+
+C1_LEVELS = parameters.MATCHED_LEVELS  # STUDY.md v3: the training-loss levels C1, C6 and C14 match runs at
+
+
+def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
+    """Per (job_id, seed), the first evaluated epoch whose training loss is at or below ``level`` (NaN if never)."""
+    ep = epochs[(epochs["epoch"] > 0) & epochs["train_loss"].notna()]
+    first = ep[ep["train_loss"] <= level].groupby(["job_id", "seed"])["epoch"].min()
+    return first.reindex(ep.groupby(["job_id", "seed"]).size().index)
+
+
+def shifted_level(reached: list, shift: int = 0, levels=C1_LEVELS) -> float | None:
+    """The lowest of ``reached`` (levels every run reached) moved by ``shift`` places among ``levels`` (-1: the
+    next higher level, +1: the next lower); None when there is none, or the shifted level was not reached by all."""
+    if not reached:
+        return None
+    i = levels.index(reached[-1]) + shift
+    return levels[i] if 0 <= i < len(levels) and levels[i] in reached else None
+
+
+def common_level(epochs: pd.DataFrame, levels=C1_LEVELS, shift: int = 0) -> tuple[float | None, list[float]]:
+    """The lowest of ``levels`` that every run in ``epochs`` reached, moved by ``shift`` places (-1: the next
+    higher level, +1: the next lower); None when no level (or no shifted level) was reached by all. Also returns
+    every level all of them reached."""
+    reached = [lv for lv in levels if len(epochs) and epochs_to_level(epochs, lv).notna().all()]
+    return shifted_level(reached, shift, levels), reached
+
+
+def _level_of(checkpoint: str) -> float:
+    """The training-loss level of a ``loss<level>`` checkpoint name (NaN for any other)."""
+    return float(checkpoint[4:]) if isinstance(checkpoint, str) and checkpoint.startswith("loss") else math.nan
+
+
+def _usable_seeds(seeds: pd.DataFrame) -> pd.DataFrame:
+    return seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The protocol's reading choices that a verdict depends on (STUDY.md v3). :data:`PROTOCOL` is the one fixed
+    before the runs; the sensitivity analysis reads the same data with the alternatives STUDY.md names."""
+
+    smoothing: int = minima.SMOOTHING  # evaluated epochs in the centred moving average of the validation loss
+    level_shift: int = 0  # C1, C6: places from the lowest level every compared run reached (-1: the next higher)
+    window: int = NOISE_WINDOW  # C11, C14: evaluated epochs whose tr(Sigma) and |G|^2 are summed
+    train_share: float = 0.7  # C13: share of the logged steps the laws are fitted on
+
+    def describe(self) -> str:
+        """How this reading differs from the protocol's, in a few words."""
+        parts = []
+        if self.smoothing != PROTOCOL.smoothing:
+            parts.append("raw minima" if self.smoothing <= 1 else f"{self.smoothing}-epoch smoothing")
+        if self.level_shift:
+            parts.append(f"the {'next higher' if self.level_shift < 0 else 'next lower'} loss level")
+        if self.window != PROTOCOL.window:
+            parts.append(f"a window of {self.window} epoch{'s' * (self.window > 1)}")
+        if self.train_share != PROTOCOL.train_share:
+            parts.append(f"fitted on {self.train_share:g} of the steps")
+        return ", ".join(parts) or "the protocol"
+
+
+PROTOCOL = Reading()
+
+
+@dataclass
+class Study:
+    """What the claims are computed from: a store's tables, the compared pair and the timing that ran alone."""
+
+    tables: object  # bsnb.results.Tables (seeds, epochs, steps, table(name))
+    small_batch: int = 32
+    large_batch: int = 256
+    confidence: float = 0.95
+    speed: pd.DataFrame | None = None
+    c1_level: float = 0.0
+    _read: dict = field(default_factory=dict, repr=False)
+
+    def runs(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
+        """The per-seed table read by :func:`bsnb.minima.read_runs` with ``reading``'s smoothing (kept)."""
+        if reading.smoothing not in self._read:
+            self._read[reading.smoothing] = minima.read_runs(self.tables.seeds, self.tables.epochs, reading.smoothing)
+        return self._read[reading.smoothing]
+
+    def comparison_steps(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
+        comparison, _ = comparison_runs(self.runs(reading))
+        steps = self.tables.steps
+        return steps[steps["job_id"].isin(comparison["job_id"])] if len(steps) and len(comparison) else steps.iloc[0:0]
+
+
+def _one(verdicts: list[Verdict], claim: str) -> Verdict:
+    return next(v for v in verdicts if v.claim == claim)
+
+
+SMOOTHINGS = (Reading(smoothing=1), Reading(smoothing=3), Reading(smoothing=9))
+
+
+LEVELS = (Reading(level_shift=-1), Reading(level_shift=1))
+
+
+WINDOWS = (Reading(window=1), Reading(window=5))
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    statement: str
+    rule: str  # when it is supported / not supported (STUDY.md's table)
+    figure: str  # the figure of the findings that decides it
+    compute: object  # compute(study, reading) -> Verdict
+    question: int = 0  # the article's question (report page, notebook 05's section)
+    alternatives: tuple = ()  # STUDY.md's sensitivity analysis: the readings a robust verdict survives

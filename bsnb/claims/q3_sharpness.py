@@ -1,0 +1,269 @@
+"""Question 3, the sharpness analysis (notebook 03, and 04's linear-rule run): sharpness at the matched level
+(C6), and under the linear rule (C16), the distance from initialisation (C7) and its law of growth (C13)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from bsnb import minima
+from bsnb.claims.protocol import (C1_LEVELS, LEVELS, PROTOCOL, SMOOTHINGS, Claim, Reading, _level_of, _usable_seeds,
+                                  choose_pair, comparison_runs, paired, shifted_level)
+from bsnb.claims.verdict import (Verdict, _empty, _fmt, _join, _ratio_text, _ratio_verdict, evidence_note, rank_trend,
+                                 statement)
+from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval
+
+KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
+
+
+def _source_status(measured: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """Measurements of a trained run (03) take the status of the run they measured (02, the same batch size and
+    seed): a run that failed to train is left out of the measurements too."""
+    if "status" not in runs or measured.empty:
+        return measured
+    src = comparison_runs(runs)[0]
+    status = src.set_index(["batch_size", "seed"])["status"]
+    status = status[~status.index.duplicated()]
+    keys = pd.MultiIndex.from_frame(measured[["batch_size", "seed"]])
+    return measured.assign(status=status.reindex(keys).fillna("ok").to_numpy())
+
+
+def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+              confidence: float = 0.95, epsilon: float = 1e-3, reading: "Reading | None" = None) -> Verdict:
+    """C6: the top Hessian eigenvalue, large over small batch, where the training loss first fell to the lowest of
+    1, 0.3, 0.1, 0.03 that every measured run reached (the matched level), and its rank trend over every measured
+    batch size.
+
+    Supported when the ratio's lower end is above 1 and the trend's interval lies above 0; not supported when
+    the ratio's upper end is below 1 or the trend's interval below 0. The trace and Keskar's epsilon-sharpness
+    (at the sharpness notebook's ``matched_loss``) and the top eigenvalue at the final weights are reported beside
+    it. ``reading.level_shift`` moves the matched level to a neighbouring one (the sensitivity analysis).
+    """
+    reading = reading or PROTOCOL
+    r, group_note = comparison_runs(seeds, "03_sharpness")
+    if r.empty:
+        return _empty("C6", "no sharpness runs in the store")
+    r = _source_status(r, seeds)
+    small, large, notes = choose_pair(r, small_batch, large_batch)
+    source = comparison_runs(seeds)[0]
+    left_out = minima.unusable_note(source[source["batch_size"].isin(r["batch_size"])]) if len(source) else ""
+    usable = _usable_seeds(r)
+    final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable
+    levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
+    levels = levels[levels["level"].isin(C1_LEVELS)]
+    n_runs = final.groupby(["batch_size", "seed"]).ngroups
+    reached = [lv for lv in C1_LEVELS if levels[levels["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_runs]
+    level = shifted_level(reached, reading.level_shift)
+    if level is not None:
+        primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
+    else:
+        old = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
+        if reading.level_shift == 0 and len(old) and old.groupby(["batch_size", "seed"]).ngroups == n_runs:
+            level = float(old["matched_loss"].iloc[0])  # a store measured before the levels were
+            primary, where = old, f"where the training loss first fell to {level:g}"
+        elif reading.level_shift:
+            return _empty("C6", f"no level {reading.level_shift:+d} place(s) from the matched one was reached by "
+                                "every measured run")
+        else:
+            primary, where = final, "at the final weights"
+            notes.append("no training-loss level of 1, 0.3, 0.1, 0.03 was reached by every measured run: compared at "
+                         "the final weights, where the training losses differ and the Hessian shrinks with the loss")
+    v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
+                       f"top Hessian eigenvalue of the training loss {where} (the lowest of 1, 0.3, 0.1, 0.03 every "
+                       f"measured run reached), ratio batch {large} / batch {small}; and its rank correlation with "
+                       "the batch size over every measured batch size",
+                       published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
+                       f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
+    rho, lo, hi, n = rank_trend(primary, "lambda_max", confidence)
+    sizes = ", ".join(str(int(b)) for b in sorted(primary["batch_size"].unique()))
+    v.ours += f"; rank correlation with the batch size (batches {sizes}) {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]"
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        notes.append("the trend needs at least 3 measured batch sizes")
+        trend = INCONCLUSIVE
+    else:
+        trend = SUPPORTED if lo > 0 else NOT_SUPPORTED if hi < 0 else INCONCLUSIVE
+        if trend != SUPPORTED:
+            notes.append(f"the measure does not rise monotonically with the batch size (rank correlation "
+                         f"{rho:.2f} [{lo:.2f}, {hi:.2f}])")
+    v.verdict = (NOT_SUPPORTED if NOT_SUPPORTED in (v.verdict, trend) else
+                 SUPPORTED if (v.verdict, trend) == (SUPPORTED, SUPPORTED) else INCONCLUSIVE)
+    full = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
+    eps = paired(full, f"eps_full_{epsilon:g}", small, large)
+    if len(eps):
+        at = f" at training loss {full['matched_loss'].iloc[0]:g}" if "matched_loss" in full else ""
+        v.ours += (f"; trace ratio{at} {_ratio_text(paired(full, 'trace', small, large), confidence)}; "
+                   f"epsilon-sharpness (full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}")
+    if primary is not final:
+        v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
+    losses = paired(primary, "train_loss", small, large)
+    if len(losses):
+        v.ours += f"; training loss there small {losses['small'].mean():.3g}, large {losses['large'].mean():.3g}"
+    v.note = _join(group_note, *notes, left_out, v.note)
+    return v
+
+
+def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                      confidence: float = 0.95, reading: "Reading | None" = None, rule: str = "linear_warmup"
+                      ) -> Verdict:
+    """C16, the edge-of-stability challenge to C6: the top Hessian eigenvalue at the matched training-loss level,
+    large over small, with the learning rate scaled by the linear rule (the large batch's ``rule`` runs of notebook
+    04, measured there with ``sharpness_at_levels``; the small batch's comparison runs, measured by notebook 03), so
+    that the noise scale lr N / B is the same. Supported when the ratio's upper end is below 1 (the large batch is
+    flatter: sharpness follows the rate); not supported when its lower end is above 1 (sharper even at an equal
+    noise scale: Keskar's mechanism). Beside it, lambda_max x lr / (2 (1 + momentum)) of every measured run, the
+    share of full-batch gradient descent's stability edge it sits at."""
+    reading = reading or PROTOCOL
+    sharp = _source_status(comparison_runs(runs, "03_sharpness")[0], runs) if "notebook" in runs else runs.iloc[0:0]
+    sharp = _usable_seeds(sharp)
+    small = sharp[sharp["batch_size"] == small_batch] if len(sharp) else sharp
+    large = level_sharpness.copy() if len(level_sharpness) else pd.DataFrame()
+    if len(large) and "remedy" in large:
+        large = large[(large["remedy"] == rule) & (large["batch_size"] == large_batch)]
+    trained = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == rule)
+                   & (runs["batch_size"] == large_batch)] if "remedy" in runs else runs.iloc[0:0]
+    if len(large) and len(trained):  # a rule's run that failed to train leaves its measurements too
+        ok = set(_usable_seeds(trained)["seed"])
+        large = large[large["seed"].isin(ok)]
+    if small.empty or large.empty or "checkpoint" not in small:
+        return _empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
+                             f"(03) and of batch {large_batch}'s {rule} runs (04 with sharpness_at_levels)")
+    small = small.assign(level=small["checkpoint"].map(_level_of))
+    large = large.assign(level=large["checkpoint"].map(_level_of))
+    n_small = small.loc[small["checkpoint"] == "final", "seed"].nunique()
+    reached = [lv for lv in C1_LEVELS if small.loc[small["level"] == lv, "seed"].nunique() == n_small
+               and large.loc[large["level"] == lv, "seed"].nunique() == len(set(large["seed"]))]
+    level = shifted_level(reached, reading.level_shift)
+    if level is None:
+        return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
+                             f"measured run of batch {small_batch} and of batch {large_batch} under {rule}")
+    pair = pd.DataFrame({"small": small[small["level"] == level].set_index("seed")["lambda_max"],
+                         "large": large[large["level"] == level].set_index("seed")["lambda_max"]}).dropna()
+    pair = pair[~pair.index.duplicated()]
+    ratio = pair["large"] / pair["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    compared = comparison_runs(runs)[0]
+    lr_small = float(compared["lr"].iloc[0]) if len(compared) else math.nan
+    lr_large = float(trained["lr_used"].iloc[0]) if "lr_used" in trained and len(trained) else math.nan
+    momentum = float(trained["momentum"].iloc[0]) if "momentum" in trained and len(trained) else 0.9
+    edge = lambda lam, lr: lam * lr / (2 * (1 + momentum))  # noqa: E731
+    at = sharp.assign(level=sharp["checkpoint"].map(_level_of))
+    at = at[at["level"] == level].groupby("batch_size")["lambda_max"].mean()
+    ours = (f"top eigenvalue small {pair['small'].mean():.3g} (lr {lr_small:g}), large {pair['large'].mean():.3g} "
+            f"(lr {lr_large:.3g}) (mean of {n} seeds); lambda_max x lr / (2 (1 + momentum)) at that level: batch "
+            f"{large_batch} under {rule} {edge(pair['large'].mean(), lr_large):.2f}; at the comparison's rate "
+            + ", ".join(f"batch {int(b)} {edge(lam, lr_small):.2f}" for b, lam in at.items())
+            + " (1 is full-batch descent's stability edge)")
+    return Verdict("C16", decide(lo, hi, 1.0, "less", n), effect, lo, hi, n, statement("C16"),
+                   f"top Hessian eigenvalue where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, "
+                   f"0.03 every measured run reached), ratio batch {large_batch} / batch {small_batch}, the large batch "
+                   f"under the linear rule ({rule}: the rate scaled with the batch, so the noise scale is equal)",
+                   ours, "Kaur, Cohen and Lipton 2023: scaling the batch and the rate together moves lambda_max "
+                         "without changing generalisation; Andriushchenko et al. 2023: sharpness tracks the rate",
+                   _join(evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(trained)))
+
+
+def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+             confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
+    """C7: ||w - w_0|| at the weights of the smoothed minimum, large over small (the law of growth is C13); at equal
+    steps (the fewer of the two runs' steps to their minimum) beside it.
+
+    ``runs`` is read by :func:`bsnb.minima.read_runs`; the distance at a step is interpolated between the steps
+    the run logged (log-spaced).
+    """
+    reading = reading or PROTOCOL
+    comparison, group_note = comparison_runs(runs)
+    if comparison.empty or steps.empty or "step_of_min_val_loss" not in comparison:
+        return _empty("C7", "no sampled steps in the store")
+    small, large, notes = choose_pair(comparison, small_batch, large_batch)
+    c = _usable_seeds(comparison[comparison["batch_size"].isin([small, large])])
+    c = c.assign(run=minima.run_labels(c))
+    key = pd.MultiIndex.from_frame(c[["job_id", "run"]])
+    c = c.assign(distance_at_min=minima.value_at_step(steps, "distance", pd.Series(
+        c["step_of_min_val_loss"].to_numpy(float), index=key)).reindex(key).to_numpy())
+    smoothing = (f"smoothed over {reading.smoothing} evaluated epochs" if reading.smoothing > 1 else "raw")
+    v = _ratio_verdict("C7", paired(c, "distance_at_min", small, large), "less", confidence,
+                       f"distance from initialisation at the weights of the minimum validation loss ({smoothing}; "
+                       f"interpolated between logged steps), ratio batch {large} / batch {small}",
+                       published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
+                                 "(a ratio of 0.1 to 0.33)",
+                       note=_join(group_note, *notes, minima.unusable_note(comparison[comparison["batch_size"].isin(
+                           [small, large])])))
+    # at equal steps: both runs at the fewer of their two steps to the minimum
+    both = paired(c, "step_of_min_val_loss", small, large)
+    if len(both):
+        at = both.min(axis=1)
+        equal = c[c["seed"].isin(at.index)].drop_duplicates(["batch_size", "seed"])
+        key = pd.MultiIndex.from_frame(equal[["job_id", "run"]])
+        equal = equal.assign(distance=minima.value_at_step(steps, "distance", pd.Series(
+            equal["seed"].map(at).to_numpy(float), index=key)).reindex(key).to_numpy())
+        v.ours += (f"; at equal steps (the fewer of the two runs' steps to their minimum, {at.mean():.0f} on "
+                   f"average) {_ratio_text(paired(equal, 'distance', small, large), confidence)}")
+    return v
+
+
+def minimum_steps(runs: pd.DataFrame) -> pd.Series:
+    """Per (job_id, run) of the comparison's usable runs, the step of the smoothed minimum (C13 fits up to it)."""
+    c = _usable_seeds(comparison_runs(runs)[0])
+    if c.empty or "step_of_min_val_loss" not in c:
+        return pd.Series(dtype=float)
+    return pd.Series(c["step_of_min_val_loss"].to_numpy(float),
+                     index=pd.MultiIndex.from_arrays([c["job_id"], minima.run_labels(c)]))
+
+
+def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
+    """C13: log(t) against sqrt(t), out of sample, fitted up to each run's smoothed minimum: per seed, the mean over
+    batch sizes of the difference of the held-out errors (log minus sqrt, relative to the last fitted distance);
+    supported when its interval is below 0. Each batch size's own interval is reported beside it.
+
+    ``laws`` is :func:`bsnb.analysis.distance_laws` of the empirical-comparison runs.
+    """
+    if laws.empty:
+        return _empty("C13", "no sampled steps in the store")
+    per_seed = laws.groupby("seed")["rmse_diff"].mean()
+    effect, lo, hi, n = interval(per_seed, confidence)
+    c = laws.groupby("batch_size")["exponent"].median()
+    by_batch = []
+    for b, g in laws.groupby("batch_size"):
+        e, blo, bhi, bn = interval(g["rmse_diff"], confidence)
+        side = "log" if bhi < 0 else "sqrt" if blo > 0 else "neither"
+        by_batch.append(f"batch {int(b)} {_fmt(e)} [{_fmt(blo)}, {_fmt(bhi)}] ({side})")
+    return Verdict("C13", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C13"),
+                   "held-out error of distance = a + b log(t) minus that of a + b sqrt(t), relative to the last fitted "
+                   "distance, fitted on the first share of the logged steps from the end of the first epoch to the "
+                   "smoothed minimum and scored on the rest, mean over batch sizes (< 0: the log law predicts better)",
+                   "per batch size (which law predicts better): " + "; ".join(by_batch)
+                   + "; median exponent c of a + b t^c (0: logarithmic, 0.5: random walk): " + ", ".join(
+                       f"batch {int(b)} {x:.2f}" for b, x in c.items()),
+                   "Hoffer et al. 2017: ||w_t - w_0|| grows like log(t), an ultra-slow diffusion",
+                   evidence_note(per_seed, lo, hi, n))
+
+
+def _c13(st, rd):
+    laws = minima.distance_laws(st.comparison_steps(rd), st.tables.epochs, rd.train_share,
+                                until=minimum_steps(st.runs(rd)))
+    return distance_law(laws, st.confidence)
+
+
+# this question's claims, in the registry (bsnb.claims.registry)
+CLAIMS = [
+    Claim("C6", "Large-batch minima are sharper",
+          "ratio large/small of the top Hessian eigenvalue at the matched training-loss level: lower end > 1, and a "
+          "rank correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness",
+          lambda st, rd: sharpness(st.runs(rd), st.small_batch, st.large_batch, st.confidence, reading=rd), 3, LEVELS),
+    Claim("C7", "Large-batch weights end closer to their initialisation",
+          "ratio large/small of ||w - w_0|| at the smoothed minimum: upper end < 1 / lower end > 1", "distance",
+          lambda st, rd: distance(st.runs(rd), st.comparison_steps(rd), st.small_batch, st.large_batch,
+                                  st.confidence, rd), 3, SMOOTHINGS),
+    Claim("C13", "The distance from initialisation grows like log(steps), more slowly than a random walk's "
+                 "sqrt(steps)",
+          "mean over batch sizes of the held-out error of the log fit minus the sqrt fit, up to the smoothed "
+          "minimum: upper end < 0 / lower end > 0", "distance", _c13, 3,
+          (Reading(train_share=0.5), Reading(train_share=0.85))),
+    Claim("C16", "Sharpness follows the learning rate, not the batch size: with the rate scaled with the batch (the "
+                 "linear rule), large-batch minima are not sharper",
+          "ratio large/small of the top Hessian eigenvalue at the matched level, the large batch under the linear "
+          "rule: upper end < 1 / lower end > 1", "sharpness",
+          lambda st, rd: edge_of_stability(st.runs(rd), st.tables.table("level_sharpness"), st.small_batch,
+                                           st.large_batch, st.confidence, rd), 3, LEVELS),
+]

@@ -1,0 +1,138 @@
+"""How a verdict is formed and written: the :class:`Verdict` record, the ratio verdict every paired claim uses,
+and the claims table (``claims.csv``) with its generated conclusions."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from bsnb.stats import INCONCLUSIVE, decide, dropped_note, evidence_problem, interval, withdraw_if_censored
+
+COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "robust", "statement", "measure", "ours",
+           "published", "note", "rule", "sensitivity"]
+
+
+@dataclass
+class Verdict:
+    claim: str
+    verdict: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    seeds: int
+    statement: str
+    measure: str
+    ours: str = ""
+    published: str = ""
+    note: str = ""
+    rule: str = ""
+    robust: bool | None = None  # set by robustness(): the label holds under every alternative reading
+    sensitivity: str = ""  # what each alternative reading gave
+
+
+def registered(claim: str):
+    """The registry's entry of ``claim`` (:data:`bsnb.claims.registry.CLAIMS`; read when called, since the
+    registry imports every question module and they import this one)."""
+    from bsnb.claims.registry import CLAIMS
+
+    return CLAIMS[claim]
+
+
+def statement(claim: str) -> str:
+    """The registry's statement of ``claim``."""
+    return registered(claim).statement
+
+
+
+def _empty(claim: str, why: str) -> Verdict:
+    return Verdict(claim, INCONCLUSIVE, math.nan, math.nan, math.nan, 0, statement(claim), "", note=why)
+
+
+def _ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
+    effect, lo, hi, n = interval(pairs["large"] / pairs["small"], confidence, log=True)
+    return f"{_fmt(effect)} [{_fmt(lo)}, {_fmt(hi)}]" if n else "n/a"
+
+
+def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95, by: str = "batch_size"
+               ) -> tuple[float, float, float, int]:
+    """Spearman's rank correlation of ``column`` with ``by`` (the batch size) over every row (seed and batch size),
+    with a Fisher interval (Bonett and Wright's standard error for Spearman): does the measure rise with it?"""
+    from scipy import stats as sps
+
+    v = values[[by, column]].replace([np.inf, -np.inf], np.nan).dropna()
+    n = len(v)
+    if n < 4 or v[by].nunique() < 3:
+        return math.nan, math.nan, math.nan, n
+    rho = float(sps.spearmanr(v[by], v[column]).statistic)
+    z, se = math.atanh(max(-0.9999, min(0.9999, rho))), math.sqrt((1 + rho ** 2 / 2) / (n - 3))
+    half = float(sps.norm.ppf((1 + confidence) / 2)) * se
+    return rho, math.tanh(z - half), math.tanh(z + half), n
+
+
+def _join(*notes) -> str:
+    return "; ".join(n for n in notes if n)
+
+
+def evidence_note(values, lo: float, hi: float, n: int, log: bool = False) -> str:
+    """What the interval could not use, and why it cannot decide (if it cannot)."""
+    return _join(dropped_note(values, log), evidence_problem(lo, hi, n))
+
+
+def _ratio_verdict(claim, pairs, direction, confidence, measure, fmt="{:.3f}", published="", note=""):
+    ratio = pairs["large"] / pairs["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    ours = (f"small {fmt.format(pairs['small'].mean())}, large {fmt.format(pairs['large'].mean())} "
+            f"(mean of {n} seeds)") if n else "no paired seeds"
+    return Verdict(claim, decide(lo, hi, 1.0, direction, n), effect, lo, hi, n, statement(claim), measure,
+                   ours, published, _join(note, evidence_note(ratio, lo, hi, n, log=True)))
+
+
+def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Verdict:
+    named = [f"{label} in seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+             for label, seeds in censored.items() if len(seeds)]
+    if not named:
+        return v
+    verdict = withdraw_if_censored(v.verdict, direction, bias)
+    note = "censored (the budget ended before the minimum was confirmed): " + "; ".join(named)
+    if verdict != v.verdict:
+        note += (f"; the interval says {v.verdict}, but censoring can only have pushed the effect that way, so the "
+                 "verdict is inconclusive: a longer budget decides it")
+    v.verdict, v.note = verdict, _join(v.note, note)
+    return v
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not math.isfinite(x) else f"{x:.3g}"
+
+
+def conclusions(verdicts: list[Verdict]) -> str:
+    """One generated line per claim: verdict, effect and interval, and the published figure."""
+    lines = []
+    for v in verdicts:
+        line = (f"{v.claim} {v.verdict.upper()}: {v.statement}. Measured {v.measure}: {_fmt(v.effect)} "
+                f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}] over {v.seeds} seed{'s' if v.seeds != 1 else ''}.")
+        if v.published:
+            line += f" Published: {v.published}."
+        if v.note:
+            line += f" Note: {v.note}."
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def table(verdicts: list[Verdict]) -> pd.DataFrame:
+    """The verdicts as a table, in the order of the claims (C1, C2, ..., C11)."""
+    rows = sorted(({**asdict(v), "rule": v.rule or registered(v.claim).rule} for v in verdicts),
+                  key=lambda r: int(r["claim"][1:]))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def save(verdicts: list[Verdict], path) -> pd.DataFrame:
+    """Write ``claims.csv`` (atomically) and return the table."""
+    from bsnb.results import write_atomic
+
+    df = table(verdicts)
+    write_atomic(path, df.to_csv(index=False))
+    return df
