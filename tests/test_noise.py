@@ -124,8 +124,12 @@ def test_batch_draws_from_the_per_example_matrix_reach_the_protocols_standard_er
         assert r["rel_se"] <= noise.TARGET_SE and r["draws"] >= 20
         assert abs(r["measured"] - r["predicted"]) <= 4 * r["measured_se"]
     assert max(r["draw"] for r in rows) < noise.KEPT_DRAWS
-    idx = noise._batches(torch.Generator().manual_seed(0), len(y), 16, 5)
-    dev, _ = noise._matrix_draws(grads, stats.full_gradient, idx)
-    direct = [noise.batch_gradient(net, x[i], y[i]) for i in idx]
-    assert np.allclose(dev, [float(((g - stats.full_gradient) ** 2).sum()) for g in direct], rtol=1e-4)
-    assert all(len(set(i.tolist())) == 16 for i in idx)  # each batch drawn without replacement
+    matrix = noise._Matrix(grads, stats.full_gradient)
+    for b in (1, 16):  # a batch of one is a lookup of its example's own deviation; larger ones average rows
+        idx = noise._batches(torch.Generator().manual_seed(0), len(y), b, 5)
+        dev, cos = matrix.draws(idx)
+        direct = [noise.batch_gradient(net, x[i], y[i]) for i in idx]
+        g = stats.full_gradient
+        assert np.allclose(dev, [float(((d - g) ** 2).sum()) for d in direct], rtol=1e-4)
+        assert np.allclose(cos, [float(d @ g / (d.norm() * g.norm())) for d in direct], rtol=1e-4)
+        assert all(len(set(i.tolist())) == b for i in idx)  # each batch drawn without replacement
