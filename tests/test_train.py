@@ -175,3 +175,25 @@ def test_the_interleaved_timing_times_each_batch_size_in_turn_and_restores_threa
     assert list(t["batch_size"]) == [16, 64, 64, 16, 16, 64]  # the order alternates
     assert (t["seconds_per_epoch"] > 0).all() and (t["threads"] == 1).all()
     assert torch.get_num_threads() == threads
+
+
+def test_the_patience_benchmark_replays_the_loops_stopping_rule(small):
+    """benchmarks/patience.py judges a smaller patience by replaying the loop's rule over recorded curves: over a
+    run's own curve, at the run's patience, the replay stops at the epoch the loop stopped, and not before."""
+    import sys
+    from dataclasses import replace
+    from pathlib import Path
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import patience as bench
+
+    for p in (3, 6):
+        run = train.train(replace(SPEC, epochs=80, patience=p, lr=0.05), small, seed=1)
+        assert run.summary["stopped_by"] == "patience"
+        epochs = np.array([r["epoch"] for r in run.history[1:]])
+        val = np.array([r["val_loss"] for r in run.history[1:]])
+        stop = bench.replay(val, epochs, p)
+        assert stop == len(val) - 1 and epochs[stop] == run.summary["epochs_run"]
+        assert bench.replay(val[:-1], epochs[:-1], p) is None
