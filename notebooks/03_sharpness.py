@@ -85,7 +85,9 @@ source.params
 # %%
 options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
-at_levels = levels if full_measures else {**levels, "final": source.store.load_states("final")}
+# the top eigenvalue at every loss level, and at the smoothed minimum ("best") beside them (STUDY.md v3)
+at_levels = {**levels, "best": source.store.load_states("best")}
+at_levels |= {} if full_measures else {"final": source.store.load_states("final")}
 records += sharpness.top_eigenvalue_at(source.model, at_levels, x, y, lanczos_tol)
 store = results.JobStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)

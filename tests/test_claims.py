@@ -717,3 +717,31 @@ def test_the_claims_package_is_not_in_the_cache_key(tmp_path, monkeypatch):
     assert sweep.source_digest() == before
     (root / "bsnb" / "train.py").write_text("X = 1\n")
     assert sweep.source_digest() != before
+
+
+def test_c6_and_c16_read_the_smoothed_minimum_beside_the_matched_level():
+    """STUDY.md v3: sharpness at the matched level decides, the weights of the smoothed minimum ("best") are read
+    beside it and are one of the alternatives a robust verdict survives."""
+    runs = sharpness_runs({32: 1.0, 256: 5.0, 1024: 9.0}, levels=("loss1", "loss0.3"))
+    best = sharpness_runs({32: 4.0, 256: 2.0, 1024: 1.0}, levels=())
+    best = best.assign(checkpoint="best")
+    both = pd.concat([runs, best], ignore_index=True)
+    v = claims.sharpness(both)
+    assert v.verdict == claims.SUPPORTED and "at the smoothed minimum, top eigenvalue ratio 0.4" in v.ours
+    at_min = claims.sharpness(both, reading=claims.Reading(at_minimum=True))
+    assert at_min.verdict == claims.NOT_SUPPORTED and at_min.effect == pytest.approx(0.5, rel=0.1)
+    assert "smoothed minimum" in at_min.measure
+    assert claims.sharpness(runs, reading=claims.Reading(at_minimum=True)).seeds == 0  # not measured: no reading
+    assert claims.Reading(at_minimum=True) in claims.CLAIMS["C6"].alternatives
+    # C16: the linear rule's large batch flatter at the level, sharper at the minimum
+    small_runs, large = level_sharpness(10.0, 4.0)
+    small_best = small_runs[small_runs["checkpoint"] == "final"]
+    small_best = small_best.assign(checkpoint="best", lambda_max=10.0 + 0.1 * small_best["seed"])
+    large_best = large[large["checkpoint"] == "loss1"]
+    large_best = large_best.assign(checkpoint="best", lambda_max=30.0 - 0.2 * large_best["seed"])
+    runs16, large16 = pd.concat([small_runs, small_best], ignore_index=True), pd.concat([large, large_best])
+    v = claims.edge_of_stability(runs16, large16)
+    assert v.verdict == claims.SUPPORTED and "at the smoothed minimum, ratio 2.9" in v.ours
+    w = claims.edge_of_stability(runs16, large16, reading=claims.Reading(at_minimum=True))
+    assert w.verdict == claims.NOT_SUPPORTED and w.effect == pytest.approx(3.0, rel=0.05)
+    assert claims.Reading(at_minimum=True).describe() == "at the smoothed minimum"

@@ -138,6 +138,7 @@ class Reading:
     level_shift: int = 0  # C1, C6: places from the lowest level every compared run reached (-1: the next higher)
     window: int = NOISE_WINDOW  # C11, C14: evaluated epochs whose tr(Sigma) and |G|^2 are summed
     train_share: float = 0.7  # C13: share of the logged steps the laws are fitted on
+    at_minimum: bool = False  # C6, C16: compare at the weights of the smoothed minimum instead of the matched level
 
     def describe(self) -> str:
         """How this reading differs from the protocol's, in a few words."""
@@ -148,6 +149,8 @@ class Reading:
             parts.append(f"the {'next higher' if self.level_shift < 0 else 'next lower'} loss level")
         if self.window != PROTOCOL.window:
             parts.append(f"a window of {self.window} epoch{'s' * (self.window > 1)}")
+        if self.at_minimum:
+            parts.append("at the smoothed minimum")
         if self.train_share != PROTOCOL.train_share:
             parts.append(f"fitted on {self.train_share:g} of the steps")
         return ", ".join(parts) or "the protocol"
@@ -188,6 +191,7 @@ SMOOTHINGS = (Reading(smoothing=1), Reading(smoothing=3), Reading(smoothing=9))
 
 
 LEVELS = (Reading(level_shift=-1), Reading(level_shift=1))
+SHARPNESS = LEVELS + (Reading(at_minimum=True),)  # C6, C16: the neighbouring levels and the smoothed minimum
 
 
 WINDOWS = (Reading(window=1), Reading(window=5))

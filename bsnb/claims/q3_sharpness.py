@@ -8,7 +8,7 @@ import math
 import pandas as pd
 
 from bsnb import minima
-from bsnb.claims.protocol import (C1_LEVELS, LEVELS, PROTOCOL, SMOOTHINGS, Claim, Reading, _level_of, _usable_seeds,
+from bsnb.claims.protocol import (C1_LEVELS, PROTOCOL, SHARPNESS, SMOOTHINGS, Claim, Reading, _level_of, _usable_seeds,
                                   choose_pair, comparison_runs, paired, shifted_level)
 from bsnb.claims.verdict import (Verdict, _empty, _fmt, _join, _ratio_text, _ratio_verdict, evidence_note, rank_trend,
                                  statement)
@@ -69,10 +69,16 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
             primary, where = final, "at the final weights"
             notes.append("no training-loss level of 1, 0.3, 0.1, 0.03 was reached by every measured run: compared at "
                          "the final weights, where the training losses differ and the Hessian shrinks with the loss")
+    best = usable[usable["checkpoint"] == "best"] if "checkpoint" in usable else usable.iloc[0:0]
+    if reading.at_minimum:
+        if best.groupby(["batch_size", "seed"]).ngroups < n_runs or not n_runs:
+            return _empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
+        primary, where, notes = best, "at the weights of the smoothed minimum", [
+            n for n in notes if not n.startswith("no training-loss level")]
+    what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every measured run reached)"
     v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
-                       f"top Hessian eigenvalue of the training loss {where} (the lowest of 1, 0.3, 0.1, 0.03 every "
-                       f"measured run reached), ratio batch {large} / batch {small}; and its rank correlation with "
-                       "the batch size over every measured batch size",
+                       f"top Hessian eigenvalue of the training loss {where}{what}, ratio batch {large} / batch "
+                       f"{small}; and its rank correlation with the batch size over every measured batch size",
                        published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
                        f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
     rho, lo, hi, n = rank_trend(primary, "lambda_max", confidence)
@@ -96,6 +102,9 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
                    f"epsilon-sharpness (full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}")
     if primary is not final:
         v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
+    if primary is not best and len(best):  # STUDY.md v3: the smoothed minimum beside the matched level
+        v.ours += (f"; at the smoothed minimum, top eigenvalue ratio "
+                   f"{_ratio_text(paired(best, 'lambda_max', small, large), confidence)}")
     losses = paired(primary, "train_loss", small, large)
     if len(losses):
         v.ours += f"; training loss there small {losses['small'].mean():.3g}, large {losses['large'].mean():.3g}"
@@ -134,12 +143,24 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     reached = [lv for lv in C1_LEVELS if small.loc[small["level"] == lv, "seed"].nunique() == n_small
                and large.loc[large["level"] == lv, "seed"].nunique() == len(set(large["seed"]))]
     level = shifted_level(reached, reading.level_shift)
-    if level is None:
+    if level is None and not reading.at_minimum:
         return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
                              f"measured run of batch {small_batch} and of batch {large_batch} under {rule}")
-    pair = pd.DataFrame({"small": small[small["level"] == level].set_index("seed")["lambda_max"],
-                         "large": large[large["level"] == level].set_index("seed")["lambda_max"]}).dropna()
-    pair = pair[~pair.index.duplicated()]
+
+    def pair_at(take):
+        both = pd.DataFrame({"small": take(small).set_index("seed")["lambda_max"],
+                             "large": take(large).set_index("seed")["lambda_max"]}).dropna()
+        return both[~both.index.duplicated()]
+
+    at_best = pair_at(lambda d: d[d["checkpoint"] == "best"])  # STUDY.md v3: the smoothed minimum beside the level
+    if reading.at_minimum:
+        if at_best.empty:
+            return _empty("C16", "the top eigenvalue at the smoothed minimum was not measured")
+        pair, where = at_best, "at the weights of the smoothed minimum"
+    else:
+        pair = pair_at(lambda d: d[d["level"] == level])
+        where = (f"where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, 0.03 every measured "
+                 "run reached)")
     ratio = pair["large"] / pair["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     compared = comparison_runs(runs)[0]
@@ -148,15 +169,17 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     momentum = float(trained["momentum"].iloc[0]) if "momentum" in trained and len(trained) else 0.9
     edge = lambda lam, lr: lam * lr / (2 * (1 + momentum))  # noqa: E731
     at = sharp.assign(level=sharp["checkpoint"].map(_level_of))
-    at = at[at["level"] == level].groupby("batch_size")["lambda_max"].mean()
+    at = (at[at["checkpoint"] == "best"] if reading.at_minimum else at[at["level"] == level]) \
+        .groupby("batch_size")["lambda_max"].mean()
     ours = (f"top eigenvalue small {pair['small'].mean():.3g} (lr {lr_small:g}), large {pair['large'].mean():.3g} "
             f"(lr {lr_large:.3g}) (mean of {n} seeds); lambda_max x lr / (2 (1 + momentum)) at that level: batch "
             f"{large_batch} under {rule} {edge(pair['large'].mean(), lr_large):.2f}; at the comparison's rate "
             + ", ".join(f"batch {int(b)} {edge(lam, lr_small):.2f}" for b, lam in at.items())
             + " (1 is full-batch descent's stability edge)")
+    if not reading.at_minimum and len(at_best):
+        ours += f"; at the smoothed minimum, ratio {_ratio_text(at_best, confidence)}"
     return Verdict("C16", decide(lo, hi, 1.0, "less", n), effect, lo, hi, n, statement("C16"),
-                   f"top Hessian eigenvalue where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, "
-                   f"0.03 every measured run reached), ratio batch {large_batch} / batch {small_batch}, the large batch "
+                   f"top Hessian eigenvalue {where}, ratio batch {large_batch} / batch {small_batch}, the large batch "
                    f"under the linear rule ({rule}: the rate scaled with the batch, so the noise scale is equal)",
                    ours, "Kaur, Cohen and Lipton 2023: scaling the batch and the rate together moves lambda_max "
                          "without changing generalisation; Andriushchenko et al. 2023: sharpness tracks the rate",
@@ -250,7 +273,8 @@ CLAIMS = [
     Claim("C6", "Large-batch minima are sharper",
           "ratio large/small of the top Hessian eigenvalue at the matched training-loss level: lower end > 1, and a "
           "rank correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness",
-          lambda st, rd: sharpness(st.runs(rd), st.small_batch, st.large_batch, st.confidence, reading=rd), 3, LEVELS),
+          lambda st, rd: sharpness(st.runs(rd), st.small_batch, st.large_batch, st.confidence, reading=rd), 3,
+          SHARPNESS),
     Claim("C7", "Large-batch weights end closer to their initialisation",
           "ratio large/small of ||w - w_0|| at the smoothed minimum: upper end < 1 / lower end > 1", "distance",
           lambda st, rd: distance(st.runs(rd), st.comparison_steps(rd), st.small_batch, st.large_batch,
@@ -265,5 +289,5 @@ CLAIMS = [
           "ratio large/small of the top Hessian eigenvalue at the matched level, the large batch under the linear "
           "rule: upper end < 1 / lower end > 1", "sharpness",
           lambda st, rd: edge_of_stability(st.runs(rd), st.tables.table("level_sharpness"), st.small_batch,
-                                           st.large_batch, st.confidence, rd), 3, LEVELS),
+                                           st.large_batch, st.confidence, rd), 3, SHARPNESS),
 ]
