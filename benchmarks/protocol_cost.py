@@ -1,19 +1,21 @@
 """What the pre-registered protocol costs: the default profile of today against the 3-seed default profile of
 4feae72 (the study before STUDY.md version 3), side by side in one run, on this machine.
 
-    python benchmarks/protocol_cost.py [--baseline 4feae72] [--profile quick] [--rounds 1]
+    python benchmarks/protocol_cost.py [--baseline 4feae72] [--profile quick] [--rounds 1] [--keep reports/quick]
 
 The baseline commit is checked out into a temporary git worktree and run from there; the candidate is this
 working tree. Each runs ``bsnb run PROFILE --out TMP --force --quiet`` into a fresh folder (every job trained
 anew), alternating which goes first when there are several rounds. Prints each one's wall time and the sweep's
 job seconds, and the ratio today / baseline (the goal of the issue "eight seeds for the price of three": at most
-2.0). A run takes minutes: the baseline about 5, today's default profile about 20 on 2 cores.
+2.0). A run takes minutes: the baseline about 5, today's default profile about 20 on 2 cores. ``--keep DIR``
+keeps today's study (its last round) in DIR, so that the run that is timed can also be the one a report quotes.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +32,10 @@ def main(argv=None):
     ap.add_argument("--baseline", default="4feae72", help="the commit of the 3-seed study (default 4feae72)")
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--keep", type=Path, help="copy today's finished study (its last round) to this folder")
     args = ap.parse_args(argv)
+    if args.keep and args.keep.exists() and any(args.keep.iterdir()):
+        sys.exit(f"--keep {args.keep}: the folder exists and is not empty (nothing was run)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         base = tmp / "baseline"
@@ -38,6 +43,8 @@ def main(argv=None):
                        capture_output=True)
         try:
             times = alternate({"baseline": base, "today": ROOT}, args.profile, args.rounds, tmp)
+            if args.keep:
+                shutil.copytree(tmp / f"today-{args.rounds - 1}", args.keep, dirs_exist_ok=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     print(f"\nprofile {args.profile}: {args.baseline} against this working tree, {args.rounds} round(s), "
