@@ -28,7 +28,6 @@ from scipy.sparse.linalg import LinearOperator, eigsh
 from bsnb import models, train
 from bsnb.models import frozen
 
-
 # ------------------------------------------------------------------------------------------------
 # helpers
 

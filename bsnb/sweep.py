@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bsnb import data as data_mod
 from bsnb import kernels, parameters, profiles, results
 from bsnb.engine import WORKER_DEATHS, Engine, cores
-from bsnb import data as data_mod
 
 # Modules (and the claims package) that only orchestrate or present the study: editing them does not change what a
 # run computes, so they are left out of the cache key.

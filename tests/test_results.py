@@ -70,8 +70,19 @@ def test_rewriting_a_run_first_marks_it_incomplete(store_dir, tmp_path):
 
 
 def test_checkpoints_load_back(store_dir):
-    state = results.JobStore(store_dir / "02-bs32").load_state(seed=1, which="best")
-    assert all(hasattr(v, "shape") for v in state.values())
+    """A checkpoint loads back into the model it came from, and each seed's are its own."""
+    import torch
+
+    from bsnb import models
+
+    store = results.JobStore(store_dir / "02-bs32")
+    best, initial = store.load_state(seed=1, which="best"), store.load_state(seed=1, which="initial")
+    net = models.build("cnn", (40,), 10, 4)
+    assert {k: tuple(v.shape) for k, v in best.items()} == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    net.load_state_dict(best)  # strict: every tensor of the model, nothing else
+    assert any(not torch.equal(best[k], initial[k]) for k in best)  # training moved the weights
+    other = store.load_state(seed=0, which="initial")
+    assert any(not torch.equal(other[k], initial[k]) for k in initial)  # another seed, another initialisation
 
 
 def test_loss_level_and_target_checkpoints_load_where_a_seed_saved_them(store_dir, tmp_path):

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT, bsnb
 
 from bsnb import parameters, profiles, results, sweep
-
-from conftest import ROOT, bsnb
 
 pytestmark = pytest.mark.slow
 
@@ -220,7 +219,7 @@ def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke
     gone = [p.job.job_id for p in sweep.plan(profiles.load_profile("smoke"), out) if p.job.params.get("remedy") == "ghost_bn"]
     proc = bsnb("run", path, "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 ran, 15 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
+    assert "0 ran, 15 cached" in proc.stdout and "1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
     assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
     tables = results.load_tables(out / "runs")
     assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == 15
