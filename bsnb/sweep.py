@@ -153,6 +153,8 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
     """Validate every job and work out which are already done. Raises ProfileError; runs nothing."""
     jobs = profiles.expand(profile)
     problems = pairing_problems(profile.notebooks + [parameters.FINDINGS])
+    problems += data_mod.missing((j.params["dataset"], j.params.get("data_path", "")) for j in jobs
+                                 if "dataset" in j.params)
     if problems:
         raise parameters.ProfileError(problems, str(profile.path))
     digest = source_digest()
@@ -164,8 +166,9 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
         key = cache_key(job, texts[job.notebook], digest, source.key if source else None)
         run_dir = store / job.job_id
         damaged = results.JobStore(run_dir).damaged() if run_dir.is_dir() else []
-        planned[job.job_id] = Planned(job, key, run_dir, cached=not force and is_done(run_dir, key, damaged),
-                                      source=source, damaged=damaged)
+        # a job that reads a run that will run again reruns too: it measured the files being replaced
+        cached = not force and is_done(run_dir, key, damaged) and (source is None or source.cached)
+        planned[job.job_id] = Planned(job, key, run_dir, cached=cached, source=source, damaged=damaged)
     return list(planned.values())
 
 
@@ -562,7 +565,9 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
             f"kept on disk, left out of the findings and the report: {', '.join(old)}")
     for p in planned:
         if p.damaged:
-            say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again")
+            readers = [q.job.job_id for q in planned if q.source is p and is_done(q.run_dir, q.key)]
+            say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again"
+                + (f", and the job(s) that read it: {', '.join(readers)}" if readers else ""))
     with engine:
         result = execute(planned, engine, force=force, progress=progress, log=log_path(out_dir),
                          reuse_kernels=reuse_kernels)

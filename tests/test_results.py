@@ -128,3 +128,25 @@ def test_the_noise_scale_of_a_window_sums_its_numerator_and_denominator():
     assert w.loc[(0, "loss0.1"), "measured"] == 2 and w.loc[(1, "loss0.1"), "measured"] == 1
     assert w.loc[(0, "loss0.1"), "train_loss"] == pytest.approx(0.095) and w.loc[(0, "initial"), "b_simple"] == 10.0
     assert results.window_start("loss0.1+2") == ("loss0.1", 2) and results.window_start("best") == ("best", 0)
+
+
+def test_a_job_knows_its_files_by_size_and_hash(store_dir, tmp_path):
+    """The manifest, written before the summary, lists every file the notebook wrote; a checkpoint cut short, a
+    table edited or a file removed makes the job damaged (incomplete); a store from before manifests is read as
+    before."""
+    import shutil
+
+    store = results.JobStore(shutil.copytree(store_dir / "02-bs16", tmp_path / "02-bs16"))
+    listed = json.loads(store.path(results.MANIFEST).read_text())
+    assert "checkpoints/seed0/final.pt" in listed and results.HISTORY in listed and results.PARAMS in listed
+    assert results.SUMMARY not in listed and store.complete and store.damaged() == []
+    final = store.checkpoint_path(0, "final")
+    whole = final.read_bytes()
+    final.write_bytes(whole[:200])
+    assert store.damaged() == ["checkpoints/seed0/final.pt"] and not store.complete
+    final.write_bytes(whole)
+    assert store.complete
+    store.checkpoint_path(1, "best").unlink()
+    assert store.damaged() == ["checkpoints/seed1/best.pt"]
+    store.path(results.MANIFEST).unlink()  # an older store: no manifest, the files are checked by reading
+    assert store.damaged() == [] and store.complete
