@@ -31,11 +31,6 @@ from bsnb import data as data_mod
 from bsnb import kernels, parameters, profiles, results
 from bsnb.engine import WORKER_DEATHS, Engine, cores
 
-# Modules (and the claims package) that only orchestrate or present the study: editing them does not change what a
-# run computes, so they are left out of the cache key.
-NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims", "plots.py", "minima.py", "stats.py", "compare.py"}
-
-
 # --------------------------------------------------------------------------------------------
 # notebooks
 
@@ -97,14 +92,52 @@ def notebook_code(name: str) -> str:
     return "\n# %%\n".join(code_text(c.source) for c in read_notebook(name).cells if c.cell_type == "code")
 
 
+def _bsnb_imports(code: str) -> set[str]:
+    """The ``bsnb`` modules (or packages) that ``code`` imports, anywhere in it (a function's own imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bsnb":
+            found |= {a.name for a in node.names} if node.module == "bsnb" else {node.module.split(".")[1]}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("bsnb.")}
+    return found
+
+
+def _marked_out(code: str) -> bool:
+    """A module that says ``CACHE_KEY = False`` at its top level (it only draws: its edits rerun nothing)."""
+    return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "CACHE_KEY" for t in n.targets)
+               and isinstance(n.value, ast.Constant) and n.value.value is False for n in ast.parse(code).body)
+
+
+def computing_modules() -> list[Path]:
+    """The files of the ``bsnb`` modules a job's computation can reach: those the job notebooks (01 to 04) import,
+    and those they import in turn, read from their import statements, less the modules marked ``CACHE_KEY =
+    False``. A module no job notebook reaches (the sweep, the findings' claims, the report) is never in a cache
+    key, and no list has to remember it."""
+    package = parameters.ROOT / "bsnb"
+    todo = set().union(*(_bsnb_imports(notebook_code(nb)) for nb in parameters.NOTEBOOKS))
+    seen, files = set(), []
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        path = package / f"{name}.py"
+        paths = [path] if path.exists() else sorted((package / name).rglob("*.py"))
+        for p in paths:
+            code = p.read_text()
+            if not _marked_out(code):
+                files.append(p)
+                todo |= _bsnb_imports(code) - seen
+    return sorted(set(files))
+
+
 def source_digest() -> str:
-    """Hash of the code of the ``bsnb`` modules the notebooks compute with (see :func:`code_text`)."""
+    """Hash of the code of the ``bsnb`` modules the job notebooks compute with (:func:`computing_modules`; see
+    :func:`code_text`)."""
     h = hashlib.sha256()
     package = parameters.ROOT / "bsnb"
-    for path in sorted(package.rglob("*.py")):
-        name = path.relative_to(package).as_posix()  # a top-level module by its file name, as the keys always had
-        if name.split("/")[0] not in NOT_IN_KEY:
-            h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
+    for path in computing_modules():
+        name = path.relative_to(package).as_posix()
+        h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
 
 
