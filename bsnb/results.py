@@ -126,7 +126,7 @@ class JobStore:
         self.dir = Path(run_dir)
 
     def __repr__(self):
-        return f"RunStore({str(self.dir)!r})"
+        return f"JobStore({str(self.dir)!r})"
 
     @property
     def job_id(self) -> str:
@@ -341,10 +341,10 @@ def superseded(store_dir: str | Path) -> list[str]:
 class Tables:
     """Tidy tables of a store.
 
-    ``jobs``: one row per run folder; ``runs``: one row per (run, seed) from every summary;
-    ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
-    a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over runs. Every row carries
-    its run's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
+    ``jobs``: one row per job folder; ``seeds``: one row per seed run (job, seed or run label) from every
+    summary; ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
+    a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over jobs. Every row carries
+    its job's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
     """
 
     jobs: pd.DataFrame
