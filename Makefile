@@ -24,6 +24,7 @@ report: setup
 	$(BIN)/bsnb report $(PROFILE)
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 # the fast tier, for someone editing a module: everything but the notebooks and sweeps (under a minute)

@@ -14,7 +14,6 @@ On the CPU use few examples (``--n``): a ResNet-20 epoch of 45,000 images takes 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 

@@ -8,6 +8,12 @@ With ``--run`` it first runs ``bsnb run PROFILE --out OUT --force`` (minutes); o
 the last sweep in OUT. The split comes from papermill's own record of each cell's duration in the
 executed notebooks (``metadata.papermill.duration``) and the training seconds each run recorded:
 the kernel start (with papermill's own work) is the job's time minus the sum of its cells.
+
+Then two lines of the issue "eight seeds for the price of three": what one more seed costs at each batch size
+of the comparison (its job's training and evaluation seconds per seed, and the measurement seconds per seed of
+the sharpness job that reads it), and the training's GFLOP/s (torch's flop counter on one example's forward and
+backward, times the examples every seed run trained, over their training seconds) against a 2048 x 2048 float32
+matmul on as many threads as the jobs had, and on all cores, measured here and now.
 """
 
 from __future__ import annotations
@@ -91,6 +97,71 @@ def main(argv=None):
               f"of {row['total']:.1f} s; of it, {per_epoch:.1f} s evaluation and logging, which grow with the "
               f"{_epochs(results.JobStore(results.store_dir(out) / big[0]))} epochs its seeds trained, and "
               f"{row['total'] - row['training'] - per_epoch:.1f} s once per job (kernel, imports, figures, the rest)")
+    print("\nwhat one more seed costs:")
+    print("\n".join(seed_costs(rows, out)))
+    gflop, seconds, peak_job, peak_all = training_flops(out, jobs)
+    print(f"\ntraining: {gflop:,.0f} GFLOP in {seconds:,.0f} s of training steps, {gflop / seconds:.1f} GFLOP/s per "
+          f"job; a 2048 x 2048 float32 matmul here: {peak_job:.0f} GFLOP/s on one job's threads, {peak_all:.0f} on all "
+          f"cores ({gflop / seconds / peak_job:.0%} of the first)")
+
+
+def seed_costs(rows: dict, out: Path) -> list[str]:
+    """Seconds one more seed costs at each batch size of the comparison (02), and in the sharpness job (03)."""
+    lines = []
+    for job_id, row in sorted(rows.items(), key=lambda kv: int(kv[0].split("-bs")[1].split("-")[0])
+                              if kv[0].startswith("02-") else 0):
+        if not job_id.startswith("02-"):
+            continue
+        batch = job_id.split("-bs")[1].split("-")[0]
+        n = len(results.JobStore(results.store_dir(out) / job_id).summary()["seeds"])
+        sharp = [r for j, r in rows.items() if j.startswith(f"03-bs{batch}-")]
+        measured = sharp[0]["measurement"] / n if sharp else 0.0
+        lines.append(f"batch {batch:>5}: {(row['training'] + row['evaluation+logging']) / n:5.1f} s per seed "
+                     f"(training {row['training'] / n:.1f}, evaluation {row['evaluation+logging'] / n:.1f}) "
+                     f"+ {measured:.1f} s of sharpness measurement")
+    return lines
+
+
+def training_flops(out: Path, jobs: list) -> tuple[float, float, float, float]:
+    """(GFLOP the seed runs trained, their training seconds, matmul GFLOP/s on the jobs' threads, on all cores)."""
+    import time
+
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from bsnb import data as data_mod
+    from bsnb import models
+
+    flops, seconds, threads, per_example = 0.0, 0.0, 1, {}
+    for job in jobs:
+        setting = job.setting()
+        if "model" not in setting or not (job.dir / results.HISTORY).exists():
+            continue
+        threads = int(setting.get("threads") or threads)
+        key = (setting["model"], setting.get("dataset"), int(setting.get("width", 0)), bool(setting.get("batch_norm")))
+        if key not in per_example:
+            net = models.build(setting["model"], data_mod.input_shape(setting), 10, int(setting["width"]),
+                               bool(setting.get("batch_norm")))
+            x = torch.randn(64, *data_mod.input_shape(setting))
+            with FlopCounterMode(display=False) as counter:
+                torch.nn.functional.cross_entropy(net(x), torch.zeros(64, dtype=torch.long)).backward()
+            per_example[key] = counter.get_total_flops() / 64
+        for s in job.summary()["seeds"]:
+            flops += per_example[key] * (s.get("epochs_run") or 0) * int(setting.get("n_train", 0))
+            seconds += s.get("train_seconds") or 0.0
+
+    def peak(n: int) -> float:
+        torch.set_num_threads(n)
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+        a @ b
+        start, reps = time.perf_counter(), 10
+        for _ in range(reps):
+            a @ b
+        return 2 * 2048 ** 3 * reps / (time.perf_counter() - start) / 1e9
+
+    import os
+
+    return flops / 1e9, seconds, peak(threads), peak(os.cpu_count() or 1)
 
 
 def _epochs(job: results.JobStore) -> int:

@@ -22,13 +22,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from bsnb import data, stacking, train
+from bsnb import data, models, stacking, train
 
 
 def _epoch(net, opt, x, y, batch: int, generators) -> float:
     n, m = len(y), net.m
     perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(x.device)
-    train._sync(x.device)
+    models.sync(x.device)
     start = time.perf_counter()
     for i in range(math.ceil(n / batch)):
         idx = perms[:, i * batch:(i + 1) * batch]
@@ -36,7 +36,7 @@ def _epoch(net, opt, x, y, batch: int, generators) -> float:
         opt.zero_grad()
         losses.sum().backward()
         opt.step()
-    train._sync(x.device)
+    models.sync(x.device)
     return time.perf_counter() - start
 
 

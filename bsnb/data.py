@@ -182,6 +182,21 @@ def _torchvision(dataset: str, root: Path) -> dict:
     return out
 
 
+def missing(datasets) -> list[str]:
+    """For each (dataset, data_path) of ``datasets``, one line when an image dataset's files are not in its folder
+    and cannot be fetched there (the folder and what to put in it); nothing for the generated datasets. Found
+    before any job runs: a study whose data is absent stops at validation, not in every job's third cell."""
+    problems = []
+    for dataset, data_path in sorted(set(datasets)):
+        if dataset not in IMAGE_DATASETS:
+            continue
+        try:
+            _torchvision(dataset, data_dir(data_path))  # reads the files, or fetches them when online
+        except FileNotFoundError as err:
+            problems.append(" ".join(str(err).split()))
+    return problems
+
+
 def _read_npz(path: str) -> tuple[dict, list[str]]:
     """The arrays of the user's ``.npz`` file, or the reason it cannot be read."""
     if not path:

@@ -14,6 +14,7 @@ import math
 from contextlib import contextmanager
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bsnb.remedies import GhostBatchNorm1d, GhostBatchNorm2d
@@ -195,3 +196,23 @@ def frozen(model: nn.Module):
     finally:
         model.load_state_dict(saved)
         model.train(was_training)
+
+
+@torch.no_grad()
+def evaluate(model, x, y, chunk: int = EVAL_CHUNK) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y), model in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(y), chunk):
+        out = model(x[i:i + chunk])
+        loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
+        correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
+    model.train(was_training)
+    return loss / len(y), correct / len(y)
+
+
+def sync(device):
+    """Wait for the device to finish its queued work (a GPU runs asynchronously), so a timer reads its time."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

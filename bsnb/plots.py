@@ -14,6 +14,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+CACHE_KEY = False  # figures only: editing them reruns no job (bsnb.sweep.computing_modules)
+
 sns.set_theme(context="notebook", style="whitegrid")
 
 

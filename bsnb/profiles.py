@@ -14,11 +14,23 @@ import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from bsnb.parameters import (FINDINGS, FINDINGS_PARAMS, GROUPS, JOBS, NEEDS, NOTEBOOKS, PARAMS, PARAMS_DIR, ProfileError,
-                         check_params, defaults)
+from bsnb.parameters import (
+    FINDINGS,
+    FINDINGS_PARAMS,
+    GROUPS,
+    JOBS,
+    NEEDS,
+    NOTEBOOKS,
+    PARAMS,
+    PARAMS_DIR,
+    ProfileError,
+    check_params,
+    defaults,
+)
 
 PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", *GROUPS}
 

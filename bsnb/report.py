@@ -66,6 +66,10 @@ body:not(.show-code) div.input{display:none}.prompt{display:none}
 white-space:pre-wrap}.output_html{overflow-x:auto}
 .output_area,.output_subarea,.output_html{max-width:100%;min-width:0}.output_html{display:block}
 .output_stderr pre{border-left-color:#e5c07b}.rendered_html table{font-size:.82em}
+table.verdicts td{font-size:.95em}table.verdicts td.num{white-space:nowrap}
+table.verdicts td.published{font-size:.85em;color:#4b5563;max-width:260px}
+table.verdicts details{font-size:.85em;color:#374151}table.verdicts summary{cursor:pointer;color:#1d4ed8}
+table.verdicts details p{margin:.3em 0}.robust{font-size:.85em;white-space:nowrap}
 .ansi-red-fg{color:#b91c1c}.ansi-green-fg{color:#15803d}.ansi-cyan-fg{color:#0e7490}.ansi-blue-fg{color:#1d4ed8}
 """
 
@@ -107,10 +111,37 @@ def fragment(nb, cache: Path | None = None, source: Path | None = None) -> str:
         return cache.read_text()
     from nbconvert import HTMLExporter
 
+    nb, warned = without_warnings(nb)
     body, _ = HTMLExporter(template_name="basic").from_notebook_node(nb)
     if cache is not None:
         results.write_atomic(cache, body)
+        if warned:  # logged beside the page, never shown on it
+            results.write_atomic(cache.with_suffix(".warnings.txt"), "".join(warned))
     return body
+
+
+WARNING = re.compile(r"^[^\n]*:\d+: \w*Warning: [^\n]*\n(?:[ \t]+[^\n]*\n)?", re.M)
+
+
+def without_warnings(nb) -> tuple:
+    """A copy of ``nb`` whose stderr outputs have lost the warnings a library printed (``file:line: XWarning:
+    message`` and the source line under it), and the warnings taken out. Progress bars and errors stay."""
+    import copy
+
+    nb, warned = copy.deepcopy(nb), []
+    for cell in nb.cells:
+        kept = []
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                text = "".join(out.get("text", ""))
+                warned += WARNING.findall(text if text.endswith("\n") else text + "\n")
+                out["text"] = WARNING.sub("", text if text.endswith("\n") else text + "\n")
+                if not out["text"].strip():
+                    continue
+            kept.append(out)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+    return nb, warned
 
 
 SECTION_TAGS = {slug for slug, _, _ in QUESTIONS} | {"all-verdicts"}
@@ -211,8 +242,9 @@ def _text(v) -> str:
 
 
 def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
-    """Every claim: statement, verdict badge, effect and interval, seeds, ours beside the published figure,
-    and a link to the figure that decides it (``figures``: figure name -> the page that shows it)."""
+    """Every claim on one line: statement, verdict badge and robust flag, effect [interval], seeds, the published
+    figure and a link to the figure that decides it (``figures``: figure name -> the page that shows it). How it
+    was measured, our numbers, the alternative readings and the note open on demand (a ``<details>`` element)."""
     if claims.empty:
         return "<p>No verdicts: the findings notebook did not write <code>claims.csv</code> (see its page).</p>"
     up = "../" * depth
@@ -221,19 +253,20 @@ def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
         name = claims_mod.FIGURES.get(c.claim)
         link = (f'<a href="{up}pages/{figures[name]}.html#fig-{name}">{name.replace("_", " ")}</a>'
                 if name in figures else "&ndash;")
-        note = f"<br><i>note:</i> {_text(c.note)}" if _text(c.note) else ""
         sensitivity = _text(c.get("sensitivity"))
-        robust = {True: "robust", False: "<b>not robust</b>"}.get(_robust(c.get("robust")), "&ndash;")
-        robust = f'<span title="{sensitivity}">{robust}</span>' if sensitivity else robust
-        rows.append(f'<tr id="{c.claim}"><td><b>{c.claim}</b></td><td>{_text(c.statement)}</td>'
-                    f"<td>{_badge(str(c.verdict))}<br>{robust}</td><td class=num>{_fmt(c.effect)}</td>"
-                    f"<td class=num>[{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</td><td class=num>{int(c.seeds)}</td>"
-                    f"<td>{_text(c.measure)}<br><i>ours:</i> {_text(c.ours)}"
-                    + (f"<br><i>under the protocol's alternative readings:</i> {sensitivity}" if sensitivity else "")
-                    + f"</td><td>{_text(c.published)}{note}</td>"
+        robust = {True: "robust", False: "<b>not robust</b>"}.get(_robust(c.get("robust")), "")
+        robust = f'<span class="robust" title="{sensitivity}">{robust}</span>' if sensitivity and robust else robust
+        detail = (f"<p><i>measure:</i> {_text(c.measure)}</p><p><i>ours:</i> {_text(c.ours)}</p>"
+                  + (f"<p><i>under the protocol's alternative readings:</i> {sensitivity}</p>" if sensitivity else "")
+                  + (f"<p><i>note:</i> {_text(c.note)}</p>" if _text(c.note) else ""))
+        rows.append(f'<tr id="{c.claim}"><td><b>{c.claim}</b></td><td>{_text(c.statement)}'
+                    f"<details><summary>how measured, our numbers</summary>{detail}</details></td>"
+                    f"<td>{_badge(str(c.verdict))} {robust}</td>"
+                    f"<td class=num>{_fmt(c.effect)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</td>"
+                    f"<td class=num>{int(c.seeds)}</td><td class=published>{_text(c.published)}</td>"
                     f"<td>{link}</td></tr>")
-    return ('<table class="verdicts"><tr><th>claim</th><th>statement</th><th>verdict</th><th>effect</th>'
-            "<th>95% interval</th><th>seeds</th><th>measure, and ours</th><th>published</th><th>figure</th></tr>"
+    return ('<table class="verdicts"><tr><th>claim</th><th>statement</th><th>verdict</th>'
+            "<th>effect [95% interval]</th><th>seeds</th><th>published</th><th>figure</th></tr>"
             + "".join(rows) + "</table>")
 
 

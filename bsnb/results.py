@@ -11,18 +11,22 @@ Layout of a store (the ``runs/`` folder of a profile's output)::
                     history.csv         one row per (seed, epoch)
                     steps.csv           one row per (seed, sampled step)
                     checkpoints/seed<S>/{initial,best,final}.pt
+                    manifest.json       size and SHA-256 of every file above (written just before the summary)
                     summary.json        one record per seed; written last by the notebook
                     notebook.ipynb      the executed notebook (written by the sweep)
                     status.json         ok or failed, with the cache key (written last by the sweep)
 
 A job is complete when its ``summary.json`` exists and every record can be read back; files are
 replaced with ``os.replace`` so a reader never sees half a file, and an interrupted job simply
-has no summary. This module is
-the one place that knows where things live on disk.
+has no summary. A file damaged afterwards (a disk error, a copy cut short, a hand edit) is found
+by the manifest: every file the notebook wrote before its summary is listed there with its size
+and SHA-256, and a file that is missing or differs makes the job damaged, so the sweep reruns it
+and the findings leave it out. This module is the one place that knows where things live on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -32,8 +36,8 @@ from pathlib import Path
 
 import pandas as pd
 
-HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK = (
-    "history.csv", "steps.csv", "summary.json", "params.json", "status.json", "notebook.ipynb")
+HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK, MANIFEST = (
+    "history.csv", "steps.csv", "summary.json", "params.json", "status.json", "notebook.ipynb", "manifest.json")
 CHECKPOINTS = ("initial", "best", "final")
 TARGET = "target"  # the checkpoint saved where the validation loss first reached the search's target (C11)
 
@@ -122,7 +126,7 @@ class JobStore:
         self.dir = Path(run_dir)
 
     def __repr__(self):
-        return f"RunStore({str(self.dir)!r})"
+        return f"JobStore({str(self.dir)!r})"
 
     @property
     def job_id(self) -> str:
@@ -147,6 +151,7 @@ class JobStore:
                 write_atomic(self.path(f"{name}.csv"), pd.DataFrame(rows).to_csv(index=False))
             else:
                 self.path(f"{name}.csv").unlink(missing_ok=True)
+        write_json(self.path(MANIFEST), self.fingerprints())
         write_json(self.path(SUMMARY), {"notebook": notebook, "seeds": records, **(extra or {})})
 
     def save_training(self, params: dict, runs, extra: dict | None = None,
@@ -186,9 +191,19 @@ class JobStore:
         return which in CHECKPOINTS or self.checkpoint_path(seed, which).exists()
 
     def forget(self) -> None:
-        """Mark the run incomplete before (re)writing it: remove its summary and status."""
-        for name in (SUMMARY, STATUS):
+        """Mark the run incomplete before (re)writing it: remove its summary, manifest and status."""
+        for name in (SUMMARY, STATUS, MANIFEST):
             self.path(name).unlink(missing_ok=True)
+
+    def fingerprints(self) -> dict:
+        """Size and SHA-256 of every file the notebook has written (its parameters, tables and checkpoints):
+        relative path -> [bytes, sha256]. What :meth:`damaged` checks the files against."""
+        out = {}
+        for path in sorted(self.dir.rglob("*")):
+            rel = path.relative_to(self.dir).as_posix()
+            if path.is_file() and rel not in (SUMMARY, STATUS, MANIFEST, NOTEBOOK) and ".tmp-" not in path.name:
+                out[rel] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
+        return out
 
     # --- written by the sweep ----------------------------------------------------------------
     def write_status(self, status: dict) -> None:
@@ -201,13 +216,27 @@ class JobStore:
         return self.path(SUMMARY).exists() and not self.damaged()
 
     def damaged(self) -> list[str]:
-        """The run's files that exist but cannot be read (cut short, overwritten, not JSON or CSV).
+        """The run's files that are missing or differ from its manifest (size and SHA-256), or cannot be read
+        (cut short, overwritten, not JSON or CSV); a run written before manifests is checked by reading.
 
         Files are written atomically, so this takes damage from outside (a disk error, a hand edit,
-        a copy cut short). A damaged run is an incomplete run: the sweep reruns it and the findings
-        leave it out.
+        a copy cut short). A damaged run is an incomplete run: the sweep reruns it (and the jobs that read
+        it) and the findings leave it out.
         """
         bad = []
+        if self.path(SUMMARY).exists() and self.path(MANIFEST).exists():  # written by the notebook before its summary
+            try:
+                listed = read_json(self.path(MANIFEST))
+            except (ValueError, OSError, UnicodeDecodeError):
+                listed = None
+            if not isinstance(listed, dict):
+                bad.append(MANIFEST)
+            else:
+                for rel, (size, digest) in listed.items():
+                    path = self.dir / rel
+                    if (not path.is_file() or path.stat().st_size != size
+                            or hashlib.sha256(path.read_bytes()).hexdigest() != digest):
+                        bad.append(rel)
         for name in (PARAMS, SUMMARY):
             if self.path(name).exists():
                 try:
@@ -215,7 +244,7 @@ class JobStore:
                         bad.append(name)
                 except (ValueError, OSError, UnicodeDecodeError):
                     bad.append(name)
-        for path in sorted(self.dir.glob("*.csv")):
+        for path in sorted(p for p in self.dir.glob("*.csv") if p.name not in bad):
             try:
                 pd.read_csv(path)
             except pd.errors.EmptyDataError:
@@ -312,10 +341,10 @@ def superseded(store_dir: str | Path) -> list[str]:
 class Tables:
     """Tidy tables of a store.
 
-    ``jobs``: one row per run folder; ``runs``: one row per (run, seed) from every summary;
-    ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
-    a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over runs. Every row carries
-    its run's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
+    ``jobs``: one row per job folder; ``seeds``: one row per seed run (job, seed or run label) from every
+    summary; ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
+    a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over jobs. Every row carries
+    its job's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
     """
 
     jobs: pd.DataFrame
@@ -361,8 +390,13 @@ def load_tables(store_dir: str | Path) -> Tables:
             frame = frame.assign(**{k: v for k, v in setting.items() if k not in frame.columns})
             csvs.setdefault(path.stem, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
-    return Tables(jobs=pd.DataFrame(jobs), seeds=pd.DataFrame(runs), epochs=tables.pop(HISTORY[:-4], pd.DataFrame()),
-                  steps=tables.pop(STEPS[:-4], pd.DataFrame()), extra=tables)
+    # a store where no job finished still gives tables with their keys: the findings say so instead of failing
+    keys = ["job_id", "notebook", "batch_size", "seed"]
+    return Tables(jobs=pd.DataFrame(jobs, columns=None if jobs else ["job_id", "notebook", "state", "error"]),
+                  seeds=pd.DataFrame(runs, columns=None if runs else keys + ["status"]),
+                  epochs=tables.pop(HISTORY[:-4], pd.DataFrame(columns=keys + ["epoch", "step", "train_loss",
+                                                                              "val_loss"])),
+                  steps=tables.pop(STEPS[:-4], pd.DataFrame(columns=keys + ["step", "distance"])), extra=tables)
 
 
 # --- the report folder's layout ----------------------------------------------------------------

@@ -25,9 +25,8 @@ import torch.nn.functional as F
 from scipy.optimize import minimize
 from scipy.sparse.linalg import LinearOperator, eigsh
 
-from bsnb import models, train
+from bsnb import models, results
 from bsnb.models import frozen
-
 
 # ------------------------------------------------------------------------------------------------
 # helpers
@@ -316,7 +315,7 @@ def slice_1d(model, direction, x, y, alphas) -> list[dict]:
             with torch.no_grad():
                 for p, b, d in zip(model.parameters(), base, direction):
                     p.copy_(b + alpha * d)
-            loss, acc = train.evaluate(model, x, y)
+            loss, acc = models.evaluate(model, x, y)
             rows.append({"alpha": float(alpha), "loss": loss, "acc": acc})
     return rows
 
@@ -331,7 +330,7 @@ def slice_2d(model, d1, d2, x, y, alphas, betas) -> list[dict]:
                 with torch.no_grad():
                     for p, b, u, v in zip(model.parameters(), base, d1, d2):
                         p.copy_(b + alpha * u + beta * v)
-                loss, acc = train.evaluate(model, x, y)
+                loss, acc = models.evaluate(model, x, y)
                 rows.append({"alpha": float(alpha), "beta": float(beta), "loss": loss, "acc": acc})
     return rows
 
@@ -350,7 +349,7 @@ def interpolate(model, state_a: dict, state_b: dict, splits: dict, alphas) -> li
             model.load_state_dict(mixed)
             row = {"alpha": float(alpha)}
             for name, (x, y) in splits.items():
-                row[f"{name}_loss"], row[f"{name}_acc"] = train.evaluate(model, x, y)
+                row[f"{name}_loss"], row[f"{name}_acc"] = models.evaluate(model, x, y)
             rows.append(row)
     return rows
 
@@ -465,7 +464,7 @@ def of_seed_runs(runs, data, spec, data_seed: int = 0, examples: int = 4096) -> 
 
     x, y = subset(data.x_train, data.y_train, examples, seed=data_seed)
     net = models.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm).to(data.device)
-    names = [*map(train.level_checkpoint, parameters.MATCHED_LEVELS), "best"]  # "best": the smoothed minimum's
+    names = [*map(results.level_checkpoint, parameters.MATCHED_LEVELS), "best"]  # "best": the smoothed minimum's
     levels = {name: {r.seed: r.states[name] for r in runs if name in r.states} for name in names}
     return top_eigenvalue_at(net, levels, x, y)
 

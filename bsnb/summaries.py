@@ -36,3 +36,19 @@ def describe(store: JobStore) -> str:
     if len(ok) < len(seeds):
         text += f" {len(seeds) - len(ok)} seed(s) diverged."
     return text
+
+
+def store_note(jobs: pd.DataFrame) -> str:
+    """One sentence on a store whose jobs did not all finish (empty when every job is ok): how many failed or are
+    incomplete, with the first errors; when none finished, that every verdict is inconclusive for want of runs."""
+    if jobs.empty:
+        return "The store holds no job: run the profile first (`bsnb run PROFILE`). Every verdict is inconclusive."
+    bad = jobs[~jobs["state"].isin(["ok", "manual", "diverged"])]
+    if bad.empty:
+        return ""
+    errors = "; ".join(f"{r.job_id}: {r.error}" for r in bad.head(3).itertuples() if isinstance(r.error, str))
+    states = ", ".join(f"{n} {state}" for state, n in bad["state"].value_counts().items())
+    text = f"{len(bad)} of {len(jobs)} job(s) did not finish ({states})" + (f": {errors}." if errors else ".")
+    if len(bad) == len(jobs):
+        text += " No job finished, so there is nothing to compare: every verdict below is inconclusive."
+    return text

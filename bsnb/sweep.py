@@ -27,14 +27,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bsnb import data as data_mod
 from bsnb import kernels, parameters, profiles, results
 from bsnb.engine import WORKER_DEATHS, Engine, cores
-from bsnb import data as data_mod
-
-# Modules (and the claims package) that only orchestrate or present the study: editing them does not change what a
-# run computes, so they are left out of the cache key.
-NOT_IN_KEY = {"cli.py", "sweep.py", "report.py", "claims", "plots.py", "minima.py", "stats.py", "compare.py"}
-
 
 # --------------------------------------------------------------------------------------------
 # notebooks
@@ -97,14 +92,52 @@ def notebook_code(name: str) -> str:
     return "\n# %%\n".join(code_text(c.source) for c in read_notebook(name).cells if c.cell_type == "code")
 
 
+def _bsnb_imports(code: str) -> set[str]:
+    """The ``bsnb`` modules (or packages) that ``code`` imports, anywhere in it (a function's own imports too)."""
+    found = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "bsnb":
+            found |= {a.name for a in node.names} if node.module == "bsnb" else {node.module.split(".")[1]}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("bsnb.")}
+    return found
+
+
+def _marked_out(code: str) -> bool:
+    """A module that says ``CACHE_KEY = False`` at its top level (it only draws: its edits rerun nothing)."""
+    return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "CACHE_KEY" for t in n.targets)
+               and isinstance(n.value, ast.Constant) and n.value.value is False for n in ast.parse(code).body)
+
+
+def computing_modules() -> list[Path]:
+    """The files of the ``bsnb`` modules a job's computation can reach: those the job notebooks (01 to 04) import,
+    and those they import in turn, read from their import statements, less the modules marked ``CACHE_KEY =
+    False``. A module no job notebook reaches (the sweep, the findings' claims, the report) is never in a cache
+    key, and no list has to remember it."""
+    package = parameters.ROOT / "bsnb"
+    todo = set().union(*(_bsnb_imports(notebook_code(nb)) for nb in parameters.NOTEBOOKS))
+    seen, files = set(), []
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        path = package / f"{name}.py"
+        paths = [path] if path.exists() else sorted((package / name).rglob("*.py"))
+        for p in paths:
+            code = p.read_text()
+            if not _marked_out(code):
+                files.append(p)
+                todo |= _bsnb_imports(code) - seen
+    return sorted(set(files))
+
+
 def source_digest() -> str:
-    """Hash of the code of the ``bsnb`` modules the notebooks compute with (see :func:`code_text`)."""
+    """Hash of the code of the ``bsnb`` modules the job notebooks compute with (:func:`computing_modules`; see
+    :func:`code_text`)."""
     h = hashlib.sha256()
     package = parameters.ROOT / "bsnb"
-    for path in sorted(package.rglob("*.py")):
-        name = path.relative_to(package).as_posix()  # a top-level module by its file name, as the keys always had
-        if name.split("/")[0] not in NOT_IN_KEY:
-            h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
+    for path in computing_modules():
+        name = path.relative_to(package).as_posix()
+        h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
 
 
@@ -153,6 +186,8 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
     """Validate every job and work out which are already done. Raises ProfileError; runs nothing."""
     jobs = profiles.expand(profile)
     problems = pairing_problems(profile.notebooks + [parameters.FINDINGS])
+    problems += data_mod.missing((j.params["dataset"], j.params.get("data_path", "")) for j in jobs
+                                 if "dataset" in j.params)
     if problems:
         raise parameters.ProfileError(problems, str(profile.path))
     digest = source_digest()
@@ -164,8 +199,9 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
         key = cache_key(job, texts[job.notebook], digest, source.key if source else None)
         run_dir = store / job.job_id
         damaged = results.JobStore(run_dir).damaged() if run_dir.is_dir() else []
-        planned[job.job_id] = Planned(job, key, run_dir, cached=not force and is_done(run_dir, key, damaged),
-                                      source=source, damaged=damaged)
+        # a job that reads a run that will run again reruns too: it measured the files being replaced
+        cached = not force and is_done(run_dir, key, damaged) and (source is None or source.cached)
+        planned[job.job_id] = Planned(job, key, run_dir, cached=cached, source=source, damaged=damaged)
     return list(planned.values())
 
 
@@ -562,7 +598,9 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
             f"kept on disk, left out of the findings and the report: {', '.join(old)}")
     for p in planned:
         if p.damaged:
-            say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again")
+            readers = [q.job.job_id for q in planned if q.source is p and is_done(q.run_dir, q.key)]
+            say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again"
+                + (f", and the job(s) that read it: {', '.join(readers)}" if readers else ""))
     with engine:
         result = execute(planned, engine, force=force, progress=progress, log=log_path(out_dir),
                          reuse_kernels=reuse_kernels)

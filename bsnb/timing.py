@@ -22,7 +22,7 @@ from bsnb import models, train
 
 def _one_epoch(model, opt, x, y, batch: int, generator) -> float:
     perm = torch.randperm(len(y), generator=generator).to(x.device)
-    train._sync(x.device)
+    models.sync(x.device)
     start = time.perf_counter()
     for i in range(math.ceil(len(y) / batch)):
         idx = perm[i * batch:(i + 1) * batch]
@@ -30,7 +30,7 @@ def _one_epoch(model, opt, x, y, batch: int, generator) -> float:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    train._sync(x.device)
+    models.sync(x.device)
     return time.perf_counter() - start
 
 

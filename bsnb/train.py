@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from bsnb import data as data_mod
 from bsnb import models, noise, parameters, remedies, results, stacking
+from bsnb.models import evaluate, sync  # noqa: F401 (train.evaluate: the models' own)
 
 
 @dataclass(frozen=True)
@@ -145,28 +146,9 @@ def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
     raise ValueError(f"optimizer = {spec.optimizer!r} is not allowed: expected sgd or adam")
 
 
-@torch.no_grad()
-def evaluate(model, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy over (x, y), model in eval mode."""
-    was_training = model.training
-    model.eval()
-    loss, correct = 0.0, 0
-    for i in range(0, len(y), chunk):
-        out = model(x[i:i + chunk])
-        loss += F.cross_entropy(out, y[i:i + chunk], reduction="sum").item()
-        correct += (out.argmax(1) == y[i:i + chunk]).sum().item()
-    model.train(was_training)
-    return loss / len(y), correct / len(y)
-
-
 def log_steps(total: int, points: int) -> set[int]:
     """Log-spaced step numbers from 1 to ``total`` (both included)."""
     return set(np.unique(np.geomspace(1, max(total, 1), num=points).round().astype(int)).tolist())
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 SMOOTH_HALF = parameters.SMOOTHING // 2  # the centred moving average's points on either side of its centre
@@ -290,7 +272,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
         n_steps = min(math.ceil(n / batch), total - step)
         loss_sum = torch.zeros(len(members), device=device)
         examples = 0
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for i in range(n_steps):
             # the learning rate of this step, per model; a stopped model's is 0, so it stays as it is
@@ -323,7 +305,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                                         "grad_norm": grad_norm[j], "distance": dist[j], "lr": lrs[j]})
             loss_sum += losses.detach() * idx.shape[1]
             examples += idx.shape[1]
-        _sync(device)
+        sync(device)
         active = [j for j, m in enumerate(members) if m.active]
         seconds = (time.perf_counter() - start) / len(active)  # a stacked model's share of the stack's time
         running = (loss_sum / examples).tolist()

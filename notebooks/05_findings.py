@@ -36,13 +36,14 @@ store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import analysis, claims, minima, noise, parameters, plots, results
+from bsnb import analysis, claims, minima, noise, parameters, plots, results, summaries
 
 params = parameters.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
 figures = results.figures_dir(report_dir)
 study = claims.Study(tables, small_batch, large_batch, confidence, c1_level=c1_level)
 runs = study.runs()  # every run read by the protocol: smoothed minima, failed runs marked
+print(summaries.store_note(tables.jobs) or "Every job of the store finished.")
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
 
 # %% [markdown] tags=["q1-what-is-batch-size"]
@@ -133,15 +134,17 @@ if not gap.empty:
 # up once they begin to overfit.
 
 # %%
-epochs = tables.epochs[tables.epochs["job_id"].isin(comparison["job_id"])]
-plots.show(plots.loss_curves(epochs), figures, "loss_curves")
+if not comparison.empty:
+    epochs = tables.epochs[tables.epochs["job_id"].isin(comparison["job_id"])]
+    plots.show(plots.loss_curves(epochs), figures, "loss_curves")
 
 # %% [markdown]
 # **Minimum validation loss, and the epoch where it is reached,** against batch size. Stars mark
 # the article's published values (batch 32: 0.344, batch 256: 0.395).
 
 # %%
-plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "minima")
+if not comparison.empty:
+    plots.show(plots.minima(comparison, claims.ARTICLE["min_val_loss"]), figures, "minima")
 
 # %% [markdown]
 # **Speed.** Seconds per epoch and examples per second against batch size, on this machine, one

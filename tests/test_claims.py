@@ -702,46 +702,26 @@ def test_each_question_module_holds_the_claims_of_its_question():
     assert claims.statement("C2") == claims.CLAIMS["C2"].statement
 
 
-def test_the_claims_package_is_not_in_the_cache_key(tmp_path, monkeypatch):
-    """Editing a claim's code reruns no training: the claims package, like the other findings-only modules, is
-    left out of the source digest, while a module the notebooks compute with is in it."""
+def test_the_cache_key_holds_the_modules_the_job_notebooks_reach(tmp_path, monkeypatch):
+    """Editing a claim's code, a figure or a new module no job notebook imports reruns no training; editing a module
+    a job notebook reaches, directly or through another module, does. Nothing is kept by hand in a list."""
     import shutil
 
     from bsnb import parameters, sweep
 
     root = tmp_path / "root"
     shutil.copytree(parameters.ROOT / "bsnb", root / "bsnb", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(parameters.ROOT / "notebooks", root / "notebooks")
     monkeypatch.setattr(parameters, "ROOT", root)
+    monkeypatch.setattr(parameters, "NOTEBOOKS_DIR", root / "notebooks")
+    names = {p.relative_to(root / "bsnb").as_posix() for p in sweep.computing_modules()}
+    assert {"train.py", "noise.py", "sharpness.py", "models.py", "stacking.py"} <= names  # stacking via train
+    assert not names & {"plots.py", "sweep.py", "report.py", "cli.py", "minima.py", "stats.py"}
+    assert not any(n.startswith("claims/") for n in names)
     before = sweep.source_digest()
     (root / "bsnb" / "claims" / "q2_comparison.py").write_text("X = 1\n")
+    (root / "bsnb" / "plots.py").write_text((root / "bsnb" / "plots.py").read_text() + "\nY = 2\n")
+    (root / "bsnb" / "a_new_page.py").write_text("Z = 3\n")
     assert sweep.source_digest() == before
-    (root / "bsnb" / "train.py").write_text("X = 1\n")
+    (root / "bsnb" / "stacking.py").write_text((root / "bsnb" / "stacking.py").read_text() + "\nW = 4\n")
     assert sweep.source_digest() != before
-
-
-def test_c6_and_c16_read_the_smoothed_minimum_beside_the_matched_level():
-    """STUDY.md v3: sharpness at the matched level decides, the weights of the smoothed minimum ("best") are read
-    beside it and are one of the alternatives a robust verdict survives."""
-    runs = sharpness_runs({32: 1.0, 256: 5.0, 1024: 9.0}, levels=("loss1", "loss0.3"))
-    best = sharpness_runs({32: 4.0, 256: 2.0, 1024: 1.0}, levels=())
-    best = best.assign(checkpoint="best")
-    both = pd.concat([runs, best], ignore_index=True)
-    v = claims.sharpness(both)
-    assert v.verdict == claims.SUPPORTED and "at the smoothed minimum, top eigenvalue ratio 0.4" in v.ours
-    at_min = claims.sharpness(both, reading=claims.Reading(at_minimum=True))
-    assert at_min.verdict == claims.NOT_SUPPORTED and at_min.effect == pytest.approx(0.5, rel=0.1)
-    assert "smoothed minimum" in at_min.measure
-    assert claims.sharpness(runs, reading=claims.Reading(at_minimum=True)).seeds == 0  # not measured: no reading
-    assert claims.Reading(at_minimum=True) in claims.CLAIMS["C6"].alternatives
-    # C16: the linear rule's large batch flatter at the level, sharper at the minimum
-    small_runs, large = level_sharpness(10.0, 4.0)
-    small_best = small_runs[small_runs["checkpoint"] == "final"]
-    small_best = small_best.assign(checkpoint="best", lambda_max=10.0 + 0.1 * small_best["seed"])
-    large_best = large[large["checkpoint"] == "loss1"]
-    large_best = large_best.assign(checkpoint="best", lambda_max=30.0 - 0.2 * large_best["seed"])
-    runs16, large16 = pd.concat([small_runs, small_best], ignore_index=True), pd.concat([large, large_best])
-    v = claims.edge_of_stability(runs16, large16)
-    assert v.verdict == claims.SUPPORTED and "at the smoothed minimum, ratio 2.9" in v.ours
-    w = claims.edge_of_stability(runs16, large16, reading=claims.Reading(at_minimum=True))
-    assert w.verdict == claims.NOT_SUPPORTED and w.effect == pytest.approx(3.0, rel=0.05)
-    assert claims.Reading(at_minimum=True).describe() == "at the smoothed minimum"

@@ -2,8 +2,8 @@
 it runs on, dask-jobqueue's cluster files and the batch script they render."""
 
 import contextlib
-import os
 import json
+import os
 import re
 import signal
 import subprocess
@@ -15,10 +15,9 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
+from conftest import ROOT, bsnb
 
 from bsnb import engine, parameters, results
-
-from conftest import ROOT, bsnb
 
 GOLDEN = Path(__file__).parent / "golden"
 

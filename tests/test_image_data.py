@@ -305,3 +305,26 @@ def test_a_profile_on_fashion_mnist_files_runs_end_to_end(tmp_path):
     summary = json.loads((runs[0] / "summary.json").read_text())
     assert all(s["n_params"] == models.n_params(models.build("cnn2d", (1, 28, 28), 10, 4)) for s in summary["seeds"])
     assert (tmp_path / "out" / "index.html").exists()
+
+
+def test_a_profile_whose_image_files_are_absent_stops_before_any_job(tmp_path, offline):
+    """Missing data is found at validation: one line naming the folder and what to put there, nothing run."""
+    import yaml
+
+    from bsnb import parameters, profiles, sweep
+
+    profile = {
+        "name": "images-absent", "notebooks": {"02_empirical_comparison": {}},
+        "scientific": {"batch_size": [20, 100]},
+        "nuisance": {"lr": 0.05, "seeds": [0, 1]},
+        "fixed": {"dataset": "fashion_mnist", "data_path": str(tmp_path / "nothing"), "n_train": 200, "n_val": 50,
+                  "n_test": 50, "model": "cnn2d", "width": 4, "epochs": 3, "small_batch": 20, "large_batch": 100},
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(profile))
+    with pytest.raises(parameters.ProfileError) as caught:
+        sweep.plan(profiles.load_profile(tmp_path / "p.yaml"), tmp_path / "out")
+    (line,) = caught.value.problems
+    assert str(tmp_path / "nothing") in line and "FashionMNIST" in line and "\n" not in line
+    assert not (tmp_path / "out").exists()
+    write_mnist_like(tmp_path / "nothing", "FashionMNIST", n_train=300, n_test=100)  # the files put there: it plans
+    assert len(sweep.plan(profiles.load_profile(tmp_path / "p.yaml"), tmp_path / "out")) == 2

@@ -55,3 +55,26 @@ def test_notebook_code_is_a_few_calls_into_bsnb(name):
     tree = ast.parse("\n".join(code))
     assert not any(isinstance(n, (ast.For, ast.While, ast.FunctionDef, ast.ClassDef)) for n in ast.walk(tree))
     assert all(len(c.splitlines()) <= 12 for c in code)
+
+
+@pytest.mark.slow
+def test_the_findings_on_a_store_where_every_job_failed_say_so(tmp_path):
+    """Nothing finished: the findings run every cell, say that no job finished, and give inconclusive verdicts."""
+    import pandas as pd
+
+    from bsnb import results
+
+    store = tmp_path / "runs"
+    for job in ("02-bs32-a", "02-bs256-b", "01-bs32-c"):
+        results.JobStore(store / job).dir.mkdir(parents=True)
+        results.JobStore(store / job).write_status({"status": "failed", "error": "ValueError: boom",
+                                                    "notebook": "02_empirical_comparison", "params": {}})
+    out = tmp_path / "05.ipynb"
+    papermill.execute_notebook(str(parameters.NOTEBOOKS_DIR / f"{parameters.FINDINGS}.ipynb"), str(out),
+                               parameters={"store_dir": str(store), "report_dir": str(tmp_path / "report")},
+                               cwd=str(parameters.ROOT), progress_bar=False)
+    text = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []))
+    assert "3 of 3 job(s) did not finish (3 failed): 01-bs32-c: ValueError: boom;" in text
+    assert "No job finished" in text
+    verdicts = pd.read_csv(tmp_path / "report" / "claims.csv")
+    assert len(verdicts) == 16 and set(verdicts["verdict"]) == {"inconclusive"}

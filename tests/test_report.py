@@ -1,7 +1,6 @@
 """The report stands alone: verdict table, inlined figures, working links, nothing from the network."""
 
 import re
-from pathlib import Path
 from urllib.parse import unquote
 
 import pandas as pd

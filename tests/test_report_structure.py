@@ -47,3 +47,58 @@ def test_a_question_page_drops_the_outputs_of_its_verdict_tables_only():
         c.outputs = [nbformat.v4.new_output("stream", text="shown")]
     kept = report.without_verdict_outputs(cells)
     assert kept[0].outputs == [] and kept[1].outputs and cells[0].outputs  # the notebook itself is unchanged
+
+
+def test_library_warnings_are_logged_not_shown_and_progress_bars_stay(tmp_path):
+    import nbformat
+
+    from bsnb import report
+
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        "/lib/numpy/core.py:12: RuntimeWarning: invalid value encountered in subtract\n  a = b - c\n"
+        "sharpness: 100%|##########| 8/8 [00:02<00:00]\n")),
+        nbformat.v4.new_output("stream", name="stderr", text="/x.py:3: UserWarning: only this\n  y()\n")]
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    body = report.fragment(nb, tmp_path / "page.html", None)
+    assert "RuntimeWarning" not in body and "UserWarning" not in body and "sharpness: 100%" in body
+    logged = (tmp_path / "page.warnings.txt").read_text()
+    assert "RuntimeWarning: invalid value" in logged and "UserWarning: only this" in logged
+    assert len(nb.cells[0].outputs) == 2  # the notebook itself keeps everything
+
+
+def test_the_overview_puts_each_claim_on_one_row_with_its_detail_on_demand():
+    import pandas as pd
+
+    from bsnb import report
+
+    claims = pd.DataFrame([{"claim": "C2", "verdict": "supported", "effect": 1.42, "ci_low": 1.35, "ci_high": 1.49,
+                            "seeds": 8, "robust": True, "statement": "Larger batches reach a worse minimum",
+                            "measure": "ratio of smoothed minima", "ours": "small 0.286, large 0.406",
+                            "published": "article: 0.344 vs 0.395", "note": "one run censored",
+                            "sensitivity": "raw minima: supported"}])
+    html = report.verdict_table(claims, {"minima": "q2-empirical-comparison"})
+    row = html.split('<tr id="C2">', 1)[1].split("</tr>", 1)[0]
+    visible, detail = row.split("<details>", 1)[0] + row.split("</details>", 1)[1], row.split("<details>", 1)[1]
+    for shown in ("Larger batches reach a worse minimum", "badge supported", "robust", "1.42 [1.35, 1.49]",
+                  "article: 0.344 vs 0.395", "#fig-minima"):
+        assert shown in visible, shown
+    for hidden in ("ratio of smoothed minima", "small 0.286, large 0.406", "one run censored"):
+        assert hidden in detail and hidden not in visible, hidden
+    assert "raw minima: supported" in detail and 'title="raw minima: supported"' in visible  # and on hover
+
+
+def test_every_decimal_the_readme_says_of_the_reference_run_is_in_its_claims():
+    """The README's reading of the reference run, claim by claim, quotes only numbers that the run's claims.csv
+    holds as written (a number typed in, or left from an older run, fails)."""
+    import re
+
+    from bsnb import report
+
+    text = report.README.read_text()
+    reading = text.split("How to read the table", 1)[1].split("\n\n`make study", 1)[0]
+    held = (report.REFERENCE_DIR / "quick" / "claims.csv").read_text()
+    quoted = re.findall(r"(?<![\w.])-?\d+\.\d+(?![\w.])", reading)
+    assert len(quoted) >= 10
+    missing = [q for q in quoted if not re.search(rf"(?<![\w.]){re.escape(q)}(?![\d])", held)]
+    assert not missing, f"the README quotes numbers its reference run's claims.csv does not hold: {missing}"

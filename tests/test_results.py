@@ -70,8 +70,19 @@ def test_rewriting_a_run_first_marks_it_incomplete(store_dir, tmp_path):
 
 
 def test_checkpoints_load_back(store_dir):
-    state = results.JobStore(store_dir / "02-bs32").load_state(seed=1, which="best")
-    assert all(hasattr(v, "shape") for v in state.values())
+    """A checkpoint loads back into the model it came from, and each seed's are its own."""
+    import torch
+
+    from bsnb import models
+
+    store = results.JobStore(store_dir / "02-bs32")
+    best, initial = store.load_state(seed=1, which="best"), store.load_state(seed=1, which="initial")
+    net = models.build("cnn", (40,), 10, 4)
+    assert {k: tuple(v.shape) for k, v in best.items()} == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+    net.load_state_dict(best)  # strict: every tensor of the model, nothing else
+    assert any(not torch.equal(best[k], initial[k]) for k in best)  # training moved the weights
+    other = store.load_state(seed=0, which="initial")
+    assert any(not torch.equal(other[k], initial[k]) for k in initial)  # another seed, another initialisation
 
 
 def test_loss_level_and_target_checkpoints_load_where_a_seed_saved_them(store_dir, tmp_path):
@@ -117,3 +128,25 @@ def test_the_noise_scale_of_a_window_sums_its_numerator_and_denominator():
     assert w.loc[(0, "loss0.1"), "measured"] == 2 and w.loc[(1, "loss0.1"), "measured"] == 1
     assert w.loc[(0, "loss0.1"), "train_loss"] == pytest.approx(0.095) and w.loc[(0, "initial"), "b_simple"] == 10.0
     assert results.window_start("loss0.1+2") == ("loss0.1", 2) and results.window_start("best") == ("best", 0)
+
+
+def test_a_job_knows_its_files_by_size_and_hash(store_dir, tmp_path):
+    """The manifest, written before the summary, lists every file the notebook wrote; a checkpoint cut short, a
+    table edited or a file removed makes the job damaged (incomplete); a store from before manifests is read as
+    before."""
+    import shutil
+
+    store = results.JobStore(shutil.copytree(store_dir / "02-bs16", tmp_path / "02-bs16"))
+    listed = json.loads(store.path(results.MANIFEST).read_text())
+    assert "checkpoints/seed0/final.pt" in listed and results.HISTORY in listed and results.PARAMS in listed
+    assert results.SUMMARY not in listed and store.complete and store.damaged() == []
+    final = store.checkpoint_path(0, "final")
+    whole = final.read_bytes()
+    final.write_bytes(whole[:200])
+    assert store.damaged() == ["checkpoints/seed0/final.pt"] and not store.complete
+    final.write_bytes(whole)
+    assert store.complete
+    store.checkpoint_path(1, "best").unlink()
+    assert store.damaged() == ["checkpoints/seed1/best.pt"]
+    store.path(results.MANIFEST).unlink()  # an older store: no manifest, the files are checked by reading
+    assert store.damaged() == [] and store.complete

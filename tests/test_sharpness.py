@@ -1,6 +1,5 @@
 """Curvature measures against exact answers on problems small enough to solve densely."""
 
-import math
 
 import numpy as np
 import pytest

@@ -16,10 +16,9 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import ROOT, bsnb
 
 from bsnb import parameters, profiles, results, sweep
-
-from conftest import ROOT, bsnb
 
 pytestmark = pytest.mark.slow
 
@@ -163,8 +162,31 @@ def test_a_damaged_summary_is_named_and_its_job_rerun(smoke, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{run.job_id}: cannot read {results.SUMMARY}" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
-    # that job alone is rerun (its cache key, and so those of the runs that read it, is unchanged)
-    assert "1 ran, 15 cached, 0 failed" in proc.stdout and run.complete and run.summary()["seeds"]
+    # that job is rerun, and the jobs that read its files (their cache keys are unchanged: they measured files
+    # that were replaced)
+    readers = [q.job.job_id for q in sweep.plan(profiles.load_profile("smoke"), out)
+               if q.source is not None and q.source.job.job_id == run.job_id]
+    assert readers and f"{1 + len(readers)} ran, {15 - len(readers)} cached, 0 failed" in proc.stdout
+    assert run.complete and run.summary()["seeds"]
+
+
+def test_a_checkpoint_cut_short_is_named_and_its_job_and_readers_rerun(smoke, tmp_path):
+    """Damage anywhere is damage: a checkpoint that no longer matches the size and hash the job recorded makes the
+    job incomplete, the sweep names the file and reruns it with the jobs that read it, and nothing fails."""
+    out = Path(shutil.copytree(smoke[0], tmp_path / "out"))
+    run = next(r for r in results.jobs_in(out / "runs") if r.job_id.startswith("02-"))
+    cut = run.checkpoint_path(0, "final")
+    cut.write_bytes(cut.read_bytes()[:200])
+    rel = cut.relative_to(run.dir).as_posix()
+    assert run.damaged() == [rel] and not run.complete and run.state() == "incomplete"
+    assert run.job_id not in set(results.load_tables(out / "runs").seeds["job_id"])  # the findings leave it out
+    readers = [q.job.job_id for q in sweep.plan(profiles.load_profile("smoke"), out)
+               if q.source is not None and q.source.job.job_id == run.job_id]
+    proc = bsnb("run", "smoke", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{run.job_id}: cannot read {rel}" in proc.stdout and ", ".join(readers) in proc.stdout
+    assert f"{1 + len(readers)} ran, {15 - len(readers)} cached, 0 failed" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr and run.complete and not run.damaged()
 
 
 @pytest.fixture
@@ -220,7 +242,7 @@ def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke
     gone = [p.job.job_id for p in sweep.plan(profiles.load_profile("smoke"), out) if p.job.params.get("remedy") == "ghost_bn"]
     proc = bsnb("run", path, "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "0 ran, 15 cached" in proc.stdout and f"1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
+    assert "0 ran, 15 cached" in proc.stdout and "1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
     assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
     tables = results.load_tables(out / "runs")
     assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == 15

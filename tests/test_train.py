@@ -132,6 +132,11 @@ def test_train_seeds_trains_every_seed(small):
     params = {"seeds": [0, 1], "batch_size": 64, "lr": 0.05, "width": 8, "epochs": 1}
     runs = train.train_seeds(params, small, progress=False)
     assert [r.seed for r in runs] == [0, 1]
+    # each seed's run is that seed's own training, whether the seeds were trained together or alone
+    alone = train.train(train.TrainSpec(batch_size=64, lr=0.05, width=8, epochs=1), small, seed=1)
+    for key in ("train_loss", "val_loss"):
+        assert runs[1].history[-1][key] == pytest.approx(alone.history[-1][key], rel=1e-4)
+        assert runs[0].history[-1][key] != runs[1].history[-1][key]
 
 
 def test_auto_device_is_the_cpu_without_a_gpu():

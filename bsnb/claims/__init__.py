@@ -15,15 +15,37 @@ The package has one module per question of the article (``q1_gradient_noise``, `
 and ``registry`` collects the claims. The names below are the package's interface.
 """
 
-from bsnb.claims.protocol import (LEVELS, PROTOCOL, SHARPNESS, SMOOTHINGS, WINDOWS, Claim, Reading,  # noqa: F401
-                                  Study, best_rates, censored_seeds, choose_pair, common_level, comparison_runs,
-                                  epochs_to_level, paired, shifted_level)
-from bsnb.claims.q1_gradient_noise import (b_simple_until, critical_batch, fit_critical_batch,  # noqa: F401
-                                           negative_g2_share, noise_growth, noise_variance, regimes, steps_to_target)
+from bsnb.claims.protocol import (  # noqa: F401
+                                  LEVELS,
+                                  PROTOCOL,
+                                  SHARPNESS,
+                                  SMOOTHINGS,
+                                  WINDOWS,
+                                  Claim,
+                                  Reading,
+                                  Study,
+                                  best_rates,
+                                  censored_seeds,
+                                  choose_pair,
+                                  common_level,
+                                  comparison_runs,
+                                  epochs_to_level,
+                                  paired,
+                                  shifted_level,
+)
+from bsnb.claims.q1_gradient_noise import (  # noqa: F401
+                                  b_simple_until,
+                                  critical_batch,
+                                  fit_critical_batch,
+                                  negative_g2_share,
+                                  noise_growth,
+                                  noise_variance,
+                                  regimes,
+                                  steps_to_target,
+)
 from bsnb.claims.q2_comparison import ARTICLE, empirical, gap_by_budget, learning_rate_check  # noqa: F401
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
 from bsnb.claims.q4_closing import batch_growth, closing, regime_adaptation, remedy_table, tuned_rates  # noqa: F401
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
-from bsnb.claims.verdict import (COLUMNS, Verdict, _empty, conclusions, evidence_note, save,  # noqa: F401
-                                 statement, table)
+from bsnb.claims.verdict import COLUMNS, Verdict, _empty, conclusions, evidence_note, save, statement, table  # noqa: F401
 from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval  # noqa: F401

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from bsnb import minima, parameters
-from bsnb.claims.verdict import Verdict
+from bsnb.claims.verdict import TEXTS, Verdict
 from bsnb.results import NOISE_WINDOW
 
 
@@ -206,3 +206,6 @@ class Claim:
     compute: object  # compute(study, reading) -> Verdict
     question: int = 0  # the article's question (report page, notebook 05's section)
     alternatives: tuple = ()  # STUDY.md's sensitivity analysis: the readings a robust verdict survives
+
+    def __post_init__(self):
+        TEXTS[self.id] = (self.statement, self.rule)  # what a verdict of this claim says it tested

@@ -9,11 +9,35 @@ import numpy as np
 import pandas as pd
 
 from bsnb import minima
-from bsnb.claims.protocol import (C1_LEVELS, LEVELS, PROTOCOL, SMOOTHINGS, Claim, Reading, _one, _usable_seeds,
-                                  best_rates, censored_seeds, choose_pair, common_level, comparison_runs,
-                                  epochs_to_level, paired)
-from bsnb.claims.verdict import (Verdict, _censor, _empty, _fmt, _join, _ratio_text, _ratio_verdict, evidence_note,
-                                 rank_trend, statement)
+from bsnb.claims.protocol import (
+    C1_LEVELS,
+    LEVELS,
+    PROTOCOL,
+    SMOOTHINGS,
+    Claim,
+    Reading,
+    _one,
+    _usable_seeds,
+    best_rates,
+    censored_seeds,
+    choose_pair,
+    common_level,
+    comparison_runs,
+    epochs_to_level,
+    paired,
+)
+from bsnb.claims.verdict import (
+    Verdict,
+    _censor,
+    _empty,
+    _fmt,
+    _join,
+    _ratio_text,
+    _ratio_verdict,
+    evidence_note,
+    rank_trend,
+    statement,
+)
 from bsnb.stats import INCONCLUSIVE, censoring_bias, decide, interval
 
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}

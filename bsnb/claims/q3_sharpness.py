@@ -8,10 +8,31 @@ import math
 import pandas as pd
 
 from bsnb import minima
-from bsnb.claims.protocol import (C1_LEVELS, PROTOCOL, SHARPNESS, SMOOTHINGS, Claim, Reading, _level_of, _usable_seeds,
-                                  choose_pair, comparison_runs, paired, shifted_level)
-from bsnb.claims.verdict import (Verdict, _empty, _fmt, _join, _ratio_text, _ratio_verdict, evidence_note, rank_trend,
-                                 statement)
+from bsnb.claims.protocol import (
+    C1_LEVELS,
+    PROTOCOL,
+    SHARPNESS,
+    SMOOTHINGS,
+    Claim,
+    Reading,
+    _level_of,
+    _usable_seeds,
+    choose_pair,
+    comparison_runs,
+    paired,
+    shifted_level,
+)
+from bsnb.claims.verdict import (
+    Verdict,
+    _empty,
+    _fmt,
+    _join,
+    _ratio_text,
+    _ratio_verdict,
+    evidence_note,
+    rank_trend,
+    statement,
+)
 from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval
 
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3

@@ -33,18 +33,14 @@ class Verdict:
     sensitivity: str = ""  # what each alternative reading gave
 
 
-def registered(claim: str):
-    """The registry's entry of ``claim`` (:data:`bsnb.claims.registry.CLAIMS`; read when called, since the
-    registry imports every question module and they import this one)."""
-    from bsnb.claims.registry import CLAIMS
-
-    return CLAIMS[claim]
+# what each claim says and when it holds (statement, rule), by id: filled as the question modules define their
+# claims (bsnb.claims.protocol.Claim), so that a verdict can name its claim without importing the registry
+TEXTS: dict[str, tuple[str, str]] = {}
 
 
 def statement(claim: str) -> str:
-    """The registry's statement of ``claim``."""
-    return registered(claim).statement
-
+    """The statement of ``claim``, as its registry entry gives it."""
+    return TEXTS[claim][0]
 
 
 def _empty(claim: str, why: str) -> Verdict:
@@ -124,7 +120,7 @@ def conclusions(verdicts: list[Verdict]) -> str:
 
 def table(verdicts: list[Verdict]) -> pd.DataFrame:
     """The verdicts as a table, in the order of the claims (C1, C2, ..., C11)."""
-    rows = sorted(({**asdict(v), "rule": v.rule or registered(v.claim).rule} for v in verdicts),
+    rows = sorted(({**asdict(v), "rule": v.rule or TEXTS[v.claim][1]} for v in verdicts),
                   key=lambda r: int(r["claim"][1:]))
     return pd.DataFrame(rows, columns=COLUMNS)
 
