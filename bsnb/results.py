@@ -197,11 +197,15 @@ class JobStore:
 
     def fingerprints(self) -> dict:
         """Size and SHA-256 of every file the notebook has written (its parameters, tables and checkpoints):
-        relative path -> [bytes, sha256]. What :meth:`damaged` checks the files against."""
+        relative path -> [bytes, sha256]. What :meth:`damaged` checks the files against. Hidden files are the
+        sweep's own (its lock, the notebook papermill is still writing) and are left out, as are its status and
+        executed notebook."""
         out = {}
         for path in sorted(self.dir.rglob("*")):
             rel = path.relative_to(self.dir).as_posix()
-            if path.is_file() and rel not in (SUMMARY, STATUS, MANIFEST, NOTEBOOK) and ".tmp-" not in path.name:
+            hidden = any(part.startswith(".") for part in path.relative_to(self.dir).parts)
+            if path.is_file() and not hidden and rel not in (SUMMARY, STATUS, MANIFEST, NOTEBOOK) \
+                    and ".tmp-" not in path.name:
                 out[rel] = [path.stat().st_size, hashlib.sha256(path.read_bytes()).hexdigest()]
         return out
 

@@ -140,6 +140,8 @@ def test_a_job_knows_its_files_by_size_and_hash(store_dir, tmp_path):
     listed = json.loads(store.path(results.MANIFEST).read_text())
     assert "checkpoints/seed0/final.pt" in listed and results.HISTORY in listed and results.PARAMS in listed
     assert results.SUMMARY not in listed and store.complete and store.damaged() == []
+    (store.dir / ".notebook.partial.ipynb").write_text("{}")  # the sweep's own files are not the notebook's
+    assert ".notebook.partial.ipynb" not in store.fingerprints()
     final = store.checkpoint_path(0, "final")
     whole = final.read_bytes()
     final.write_bytes(whole[:200])
