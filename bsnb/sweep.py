@@ -160,6 +160,7 @@ class Planned:
     cached: bool
     source: "Planned | None" = None
     damaged: list = field(default_factory=list)  # files of the job's folder that cannot be read: it reruns
+    stale: bool = False  # done, but it reads a run that runs again: it reruns too
 
     @property
     def cost(self) -> float:
@@ -200,8 +201,10 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
         run_dir = store / job.job_id
         damaged = results.JobStore(run_dir).damaged() if run_dir.is_dir() else []
         # a job that reads a run that will run again reruns too: it measured the files being replaced
-        cached = not force and is_done(run_dir, key, damaged) and (source is None or source.cached)
-        planned[job.job_id] = Planned(job, key, run_dir, cached=cached, source=source, damaged=damaged)
+        done = not force and is_done(run_dir, key, damaged)
+        stale = done and source is not None and not source.cached
+        planned[job.job_id] = Planned(job, key, run_dir, cached=done and not stale, source=source, damaged=damaged,
+                                      stale=stale)
     return list(planned.values())
 
 
@@ -339,7 +342,7 @@ def _run_job(planned: Planned, threads: int, force: bool, reuse_kernel: bool) ->
     job, run_dir = planned.job, planned.run_dir
     store = results.JobStore(run_dir)
     with job_lock(run_dir):
-        if not force and is_done(run_dir, planned.key):  # finished meanwhile by another process
+        if not force and not planned.stale and is_done(run_dir, planned.key):  # finished meanwhile elsewhere
             return Outcome(job.job_id, "cached")
         store.forget()
         params = {**job.injected(), "run_dir": str(run_dir.resolve()), "threads": threads}
@@ -598,7 +601,7 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
             f"kept on disk, left out of the findings and the report: {', '.join(old)}")
     for p in planned:
         if p.damaged:
-            readers = [q.job.job_id for q in planned if q.source is p and is_done(q.run_dir, q.key)]
+            readers = [q.job.job_id for q in planned if q.source is p and q.stale]
             say(f"{p.job.job_id}: cannot read {', '.join(p.damaged)} in {p.run_dir} (damaged): running it again"
                 + (f", and the job(s) that read it: {', '.join(readers)}" if readers else ""))
     with engine:
