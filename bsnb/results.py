@@ -293,12 +293,13 @@ class JobStore:
 
         return torch.load(self.checkpoint_path(seed, which), map_location="cpu", weights_only=True)
 
-    def state(self) -> str:
-        """ok, diverged, failed, incomplete (or damaged), or manual (complete but not run by the sweep)."""
+    def state(self, damaged: list | None = None) -> str:
+        """ok, diverged, failed, incomplete (or damaged), or manual (complete but not run by the sweep);
+        ``damaged``: :meth:`damaged`'s answer when the caller has it (it reads and hashes every file)."""
         status = self.status()
         if status is not None and status.get("status") == "failed":
             return "failed"
-        if not self.complete:
+        if not self.path(SUMMARY).exists() or (self.damaged() if damaged is None else damaged):
             return "incomplete"
         if status is None:
             return "manual"
@@ -374,9 +375,9 @@ def load_tables(store_dir: str | Path) -> Tables:
         if not run.path(PARAMS).exists() and run.status() is None:
             continue
         status = run.status() or {}
-        state = run.state()
+        damaged = run.damaged()  # once: it hashes every file the job wrote
+        state = run.state(damaged)
         summary = run.summary() if state not in ("failed", "incomplete") else {}
-        damaged = run.damaged()
         job = {"job_id": run.job_id, "notebook": status.get("notebook") or summary.get("notebook"), "state": state,
                "error": status.get("error") or (f"cannot read {', '.join(damaged)}" if damaged else None),
                "seconds": status.get("seconds"), **_flat(run.setting())}
