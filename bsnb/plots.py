@@ -490,3 +490,43 @@ def throughput(runs: pd.DataFrame):
     ax.set_title("why batch size matters: throughput")
     return _caption(fig, f"Training time only, median over epochs, mean over {_seeds(runs)}; error bars +-1 sd. The "
                          "gap between the lines is the work that grows with the batch.")
+
+
+def rate_bands(search: pd.DataFrame, bands: pd.DataFrame, tolerance: float = 0.05):
+    """C18: the smoothed minimum validation loss against the learning rate per batch size (the search trained to
+    its minimum), and the width of each seed's band of rates within ``tolerance`` of its best, against batch size."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
+    colours = palette(search["batch_size"])
+    ok = search[search["min_val_loss"].notna() & np.isfinite(search["min_val_loss"])]
+    sns.lineplot(ok, x="lr_used", y="min_val_loss", hue="batch_size", palette=colours, marker="o", errorbar="sd",
+                 err_style="bars", ax=axes[0])
+    axes[0].set_xscale("log", base=2)
+    rates = sorted(ok["lr_used"].unique())
+    axes[0].set_xticks(rates, [f"{v:g}" for v in rates], rotation=45, ha="right")
+    axes[0].minorticks_off()
+    _log_y(axes[0])
+    axes[0].set_xlabel("learning rate")
+    axes[0].set_ylabel("smoothed minimum validation loss")
+    axes[0].set_title("the learning-rate search, each run to its minimum")
+    axes[0].legend(title="batch size", fontsize=8)
+    sizes = sorted(bands["batch_size"].unique())
+    position = {b: i for i, b in enumerate(sizes)}
+    jitter = (bands["seed"].rank(method="dense") - bands["seed"].nunique() / 2 - 0.5) * 0.06
+    x = bands["batch_size"].map(position) + jitter
+    axes[1].scatter(x[~bands["at_edge"]], bands.loc[~bands["at_edge"], "width"], color="C0", label="one seed")
+    axes[1].scatter(x[bands["at_edge"]], bands.loc[bands["at_edge"], "width"], color="C0", marker="^",
+                    label="one seed, band at the grid's end (a lower bound)")
+    means = bands.groupby("batch_size")["width"].mean()
+    axes[1].plot([position[b] for b in means.index], means.to_numpy(), color="black", lw=1, label="mean")
+    axes[1].set_xticks(range(len(sizes)), [str(int(b)) for b in sizes])
+    axes[1].set_xlabel("batch size")
+    axes[1].set_ylabel("band width (factors of 2)")
+    axes[1].set_title(f"rates within {tolerance:.0%} of the best")
+    axes[1].legend(fontsize=8)
+    return _caption(fig, f"Left: mean over {_seeds(search)} of each rate's smoothed minimum validation loss, error "
+                         f"bars +-1 standard deviation; runs that failed to train are left out. Right: per seed, the "
+                         f"width log2(highest / lowest rate) of the contiguous band of grid rates around the best whose "
+                         f"minimum is within {tolerance:.0%} of the best (0: only the best rate); on a factor-2 grid a "
+                         f"width moves in steps of 1.")

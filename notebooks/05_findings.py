@@ -106,8 +106,9 @@ if not comparison.empty:
 # %% tags=["verdicts"]
 study.speed = analysis.timing_alone(store_dir, comparison, small_batch, large_batch)  # timed now, nothing else running
 speed = study.speed
-verdicts += claims.question(study, 2)
-claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+comparing = claims.question(study, 2)
+verdicts += comparing
+claims.table(comparing)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
 # **Is the learning rate fair to the small batch?** The comparison's one learning rate against
@@ -171,8 +172,9 @@ if not speed.empty:
 # %% tags=["verdicts"]
 sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
 fits = analysis.log_fits(study.comparison_steps())
-verdicts += claims.question(study, 3)
-claims.table(verdicts[-3:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+sharpness_verdicts = claims.question(study, 3)
+verdicts += sharpness_verdicts
+claims.table(sharpness_verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
 # **Sharpness against batch size.** The top eigenvalue, the trace and the ε-sharpness at
@@ -212,7 +214,7 @@ if not fits.empty:
                figures, "distance")
 
 # %% [markdown] tags=["q4-closing-the-gap"]
-# ## How can the gap be closed? (claims C8 to C10 and C12)
+# ## How can the gap be closed? (claims C8 to C10, C12, C15 and C18)
 #
 # **Method.** The closing-the-gap notebook trained the large batch with one remedy at a time, for
 # the same seeds. The gap is the article's: the large batch's minimum validation loss minus the
@@ -226,11 +228,13 @@ if not fits.empty:
 # square-root rule, with plain batch norm at the small batch beside it. C12 is Smith et al.'s
 # protocol from the small batch: growing the batch (up to a tenth of the training set) instead of
 # decaying the rate at 1/3 and 2/3 of the same epochs, within ±5%, once the decay has beaten the
-# constant rate (the control).
+# constant rate (the control). C15 sets each batch size at its own best learning rate from a
+# factor-2 search, and C18 asks whether the band of good rates narrows as the batch grows.
 
 # %% tags=["verdicts"]
-verdicts += claims.question(study, 4)
-claims.table(verdicts[-4:])[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
+closing_verdicts = claims.question(study, 4)
+verdicts += closing_verdicts
+claims.table(closing_verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
 # **Every remedy's share of the gap**, seed by seed against the article's setting (the 02 runs),
@@ -262,6 +266,18 @@ curve = claims.steps_to_target(runs, confidence, speed)
 if not curve.empty:
     plots.show(plots.steps_to_target(curve, critical_table), figures, "steps_to_target")
 curve.round(3)
+
+# %% [markdown]
+# **How wide is the band of good learning rates?** (C18; Masters and Luschi 2018, Marek et al.
+# 2025.) The same search, read differently: for each batch size and seed, the rates around the
+# best whose smoothed minimum validation loss is within 5% of the best. If small batches are more
+# robust to the rate, the band narrows as the batch grows.
+
+# %%
+bands = claims.rate_bands(runs)
+if not bands.empty:
+    plots.show(plots.rate_bands(claims.search_runs(runs), bands), figures, "rate_bands")
+bands
 
 # %% [markdown] tags=["all-verdicts"]
 # ## All verdicts

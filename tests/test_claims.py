@@ -612,7 +612,7 @@ def test_c3_is_decided_by_the_timing_that_ran_alone_else_only_described():
 
 
 def test_the_registry_holds_every_claim_with_its_rule_figure_question_and_function():
-    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 17)]
+    assert list(claims.CLAIMS) == [f"C{i}" for i in range(1, 17)] + ["C18"]  # C17 (the one-pass regime): not yet
     for c in claims.CLAIMS.values():
         assert c.statement and " / " in c.rule and c.figure and callable(c.compute) and c.question in (1, 2, 3, 4)
         assert all(isinstance(a, claims.Reading) and a != claims.PROTOCOL for a in c.alternatives)
@@ -725,3 +725,38 @@ def test_the_cache_key_holds_the_modules_the_job_notebooks_reach(tmp_path, monke
     assert sweep.source_digest() == before
     (root / "bsnb" / "stacking.py").write_text((root / "bsnb" / "stacking.py").read_text() + "\nW = 4\n")
     assert sweep.source_digest() != before
+
+
+def banded_search(steepness: dict, seeds=range(8), rates=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)):
+    """A search whose loss rises by ``steepness[b]`` (a share of the best) per factor of 2 away from the best rate."""
+    base = search_runs({b: 0.3 for b in steepness}, seeds, rates)
+    k = base["batch_size"].map(steepness)
+    centre = rates[len(rates) // 2]
+    return base.assign(min_val_loss=0.3 * (1 + k * np.abs(np.log2(base["lr_used"] / centre))))
+
+
+def test_c18_reads_the_band_of_good_rates_around_the_best():
+    search = banded_search({32: 0.02, 256: 0.04, 1024: 0.5})
+    bands = claims.rate_bands(search).set_index(["batch_size", "seed"])
+    # within 5% of the best: +-2 factors of 2 at 2% a step, +-1 at 4%, the best alone at 50%
+    assert bands.loc[(32, 0), "width"] == 4 and bands.loc[(256, 0), "width"] == 2 and bands.loc[(1024, 0), "width"] == 0
+    assert (bands.loc[(32, 0), "band_low"], bands.loc[(32, 0), "band_high"]) == (0.02, 0.32)
+    assert not bands["at_edge"].any()
+    v = claims.rate_robustness(search)
+    assert v.verdict == claims.SUPPORTED and v.ci_high < 0 and v.seeds == 8 and "batch 32 4.00" in v.ours
+    rising = claims.rate_robustness(banded_search({32: 0.5, 256: 0.04, 1024: 0.02}))
+    assert rising.verdict == claims.NOT_SUPPORTED and rising.ci_low > 0
+
+
+def test_c18_bands_end_at_a_failed_rate_and_flag_the_grid_edge():
+    search = banded_search({32: 0.001, 256: 0.04, 1024: 0.5}, seeds=range(3))
+    # a rate that failed to train ends the band even when its loss reads low
+    search.loc[(search["batch_size"] == 256) & (search["lr_used"] == 0.16), "status"] = "failed to train"
+    bands = claims.rate_bands(search).set_index(["batch_size", "seed"])
+    assert (bands.loc[(256, 1), "band_low"], bands.loc[(256, 1), "band_high"]) == (0.04, 0.08)
+    # the flattest search spans the whole grid: its width is only a lower bound, and the note says so
+    assert bands.loc[(32, 2), "at_edge"] and bands.loc[(32, 2), "width"] == 6
+    v = claims.rate_robustness(search)
+    assert "3 of 9 bands reach an end of their grid" in v.note and "batch 32 seed 0" in v.note
+    # fewer than 3 batch sizes searched: no trend to read
+    assert claims.rate_robustness(banded_search({32: 0.02, 256: 0.04})).seeds == 0

@@ -31,6 +31,7 @@ from bsnb.claims.protocol import (  # noqa: F401
                                   comparison_runs,
                                   epochs_to_level,
                                   paired,
+                                  search_runs,
                                   shifted_level,
 )
 from bsnb.claims.q1_gradient_noise import (  # noqa: F401
@@ -45,7 +46,15 @@ from bsnb.claims.q1_gradient_noise import (  # noqa: F401
 )
 from bsnb.claims.q2_comparison import ARTICLE, empirical, gap_by_budget, learning_rate_check  # noqa: F401
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
-from bsnb.claims.q4_closing import batch_growth, closing, regime_adaptation, remedy_table, tuned_rates  # noqa: F401
+from bsnb.claims.q4_closing import (  # noqa: F401
+                                  batch_growth,
+                                  closing,
+                                  rate_bands,
+                                  rate_robustness,
+                                  regime_adaptation,
+                                  remedy_table,
+                                  tuned_rates,
+)
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
 from bsnb.claims.verdict import COLUMNS, Verdict, _empty, conclusions, evidence_note, save, statement, table  # noqa: F401
 from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval  # noqa: F401

@@ -29,15 +29,23 @@ def choose_pair(seeds: pd.DataFrame, small_batch: int, large_batch: int) -> tupl
     return small, large, notes
 
 
-def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (batch size, seed) of the learning-rate search trained to its minimum: the rate whose smoothed minimum
-    validation loss is lowest, that minimum, and whether the rate lies on the edge of the searched grid."""
+def search_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the learning-rate search (04, tuned) trained to their minimum (not stopped at the target, not
+    pruned): what C15's best rates and C18's bands read."""
     tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
         if "remedy" in runs else runs.iloc[0:0]
     if tuned.empty or "stopped_by" not in tuned:
+        return tuned.iloc[0:0]
+    return tuned[(tuned["stopped_by"] != "target") & ~tuned.get("pruned", pd.Series(False, index=tuned.index))
+                 .fillna(False).astype(bool)]
+
+
+def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (batch size, seed) of the learning-rate search trained to its minimum: the rate whose smoothed minimum
+    validation loss is lowest, that minimum, and whether the rate lies on the edge of the searched grid."""
+    tuned = search_runs(runs)
+    if tuned.empty:
         return pd.DataFrame()
-    tuned = tuned[(tuned["stopped_by"] != "target") & ~tuned.get("pruned", pd.Series(False, index=tuned.index))
-                  .fillna(False).astype(bool)]
     rows = []
     for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
         ok = _usable_seeds(g)

@@ -1,5 +1,6 @@
 """Question 4, closing the gap (notebook 04): the learning-rate rules (C8), Hoffer's regime adaptation (C9),
-ghost batch norm (C10), batch growth instead of decay (C12) and each batch size at its own best rate (C15)."""
+ghost batch norm (C10), batch growth instead of decay (C12), each batch size at its own best rate (C15) and how
+wide the band of good rates is at each batch size (C18)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,28 @@ import math
 import pandas as pd
 
 from bsnb import minima, parameters
-from bsnb.claims.protocol import SMOOTHINGS, Claim, _one, best_rates, censored_seeds, choose_pair, paired
+from bsnb.claims.protocol import (
+    SMOOTHINGS,
+    Claim,
+    _one,
+    _usable_seeds,
+    best_rates,
+    censored_seeds,
+    choose_pair,
+    paired,
+    search_runs,
+)
 from bsnb.claims.verdict import Verdict, _censor, _empty, _fmt, _join, evidence_note, rank_trend, statement
-from bsnb.stats import INCONCLUSIVE, MIN_SEEDS, censoring_bias, decide, decide_within, interval
+from bsnb.stats import (
+    INCONCLUSIVE,
+    MIN_SEEDS,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    censoring_bias,
+    decide,
+    decide_within,
+    interval,
+)
 
 SMITH = ("Smith et al. 2018: batch growth instead of decay matched accuracy (Wide ResNet, CIFAR-10, 94.4 % vs "
          "94.3 %) with about a third of the updates")
@@ -57,6 +77,72 @@ def tuned_rates(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 25
     censored = {f"batch {b}": sorted(int(s) for s in best.loc[(best["batch_size"] == b) & best["censored"], "seed"])
                 for b in (small, large)}
     return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
+
+
+RATE_BAND = 0.05  # C18: a rate is in the band when its smoothed minimum validation loss is within 5% of the best
+
+
+def rate_bands(runs: pd.DataFrame, tolerance: float = RATE_BAND) -> pd.DataFrame:
+    """C18's band per (batch size, seed) of the learning-rate search trained to its minimum: the contiguous run of
+    grid rates around the best whose smoothed minimum validation loss is within ``tolerance`` of the best (a rate
+    that failed to train, diverged or has no minimum ends the band), and its ``width`` in factors of 2,
+    log2(highest / lowest rate in it) (0: only the best rate). A band that reaches an end of the grid
+    (``at_edge``) may be wider than the grid shows: its width is a lower bound."""
+    tuned = search_runs(runs)
+    rows = []
+    for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
+        grid = sorted(g["lr_used"].unique())
+        loss = _usable_seeds(g).groupby("lr_used")["min_val_loss"].min().reindex(grid)
+        if len(grid) < 2 or loss.isna().all():
+            continue
+        best = int(loss.fillna(math.inf).to_numpy().argmin())
+        inside = (loss <= (1 + tolerance) * loss.iloc[best]).to_numpy()
+        lo = hi = best
+        while lo > 0 and inside[lo - 1]:
+            lo -= 1
+        while hi < len(grid) - 1 and inside[hi + 1]:
+            hi += 1
+        rows.append({"batch_size": int(batch), "seed": int(seed), "best_lr": float(grid[best]),
+                     "band_low": float(grid[lo]), "band_high": float(grid[hi]),
+                     "width": math.log2(grid[hi] / grid[lo]), "at_edge": lo == 0 or hi == len(grid) - 1,
+                     "rates": len(grid)})
+    return pd.DataFrame(rows, columns=["batch_size", "seed", "best_lr", "band_low", "band_high", "width", "at_edge",
+                                       "rates"])
+
+
+def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: float = RATE_BAND) -> Verdict:
+    """C18 (Masters and Luschi 2018; Marek et al. 2025): small batches are more robust to the learning rate. The
+    width of each (batch size, seed)'s band of good rates (:func:`rate_bands`) against the batch size, Spearman's
+    rank correlation pooled over seeds and batch sizes with a Fisher interval: supported when the interval lies
+    below 0 (the band narrows as the batch grows), not supported when above. It reads the search of C15; no
+    training of its own. Bands that reach an end of their grid are named in the note (their widths are lower
+    bounds)."""
+    bands = rate_bands(runs, tolerance)
+    if bands.empty or bands["batch_size"].nunique() < 3:
+        return _empty("C18", "needs the learning-rate search (04, tuned) trained to its minimum at 3 or more batch "
+                             "sizes")
+    rho, lo, hi, n = rank_trend(bands, "width", confidence)
+    n_seeds = int(bands.groupby("batch_size")["seed"].nunique().min())
+    verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n_seeds < MIN_SEEDS else (
+        SUPPORTED if hi < 0 else NOT_SUPPORTED if lo > 0 else INCONCLUSIVE)
+    by_batch = bands.groupby("batch_size").agg(width=("width", "mean"), low=("band_low", "median"),
+                                               high=("band_high", "median"))
+    edges = bands[bands["at_edge"]]
+    notes = [f"only {n_seeds} seeds at some batch size: a verdict needs at least {MIN_SEEDS}"
+             if n_seeds < MIN_SEEDS else "",
+             f"{len(edges)} of {len(bands)} bands reach an end of their grid, so their widths are lower bounds: "
+             + "; ".join(f"batch {r.batch_size} seed {r.seed} ({r.band_low:g} to {r.band_high:g})"
+                         for r in edges.itertuples()) if len(edges) else ""]
+    return Verdict("C18", verdict, rho, lo, hi, n_seeds, statement("C18"),
+                   f"rank correlation (Spearman, pooled over {n} searches: seeds x {len(by_batch)} batch sizes, Fisher "
+                   f"interval) of the band's width with the batch size; the band: the rates of the factor-2 search "
+                   f"around the best whose smoothed minimum validation loss is within {tolerance:.0%} of the best, "
+                   f"its width log2(highest / lowest rate)",
+                   "mean width in factors of 2 (median band): " + "; ".join(
+                       f"batch {b} {r.width:.2f} ({r.low:g} to {r.high:g})" for b, r in by_batch.iterrows()),
+                   "Masters and Luschi 2018: the range of stable rates narrows as the batch grows, best results at "
+                   "batch 2 to 32; Marek et al. 2025: small batches are more robust to hyperparameters",
+                   _join(*notes))
 
 
 # a remedy run matches its baselines on the setting it does not change (a remedy may change the budget,
@@ -339,4 +425,8 @@ CLAIMS = [
           "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
           "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
           4, SMOOTHINGS),
+    Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
+                 "grows", "rank correlation of the band's width (rates within 5% of the best smoothed minimum, in "
+          "factors of 2) with the batch size: interval below 0 / above 0", "rate_bands",
+          lambda st, rd: rate_robustness(st.runs(rd), st.confidence), 4),
 ]
