@@ -109,6 +109,8 @@ PARAMS: dict[str, Param] = {
         _p("width", int, 25, "channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the "
            "mlp", "fixed", low=1, high=4096),
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
+        _p("accumulate", int, 1, "micro-batches per optimiser step: gradient accumulation, the loss averaged over "
+           "the whole batch (1: none)", "fixed", low=1, high=1024),
         _p("budget", str, "epochs", "train for a number of epochs or of optimiser steps", "fixed",
            choices=("epochs", "steps")),
         _p("epochs", int, 100, "epochs of training when budget is epochs", "fixed", low=1),
@@ -148,6 +150,8 @@ PARAMS: dict[str, Param] = {
         _p("noise_draws", int, 50, "random batches drawn per batch size (more for small ones, so each sees at least "
            "2048 examples)", "fixed", low=2),
         _p("grad_chunk", int, 256, "examples per vectorised per-example-gradient pass (bounds memory)", "fixed", low=1),
+        _p("accumulation_steps", int, 100, "steps of the gradient-accumulation check (batch 256 as 8 micro-batches "
+           "of 32 beside the plain batch and ghost batch norm; 0: no check)", "fixed", low=0),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, "
            "tuned, or Hoffer's arms step, sqrt_step and sqrt_step_longer", "scientific",
@@ -185,10 +189,10 @@ PARAMS: dict[str, Param] = {
 # What defines a training run's setting: the findings group runs that differ only in batch size by
 # these, and results carries them on every row. TrainSpec takes every TRAINING name it has a field for.
 SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "batch_norm",
-           "budget", "epochs", "steps", "patience")
+           "accumulate", "budget", "epochs", "steps", "patience")
 
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
-            "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "budget", "epochs", "steps",
+            "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "accumulate", "budget", "epochs", "steps",
             "patience", "log_points", "noise_points", "device", "stack"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
@@ -200,7 +204,7 @@ SHARPNESS = ["hessian_examples", "matched_loss", "full_measures", *SHARPNESS_OPT
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
           "lr_grid", "target_loss", "sharpness_at_levels"]
 
-NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk"]
+NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk", "accumulation_steps"]
 
 # The notebooks the sweep runs per setting, and the parameters each declares (in order).
 NOTEBOOKS: dict[str, list[str]] = {
@@ -333,6 +337,9 @@ def _cross_checks(p: dict) -> list[str]:
     if "batch_size" in p and "n_train" in p and p["batch_size"] > p["n_train"]:
         problems.append(f"batch_size = {p['batch_size']} is larger than n_train = {p['n_train']}: "
                         f"expected a batch size from 1 to {p['n_train']}")
+    if "batch_size" in p and p.get("accumulate", 1) > p["batch_size"]:
+        problems.append(f"accumulate = {p['accumulate']} exceeds batch_size = {p['batch_size']}: expected at most "
+                        f"{p['batch_size']} micro-batches, each of at least one example")
     size = DATASET_SIZES.get(p.get("dataset"))
     sizes = {"n_train", "n_val", "n_test"} <= p.keys()
     if isinstance(size, int) and sizes:

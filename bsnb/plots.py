@@ -530,3 +530,19 @@ def rate_bands(search: pd.DataFrame, bands: pd.DataFrame, tolerance: float = 0.0
                          f"width log2(highest / lowest rate) of the contiguous band of grid rates around the best whose "
                          f"minimum is within {tolerance:.0%} of the best (0: only the best rate); on a factor-2 grid a "
                          f"width moves in steps of 1.")
+
+
+def accumulation(pairs: pd.DataFrame, tolerance: float):
+    """Is gradient accumulation a bigger batch? Each pair's final-weight difference, relative to the distance the
+    weights travelled, per seed, in float64 and float32, against the tolerance."""
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
+    label = pairs["arm"] + "\nvs " + pairs["against"]
+    sns.stripplot(pairs.assign(pair=label), x="relative_difference", y="pair", hue="dtype", dodge=True, size=7,
+                  jitter=False, ax=ax, log_scale=True)
+    ax.axvline(tolerance, color="grey", ls="--", lw=1, label=f"tolerance {tolerance:g}")
+    ax.set_xlabel("|w_a - w_b| / |w_b - w_0| after the last step")
+    ax.set_ylabel("")
+    ax.legend(fontsize=8, loc="lower right")
+    return _caption(fig, f"Each point one seed ({_seeds(pairs)}), {int(pairs['steps'].iloc[0])} steps of the study's "
+                         "training loop from the same initial weights and batch order. Left of the dashed line the two "
+                         "arms follow one trajectory; float32 shows how far rounding alone carries one algorithm.")

@@ -35,6 +35,7 @@ class TrainSpec:
     model: str = "cnn"
     width: int = 25
     batch_norm: bool = False
+    accumulate: int = 1  # micro-batches per optimiser step, each of ceil(batch / accumulate) examples (1: none)
     budget: str = "epochs"
     epochs: int = 100
     steps: int = 1000
@@ -269,6 +270,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
         net.train()
         perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)
         batch = spec.batch_at(epoch, n)
+        micro = math.ceil(batch / spec.accumulate) if spec.accumulate > 1 else 0  # examples per micro-batch
         n_steps = min(math.ceil(n / batch), total - step)
         loss_sum = torch.zeros(len(members), device=device)
         examples = 0
@@ -281,11 +283,8 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                 opt.set_lr(lrs)
             # one step: each model its own batch; the gradient of the summed losses is each model's own
             idx = perms[:, i * batch:(i + 1) * batch]
-            logits = net(data.x_train[idx])
-            losses = F.cross_entropy(logits.flatten(0, 1), data.y_train[idx].flatten(),
-                                     reduction="none").view(len(members), -1).mean(1)
             opt.zero_grad()
-            losses.sum().backward()
+            losses = _forward_backward(net, data.x_train, data.y_train, idx, micro)
             step += 1
             # measurements at log-spaced steps: the two-batch noise, the gradient norm, the distance from init
             if step in noisy and idx.shape[1] >= 2:
@@ -382,6 +381,27 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                        steps_to_target_checked=r[1] if r else None, seconds_to_target=r[2] if r else None)
         runs.append(SeedRun(m.seed, m.history, m.steps, summary, states=m.states, noise=m.noise, label=m.label))
     return runs
+
+
+def _forward_backward(net, x, y, idx, micro: int = 0) -> torch.Tensor:
+    """Each model's mean loss over its batch (``idx``: [models, batch]), its gradient left in ``.grad``.
+
+    With ``micro`` > 0 smaller than the batch, the batch is taken in micro-batches of ``micro`` examples, each a
+    forward and backward pass of its share of the batch's mean loss, so the gradient is the whole batch's: gradient
+    accumulation. Without batch norm it is the plain batch's step up to float rounding; with batch norm each
+    micro-batch is normalised by its own statistics (ghost batch norm in chunks of ``micro``)."""
+    models_, batch = idx.shape
+    if not 0 < micro < batch:
+        losses = F.cross_entropy(net(x[idx]).flatten(0, 1), y[idx].flatten(), reduction="none").view(models_, -1).mean(1)
+        losses.sum().backward()
+        return losses
+    losses = torch.zeros(models_, device=idx.device)
+    for part in idx.split(micro, dim=1):
+        share = F.cross_entropy(net(x[part]).flatten(0, 1), y[part].flatten(), reduction="none").view(models_, -1)
+        share = share.sum(1) / batch
+        share.sum().backward()
+        losses += share.detach()
+    return losses
 
 
 def _norms(tensors) -> list[float]:

@@ -42,6 +42,7 @@ data_seed: int = 0  # seed of the data generation and of the split
 model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)
 width: int = 25  # channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the mlp
 batch_norm: bool = False  # batch norm after each hidden layer
+accumulate: int = 1  # micro-batches per optimiser step: gradient accumulation, the loss averaged over the whole batch (1: none)
 budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps

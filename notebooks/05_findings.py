@@ -36,7 +36,7 @@ store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
 
 # %%
-from bsnb import analysis, claims, minima, noise, parameters, plots, results, summaries
+from bsnb import accumulation, analysis, claims, minima, noise, parameters, plots, results, summaries
 
 params = parameters.from_namespace("05_findings", globals())
 tables = results.load_tables(store_dir)
@@ -74,6 +74,19 @@ claims.table(verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seed
 # %%
 if not variance.empty:
     plots.show(plots.gradient_noise(variance), figures, "gradient_noise")
+
+# %% [markdown]
+# **Is gradient accumulation a bigger batch?** Notebook 01 trains batch 256 as 8 micro-batches of 32
+# beside the plain batch and beside ghost batch norm at 32, from the same weights and batch order.
+# Without batch norm accumulation is the large batch (to float rounding); with batch norm it is
+# ghost batch norm at the micro-batch size; the last column is its wall time per step against
+# the plain batch's, in float32 on this machine.
+
+# %%
+accumulated = tables.table("accumulation")
+if not accumulated.empty:
+    plots.show(plots.accumulation(accumulated, accumulation.TOLERANCE), figures, "accumulation")
+accumulation.summary(accumulated, tables.table("accumulation_time"))
 
 # %% [markdown]
 # **The noise scale over training**, for every batch size of the empirical comparison, and the

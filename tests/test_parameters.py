@@ -86,6 +86,7 @@ def test_job_id_is_readable_and_ignores_system_parameters():
     ({"fixed": {"dataset": "digits", "n_train": 1700}}, ["= 1956 exceeds the 1797 examples", "digits"]),
     ({"fixed": {"lr": 0.1}}, ["lr is a nuisance parameter", "move it under nuisance"]),
     ({"fixed": {"small_batch": 64, "large_batch": 16}}, ["small_batch = 64", "smaller than large_batch = 16"]),
+    ({"fixed": {"accumulate": 64}, "scientific": {"batch_size": [32]}}, ["accumulate = 64 exceeds batch_size = 32", "at most 32"]),
     ({"epochz": 3}, ["unknown key 'epochz'"]),
     ({"workers": 0}, ["workers = 0", "an integer >= 1"]),
     ({"threads": "4"}, ["threads = '4'", "an integer >= 1"]),
