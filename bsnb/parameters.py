@@ -88,10 +88,14 @@ PARAMS: dict[str, Param] = {
         # scientific
         _p("batch_size", int, 64, "examples per optimiser step", "scientific", low=1),
         # nuisance
-        _p("optimizer", str, "sgd", "sgd (with momentum) or adam", "nuisance", choices=("sgd", "adam")),
+        _p("optimizer", str, "sgd", "sgd (with momentum), adam, or adamw (decoupled weight decay)", "nuisance",
+           choices=stacking.OPTIMIZERS),
         _p("lr", float, 0.01, "learning rate, constant over training", "nuisance", low=1e-8, high=10.0),
-        _p("momentum", float, 0.9, "SGD momentum (ignored by adam)", "nuisance", low=0.0, high=0.999),
-        _p("weight_decay", float, 0.0, "L2 weight decay", "nuisance", low=0.0, high=1.0),
+        _p("momentum", float, 0.9, "SGD momentum (ignored by adam and adamw)", "nuisance", low=0.0, high=0.999),
+        _p("weight_decay", float, 0.0, "weight decay: L2 for sgd and adam, decoupled for adamw", "nuisance", low=0.0,
+           high=1.0),
+        _p("beta2", float, 0.999, "second-moment decay of adam and adamw (ignored by sgd)", "nuisance", low=0.0,
+           high=0.999999),
         _p("seeds", list, [0, 1, 2], "model-initialisation and batch-order seeds, all trained in one execution",
            "nuisance", item_type=int, low=0, min_items=1),
         # fixed
@@ -160,6 +164,8 @@ PARAMS: dict[str, Param] = {
            "fixed", low=1),
         _p("warmup_epochs", int, 5, "epochs of linear warm-up (linear_warmup)", "fixed", low=0),
         _p("ghost_batch", int, 32, "examples per ghost batch (ghost_bn)", "fixed", low=1),
+        _p("beta2_rule", str, "none", "adam/adamw: none keeps beta2; half_life keeps its half-life fixed in examples, "
+           "beta2 ** (batch_size / reference_batch) (Marek et al. 2025)", "fixed", choices=("none", "half_life")),
         _p("sharpness_at_levels", bool, False, "also measure the top Hessian eigenvalue where the training loss first "
            "fell to each of 1, 0.3, 0.1, 0.03 (C16: sharpness under a learning-rate rule)", "fixed"),
         _p("schedule_milestones", list, [0.3333, 0.6667], "fractions of the epochs at which lr_decay / batch_growth act",
@@ -188,10 +194,10 @@ PARAMS: dict[str, Param] = {
 
 # What defines a training run's setting: the findings group runs that differ only in batch size by
 # these, and results carries them on every row. TrainSpec takes every TRAINING name it has a field for.
-SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "dataset", "model", "width", "batch_norm",
+SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "beta2", "dataset", "model", "width", "batch_norm",
            "accumulate", "budget", "epochs", "steps", "patience")
 
-TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "seeds", "dataset", "data_path", "n_train",
+TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "beta2", "seeds", "dataset", "data_path", "n_train",
             "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "accumulate", "budget", "epochs", "steps",
             "patience", "log_points", "noise_points", "device", "stack"]
 
@@ -201,7 +207,7 @@ SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subsp
                      "density"]
 SHARPNESS = ["hessian_examples", "matched_loss", "full_measures", *SHARPNESS_OPTIONS]
 
-REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "schedule_milestones", "schedule_factor",
+REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "beta2_rule", "schedule_milestones", "schedule_factor",
           "lr_grid", "target_loss", "sharpness_at_levels"]
 
 NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk", "accumulation_steps"]

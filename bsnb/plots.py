@@ -417,7 +417,8 @@ def min_loss_by_rule(runs: pd.DataFrame):
     rem = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] != "tuned")]
     if len(rem):
         sns.pointplot(rem, x="batch_size", y="min_val_loss", hue="remedy", native_scale=True, errorbar="sd",
-                      linestyle="none", dodge=0.15, markers="D", ax=ax, log_scale=(2, None))
+                      linestyle="none", dodge=0.15 if rem["remedy"].nunique() > 1 else False, markers="D", ax=ax,
+                      log_scale=(2, None))  # seaborn divides the dodge by the remedies less one
     ax.set_xscale("log", base=2)
     sizes = sorted(set(base["batch_size"]) | set(rem["batch_size"]))
     ax.set_xticks(sizes, [str(int(s)) for s in sizes])

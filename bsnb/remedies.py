@@ -64,6 +64,12 @@ def scaled_lr(rule: str, lr0: float, b0: int, b: int) -> float:
     raise ValueError(f"lr_rule = {rule!r} is not allowed: expected one of {', '.join(RULES)}")
 
 
+def half_life_beta2(beta2_ref: float, b0: int, b: int) -> float:
+    """Adam's beta2 at batch ``b`` that keeps the half-life of its average fixed in examples: a step of ``b``
+    examples decays it as ``b / b0`` steps of ``b0`` would, beta2 = beta2_ref ** (b / b0) (Marek et al. 2025)."""
+    return beta2_ref ** (b / b0)
+
+
 def warmup_lr(step: int, warmup_steps: int, start: float, end: float) -> float:
     """Linear warm-up: the rate of optimiser step ``step`` (1-based), from ``start`` to ``end`` at ``warmup_steps``."""
     if warmup_steps <= 0 or step >= warmup_steps:
@@ -136,6 +142,8 @@ def options(params: dict) -> dict:
     b, b0, lr0 = params["batch_size"], params["reference_batch"], params["lr"]
     out: dict = {"batch_norm": params["batch_norm"] or remedy.get("batch_norm", False)}
     out["lr"] = scaled_lr(remedy.get("lr_rule", "none"), lr0, b0, b)
+    if params.get("beta2_rule", "none") == "half_life":  # Marek et al. 2025: beta2's half-life fixed in examples
+        out["beta2"] = half_life_beta2(params.get("beta2", 0.999), b0, b)
     if remedy.get("warmup"):
         out["warmup_steps"] = params["warmup_epochs"] * math.ceil(params["n_train"] / b)
         out["warmup_start_lr"] = lr0

@@ -194,14 +194,15 @@ class Optimizer:
     """SGD with momentum (and weight decay) or Adam over stacked parameters, one learning rate per model.
 
     The updates are torch.optim's: SGD ``buf = momentum * buf + (g + wd * p)``, ``p -= lr * buf``; Adam with
-    bias correction, betas (0.9, 0.999), eps 1e-8 and L2 weight decay. ``set_lr`` takes M rates; a rate of 0
+    bias correction, betas (0.9, ``beta2``), eps 1e-8 and L2 weight decay; AdamW the same with decoupled weight
+    decay (``p *= 1 - lr * wd`` before the step, Loshchilov and Hutter 2019). ``set_lr`` takes M rates; a rate of 0
     leaves its model unchanged.
     """
 
     def __init__(self, params: list[torch.Tensor], kind: str, lr, momentum: float = 0.9,
-                 weight_decay: float = 0.0, betas=(0.9, 0.999), eps: float = 1e-8):
-        if kind not in ("sgd", "adam"):
-            raise ValueError(f"optimizer = {kind!r} is not allowed: expected sgd or adam")
+                 weight_decay: float = 0.0, beta2: float = 0.999, eps: float = 1e-8):
+        _check(kind)
+        betas = (0.9, beta2)
         self.params, self.kind = params, kind
         self.momentum, self.weight_decay, self.betas, self.eps = momentum, weight_decay, betas, eps
         self.state = [None] * len(params)
@@ -220,7 +221,9 @@ class Optimizer:
         self.steps += 1
         for j, p in enumerate(self.params):
             lr = self.lr.view(-1, *[1] * (p.dim() - 1))
-            g = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+            if self.kind == "adamw" and self.weight_decay:
+                p.mul_(1 - lr * self.weight_decay)
+            g = p.grad if not self.weight_decay or self.kind == "adamw" else p.grad.add(p, alpha=self.weight_decay)
             if self.kind == "sgd":
                 if self.momentum:
                     if self.state[j] is None:
@@ -240,15 +243,32 @@ class Optimizer:
             p.sub_(lr / (1 - b1 ** self.steps) * m / denom)
 
 
-class SeparateOptimizer:
-    """torch.optim's SGD or Adam, one per module of a :class:`Separate`, behind :class:`Optimizer`'s interface."""
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
-    def __init__(self, modules, kind: str, lrs, momentum: float = 0.9, weight_decay: float = 0.0):
-        if kind not in ("sgd", "adam"):
-            raise ValueError(f"optimizer = {kind!r} is not allowed: expected sgd or adam")
-        make = {"sgd": lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=momentum, weight_decay=weight_decay),
-                "adam": lambda ps, lr: torch.optim.Adam(ps, lr=lr, weight_decay=weight_decay)}[kind]
-        self.opts = [make(m.parameters(), float(lr)) for m, lr in zip(modules, lrs)]
+
+def _check(kind: str) -> None:
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer = {kind!r} is not allowed: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def torch_optimizer(kind: str, params, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                    beta2: float = 0.999) -> torch.optim.Optimizer:
+    """torch.optim's SGD (with momentum), Adam or AdamW for one model."""
+    _check(kind)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    return {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[kind](params, lr=lr, betas=(0.9, beta2),
+                                                                      weight_decay=weight_decay)
+
+
+class SeparateOptimizer:
+    """torch.optim's SGD, Adam or AdamW, one per module of a :class:`Separate`, behind :class:`Optimizer`'s
+    interface."""
+
+    def __init__(self, modules, kind: str, lrs, momentum: float = 0.9, weight_decay: float = 0.0,
+                 beta2: float = 0.999):
+        self.opts = [torch_optimizer(kind, m.parameters(), float(lr), momentum, weight_decay, beta2)
+                     for m, lr in zip(modules, lrs)]
         self.lrs = [float(lr) for lr in lrs]
 
     def set_lr(self, lrs):
@@ -267,8 +287,8 @@ class SeparateOptimizer:
                 opt.step()
 
 
-def optimizer(net, kind: str, lrs, momentum: float, weight_decay: float):
+def optimizer(net, kind: str, lrs, momentum: float, weight_decay: float, beta2: float = 0.999):
     """The optimiser of ``net`` (a :class:`Separate` or :class:`Stacked`), ``lrs`` one rate per model."""
     if isinstance(net, Stacked):
-        return Optimizer(net.parameters(), kind, lrs, momentum, weight_decay)
-    return SeparateOptimizer(net.modules, kind, lrs, momentum, weight_decay)
+        return Optimizer(net.parameters(), kind, lrs, momentum, weight_decay, beta2)
+    return SeparateOptimizer(net.modules, kind, lrs, momentum, weight_decay, beta2)

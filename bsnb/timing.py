@@ -50,7 +50,8 @@ def interleaved_epochs(params: dict, batch_sizes, repeats: int = 5, threads: int
             model = models.build(params["model"], ds.input_shape, ds.n_classes, params["width"],
                                  params["batch_norm"]).to(dev)
             opt = train.make_optimizer(train.TrainSpec(batch_size=b, optimizer=params["optimizer"], lr=params["lr"],
-                                                       momentum=params["momentum"]), model.parameters())
+                                                       momentum=params["momentum"],
+                                                       beta2=params.get("beta2", 0.999)), model.parameters())
             setups[b] = (model, opt, torch.Generator().manual_seed(b))
             _one_epoch(model, opt, ds.x_train, ds.y_train, b, setups[b][2])  # warm-up
         rows = []

@@ -32,6 +32,7 @@ class TrainSpec:
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0
+    beta2: float = 0.999  # Adam's and AdamW's second-moment decay
     model: str = "cnn"
     width: int = 25
     batch_norm: bool = False
@@ -140,11 +141,7 @@ def setup(threads: int = 0, device: str = "auto") -> torch.device:
 
 
 def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
-    if spec.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
-    if spec.optimizer == "adam":
-        return torch.optim.Adam(params, lr=spec.lr, weight_decay=spec.weight_decay)
-    raise ValueError(f"optimizer = {spec.optimizer!r} is not allowed: expected sgd or adam")
+    return stacking.torch_optimizer(spec.optimizer, params, spec.lr, spec.momentum, spec.weight_decay, spec.beta2)
 
 
 def log_steps(total: int, points: int) -> set[int]:
@@ -232,7 +229,7 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                              spec.ghost_batch, [m.seed for m in members], device)
     net = stacking.replicas(modules, stacked)
     lrs = [m.spec.lr for m in members]
-    opt = stacking.optimizer(net, spec.optimizer, lrs, spec.momentum, spec.weight_decay)
+    opt = stacking.optimizer(net, spec.optimizer, lrs, spec.momentum, spec.weight_decay, spec.beta2)
     orders = [torch.Generator().manual_seed(m.seed) for m in members]
     w0 = [w.clone() for w in net.weights()]
 
@@ -376,7 +373,8 @@ def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], 
                        censored=m.stopped_by == "budget" and summary["epochs_run"] - m.best_epoch < max(m.spec.patience, 1),
                        stacked=len(members) if stacked else 1)
         r = m.reached
-        summary.update(lr_used=m.spec.lr, target_loss=m.spec.target_loss or None, reached_target=r is not None,
+        summary.update(lr_used=m.spec.lr, beta2_used=m.spec.beta2 if m.spec.optimizer != "sgd" else None,
+                       target_loss=m.spec.target_loss or None, reached_target=r is not None,
                        epoch_to_target=r[0] if r else None, steps_to_target=r[3] if r else None,
                        steps_to_target_checked=r[1] if r else None, seconds_to_target=r[2] if r else None)
         runs.append(SeedRun(m.seed, m.history, m.steps, summary, states=m.states, noise=m.noise, label=m.label))

@@ -28,10 +28,11 @@
 
 # %% tags=["parameters"]
 batch_size: int = 64  # examples per optimiser step
-optimizer: str = "sgd"  # sgd (with momentum) or adam
+optimizer: str = "sgd"  # sgd (with momentum), adam, or adamw (decoupled weight decay)
 lr: float = 0.01  # learning rate, constant over training
-momentum: float = 0.9  # SGD momentum (ignored by adam)
-weight_decay: float = 0.0  # L2 weight decay
+momentum: float = 0.9  # SGD momentum (ignored by adam and adamw)
+weight_decay: float = 0.0  # weight decay: L2 for sgd and adam, decoupled for adamw
+beta2: float = 0.999  # second-moment decay of adam and adamw (ignored by sgd)
 seeds: list = [0, 1, 2]  # model-initialisation and batch-order seeds, all trained in one execution
 dataset: str = "mnist1d"  # mnist1d (generated offline), digits (scikit-learn), mnist, fashion_mnist or cifar10 (torchvision, from data_path), or npz (your own file at data_path)
 data_path: str = ""  # folder of the torchvision datasets (empty means $BSNB_DATA or ~/.cache/bsnb/data), or the .npz file of dataset npz

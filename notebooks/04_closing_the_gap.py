@@ -31,10 +31,11 @@
 
 # %% tags=["parameters"]
 batch_size: int = 64  # examples per optimiser step
-optimizer: str = "sgd"  # sgd (with momentum) or adam
+optimizer: str = "sgd"  # sgd (with momentum), adam, or adamw (decoupled weight decay)
 lr: float = 0.01  # learning rate, constant over training
-momentum: float = 0.9  # SGD momentum (ignored by adam)
-weight_decay: float = 0.0  # L2 weight decay
+momentum: float = 0.9  # SGD momentum (ignored by adam and adamw)
+weight_decay: float = 0.0  # weight decay: L2 for sgd and adam, decoupled for adamw
+beta2: float = 0.999  # second-moment decay of adam and adamw (ignored by sgd)
 seeds: list = [0, 1, 2]  # model-initialisation and batch-order seeds, all trained in one execution
 dataset: str = "mnist1d"  # mnist1d (generated offline), digits (scikit-learn), mnist, fashion_mnist or cifar10 (torchvision, from data_path), or npz (your own file at data_path)
 data_path: str = ""  # folder of the torchvision datasets (empty means $BSNB_DATA or ~/.cache/bsnb/data), or the .npz file of dataset npz
@@ -58,6 +59,7 @@ remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn,
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from
 warmup_epochs: int = 5  # epochs of linear warm-up (linear_warmup)
 ghost_batch: int = 32  # examples per ghost batch (ghost_bn)
+beta2_rule: str = "none"  # adam/adamw: none keeps beta2; half_life keeps its half-life fixed in examples, beta2 ** (batch_size / reference_batch) (Marek et al. 2025)
 schedule_milestones: list = [0.3333, 0.6667]  # fractions of the epochs at which lr_decay / batch_growth act
 schedule_factor: float = 5.0  # learning-rate divisor / batch multiplier at each milestone
 lr_grid: list = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # learning rates the tuned remedy tries

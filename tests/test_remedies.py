@@ -207,3 +207,17 @@ def test_patience_stops_a_run_once_its_minimum_is_confirmed_and_a_cap_censors_it
     capped = train.train(train.TrainSpec(**{**spec.__dict__, "patience": 3, "epochs": 2}), d, seed=0)
     assert capped.summary["stopped_by"] == "budget"
     assert capped.summary["censored"] == (capped.summary["epoch_of_min_val_loss"] > 2 - 3)
+
+
+def test_the_half_life_rule_scales_adams_beta2_with_the_batch():
+    """Marek et al. 2025: beta2 ** (B / B0) keeps the average's half-life fixed in examples."""
+    base = {"remedy": "sqrt", "batch_size": 256, "reference_batch": 32, "lr": 1e-3, "batch_norm": False,
+            "warmup_epochs": 5, "n_train": 4000, "epochs": 10, "ghost_batch": 32, "beta2": 0.99}
+    opts = remedies.options({**base, "beta2_rule": "half_life"})
+    assert opts["beta2"] == pytest.approx(0.99 ** 8)
+    # the half-life in examples: steps to halve, times the batch, is the same at both batch sizes
+    half = lambda beta, b: math.log(0.5) / math.log(beta) * b  # noqa: E731
+    assert half(opts["beta2"], 256) == pytest.approx(half(0.99, 32))
+    assert "beta2" not in remedies.options({**base, "beta2_rule": "none"})
+    spec = train.TrainSpec.from_params({**base, "optimizer": "adamw"}, **opts)
+    assert spec.beta2 == pytest.approx(0.99 ** 8) and spec.lr == pytest.approx(1e-3 * 8 ** 0.5)

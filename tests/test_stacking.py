@@ -62,14 +62,14 @@ def test_batch_norm_keeps_running_statistics_per_model():
         torch.testing.assert_close(net.module_of(j).eval()(x[0]), module(x[0]), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("kind,wd", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 0.0), ("adam", 1e-3)])
+@pytest.mark.parametrize("kind,wd", [("sgd", 0.0), ("sgd", 1e-3), ("adam", 0.0), ("adam", 1e-3), ("adamw", 1e-2)])
 def test_optimizer_is_torch_optim_per_model_and_a_zero_rate_freezes(kind, wd):
     seeds = [0, 1]
     alone = _modules("cnn", False, 0, seeds)
     net = stacking.Stacked(_modules("cnn", False, 0, seeds))
     lrs = [0.05, 0.01]
-    opt = stacking.Optimizer(net.parameters(), kind, lrs, momentum=0.9, weight_decay=wd)
-    refs = stacking.SeparateOptimizer(alone, kind, lrs, momentum=0.9, weight_decay=wd)
+    opt = stacking.Optimizer(net.parameters(), kind, lrs, momentum=0.9, weight_decay=wd, beta2=0.99)
+    refs = stacking.SeparateOptimizer(alone, kind, lrs, momentum=0.9, weight_decay=wd, beta2=0.99)
     g = torch.Generator().manual_seed(2)
     for _ in range(3):  # the same gradients for both, so only the update rules are compared
         x, y = torch.randn(2, 16, 40, generator=g), torch.randint(0, 10, (2, 16), generator=g)
