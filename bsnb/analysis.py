@@ -28,9 +28,8 @@ def open_run(run_dir, device="cpu") -> OpenRun:
     """The data and the model of the run in ``run_dir``, rebuilt from its parameters, on ``device``."""
     store = results.JobStore(run_dir)
     p = store.params()
-    ds = data_mod.load(p["dataset"], p["n_train"], p["n_val"], p["n_test"], p["data_seed"], device,
-                       p.get("data_path", ""))
-    net = models.build(p["model"], ds.input_shape, ds.n_classes, p["width"], p["batch_norm"]).to(device)
+    ds = data_mod.of_job(p, device)
+    net = models.of_job(p, ds)
     return OpenRun(store, p, ds, net)
 
 

@@ -97,6 +97,13 @@ def file_sha256(path) -> str:
     return h.hexdigest()[:16]
 
 
+def of_job(params: dict, device="cpu") -> Data:
+    """The data of a job (its ``dataset``, split sizes, ``data_seed`` and ``data_path``): the one way every
+    notebook, the timing and the training load it."""
+    return load(params["dataset"], params["n_train"], params["n_val"], params["n_test"], params["data_seed"], device,
+                params.get("data_path", ""))
+
+
 def load(dataset: str, n_train: int, n_val: int, n_test: int, data_seed: int = 0, device="cpu",
          data_path: str = "") -> Data:
     """Load ``dataset`` split into ``n_train``/``n_val``/``n_test`` examples (split fixed by ``data_seed``).

@@ -17,16 +17,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bsnb.choices import IMAGE_MODELS, MODELS, image_shape, input_problem  # noqa: F401 (the models' choices)
 from bsnb.remedies import GhostBatchNorm1d, GhostBatchNorm2d
-
-MODELS = ("cnn", "mlp", "cnn2d", "resnet")
 
 # Examples per forward pass when a model is evaluated on a whole split (losses, Hessian-vector
 # products). A chunk that stays in the CPU's cache is the fastest: the 1-D CNN on 4,000 examples, one
 # thread, took 8 ms per pass in chunks of 1,024 or 2,048 against 23 ms in one chunk of 4,000
 # (Hessian-vector products 62 against 85 ms). The results differ only in the order of summation.
 EVAL_CHUNK = 1024
-IMAGE_MODELS = ("cnn2d", "resnet")  # need inputs of shape (C, H, W), or (H, W) for one channel
 
 
 def _norm(width: int, ghost_batch: int) -> nn.Module:
@@ -35,25 +33,6 @@ def _norm(width: int, ghost_batch: int) -> nn.Module:
 
 def _norm2d(width: int, ghost_batch: int) -> nn.Module:
     return GhostBatchNorm2d(width, ghost=ghost_batch) if ghost_batch else nn.BatchNorm2d(width)
-
-
-def image_shape(input_shape: tuple) -> tuple[int, int, int] | None:
-    """(C, H, W) of an image input shape, or None when the shape is not an image's."""
-    if len(input_shape) == 2:
-        return (1, *input_shape)
-    if len(input_shape) == 3:
-        return tuple(input_shape)
-    return None
-
-
-def input_problem(model: str, input_shape: tuple) -> str | None:
-    """Why ``model`` cannot take inputs of ``input_shape``, or None."""
-    if model in IMAGE_MODELS and image_shape(input_shape) is None:
-        return (f"model = {model!r} needs image inputs of shape (C, H, W) or (H, W), but the data's examples have "
-                f"shape {tuple(input_shape)}: use model cnn or mlp, or image data")
-    if model in IMAGE_MODELS and min(image_shape(input_shape)[1:]) < 4:
-        return f"model = {model!r} needs images of at least 4x4 pixels; the data's are {tuple(input_shape)}"
-    return None
 
 
 class CNN1d(nn.Module):
@@ -179,6 +158,13 @@ def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm
     if problem:
         raise ValueError(problem)
     return classes[model](input_shape, n_classes, width=width, batch_norm=batch_norm, ghost_batch=ghost_batch)
+
+
+def of_job(params: dict, data, ghost_batch: int = 0) -> nn.Module:
+    """The model of a job (its ``model``, ``width`` and ``batch_norm``) for ``data``, on the data's device, its
+    initialisation from torch's global seed: the one way the analysis, the timing and the measurements build it."""
+    return build(params["model"], data.input_shape, data.n_classes, params["width"], params["batch_norm"],
+                 ghost_batch).to(data.device)
 
 
 def n_params(model: nn.Module) -> int:

@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
 from bsnb.models import frozen as _eval
-from bsnb.parameters import LOSS_LEVELS
-from bsnb.results import CHECKPOINTS, TARGET, level_checkpoint, window_start
+from bsnb.results import CHECKPOINTS, LOSS_LEVELS, TARGET, level_checkpoint, window_start
 
 
 def per_example_grads(model, x, y, chunk: int = 256):

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bsnb import choices, remedies, results
 from bsnb import data as data_mod
-from bsnb import models, remedies, stacking
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -31,8 +31,7 @@ GROUPS = ("scientific", "nuisance", "fixed")
 
 # Training losses at which training saves a checkpoint the first time the loss falls to them, so that
 # sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
-LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
-MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: the levels C1 and C6 match the compared runs at
+LOSS_LEVELS, MATCHED_LEVELS = results.LOSS_LEVELS, results.MATCHED_LEVELS  # their home is the store's names
 SMOOTHING = 5  # STUDY.md v3: evaluated epochs in the centred moving average every minimum is read from
 
 
@@ -89,7 +88,7 @@ PARAMS: dict[str, Param] = {
         _p("batch_size", int, 64, "examples per optimiser step", "scientific", low=1),
         # nuisance
         _p("optimizer", str, "sgd", "sgd (with momentum), adam, or adamw (decoupled weight decay)", "nuisance",
-           choices=stacking.OPTIMIZERS),
+           choices=choices.OPTIMIZERS),
         _p("lr", float, 0.01, "learning rate, constant over training", "nuisance", low=1e-8, high=10.0),
         _p("momentum", float, 0.9, "SGD momentum (ignored by adam and adamw)", "nuisance", low=0.0, high=0.999),
         _p("weight_decay", float, 0.0, "weight decay: L2 for sgd and adam, decoupled for adamw", "nuisance", low=0.0,
@@ -109,7 +108,7 @@ PARAMS: dict[str, Param] = {
         _p("n_test", int, 1000, "test examples (reported once per run)", "fixed", low=10),
         _p("data_seed", int, 0, "seed of the data generation and of the split", "fixed", low=0),
         _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)",
-           "fixed", choices=models.MODELS),
+           "fixed", choices=choices.MODELS),
         _p("width", int, 25, "channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the "
            "mlp", "fixed", low=1, high=4096),
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
@@ -128,7 +127,7 @@ PARAMS: dict[str, Param] = {
         _p("device", str, "auto", "auto (GPU when present), cpu, cuda or mps", "fixed",
            choices=("auto", "cpu", "cuda", "mps")),
         _p("stack", str, "auto", "train the seeds (and the tuned remedy's learning rates) as one stacked model: auto "
-           "(where it measured faster), on or off", "fixed", choices=stacking.CHOICES),
+           "(where it measured faster), on or off", "fixed", choices=choices.STACK),
         # sharpness (03)
         _p("hessian_examples", int, 4096, "training examples the Hessian and sharpness are measured on (all, if fewer)",
            "fixed", low=1),
@@ -365,7 +364,7 @@ def _cross_checks(p: dict) -> list[str]:
                                           p.get("batch_size"))
     if "model" in p and "dataset" in p and not problems:
         shape = data_mod.input_shape(p)
-        problem = models.input_problem(p["model"], shape) if shape is not None else None
+        problem = choices.input_problem(p["model"], shape) if shape is not None else None
         if problem:
             problems.append(problem.replace("the data's", f"dataset {p['dataset']!r}'s"))
     if "matched_loss" in p:

@@ -242,23 +242,6 @@ def _source_job(notebook: str, params: dict, axes: tuple) -> Job:
     return Job(notebook, source, axes)
 
 
-def estimated_work(params: dict) -> float:
-    """Rough work of a job, to start the longest jobs first: steps x (batch + 64) x seeds.
-
-    The 64 stands for a step's fixed cost in examples (on 2 CPU cores, a step of 16 examples costs
-    about a third of a step of 256).
-    """
-    n, b = params.get("n_train", 1), params.get("batch_size", 1)
-    if params.get("remedy") in ("longer", "sqrt_step_longer"):  # as many steps as the reference batch
-        steps = params["epochs"] * -(-n // params["reference_batch"])
-    elif params.get("budget") == "steps":
-        steps = params["steps"]
-    else:
-        steps = params.get("epochs", 1) * -(-n // b)
-    work = steps * (b + 64) * len(params.get("seeds", [0]))
-    return work / 2 if params.get("remedy") == "tuned" else work  # runs stop at the target
-
-
 def findings_params(profile: Profile, store_dir: str, report_dir: str) -> dict:
     """Parameters of the findings notebook for a profile."""
     params = defaults(FINDINGS)

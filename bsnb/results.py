@@ -39,6 +39,10 @@ import pandas as pd
 HISTORY, STEPS, SUMMARY, PARAMS, STATUS, NOTEBOOK, MANIFEST = (
     "history.csv", "steps.csv", "summary.json", "params.json", "status.json", "notebook.ipynb", "manifest.json")
 CHECKPOINTS = ("initial", "best", "final")
+# the training losses at which training saves a checkpoint (the window from the first epoch at or below each):
+# the one home of the levels and of the checkpoints' names
+LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
+MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: the levels C1 and C6 match the compared runs at
 TARGET = "target"  # the checkpoint saved where the validation loss first reached the search's target (C11)
 
 
@@ -52,7 +56,7 @@ NOISE_WINDOW = 3
 
 
 def level_checkpoint(level: float) -> str:
-    """The checkpoint saved when a run's training loss first fell to ``level`` (``parameters.LOSS_LEVELS``)."""
+    """The checkpoint saved when a run's training loss first fell to ``level`` (one of :data:`LOSS_LEVELS`)."""
     return f"loss{level:g}"
 
 

@@ -460,11 +460,10 @@ def of_seed_runs(runs, data, spec, data_seed: int = 0, examples: int = 4096) -> 
     in memory), and at the smoothed minimum ("best"), on ``examples`` training examples as notebook 03 takes them:
     C16 compares the top eigenvalue of a learning-rate rule's runs with the comparison's, at the same training
     loss (and at the minimum beside it)."""
-    from bsnb import parameters
 
     x, y = subset(data.x_train, data.y_train, examples, seed=data_seed)
-    net = models.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm).to(data.device)
-    names = [*map(results.level_checkpoint, parameters.MATCHED_LEVELS), "best"]  # "best": the smoothed minimum's
+    net = models.of_job({"model": spec.model, "width": spec.width, "batch_norm": spec.batch_norm}, data)
+    names = [*map(results.level_checkpoint, results.MATCHED_LEVELS), "best"]  # "best": the smoothed minimum's
     levels = {name: {r.seed: r.states[name] for r in runs if name in r.states} for name in names}
     return top_eigenvalue_at(net, levels, x, y)
 

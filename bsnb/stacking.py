@@ -31,6 +31,7 @@ rule measured with ``benchmarks/stacking.py`` (see :func:`use_stack`).
 from __future__ import annotations
 
 import copy
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -38,8 +39,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from bsnb import models
-
-CHOICES = ("auto", "on", "off")
+from bsnb.choices import OPTIMIZERS
+from bsnb.choices import STACK as CHOICES
 
 # ``stack: auto`` stacks on a CPU up to these batch sizes, per path. `python benchmarks/stacking.py
 # --rounds 3` on a 2-core x86_64 (torch 2.14.1, one thread, the MNIST-1D CNN), stacked over one after
@@ -79,6 +80,27 @@ def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm
         torch.manual_seed(seed)
         out.append(models.build(model, input_shape, n_classes, width, batch_norm, ghost_batch).to(device))
     return out
+
+
+class Replicas(Protocol):
+    """What the training loop asks of M models trained together, whether :class:`Stacked` (one model, a leading
+    model axis) or :class:`Separate` (M ordinary modules, one after another): the loop in :mod:`bsnb.train` is
+    written once against this."""
+
+    m: int  # how many models
+    active: list[bool]  # a stopped model is left as it is
+
+    def train(self, mode: bool = True): ...  # training or eval mode for every model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...  # [M, B, ...] inputs -> [M, B, classes] logits
+
+    def grads(self) -> list[torch.Tensor]: ...  # each parameter's gradient, a leading model axis
+
+    def weights(self) -> list[torch.Tensor]: ...  # each parameter, a leading model axis
+
+    def state(self, i: int) -> dict: ...  # model i's state dict, a copy on the CPU
+
+    def module_of(self, i: int) -> nn.Module: ...  # model i as an ordinary module (evaluation, measurement)
 
 
 class Separate:
@@ -186,7 +208,8 @@ class Stacked:
         return self.scratch
 
 
-def replicas(modules: list[nn.Module], stacked: bool):
+def replicas(modules: list[nn.Module], stacked: bool) -> Replicas:
+    """The ``modules`` trained together: stacked as one model, or side by side."""
     return Stacked(modules) if stacked else Separate(modules)
 
 
@@ -241,9 +264,6 @@ class Optimizer:
             v.mul_(b2).addcmul_(g, g, value=1 - b2)
             denom = (v / (1 - b2 ** self.steps)).sqrt_().add_(self.eps)
             p.sub_(lr / (1 - b1 ** self.steps) * m / denom)
-
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 def _check(kind: str) -> None:

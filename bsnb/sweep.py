@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bsnb import data as data_mod
-from bsnb import kernels, parameters, profiles, results
+from bsnb import kernels, parameters, profiles, results, schedule
 from bsnb.engine import WORKER_DEATHS, Engine, cores
 
 # --------------------------------------------------------------------------------------------
@@ -164,13 +164,8 @@ class Planned:
 
     @property
     def cost(self) -> float:
-        """Rough relative cost, so the longest jobs start first. A job that reads another run can start only once
-        that run is done, and then takes its source's place in the order: measuring a run's checkpoints takes
-        about as long as a training job (quick profile: 30 to 60 s), and left to the end such jobs ran alone
-        on one worker while the other had nothing to do."""
-        if self.source is not None:
-            return self.source.cost
-        return profiles.estimated_work(self.job.params)
+        """Rough relative cost (:func:`bsnb.schedule.cost`), so the longest jobs start first."""
+        return schedule.cost(self.job.params, self.source.job.params if self.source is not None else None)
 
 
 def is_done(run_dir: Path, key: str, damaged: list | None = None) -> bool:
@@ -423,7 +418,7 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
     stream = stream or sys.stderr
     result = SweepResult()
     start = time.time()
-    todo = sorted((p for p in planned if not p.cached), key=lambda p: -p.cost)
+    todo = schedule.longest_first([p for p in planned if not p.cached], lambda p: p.cost)
     result.outcomes += [Outcome(p.job.job_id, "cached") for p in planned if p.cached]
     # the bar draws on a terminal only; job lines are written either way
     bar = tqdm(total=len(planned), initial=len(planned) - len(todo), desc="jobs", unit="job", file=stream,
@@ -460,12 +455,8 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
                 queue.remove(p)  # the run it reads failed: it cannot run
                 outcome = _record_failure(p, f"the run it reads ({p.source.job.job_id}) failed")
                 done(outcome, f"FAILED {p.job.job_id}: {outcome.error}")
-            # Only as many jobs as there are worker threads are handed to Dask, the longest ready one first:
-            # Dask would otherwise spread all of them over the workers' own queues at once, by count rather than
-            # by cost, and a dependent job that becomes ready later would wait behind them (measured: the
-            # default profile took 1.10x the old pool's time that way).
-            slots = engine.slots() if queue else 0
-            for p in [p for p in queue if ready(p)][:max(0, slots - len(running))]:
+            # the longest ready jobs, as many as the workers have free threads (bsnb.schedule)
+            for p in schedule.to_start(queue, ready, engine.slots() if queue else 0, len(running)):
                 queue.remove(p)
                 fut = engine.submit(run_job, p, threads, force, str(log) if log else None, reuse_kernels,
                                     name=p.job.job_id, priority=p.cost, gpu=gpu and may_use_gpu(p.job.params))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, train
+from bsnb import models, stacking
 
 
 def _one_epoch(model, opt, x, y, batch: int, generator) -> float:
@@ -42,16 +42,13 @@ def interleaved_epochs(params: dict, batch_sizes, repeats: int = 5, threads: int
     torch.set_num_threads(threads)
     try:
         dev = torch.device(device)
-        ds = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
-                           params["data_seed"], dev, params.get("data_path", ""))
+        ds = data_mod.of_job(params, dev)
         setups = {}
         for b in batch_sizes:
             torch.manual_seed(0)
-            model = models.build(params["model"], ds.input_shape, ds.n_classes, params["width"],
-                                 params["batch_norm"]).to(dev)
-            opt = train.make_optimizer(train.TrainSpec(batch_size=b, optimizer=params["optimizer"], lr=params["lr"],
-                                                       momentum=params["momentum"],
-                                                       beta2=params.get("beta2", 0.999)), model.parameters())
+            model = models.of_job(params, ds)
+            opt = stacking.torch_optimizer(params["optimizer"], model.parameters(), params["lr"], params["momentum"],
+                                           beta2=params.get("beta2", 0.999))
             setups[b] = (model, opt, torch.Generator().manual_seed(b))
             _one_epoch(model, opt, ds.x_train, ds.y_train, b, setups[b][2])  # warm-up
         rows = []

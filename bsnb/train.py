@@ -140,10 +140,6 @@ def setup(threads: int = 0, device: str = "auto") -> torch.device:
     return resolve_device(device)
 
 
-def make_optimizer(spec: TrainSpec, params) -> torch.optim.Optimizer:
-    return stacking.torch_optimizer(spec.optimizer, params, spec.lr, spec.momentum, spec.weight_decay, spec.beta2)
-
-
 def log_steps(total: int, points: int) -> set[int]:
     """Log-spaced step numbers from 1 to ``total`` (both included)."""
     return set(np.unique(np.geomspace(1, max(total, 1), num=points).round().astype(int)).tolist())
@@ -164,7 +160,8 @@ def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, fl
 
 @dataclass
 class Member:
-    """One model of a group trained together: its seed, its spec (its own learning rate) and what it records."""
+    """One model of a group trained together: its seed, its spec (its own learning rate), what it records, and the
+    bookkeeping of its epochs (:meth:`after_evaluation`) and of its end (:meth:`finish`)."""
 
     seed: int
     spec: TrainSpec
@@ -188,6 +185,11 @@ class Member:
     def active(self) -> bool:
         return self.stopped_by is None
 
+    def start(self, weights: dict, row: dict) -> None:
+        """Epoch 0: the initial weights (also the best so far) and their evaluation."""
+        self.states = {"initial": weights, "best": weights}
+        self.history = [row]
+
     def evaluated(self, epoch: int, val_loss: float, weights: dict, final: bool = False) -> None:
         """Record an evaluated epoch: the smoothed curve's new points, and the weights where it is lowest ("best")."""
         if not final:
@@ -206,6 +208,86 @@ class Member:
         """The epoch of the smoothed curve's latest point (its window complete)."""
         return self.curve[-1 - SMOOTH_HALF][0] if len(self.curve) > SMOOTH_HALF else 0
 
+    def diverged_row(self, epoch: int, step: int, running: float, seconds: float, examples: int) -> None:
+        """The row of an epoch whose running training loss turned non-finite (the run then stops, diverged)."""
+        self.history.append({**self.history[0], "epoch": epoch, "step": step, "train_loss": math.nan,
+                             "val_loss": math.nan, "train_acc": math.nan, "val_acc": math.nan,
+                             "train_loss_running": running, "seconds": seconds,
+                             "examples_per_second": examples / seconds})
+
+    def after_evaluation(self, row: dict, weights, eval_train: bool, checkpoint_val_loss: float) -> str | None:
+        """An evaluated epoch's bookkeeping: its row, the smoothed minimum, the checkpoints now due, the target and
+        the patience. Returns why the model stops now (diverged, target, patience), or None. ``weights`` is a
+        callable giving this model's weights (copied once, only when it did not diverge)."""
+        self.history.append(row)
+        if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not eval_train)):
+            return "diverged"
+        epoch, step, state = row["epoch"], row["step"], weights()
+        self.evaluated(epoch, row["val_loss"], state)
+        # matched-loss windows: from the first epoch at or below each training-loss level (C6, C14) and the
+        # validation loss of the search's target (C11), the weights of WINDOW evaluated epochs
+        reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in results.LOSS_LEVELS}
+        if checkpoint_val_loss > 0:
+            reached[results.TARGET] = row["val_loss"] <= checkpoint_val_loss
+        due = []  # the next checkpoint of each window that has begun and is not full
+        for first, now in reached.items():
+            names = results.window(first)
+            saved = sum(name in self.states for name in names)
+            if (saved or now) and saved < len(names):
+                due.append(names[saved])
+        self.states.update(dict.fromkeys(due, state))
+        target = self.spec.target_loss
+        if target > 0 and self.reached is None and row["val_loss"] <= target:
+            # between two checks the loss is taken as linear in the step: the crossing at step resolution
+            prev = self.history[-2]
+            frac = (prev["val_loss"] - target) / (prev["val_loss"] - row["val_loss"]) \
+                if prev["val_loss"] > row["val_loss"] else 1.0
+            self.reached = (epoch, step, self.trained_seconds, prev["step"] + frac * (step - prev["step"]))
+            if self.spec.stop_at_target:
+                return "target"
+        if self.spec.patience > 0 and self.smoothed_until - self.best_epoch >= self.spec.patience:
+            return "patience"  # the minimum is confirmed: the smoothed curve has not improved for `patience` epochs
+        return None
+
+    def finish(self, spec: TrainSpec, data, model, total: int, stacked: int) -> SeedRun:
+        """The seed run: the smoothed curve's last points (their windows shrunk at the end) and the summary."""
+        self.evaluated(0, math.nan, {}, final=True)
+        summary = _summarise(spec, data, self, model, total)
+        # A minimum the budget ended before confirming is censored: the run might have gone lower.
+        # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
+        summary.update(stopped_by=self.stopped_by, patience=self.spec.patience,
+                       checkpoint_val_loss=spec.checkpoint_val_loss or None,
+                       censored=self.stopped_by == "budget"
+                       and summary["epochs_run"] - self.best_epoch < max(self.spec.patience, 1), stacked=stacked)
+        r = self.reached
+        summary.update(lr_used=self.spec.lr, beta2_used=self.spec.beta2 if self.spec.optimizer != "sgd" else None,
+                       target_loss=self.spec.target_loss or None, reached_target=r is not None,
+                       epoch_to_target=r[0] if r else None, steps_to_target=r[3] if r else None,
+                       steps_to_target_checked=r[1] if r else None, seconds_to_target=r[2] if r else None)
+        return SeedRun(self.seed, self.history, self.steps, summary, states=self.states, noise=self.noise,
+                       label=self.label)
+
+
+@dataclass
+class _Plan:
+    """When a training run measures and evaluates: its step budget, the log-spaced steps that sample the gradient
+    norm and distance (and the two-batch noise), and every how many epochs it evaluates."""
+
+    total: int
+    sampled: set
+    noisy: set
+    eval_every: int
+    varying_lr: bool
+
+    @classmethod
+    def of(cls, spec: TrainSpec, n: int) -> "_Plan":
+        total = spec.total_steps(n)
+        evaluate_every = 1 if spec.target_loss > 0 or spec.patience > 0 else max(1, math.ceil(spec.n_epochs(n)
+                                                                                             / spec.max_evals))
+        return cls(total, log_steps(total, spec.log_points),
+                   log_steps(total, spec.noise_points) if spec.noise_points else set(), evaluate_every,
+                   spec.warmup_steps > 0 or spec.schedule == "lr_decay")
+
 
 def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> SeedRun:
     """Train one model from seed ``seed``; ``progress`` is a callable(epoch, row) or None."""
@@ -215,170 +297,134 @@ def train(spec: TrainSpec, data: data_mod.Data, seed: int, progress=None) -> See
 def train_together(spec: TrainSpec, data: data_mod.Data, members: list[Member], stacked: bool,
                    progress=None, prune: bool = False) -> list[SeedRun]:
     """Train ``members`` in lockstep: stacked as one model, or side by side, each taking its own step in turn
-    (:mod:`bsnb.stacking`).
+    (:mod:`bsnb.stacking`; both implement :class:`bsnb.stacking.Replicas`).
 
     Every member has its own initialisation and batch order (from its seed) and its own learning
     rate; one that diverges, reaches its target or runs out of patience stops changing while the
     others go on. With ``prune`` (the learning-rate search), once a member reaches the target the
     members of its group that have not reached it by the same step stop: they cannot need fewer steps.
     """
-    device, n = data.device, len(data.y_train)
-
+    plan = _Plan.of(spec, len(data.y_train))
     # the models: each from its own seed, with its own batch order drawn on the CPU
-    modules = stacking.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
-                             spec.ghost_batch, [m.seed for m in members], device)
-    net = stacking.replicas(modules, stacked)
-    lrs = [m.spec.lr for m in members]
-    opt = stacking.optimizer(net, spec.optimizer, lrs, spec.momentum, spec.weight_decay, spec.beta2)
+    net = stacking.replicas(stacking.build(spec.model, data.input_shape, data.n_classes, spec.width, spec.batch_norm,
+                                           spec.ghost_batch, [m.seed for m in members], data.device), stacked)
+    opt = stacking.optimizer(net, spec.optimizer, [m.spec.lr for m in members], spec.momentum, spec.weight_decay,
+                             spec.beta2)
     orders = [torch.Generator().manual_seed(m.seed) for m in members]
     w0 = [w.clone() for w in net.weights()]
-
-    # when to measure and evaluate
-    total = spec.total_steps(n)
-    sampled = log_steps(total, spec.log_points)
-    noisy = log_steps(total, spec.noise_points) if spec.noise_points else set()
-    varying_lr = spec.warmup_steps > 0 or spec.schedule == "lr_decay"
-    eval_every = 1 if spec.target_loss > 0 or spec.patience > 0 else max(1, math.ceil(spec.n_epochs(n) / spec.max_evals))
-
-    def eval_rows(epoch, step, seconds, examples, running):
-        train_eval = evaluate_all(net, data.x_train, data.y_train) if spec.eval_train else None
-        val_loss, val_acc = evaluate_all(net, data.x_val, data.y_val)
-        return [{"seed": m.seed, "epoch": epoch, "step": step,
-                 "train_loss": train_eval[0][j] if train_eval else math.nan,
-                 "train_acc": train_eval[1][j] if train_eval else math.nan,
-                 "val_loss": val_loss[j], "val_acc": val_acc[j], "train_loss_running": running[j],
-                 "seconds": seconds, "examples_per_second": examples / seconds if seconds else math.nan,
-                 "lr": lrs[j], "batch_size": spec.batch_at(max(epoch, 1), n)} for j, m in enumerate(members)]
 
     def stop(j, why):
         members[j].stopped_by = why
         net.active[j] = False
         members[j].states["final"] = net.state(j)
 
-    # epoch 0: the initial models
-    for j, (m, row) in enumerate(zip(members, eval_rows(0, 0, math.nan, 0, [math.nan] * len(members)))):
-        m.states = {"initial": net.state(j)}
-        m.states["best"] = m.states["initial"]
-        m.history = [row]
-
+    lrs = [m.spec.lr for m in members]
+    for j, row in enumerate(_evaluate(net, data, spec, members, 0, 0, math.nan, 0, [math.nan] * len(members), lrs)):
+        members[j].start(net.state(j), row)  # epoch 0: the initial models
     step, epoch = 0, 0
-    while step < total and any(m.active for m in members):
+    while step < plan.total and any(m.active for m in members):
         epoch += 1
-        net.train()
-        perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)
-        batch = spec.batch_at(epoch, n)
-        micro = math.ceil(batch / spec.accumulate) if spec.accumulate > 1 else 0  # examples per micro-batch
-        n_steps = min(math.ceil(n / batch), total - step)
-        loss_sum = torch.zeros(len(members), device=device)
-        examples = 0
-        sync(device)
-        start = time.perf_counter()
-        for i in range(n_steps):
-            # the learning rate of this step, per model; a stopped model's is 0, so it stays as it is
-            if varying_lr or i == 0:
-                lrs = [m.spec.lr_at(step + 1, epoch, n) if m.active else 0.0 for m in members]
-                opt.set_lr(lrs)
-            # one step: each model its own batch; the gradient of the summed losses is each model's own
-            idx = perms[:, i * batch:(i + 1) * batch]
-            opt.zero_grad()
-            losses = _forward_backward(net, data.x_train, data.y_train, idx, micro)
-            step += 1
-            # measurements at log-spaced steps: the two-batch noise, the gradient norm, the distance from init
-            if step in noisy and idx.shape[1] >= 2:
-                for j, m in enumerate(members):
-                    if m.active:
-                        m.noise.append({"seed": m.seed, "step": step, "epoch": epoch,
-                                        **_two_batch(net, j, data.x_train[idx[j]], data.y_train[idx[j]])})
-            if step in sampled:
-                grad_norm = _norms(net.grads())
-            opt.step()
-            if step in sampled:
-                dist = _norms([w - w_0 for w, w_0 in zip(net.weights(), w0)])
-                batch_loss = losses.tolist()
-                for j, m in enumerate(members):
-                    if m.active:
-                        m.steps.append({"seed": m.seed, "step": step, "epoch": epoch, "batch_loss": batch_loss[j],
-                                        "grad_norm": grad_norm[j], "distance": dist[j], "lr": lrs[j]})
-            loss_sum += losses.detach() * idx.shape[1]
-            examples += idx.shape[1]
-        sync(device)
-        active = [j for j, m in enumerate(members) if m.active]
-        seconds = (time.perf_counter() - start) / len(active)  # a stacked model's share of the stack's time
-        running = (loss_sum / examples).tolist()
-
-        # bookkeeping per model: divergence, evaluation, target, best, matched-loss checkpoints, patience
-        for j in [j for j in active if not math.isfinite(running[j])]:
-            m = members[j]
-            m.history.append({**m.history[0], "epoch": epoch, "step": step, "train_loss": math.nan,
-                              "val_loss": math.nan, "train_acc": math.nan, "val_acc": math.nan,
-                              "train_loss_running": running[j], "seconds": seconds,
-                              "examples_per_second": examples / seconds})
+        # data, forward, backward and step: one epoch of every active model, each on its own batch order
+        step, seconds, examples, running, lrs = _train_epoch(net, opt, spec, data, members, orders, plan, epoch, step,
+                                                             w0)
+        # divergence: a running training loss that is not finite stops its model
+        for j in [j for j, m in enumerate(members) if m.active and not math.isfinite(running[j])]:
+            members[j].diverged_row(epoch, step, running[j], seconds, examples)
             stop(j, "diverged")
-        active = [j for j in active if members[j].active]
+        active = [j for j, m in enumerate(members) if m.active]
         for j in active:
             members[j].trained_seconds += seconds
-        if not active or (epoch % eval_every and step < total):
+        if not active or (epoch % plan.eval_every and step < plan.total):
             continue
-        rows = eval_rows(epoch, step, seconds, examples, running)
+        # evaluate, checkpoint and stop: each model's bookkeeping of the epoch
+        rows = _evaluate(net, data, spec, members, epoch, step, seconds, examples, running, lrs)
         for j in active:
-            m, row = members[j], rows[j]
-            m.history.append(row)
-            if not (math.isfinite(row["val_loss"]) and (math.isfinite(row["train_loss"]) or not spec.eval_train)):
-                stop(j, "diverged")
-                continue
-            weights = net.state(j)  # one copy, for the smoothed minimum and every checkpoint due this epoch
-            m.evaluated(epoch, row["val_loss"], weights)
-            # matched-loss windows: from the first epoch at or below each training-loss level (C6, C14) and
-            # the validation loss of the search's target (C11), the weights of WINDOW evaluated epochs
-            reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in parameters.LOSS_LEVELS}
-            if spec.checkpoint_val_loss > 0:
-                reached[results.TARGET] = row["val_loss"] <= spec.checkpoint_val_loss
-            due = []  # the next checkpoint of each window that has begun and is not full
-            for first, now in reached.items():
-                names = results.window(first)
-                saved = sum(name in m.states for name in names)
-                if (saved or now) and saved < len(names):
-                    due.append(names[saved])
-            if due:
-                m.states.update(dict.fromkeys(due, weights))
-            if m.spec.target_loss > 0 and m.reached is None and row["val_loss"] <= m.spec.target_loss:
-                # between two checks the loss is taken as linear in the step: the crossing at step resolution
-                prev = m.history[-2]
-                frac = ((prev["val_loss"] - m.spec.target_loss) / (prev["val_loss"] - row["val_loss"])
-                        if prev["val_loss"] > row["val_loss"] else 1.0)
-                m.reached = (epoch, step, m.trained_seconds, prev["step"] + frac * (step - prev["step"]))
-                if m.spec.stop_at_target:
-                    stop(j, "target")
-            if m.active and m.spec.patience > 0 and m.smoothed_until - m.best_epoch >= m.spec.patience:
-                stop(j, "patience")  # the minimum is confirmed: the smoothed curve has not improved for `patience` epochs
-        if prune:  # a search: group-mates of a model that reached the target now cannot need fewer steps
-            for g in {members[j].group for j in active if members[j].stopped_by == "target"}:
-                for j, m in enumerate(members):
-                    if m.group == g and m.active:
-                        m.pruned = True
-                        stop(j, "budget")
+            why = members[j].after_evaluation(rows[j], lambda j=j: net.state(j), spec.eval_train,
+                                              spec.checkpoint_val_loss)
+            if why:
+                stop(j, why)
+        for j in _pruned(members, active) if prune else []:  # a search: group-mates of a model at the target
+            stop(j, "budget")
+        # log
         if progress is not None:
             progress(epoch, rows[active[0]])
-
-    runs = []
     for j, m in enumerate(members):
         if m.active:
             stop(j, "budget")
-        m.evaluated(0, math.nan, {}, final=True)  # the last points of the smoothed curve, their windows shrunk
-        summary = _summarise(spec, data, m, net.module_of(j), total)
-        # A minimum the budget ended before confirming is censored: the run might have gone lower.
-        # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
-        summary.update(stopped_by=m.stopped_by, patience=m.spec.patience,
-                       checkpoint_val_loss=spec.checkpoint_val_loss or None,
-                       censored=m.stopped_by == "budget" and summary["epochs_run"] - m.best_epoch < max(m.spec.patience, 1),
-                       stacked=len(members) if stacked else 1)
-        r = m.reached
-        summary.update(lr_used=m.spec.lr, beta2_used=m.spec.beta2 if m.spec.optimizer != "sgd" else None,
-                       target_loss=m.spec.target_loss or None, reached_target=r is not None,
-                       epoch_to_target=r[0] if r else None, steps_to_target=r[3] if r else None,
-                       steps_to_target_checked=r[1] if r else None, seconds_to_target=r[2] if r else None)
-        runs.append(SeedRun(m.seed, m.history, m.steps, summary, states=m.states, noise=m.noise, label=m.label))
-    return runs
+    return [m.finish(spec, data, net.module_of(j), plan.total, len(members) if stacked else 1)
+            for j, m in enumerate(members)]
+
+
+def _pruned(members: list[Member], active: list[int]) -> list[int]:
+    """In a search, the models of a group one of whose models reached the target this epoch: those that have not
+    reached it by the same step cannot need fewer steps. Marks them pruned; returns their indices."""
+    groups = {members[j].group for j in active if members[j].stopped_by == "target"}
+    out = [j for j, m in enumerate(members) if m.group in groups and m.active]
+    for j in out:
+        members[j].pruned = True
+    return out
+
+
+def _evaluate(net, data, spec: TrainSpec, members, epoch, step, seconds, examples, running, lrs) -> list[dict]:
+    """Each model's row of an evaluated epoch: training (when ``spec.eval_train``) and validation loss and
+    accuracy, the running training loss of the epoch, its seconds and throughput, the rate of its last step."""
+    n = len(data.y_train)
+    train_eval = evaluate_all(net, data.x_train, data.y_train) if spec.eval_train else None
+    val_loss, val_acc = evaluate_all(net, data.x_val, data.y_val)
+    return [{"seed": m.seed, "epoch": epoch, "step": step,
+             "train_loss": train_eval[0][j] if train_eval else math.nan,
+             "train_acc": train_eval[1][j] if train_eval else math.nan,
+             "val_loss": val_loss[j], "val_acc": val_acc[j], "train_loss_running": running[j],
+             "seconds": seconds, "examples_per_second": examples / seconds if seconds else math.nan,
+             "lr": lrs[j],
+             "batch_size": spec.batch_at(max(epoch, 1), n)} for j, m in enumerate(members)]
+
+
+def _train_epoch(net, opt, spec: TrainSpec, data, members, orders, plan: _Plan, epoch: int, step: int, w0):
+    """One epoch of every active model: each its own batches (its own batch order), its own learning rate, the
+    measurements at log-spaced steps. Returns the step reached, each active model's share of the seconds, the
+    examples, each model's running training loss over the epoch and the rates of its last step."""
+    n, device = len(data.y_train), data.device
+    net.train()
+    perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)
+    batch = spec.batch_at(epoch, n)
+    micro = math.ceil(batch / spec.accumulate) if spec.accumulate > 1 else 0  # examples per micro-batch
+    n_steps = min(math.ceil(n / batch), plan.total - step)
+    loss_sum = torch.zeros(len(members), device=device)
+    examples = 0
+    sync(device)
+    start = time.perf_counter()
+    for i in range(n_steps):
+        # the learning rate of this step, per model; a stopped model's is 0, so it stays as it is
+        if plan.varying_lr or i == 0:
+            lrs = [m.spec.lr_at(step + 1, epoch, n) if m.active else 0.0 for m in members]
+            opt.set_lr(lrs)
+        # forward and backward: each model its own batch; the gradient of the summed losses is each model's own
+        idx = perms[:, i * batch:(i + 1) * batch]
+        opt.zero_grad()
+        losses = _forward_backward(net, data.x_train, data.y_train, idx, micro)
+        step += 1
+        # measurements at log-spaced steps: the two-batch noise, the gradient norm, the distance from init
+        if step in plan.noisy and idx.shape[1] >= 2:
+            for j, m in enumerate(members):
+                if m.active:
+                    m.noise.append({"seed": m.seed, "step": step, "epoch": epoch,
+                                    **_two_batch(net, j, data.x_train[idx[j]], data.y_train[idx[j]])})
+        if step in plan.sampled:
+            grad_norm = _norms(net.grads())
+        opt.step()
+        if step in plan.sampled:
+            dist = _norms([w - w_0 for w, w_0 in zip(net.weights(), w0)])
+            batch_loss = losses.tolist()
+            for j, m in enumerate(members):
+                if m.active:
+                    m.steps.append({"seed": m.seed, "step": step, "epoch": epoch, "batch_loss": batch_loss[j],
+                                    "grad_norm": grad_norm[j], "distance": dist[j], "lr": lrs[j]})
+        loss_sum += losses.detach() * idx.shape[1]
+        examples += idx.shape[1]
+    sync(device)
+    seconds = (time.perf_counter() - start) / sum(m.active for m in members)  # a stacked model's share of the time
+    return step, seconds, examples, (loss_sum / examples).tolist(), lrs
 
 
 def _forward_backward(net, x, y, idx, micro: int = 0) -> torch.Tensor:
@@ -513,9 +559,7 @@ def train_seeds(params: dict, data: data_mod.Data | None = None, progress: bool 
     With ``checkpoint_val_loss`` each seed also saves the ``target`` checkpoint where its validation loss first
     reaches it."""
     if data is None:
-        device = resolve_device(params.get("device", "auto"))
-        data = data_mod.load(params["dataset"], params["n_train"], params["n_val"], params["n_test"],
-                             params["data_seed"], device, params.get("data_path", ""))
+        data = data_mod.of_job(params, resolve_device(params.get("device", "auto")))
     spec = spec or TrainSpec.from_params(params, checkpoint_val_loss=checkpoint_val_loss)
     members = [Member(seed, spec, f"seed{seed}") for seed in params["seeds"]]
     stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,

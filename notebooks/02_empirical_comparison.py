@@ -79,7 +79,7 @@ from bsnb import data, parameters, plots, results, summaries, train
 
 params = parameters.from_namespace("02_empirical_comparison", globals())
 device = train.setup(params["threads"], params["device"])
-ds = data.load(dataset, n_train, n_val, n_test, data_seed, device, data_path)
+ds = data.of_job(params, device)
 ds
 
 # %% [markdown]

@@ -89,7 +89,7 @@ from bsnb import data, parameters, plots, remedies, results, sharpness, summarie
 
 params = parameters.from_namespace("04_closing_the_gap", globals())
 device = train.setup(threads, device)
-ds = data.load(dataset, n_train, n_val, n_test, data_seed, device, data_path)
+ds = data.of_job(params, device)
 spec = train.TrainSpec.from_params(params, **remedies.options(params))
 spec
 

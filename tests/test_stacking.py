@@ -160,3 +160,16 @@ def test_auto_stacks_by_the_measured_rule_and_names_bad_choices():
     assert stacking.use_stack("on", 3, 1024, cpu) and not stacking.use_stack("off", 3, 16, gpu)
     with pytest.raises(ValueError, match="stack = 'yes' is not allowed: expected one of auto, on, off"):
         stacking.use_stack("yes", 3, 16, cpu)
+
+
+def test_stacked_and_separate_both_implement_the_one_protocol_the_loop_is_written_against():
+    import inspect
+
+    wanted = {n: f for n, f in vars(stacking.Replicas).items() if callable(f) and (not n.startswith("_") or n == "__call__")}
+    assert {"train", "__call__", "grads", "weights", "state", "module_of"} <= set(wanted)
+    for cls in (stacking.Stacked, stacking.Separate):
+        for name, f in wanted.items():
+            assert list(inspect.signature(getattr(cls, name)).parameters) == list(inspect.signature(f).parameters), \
+                (cls.__name__, name)
+        net = cls(_modules("cnn", False, 0, [0, 1]))
+        assert net.m == 2 and net.active == [True, True]
