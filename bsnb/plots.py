@@ -229,6 +229,10 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
         sns.lineplot(runs[runs["checkpoint"] == f"loss{lv:g}"], x="batch_size", y="lambda_max", marker="o",
                      errorbar="sd", err_style="bars", ax=axes[0], label=f"training loss first at {lv:g}",
                      color=plt.cm.viridis(k / max(1, len(levels))))
+    at_minimum = runs[runs["checkpoint"] == "best"] if "checkpoint" in runs else runs.iloc[0:0]
+    if len(at_minimum) and at_minimum["lambda_max"].notna().any():  # C6's and C16's reading beside the level
+        sns.lineplot(at_minimum, x="batch_size", y="lambda_max", marker="s", errorbar="sd", err_style="bars",
+                     ax=axes[0], label="at the smoothed minimum", color="black", ls=":")
     for which, label, color in parts:
         r = runs[runs["checkpoint"] == which] if which else runs
         if r.empty:
@@ -253,7 +257,8 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     level = runs["matched_loss"].dropna().iloc[0] if "matched_loss" in runs and runs["matched_loss"].notna().any() \
         else None
     matched = (f" Left: the top eigenvalue where the training loss first fell to each level (C6 compares the "
-               f"lowest level every run reached); the trace and epsilon-sharpness, measured for the compared pair, "
+               f"lowest level every run reached), and dotted at the weights of the smoothed minimum (its "
+               f"alternative reading); the trace and epsilon-sharpness, measured for the compared pair, "
                f"where it first fell to {level:g} (solid). Dashed: the final weights." if level else "")
     return _caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {_seeds(runs)}; "
                          "error bars +-1 standard deviation.")

@@ -18,6 +18,7 @@ import torch
 import yaml
 from conftest import ROOT, bsnb
 
+from bsnb import claims as bsnb_claims
 from bsnb import parameters, profiles, results, sweep
 
 pytestmark = pytest.mark.slow
@@ -77,7 +78,7 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert len(tuned) == 2 * 2 * 2 and set(tuned["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
     assert len(tables.table("noise")) > 0  # two-batch estimates logged along training
     claims = pd.read_csv(out / "claims.csv")
-    assert list(claims["claim"]) == [f"C{i}" for i in range(1, 17)]
+    assert list(claims["claim"]) == list(bsnb_claims.CLAIMS)  # every claim of the registry, in its order
     assert set(claims["verdict"]) <= {"supported", "not supported", "inconclusive"}
     # two seeds are too few for any verdict; C3's timing counts its repeats instead of seeds
     seeds = claims.set_index("claim")["seeds"]
