@@ -23,7 +23,7 @@ def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
     assert len(runs) == 16 and (out / "runs" / ".plan.json").is_file()
     for run in runs:
         assert f'href="pages/runs/{run.name}.html"' in html
-    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 14
+    assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 16
 
 
 def test_nothing_is_fetched_from_the_network(smoke):

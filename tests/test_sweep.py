@@ -86,7 +86,8 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert (seeds.drop("C3") <= 2).all() and (seeds == 2).sum() >= 9 and seeds["C3"] == 7
     assert {p.stem for p in (out / "figures").glob("*.png")} == {
         "loss_curves", "minima", "speed", "sharpness", "interpolation", "distance", "remedies", "min_loss_by_rule",
-        "steps_to_target", "gradient_noise", "noise_scale", "throughput", "gap_by_budget", "contours"}
+        "steps_to_target", "gradient_noise", "noise_scale", "throughput", "gap_by_budget", "contours",
+        "accumulation", "rate_bands"}
 
 
 def test_rerun_is_served_from_the_cache(smoke):
