@@ -15,8 +15,9 @@ from bsnb import models, results, sharpness
 
 
 @dataclass
-class OpenRun:
-    """A stored training run made live again: its store, parameters, data and a model to load weights into."""
+class OpenJob:
+    """A stored training job made live again: its store, parameters, data and a model to load its seed runs'
+    weights into."""
 
     store: results.JobStore
     params: dict
@@ -24,19 +25,19 @@ class OpenRun:
     model: "torch.nn.Module"  # noqa: F821
 
 
-def open_run(run_dir, device="cpu") -> OpenRun:
-    """The data and the model of the run in ``run_dir``, rebuilt from its parameters, on ``device``."""
-    store = results.JobStore(run_dir)
+def open_job(job_dir, device="cpu") -> OpenJob:
+    """The data and the model of the training job in ``job_dir``, rebuilt from its parameters, on ``device``."""
+    store = results.JobStore(job_dir)
     p = store.params()
     ds = data_mod.of_job(p, device)
     net = models.of_job(p, ds)
-    return OpenRun(store, p, ds, net)
+    return OpenJob(store, p, ds, net)
 
 
 def interpolation_between(small: results.JobStore, large: results.JobStore, alphas=None, device="cpu") -> pd.DataFrame:
     """Keskar's parametric plot for every seed the two runs share: loss and accuracy of the mixed weights."""
     alphas = np.linspace(-0.5, 1.5, 41) if alphas is None else alphas
-    run = open_run(small.dir, device)
+    run = open_job(small.dir, device)
     ds, net = run.data, run.model
     splits = {"train": (ds.x_train, ds.y_train), "val": (ds.x_val, ds.y_val)}
     a_states, b_states = small.load_states("final"), large.load_states("final")

@@ -72,7 +72,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 from bsnb import accumulation, analysis, noise, parameters, plots, results, summaries, train
 
 params = parameters.from_namespace("01_what_is_batch_size", globals())
-source = analysis.open_run(source_dir, train.setup(threads, device))
+source = analysis.open_job(source_dir, train.setup(threads, device))
 states = source.store.load_checkpoints(levels=parameters.LOSS_LEVELS)
 source.params
 

@@ -72,7 +72,7 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 from bsnb import analysis, parameters, plots, results, sharpness, summaries, train
 
 params = parameters.from_namespace("03_sharpness", globals())
-source = analysis.open_run(source_dir, train.setup(threads, device))
+source = analysis.open_job(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
 levels = {name: source.store.load_states(name) for name in map(train.level_checkpoint, parameters.MATCHED_LEVELS)}
 checkpoints = {"final": source.store.load_states("final"),
