@@ -34,12 +34,12 @@ TOLERANCE = 1e-3
 class Arm:
     name: str
     batch_norm: bool = False
-    accumulate: int = 1
+    accumulated: bool = False  # the batch taken as micro-batches (compare's ``accumulate``)
     ghost: bool = False  # ghost batch norm in chunks of the micro-batch size
 
 
-ARMS = (Arm("plain"), Arm("accumulated", accumulate=0), Arm("plain, batch norm", batch_norm=True),
-        Arm("accumulated, batch norm", batch_norm=True, accumulate=0),
+ARMS = (Arm("plain"), Arm("accumulated", accumulated=True), Arm("plain, batch norm", batch_norm=True),
+        Arm("accumulated, batch norm", batch_norm=True, accumulated=True),
         Arm("ghost batch norm", batch_norm=True, ghost=True))
 TIMED = ARMS[:2]  # the wall-time cost: the accumulated batch against the plain one (in float32, the study's type)
 # (arm, arm it should follow or not, expected: True when they should agree)
@@ -83,7 +83,7 @@ def compare(data, batch_size: int = 256, accumulate: int = 8, seeds=(0, 1, 2), s
         for arm in arms:
             spec = train.TrainSpec(batch_size=batch_size, lr=lr, momentum=momentum, model=model, width=width,
                                    batch_norm=arm.batch_norm, ghost_batch=micro if arm.ghost else 0,
-                                   accumulate=accumulate if arm.accumulate == 0 else arm.accumulate, budget="steps",
+                                   accumulate=accumulate if arm.accumulated else 1, budget="steps",
                                    steps=steps, patience=0, log_points=2, noise_points=0, max_evals=1, stack="off")
             for seed in seeds:
                 run = train.train(spec, data, seed)
