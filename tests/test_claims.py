@@ -760,3 +760,11 @@ def test_c18_bands_end_at_a_failed_rate_and_flag_the_grid_edge():
     assert "3 of 9 bands reach an end of their grid" in v.note and "batch 32 seed 0" in v.note
     # fewer than 3 batch sizes searched: no trend to read
     assert claims.rate_robustness(banded_search({32: 0.02, 256: 0.04})).seeds == 0
+
+
+def test_c18_names_the_censored_search_runs_it_reads():
+    search = banded_search({32: 0.02, 256: 0.04, 1024: 0.5}, seeds=range(3))
+    search.loc[(search["batch_size"] == 256) & (search["seed"] == 1) & (search["lr_used"] == 0.08), "censored"] = True
+    v = claims.rate_robustness(search)
+    assert "1 of 63 search runs are censored" in v.note and "batch 256 seed 1 lr 0.08" in v.note
+    assert "censored" not in claims.rate_robustness(banded_search({32: 0.02, 256: 0.04, 1024: 0.5})).note

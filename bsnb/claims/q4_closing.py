@@ -128,11 +128,17 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
     by_batch = bands.groupby("batch_size").agg(width=("width", "mean"), low=("band_low", "median"),
                                                high=("band_high", "median"))
     edges = bands[bands["at_edge"]]
+    searched = search_runs(runs)
+    censored = searched[searched["censored"].fillna(False).astype(bool)] if "censored" in searched else searched.iloc[0:0]
     notes = [f"only {n_seeds} seeds at some batch size: a verdict needs at least {MIN_SEEDS}"
              if n_seeds < MIN_SEEDS else "",
              f"{len(edges)} of {len(bands)} bands reach an end of their grid, so their widths are lower bounds: "
              + "; ".join(f"batch {r.batch_size} seed {r.seed} ({r.band_low:g} to {r.band_high:g})"
-                         for r in edges.itertuples()) if len(edges) else ""]
+                         for r in edges.itertuples()) if len(edges) else "",
+             f"{len(censored)} of {len(searched)} search runs are censored (the cap came before their minimum was "
+             f"confirmed), so their minima only bound the bands: " + "; ".join(
+                 f"batch {r.batch_size} seed {r.seed} lr {r.lr_used:g}" for r in censored.itertuples())
+             if len(censored) else ""]
     return Verdict("C18", verdict, rho, lo, hi, n_seeds, statement("C18"),
                    f"rank correlation (Spearman, pooled over {n} searches: seeds x {len(by_batch)} batch sizes, Fisher "
                    f"interval) of the band's width with the batch size; the band: the rates of the factor-2 search "
