@@ -30,6 +30,7 @@ IMAGE_DATASETS = {"mnist": ("MNIST", 60000, 10000), "fashion_mnist": ("FashionMN
 INPUT_SHAPES = {"mnist1d": (40,), "digits": (64,), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32)}
 NPZ_SPLITS = ("val", "test")
+FRESH = ("mnist1d",)  # datasets that can draw fresh training examples for every epoch (one_pass)
 
 
 @dataclass
@@ -42,6 +43,15 @@ class Data:
     x_test: "torch.Tensor"  # noqa: F821
     y_test: "torch.Tensor"  # noqa: F821
     n_classes: int
+    fresh: "FreshExamples | None" = None  # one pass: each epoch's own training examples (None: x_train every epoch)
+    standardise: tuple | None = None  # (mean, std) of the raw training split, which every split was standardised with
+
+    def epoch_examples(self, epoch: int) -> tuple:
+        """The training examples of (1-based) ``epoch``: ``x_train`` every epoch, or in one pass, fresh ones."""
+        if self.fresh is None or epoch <= 1:
+            return self.x_train, self.y_train
+        x, y = self.fresh(epoch)
+        return x.to(self.device), y.to(self.device)
 
     @property
     def input_shape(self) -> tuple:
@@ -54,7 +64,7 @@ class Data:
     def to(self, device) -> "Data":
         moved = {k: getattr(self, k).to(device) for k in
                  ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")}
-        return Data(self.name, n_classes=self.n_classes, **moved)
+        return Data(self.name, n_classes=self.n_classes, fresh=self.fresh, standardise=self.standardise, **moved)
 
     def fingerprint(self) -> str:
         """sha256 of the exact tensors, to record beside results."""
@@ -98,10 +108,40 @@ def file_sha256(path) -> str:
 
 
 def of_job(params: dict, device="cpu") -> Data:
-    """The data of a job (its ``dataset``, split sizes, ``data_seed`` and ``data_path``): the one way every
-    notebook, the timing and the training load it."""
-    return load(params["dataset"], params["n_train"], params["n_val"], params["n_test"], params["data_seed"], device,
+    """The data of a job (its ``dataset``, split sizes, ``data_seed``, ``data_path`` and ``one_pass``): the one way
+    every notebook, the timing and the training load it."""
+    data = load(params["dataset"], params["n_train"], params["n_val"], params["n_test"], params["data_seed"], device,
                 params.get("data_path", ""))
+    if params.get("one_pass"):
+        data.fresh = FreshExamples(params["dataset"], params["n_train"], params["data_seed"], data.standardise)
+    return data
+
+
+@dataclass
+class FreshExamples:
+    """One pass over fresh data (Vyas et al. 2024): epoch e > 1 trains on ``n_train`` examples the package's generator
+    draws for that epoch alone (epoch 1 on the training split), standardised as the training split; each epoch's
+    examples are generated once and cached like the default data. Validation and test stay the job's own."""
+
+    dataset: str
+    n_train: int
+    data_seed: int
+    standardise: tuple  # (mean, std) of the training split
+
+    def seed(self, epoch: int) -> int:
+        """The generator's seed of an epoch's examples: apart from every data_seed's own pool."""
+        return int(hashlib.sha256(f"fresh {self.dataset} {self.data_seed} {epoch}".encode()).hexdigest()[:8], 16)
+
+    def __call__(self, epoch: int) -> tuple:
+        import torch
+
+        if self.dataset not in FRESH:
+            raise ValueError(f"one_pass needs a dataset with a generator ({', '.join(FRESH)}), not {self.dataset!r}")
+        x, y, _ = _cached(self.dataset, self.n_train, self.seed(epoch), _mnist1d)
+        order = np.random.default_rng(self.seed(epoch)).permutation(len(y))[:self.n_train]
+        mean, std = self.standardise
+        x = (x[order].astype(np.float32) - mean) / (std + 1e-8)
+        return torch.as_tensor(np.ascontiguousarray(x)), torch.as_tensor(y[order], dtype=torch.long)
 
 
 def load(dataset: str, n_train: int, n_val: int, n_test: int, data_seed: int = 0, device="cpu",
@@ -160,7 +200,7 @@ def load(dataset: str, n_train: int, n_val: int, n_test: int, data_seed: int = 0
         xs = (xs.astype(np.float32) - mean) / (std + 1e-8)
         tensors[f"x_{split}"] = torch.as_tensor(np.ascontiguousarray(xs), dtype=torch.float32)
         tensors[f"y_{split}"] = torch.as_tensor(np.asarray(ys), dtype=torch.long)
-    return Data(dataset, n_classes=int(pools["n_classes"]), **tensors).to(device)
+    return Data(dataset, n_classes=int(pools["n_classes"]), standardise=(mean, std), **tensors).to(device)
 
 
 def _torchvision(dataset: str, root: Path) -> dict:

@@ -114,6 +114,8 @@ PARAMS: dict[str, Param] = {
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
         _p("accumulate", int, 1, "micro-batches per optimiser step: gradient accumulation, the loss averaged over "
            "the whole batch (1: none)", "fixed", low=1, high=1024),
+        _p("one_pass", bool, False, "draw fresh training examples for every epoch, so that no example is seen twice "
+           "(mnist1d; each epoch's examples generated once and cached)", "fixed"),
         _p("budget", str, "epochs", "train for a number of epochs or of optimiser steps", "fixed",
            choices=("epochs", "steps")),
         _p("epochs", int, 100, "epochs of training when budget is epochs", "fixed", low=1),
@@ -157,7 +159,8 @@ PARAMS: dict[str, Param] = {
            "of 32 beside the plain batch and ghost batch norm; 0: no check)", "fixed", low=0),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, "
-           "tuned, or Hoffer's arms step, sqrt_step and sqrt_step_longer", "scientific",
+           "tuned, Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer",
+           "scientific",
            choices=tuple(remedies.PRESETS)),
         _p("reference_batch", int, 32, "the small batch whose learning rate (lr) and step count the rules start from",
            "fixed", low=1),
@@ -187,6 +190,7 @@ PARAMS: dict[str, Param] = {
         _p("source_dir", str, "runs/source", "folder of the empirical-comparison run this execution reads", "system"),
         _p("store_dir", str, "runs", "folder holding the runs the findings read", "system"),
         _p("report_dir", str, "reports/manual", "folder the findings write claims.csv and figures to", "system"),
+        _p("workload", str, "", "the workload whose runs the findings read (empty: every run of the store)", "system"),
         _p("threads", int, 0, "torch CPU threads; 0 lets torch decide", "system", low=0),
     ]
 }
@@ -194,10 +198,10 @@ PARAMS: dict[str, Param] = {
 # What defines a training run's setting: the findings group runs that differ only in batch size by
 # these, and results carries them on every row. TrainSpec takes every TRAINING name it has a field for.
 SETTING = ("batch_size", "optimizer", "lr", "momentum", "weight_decay", "beta2", "dataset", "model", "width", "batch_norm",
-           "accumulate", "budget", "epochs", "steps", "patience")
+           "accumulate", "one_pass", "budget", "epochs", "steps", "patience")
 
 TRAINING = ["batch_size", "optimizer", "lr", "momentum", "weight_decay", "beta2", "seeds", "dataset", "data_path", "n_train",
-            "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "accumulate", "budget", "epochs", "steps",
+            "n_val", "n_test", "data_seed", "model", "width", "batch_norm", "accumulate", "one_pass", "budget", "epochs", "steps",
             "patience", "log_points", "noise_points", "device", "stack"]
 
 # options of bsnb.sharpness.measure, and the size of the subset it measures on
@@ -233,7 +237,7 @@ def job_params(notebook: str) -> list[str]:
     return own + [p for p in NOTEBOOKS[NEEDS[notebook]] if p not in own and PARAMS[p].kind != "system"]
 # The notebook that gathers every run, executed once after the sweep.
 FINDINGS = "05_findings"
-FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_level", "confidence", "store_dir", "report_dir"]
+FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_level", "confidence", "store_dir", "report_dir", "workload"]
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 
@@ -342,6 +346,9 @@ def _cross_checks(p: dict) -> list[str]:
     if "batch_size" in p and "n_train" in p and p["batch_size"] > p["n_train"]:
         problems.append(f"batch_size = {p['batch_size']} is larger than n_train = {p['n_train']}: "
                         f"expected a batch size from 1 to {p['n_train']}")
+    if p.get("one_pass") and p.get("dataset") not in data_mod.FRESH:
+        problems.append(f"one_pass = true needs a dataset whose generator draws fresh examples ({', '.join(data_mod.FRESH)}), "
+                        f"not dataset = {p.get('dataset')!r}: set one_pass: false, or limit the grid to such workloads")
     if "batch_size" in p and p.get("accumulate", 1) > p["batch_size"]:
         problems.append(f"accumulate = {p['accumulate']} exceeds batch_size = {p['batch_size']}: expected at most "
                         f"{p['batch_size']} micro-batches, each of at least one example")

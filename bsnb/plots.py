@@ -552,3 +552,22 @@ def accumulation(pairs: pd.DataFrame, tolerance: float):
     return _caption(fig, f"Each point one seed ({_seeds(pairs)}), {int(pairs['steps'].iloc[0])} steps of the study's "
                          "training loop from the same initial weights and batch order. Left of the dashed line the two "
                          "arms follow one trajectory; float32 shows how far rounding alone carries one algorithm.")
+
+
+def one_pass(curves: pd.DataFrame, steps: pd.Series):
+    """C17: the smoothed validation loss against the step, one pass over fresh data (solid) and repeated data (dashed),
+    small and large batch, mean over seeds; the dotted line the step of the small batch's repeated-data minimum."""
+    fig, ax = plt.subplots(figsize=(8, 4), layout="constrained")
+    colours = palette(sorted(curves["batch_size"].unique()))
+    for (regime, batch), g in curves.groupby(["regime", "batch_size"]):
+        mean = g.groupby("step")["val_loss"].mean()
+        ax.plot(mean.index, mean.to_numpy(), color=colours[batch], ls="-" if regime == "one pass" else "--",
+                label=f"batch {batch}, {regime}")
+    for s in pd.Series(steps).dropna():
+        ax.axvline(s, color="grey", ls=":", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("validation loss (smoothed)")
+    ax.legend(fontsize=8)
+    return _caption(fig, f"Mean over seeds ({_seeds(curves)}). Dotted: the steps where the small batch's repeated-data "
+                         "runs reached their smoothed minimum, at which C17 compares the batches in one pass.")

@@ -32,7 +32,18 @@ from bsnb.parameters import (
     defaults,
 )
 
-PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", *GROUPS}
+PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", "workloads", *GROUPS}
+WORKLOADS_FILE = PARAMS_DIR / "workloads.yaml"  # the named workloads a profile can list (not a profile)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named setting (model, data, optimiser) whose values win over a profile's, notebook sections included."""
+
+    name: str
+    description: str = ""
+    values: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -48,16 +59,27 @@ class Profile:
     values: dict[str, Any] = field(default_factory=dict)  # parameter -> value or list of values (axis)
     groups: dict[str, str] = field(default_factory=dict)  # parameter -> group it was written under
     overrides: dict[str, list] = field(default_factory=dict)  # notebook -> its own grids (one dict each)
+    workloads: list[Workload] = field(default_factory=list)  # the settings the profile runs side by side, if any
+    only: dict[str, list] = field(default_factory=dict)  # notebook -> per grid, the workloads it is for (None: all)
 
     def digest(self) -> str:
         """Content hash of the profile's values, so a reader can tell two profiles apart."""
-        blob = json.dumps({"notebooks": self.notebooks, "values": self.values, "overrides": self.overrides},
-                          sort_keys=True, default=str)
+        blob = json.dumps({"notebooks": self.notebooks, "values": self.values, "overrides": self.overrides,
+                           "workloads": [[w.name, w.values] for w in self.workloads]}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def values_for(self, notebook: str) -> list[dict]:
-        """The values of each grid of ``notebook``: the shared values overlaid with its section's."""
-        return [{**self.values, **section} for section in self.overrides.get(notebook) or [{}]]
+    def values_for(self, notebook: str, workload: Workload | None = None) -> list[dict]:
+        """The values of each grid of ``notebook``: the shared values overlaid with its section's, then with the
+        workload's."""
+        own = workload.values if workload else {}
+        sections = self.overrides.get(notebook) or [{}]
+        only = self.only.get(notebook) or [None] * len(sections)
+        return [{**self.values, **section, **own} for section, names in zip(sections, only)
+                if not (workload and names) or workload.name in names]
+
+    @property
+    def workload_names(self) -> list[str]:
+        return [w.name for w in self.workloads]
 
 
 @dataclass(frozen=True)
@@ -103,15 +125,23 @@ def params_digest(params: dict) -> str:
 # profiles
 
 
+def profile_paths() -> list[Path]:
+    """The profiles in ``params/`` (every YAML file there but the workloads')."""
+    return sorted(p for p in PARAMS_DIR.glob("*.yaml") if p.resolve() != WORKLOADS_FILE.resolve())
+
+
 def resolve_profile(spec: str | Path) -> Path:
     """A profile name (``quick``) or a path to a YAML file."""
     path = Path(spec)
-    if path.suffix in (".yaml", ".yml") and path.exists():
+    if path.suffix in (".yaml", ".yml") and path.exists() and path.resolve() != WORKLOADS_FILE.resolve():
         return path
     candidate = PARAMS_DIR / f"{spec}.yaml"
-    if candidate.exists():
+    if candidate.exists() and candidate.resolve() != WORKLOADS_FILE.resolve():
         return candidate
-    known = ", ".join(sorted(p.stem for p in PARAMS_DIR.glob("*.yaml")))
+    if path.resolve() == WORKLOADS_FILE.resolve() or str(spec) == WORKLOADS_FILE.stem:
+        raise ProfileError([f"{WORKLOADS_FILE.name} names the workloads a profile lists; it is not a profile (run "
+                            "params/variants.yaml, which lists them)"])
+    known = ", ".join(p.stem for p in profile_paths())
     raise ProfileError([f"profile {str(spec)!r} not found: expected a YAML file or one of {known}"])
 
 
@@ -148,20 +178,75 @@ def load_profile(spec: str | Path) -> Profile:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             problems.append(f"{key} = {value!r} is not allowed: expected an integer >= 1")
     values, groups = _grouped(raw, "", problems)
-    overrides = {}
+    overrides, only = {}, {}
     for nb, entry in sections.items():  # one mapping, or a list of them (several grids for one notebook)
         for section in entry if isinstance(entry, list) else [entry]:
-            if not isinstance(section, dict) or set(section) - set(GROUPS):
+            if not isinstance(section, dict) or set(section) - {*GROUPS, "workloads"}:
                 problems.append(f"notebooks: {nb}: expected a mapping (or a list of mappings) with keys among "
-                                f"{', '.join(GROUPS)}")
+                                f"{', '.join(GROUPS)} (and workloads: the names of the workloads the grid is for)")
                 continue
             values_, more = _grouped(section, f"notebooks: {nb}: ", problems)
             overrides.setdefault(nb, []).append(values_)
+            only.setdefault(nb, []).append(section.get("workloads"))
             groups.update(more)
+    workloads = _listed_workloads(raw.get("workloads"), problems)
+    for nb, lists in only.items():
+        for names in filter(None, lists):
+            unknown = [n for n in names if n not in [w.name for w in workloads]] if isinstance(names, list) else names
+            if unknown:
+                problems.append(f"notebooks: {nb}: workloads = {names!r}: expected a list of the profile's workloads "
+                                f"({', '.join(w.name for w in workloads) or 'it lists none'})")
     if problems:
         raise ProfileError(problems, str(path))
     return Profile(name=str(name), path=path, description=str(raw.get("description", "")),
-                   notebooks=list(notebooks), workers=workers, threads=threads, values=values, groups=groups, overrides=overrides)
+                   notebooks=list(notebooks), workers=workers, threads=threads, values=values, groups=groups,
+                   overrides=overrides, workloads=workloads, only=only)
+
+
+def load_workloads(path: Path = WORKLOADS_FILE) -> dict[str, Workload]:
+    """The named workloads of ``params/workloads.yaml``; a bad entry raises :class:`ProfileError` naming it."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError([f"cannot read the workloads: {exc}"], str(path)) from exc
+    problems, found = [], {}
+    for name, entry in raw.items():
+        entry = entry or {}
+        if not isinstance(entry, dict) or set(entry) - {"description", *GROUPS}:
+            problems.append(f"workload {name!r}: expected a mapping with keys among description, {', '.join(GROUPS)}")
+            continue
+        values, groups = _grouped(entry, f"workload {name}: ", problems)
+        found[str(name)] = Workload(str(name), " ".join(str(entry.get("description", "")).split()), values, groups)
+    if problems:
+        raise ProfileError(problems, str(path))
+    return found
+
+
+def _listed_workloads(listed, problems: list) -> list[Workload]:
+    """The workloads a profile lists: names, or ``{name: {group: {parameter: value}}}`` changing a named one."""
+    if listed is None:
+        return []
+    known = load_workloads()
+    if not isinstance(listed, list) or not listed:
+        problems.append(f"workloads = {listed!r}: expected a list of names among {', '.join(known)}")
+        return []
+    chosen = []
+    for entry in listed:
+        name, changes = (next(iter(entry.items())) if isinstance(entry, dict) and len(entry) == 1 else (entry, {}))
+        if not isinstance(name, str) or name not in known:
+            problems.append(f"workloads: {entry!r} is not a workload; expected one of {', '.join(known)} "
+                            f"(defined in {WORKLOADS_FILE.name}), or {{name: {{fixed: {{...}}}}}} changing one")
+            continue
+        if not isinstance(changes, dict) or set(changes) - set(GROUPS):
+            problems.append(f"workloads: {name}: expected changes under {', '.join(GROUPS)}")
+            continue
+        values, groups = _grouped(changes, f"workloads: {name}: ", problems)
+        base = known[name]
+        chosen.append(Workload(name, base.description, {**base.values, **values}, {**base.groups, **groups}))
+    names = [w.name for w in chosen]
+    if len(set(names)) < len(names):
+        problems.append(f"workloads: {names} lists a workload twice")
+    return chosen
 
 
 def _grouped(raw: dict, where: str, problems: list) -> tuple[dict, dict]:
@@ -195,40 +280,59 @@ def _is_axis(name: str, value) -> bool:
 
 def expand(profile: Profile) -> list[Job]:
     """Every job of the profile, each validated, sources first; raises ProfileError naming every bad parameter."""
+    return _expanded(profile)[0]
+
+
+def workload_jobs(profile: Profile) -> dict[str, list[str]]:
+    """The job ids each workload of the profile reads (a job two workloads share is run once, listed in both)."""
+    return _expanded(profile)[1]
+
+
+def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
     jobs: dict[tuple, Job] = {}  # (notebook, parameters) -> job
-    from_grid: set[tuple] = set()  # jobs a grid asked for (a job added as another's source may be asked for again)
+    members: dict[str, list[str]] = {}  # workload -> its job ids
     problems: list[str] = []
-    for notebook, values in ((nb, v) for nb in profile.notebooks for v in profile.values_for(nb)):
-        takes = JOBS[notebook]
-        relevant = {k: v for k, v in values.items() if k in takes}
-        axes = [k for k, v in relevant.items() if _is_axis(k, v)]
-        for axis in axes:
-            if not relevant[axis]:
-                problems.append(f"{axis} = [] is an empty list: give at least one value")
-        points = itertools.product(*(relevant[a] for a in axes)) if axes else [()]
-        for point in points:
-            params = defaults(notebook)
-            params.update({k: v for k, v in relevant.items() if k not in axes})
-            params.update(dict(zip(axes, point)))
-            params, found = check_params(notebook, params)
-            problems += found
-            if found:
-                continue
-            source = None
-            if notebook in NEEDS:
-                source = _source_job(NEEDS[notebook], params, tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
-                source = jobs.setdefault(_key(source), source)  # the grid's own job when it has one
-            job = Job(notebook, params, tuple(axes), source)
-            if _key(job) in from_grid:
-                problems.append(f"two jobs of notebook {notebook} have the same parameters: remove repeated values")
-            jobs.setdefault(_key(job), job)
-            from_grid.add(_key(job))
+    for workload in profile.workloads or [None]:
+        from_grid: set[tuple] = set()  # jobs a grid asked for (a job added as another's source may be asked for again)
+        mine: dict[tuple, None] = {}
+        where = f"workload {workload.name}: " if workload else ""
+        for notebook, values in ((nb, v) for nb in profile.notebooks for v in profile.values_for(nb, workload)):
+            takes = JOBS[notebook]
+            relevant = {k: v for k, v in values.items() if k in takes}
+            axes = [k for k, v in relevant.items() if _is_axis(k, v)]
+            for axis in axes:
+                if not relevant[axis]:
+                    problems.append(f"{axis} = [] is an empty list: give at least one value")
+            points = itertools.product(*(relevant[a] for a in axes)) if axes else [()]
+            for point in points:
+                params = defaults(notebook)
+                params.update({k: v for k, v in relevant.items() if k not in axes})
+                params.update(dict(zip(axes, point)))
+                params, found = check_params(notebook, params)
+                problems += [where + f for f in found]
+                if found:
+                    continue
+                source = None
+                if notebook in NEEDS:
+                    source = _source_job(NEEDS[notebook], params,
+                                         tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
+                    source = jobs.setdefault(_key(source), source)  # the grid's own job when it has one
+                    mine[_key(source)] = None
+                job = Job(notebook, params, tuple(axes), source)
+                if _key(job) in from_grid:
+                    problems.append(f"{where}two jobs of notebook {notebook} have the same parameters: remove "
+                                    "repeated values")
+                jobs.setdefault(_key(job), job)
+                from_grid.add(_key(job))
+                mine[_key(job)] = None
+        if workload:
+            members[workload.name] = [jobs[k].job_id for k in mine]
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
     problems += found
     if problems:
         raise ProfileError(list(dict.fromkeys(problems)), str(profile.path or profile.name))
     ordered = [j for j in jobs.values() if j.source is None] + [j for j in jobs.values() if j.source is not None]
-    return ordered
+    return ordered, members
 
 
 def _key(job: Job) -> tuple:

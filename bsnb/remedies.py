@@ -12,6 +12,8 @@
   (``lr_decay``) or multiply the batch size by it instead (``batch_growth``), which keeps the
   noise scale lr N / B of SGD the same while taking fewer steps. The batch grows up to a tenth of
   the training set; the factor it cannot take goes to the rate (Smith's hybrid).
+* One pass (Vyas et al. 2024, STUDY.md's C17): ``one_pass`` trains on fresh examples every epoch for the whole
+  budget; ``one_pass_longer`` for as many steps as the reference batch takes in that budget.
 * Hoffer et al.'s regime adaptation (STUDY.md's C9), three arms with the rate divided by 10 at 50%
   and 75% of their epochs and no patience: ``step`` (the small batch, the reference rate),
   ``sqrt_step`` (the large batch, square-root rule, the same epochs) and ``sqrt_step_longer`` (the
@@ -46,10 +48,15 @@ PRESETS: dict[str, dict] = {
     "step": {"step": True},
     "sqrt_step": {"lr_rule": "sqrt", "step": True},
     "sqrt_step_longer": {"lr_rule": "sqrt", "step": True, "stretch": True},
+    # the one-pass regime (Vyas et al. 2024; C17): fresh examples every epoch, the whole budget, every epoch evaluated;
+    # the small batch for its epochs, the large batch for as many steps
+    "one_pass": {"one_pass": True, "whole_budget": True},
+    "one_pass_longer": {"one_pass": True, "budget": "reference_steps"},
 }
 
 # C9's schedule, fixed by STUDY.md: the rate divided by 10 at 50% and 75% of the epochs
 STEP_MILESTONES, STEP_FACTOR = (0.5, 0.75), 10.0
+EVERY_EPOCH = 10**9  # max_evals that evaluates every epoch of any budget
 GROWTH_CAP = 10  # the batch grows up to n_train / GROWTH_CAP (Smith et al.'s schedule, as STUDY.md fixes it)
 
 
@@ -133,6 +140,11 @@ class GhostBatchNorm2d(_Ghost, nn.BatchNorm2d):
     __doc__ = _Ghost.__doc__ + "\n    For [N, C, H, W] inputs (images).\n"
 
 
+def data_params(params: dict) -> dict:
+    """The parameters a notebook-04 job loads its data with: ``one_pass`` where its remedy trains on fresh data."""
+    return {**params, "one_pass": bool(params.get("one_pass") or PRESETS[params["remedy"]].get("one_pass"))}
+
+
 def options(params: dict) -> dict:
     """The training options of a notebook-04 parameter set: its remedy's switches with the parameters' amounts.
 
@@ -154,6 +166,10 @@ def options(params: dict) -> dict:
         out["budget"] = "steps"
         out["steps"] = reference_steps(params["epochs"], params["n_train"], b0)
         out["patience"] = 0
+    if remedy.get("whole_budget"):
+        out["patience"] = 0
+    if remedy.get("one_pass"):  # every epoch evaluated: C17 reads the smoothed curve at a given step
+        out["max_evals"] = EVERY_EPOCH
     if remedy.get("step"):  # Hoffer's arms: the whole budget, every epoch evaluated, milestones stretched with it
         epochs = round(params["epochs"] * b / b0) if remedy.get("stretch") else params["epochs"]
         out.update(epochs=epochs, patience=0, schedule="lr_decay", schedule_factor=STEP_FACTOR, max_evals=epochs,

@@ -79,24 +79,28 @@ SCRIPT = """document.getElementById('toggle-code').addEventListener('click', fun
 });"""
 
 
-def _nav(current: str, depth: int) -> str:
+def _nav(current: str, depth: int, matrix: bool = False) -> str:
     up = "../" * depth
     links = [("index", f"{up}index.html", "Overview")]
     links += [(slug, f"{up}pages/{slug}.html", f"{i + 1}. {title.split(',')[0].split('?')[0]}")
               for i, (slug, title, _) in enumerate(QUESTIONS)]
+    links += [("matrix", f"{up}pages/matrix.html", "Workloads")] if matrix else []
     links += [("runs", f"{up}pages/runs.html", "Runs"), ("findings", f"{up}pages/findings.html", "Findings notebook")]
     return "".join(f'<a href="{href}"{" class=here" if key == current else ""}>{html.escape(text)}</a>'
                    for key, href, text in links)
 
 
-def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, code: bool = False) -> str:
-    """A whole page: navigation, the body, and how it was produced; ``code`` adds the show-code toggle."""
+def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, code: bool = False,
+         matrix: bool | None = None) -> str:
+    """A whole page: navigation, the body, and how it was produced; ``code`` adds the show-code toggle; ``matrix``
+    links the workloads' page (by default where the study has several workloads, ``info['workloads']``)."""
+    matrix = bool(info.get("workloads")) if matrix is None else matrix
     toggle = '<button id="toggle-code" type="button">Show code</button>' if code else ""
     footer = " &middot; ".join(f"<b>{html.escape(k)}</b> {html.escape(str(v))}" for k, v in info.items())
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"
-            f"<body><header>{toggle}<nav>{_nav(current, depth)}</nav><h1>{html.escape(title)}</h1></header>\n"
+            f"<body><header>{toggle}<nav>{_nav(current, depth, matrix)}</nav><h1>{html.escape(title)}</h1></header>\n"
             f"<main>\n{body}\n<footer>How this page was produced: {footer}</footer></main>"
             + (f"<script>{SCRIPT}</script>" if code else "") + "</body></html>\n")
 
@@ -210,6 +214,9 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
     if "device" in runs:
         info["device"] = ", ".join(sorted(runs["device"].dropna().astype(str).unique()))
     info["machine"] = f"{platform.machine()}, {platform.system()}"
+    workloads = results.workloads_of(results.store_dir(out_dir))
+    if workloads:
+        info["workloads"] = ", ".join(workloads)
     if profile is not None:
         info["profile"] = f"{profile.name} ({profile.path.name if profile.path else ''}, content hash {profile.digest()})"
     timings = out_dir / "logs" / "timings.json"
@@ -277,12 +284,13 @@ def _robust(v) -> bool | None:
     return None if v is None or (isinstance(v, float) and pd.isna(v)) else bool(v)
 
 
-def figure_html(png: Path, depth: int = 0) -> str:
+def figure_html(png: Path, depth: int = 0, folder: str = "figures") -> str:
+    """A figure with its caption; ``folder`` is where its SVG lies relative to the output folder."""
     data = base64.b64encode(png.read_bytes()).decode()
     cap = png.with_suffix(".txt")
     caption = cap.read_text().strip() if cap.exists() else ""
     svg = png.with_suffix(".svg")
-    alt = f' (also as <a href="{"../" * depth}figures/{svg.name}">SVG</a>)' if svg.exists() else ""
+    alt = f' (also as <a href="{"../" * depth}{folder}/{svg.name}">SVG</a>)' if svg.exists() else ""
     return (f'<figure id="fig-{png.stem}"><img alt="{png.stem}" src="data:image/png;base64,{data}">'
             f"<figcaption><b>{png.stem.replace('_', ' ')}.</b> {html.escape(caption)}{alt}</figcaption></figure>")
 
@@ -349,8 +357,10 @@ def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: di
         "Runs", f"<p>{len(tables.jobs)} runs. Failed and interrupted runs are listed with their error; each run "
                 f"links to its executed notebook.</p>{runs_table(tables)}", info, "runs", depth=1))
 
-    # the findings notebook, whole and cut into the article's questions
-    findings = out_dir / f"{parameters.FINDINGS}.ipynb"
+    # the findings notebook, whole and cut into the article's questions (of the first workload, where there are several)
+    workloads = results.workloads_of(results.store_dir(out_dir))
+    main = results.findings_dir(out_dir)
+    findings = main / f"{parameters.FINDINGS}.ipynb"
     bodies = {slug: "" for slug, _, _ in QUESTIONS}
     if findings.exists():
         nb = nbformat.read(findings, as_version=4)
@@ -365,7 +375,11 @@ def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: di
     results.write_atomic(pages / "findings.html", page("Findings notebook", whole, info, "findings", 1, code=True))
     figures = {name: slug for slug, body in bodies.items() for name in re.findall(r'<a id="fig-([\w-]+)"', body)}
     claims_csv = results.claims_path(out_dir)
-    claims = pd.read_csv(claims_csv) if claims_csv.exists() and claims_csv.stat().st_size else pd.DataFrame()
+    every = pd.read_csv(claims_csv) if claims_csv.exists() and claims_csv.stat().st_size else pd.DataFrame()
+    claims = every[every["workload"] == workloads[0]] if workloads and "workload" in every else every
+    written = set()
+    if workloads:
+        written |= workload_pages(out_dir, workloads, every, info, cache)
     for slug, title, claim_ids in QUESTIONS:
         mine = claims[claims["claim"].isin(claim_ids)] if not claims.empty else claims
         body = bodies[slug] or "<p>This profile ran no notebook that answers this question.</p>"
@@ -377,23 +391,91 @@ def build(out_dir: str | Path, profile: profiles.Profile | None = None, meta: di
     counts = ", ".join(f"{n} {s}" for s, n in states.items()) or "none"
     cards = "".join(f'<div class="card"><a href="pages/{slug}.html"><b>{i + 1}. {html.escape(title)}</b></a><br>'
                     f"claims {', '.join(ids)}</div>" for i, (slug, title, ids) in enumerate(QUESTIONS))
+    several = (f'<p>This profile runs {len(workloads)} workloads; the verdicts below are those of the first, '
+               f'<b>{html.escape(workloads[0])}</b>. <a href="pages/matrix.html">The workloads page</a> sets every '
+               f"workload's verdicts side by side.</p>") if workloads else ""
+    figures_folder = main.relative_to(out_dir).as_posix() + "/figures" if workloads else "figures"
     body = (f"<p>A reproduction of the article <i>Effect of Batch Size on Neural Net Training</i>: every claim is "
             f"tested by measurement, and its verdict computed from the runs below: the effect, a 95% Student-t "
             f"interval over seeds, and the published figure beside ours. "
-            f'<a href="{results.CLAIMS_CSV}">claims.csv</a></p>'
+            f'<a href="{results.CLAIMS_CSV}">claims.csv</a></p>{several}'
             f"<h2 id=verdicts>Verdicts</h2>{verdict_table(claims, figures)}"
             f"<h2 id=questions>The questions</h2><div class=cards>{cards}</div>"
             f"<h2 id=figures>Figures</h2>"
-            + ("".join(figure_html(p) for p in sorted(results.figures_dir(out_dir).glob("*.png"))) or "<p>None.</p>")
+            + ("".join(figure_html(p, folder=figures_folder) for p in sorted(results.figures_dir(main).glob("*.png")))
+               or "<p>None.</p>")
             + f'<h2 id=runs>Runs</h2><p>{len(tables.jobs)} runs: {counts}. Each links to its executed notebook; '
             f'<a href="pages/runs.html">the runs page</a> has them alone.</p>{runs_table(tables, depth=0)}')
     title = "Effect of batch size on neural-net training" + (f": profile {profile.name}" if profile else "")
     index = results.write_atomic(out_dir / "index.html", page(title, body, info, "index"))
-    written = {pages / "runs.html", pages / "findings.html", *(pages / f"{slug}.html" for slug, _, _ in QUESTIONS),
+    written |= {pages / "runs.html", pages / "findings.html", *(pages / f"{slug}.html" for slug, _, _ in QUESTIONS),
                *(pages / "runs" / f"{r.job_id}.html" for r in results.jobs_in(results.store_dir(out_dir)))}
     for stale in before - written:  # pages of an earlier build that this one no longer has
         stale.unlink(missing_ok=True)
     return index
+
+
+# ------------------------------------------------------------------------------------------------
+# several workloads: the matrix and each workload's findings
+
+
+def matrix_table(every: pd.DataFrame, workloads: list[str], depth: int = 1) -> str:
+    """Claims as rows, workloads as columns (verdict, effect and interval in each cell), and whether each claim holds
+    everywhere, somewhere or nowhere among the workloads that measured it."""
+    summary = claims_mod.across_workloads(every)
+    if summary.empty:
+        return "<p>No workload's findings wrote verdicts (see each workload's findings page).</p>"
+    up = "../" * depth
+    head = "".join(f'<th><a href="{up}pages/workloads/{html.escape(w)}.html">{html.escape(w)}</a></th>'
+                   for w in workloads)
+    rows = []
+    for s in summary.itertuples():
+        cells = []
+        for w in workloads:
+            v = every[(every["workload"] == w) & (every["claim"] == s.claim)]
+            if v.empty or not (pd.to_numeric(v["seeds"], errors="coerce").fillna(0) > 0).any():
+                cells.append("<td>&ndash;</td>")
+                continue
+            c = v.iloc[0]
+            robust = "" if _robust(c.get("robust")) is not False else " <span class=robust>not robust</span>"
+            title = html.escape(f"{_text(c.get('measure'))}; {_text(c.get('note'))}".strip("; "))
+            cells.append(f'<td title="{title}">{_badge(str(c.verdict))}{robust}<br><span class=num>'
+                         f"{_fmt(c.effect)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</span> "
+                         f"<small>({int(c.seeds)} seeds)</small></td>")
+        flips = f"<br><small>not supported in {html.escape(s.flips)}</small>" if s.flips else ""
+        statement = claims_mod.STATEMENTS.get(s.claim, "")
+        rows.append(f'<tr><td><b>{s.claim}</b><br><small>{html.escape(statement)}</small></td>{"".join(cells)}'
+                    f"<td><b>{s.holds}</b> ({s.supported} of {s.measured}){flips}</td></tr>")
+    return (f'<table class="verdicts matrix"><tr><th>claim</th>{head}<th>holds</th></tr>' + "".join(rows)
+            + "</table>")
+
+
+def workload_pages(out_dir: Path, workloads: list[str], every: pd.DataFrame, info: dict, cache: Path) -> set[Path]:
+    """The matrix page and one page per workload (its verdicts and its whole findings notebook); the paths written."""
+    import nbformat
+
+    pages = out_dir / "pages"
+    described = profiles.load_workloads()
+    items = "".join(f'<li><a href="workloads/{html.escape(w)}.html"><b>{html.escape(w)}</b></a>: '
+                    f"{html.escape(described[w].description if w in described else '')}</li>" for w in workloads)
+    body = ("<p>The study's claims on every workload of the profile, each decided by the same rules (STUDY.md) from "
+            "that workload's runs alone. A claim <b>holds everywhere</b> when it is supported on every workload that "
+            "measured it, <b>nowhere</b> when on none; a dash is a claim the workload's runs do not measure. "
+            f'<a href="../{results.CLAIMS_CSV}">claims.csv</a> has a row per claim and workload.</p>'
+            f"{matrix_table(every, workloads)}<h2>The workloads</h2><ul>{items}</ul>")
+    written = {results.write_atomic(pages / "matrix.html", page("The claims across workloads", body, info, "matrix", 1))}
+    for w in workloads:
+        folder = results.workload_dir(out_dir, w)
+        nb_path = folder / f"{parameters.FINDINGS}.ipynb"
+        mine = every[every["workload"] == w] if "workload" in every else every.iloc[0:0]
+        text = (fragment(nbformat.read(nb_path, as_version=4), cache / f"findings-{w}.html", nb_path)
+                if nb_path.exists() else "<p>The findings notebook of this workload has not run.</p>")
+        description = described[w].description if w in described else ""
+        body = (f"<p>{html.escape(description)}</p><h2>Verdicts</h2>{verdict_table(mine, {}, depth=2)}"
+                f"<h2>The findings notebook of this workload</h2>{text}")
+        written.add(results.write_atomic(pages / "workloads" / f"{w}.html",
+                                         page(f"Workload {w}", body, info, "matrix", depth=2, code=True)))
+    return written
 
 
 # ------------------------------------------------------------------------------------------------

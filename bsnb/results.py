@@ -314,9 +314,18 @@ class JobStore:
 PLAN = ".plan.json"  # in the store: the jobs of the profile last run into it
 
 
-def write_plan(store_dir: str | Path, profile: str, job_ids) -> Path:
-    """Record which run folders make up the profile as last run into ``store_dir``."""
-    return write_json(Path(store_dir) / PLAN, {"profile": profile, "jobs": sorted(job_ids)})
+def write_plan(store_dir: str | Path, profile: str, job_ids, workloads: dict | None = None) -> Path:
+    """Record which run folders make up the profile as last run into ``store_dir``, and which of them each of its
+    workloads reads (``workloads``: name -> job ids)."""
+    workloads = workloads or {}
+    return write_json(Path(store_dir) / PLAN, {"profile": profile, "jobs": sorted(job_ids), "workload_order": list(workloads),
+                                               "workloads": {w: sorted(ids) for w, ids in workloads.items()}})
+
+
+def workloads_of(store_dir: str | Path) -> list[str]:
+    """The workloads of the store's current profile, in the profile's order (none for a one-setting profile)."""
+    plan = Path(store_dir) / PLAN
+    return list(read_json(plan).get("workload_order", [])) if plan.exists() else []
 
 
 def _folders(store_dir: Path) -> list[Path]:
@@ -324,8 +333,9 @@ def _folders(store_dir: Path) -> list[Path]:
         if store_dir.is_dir() else []
 
 
-def jobs_in(store_dir: str | Path, everything: bool = False) -> list[JobStore]:
-    """The runs of the store's current profile (see :func:`write_plan`), or every run folder.
+def jobs_in(store_dir: str | Path, everything: bool = False, workload: str = "") -> list[JobStore]:
+    """The runs of the store's current profile (see :func:`write_plan`), or every run folder; with ``workload``,
+    the runs that workload reads.
 
     A folder the last profile did not plan (a job an edited profile no longer has, or had with other
     parameters) stays on disk, where a later run can reuse it, but is no run of this profile: the
@@ -336,7 +346,15 @@ def jobs_in(store_dir: str | Path, everything: bool = False) -> list[JobStore]:
     plan = store_dir / PLAN
     if not everything and plan.exists():
         planned = set(read_json(plan)["jobs"])
+        if workload:
+            listed = read_json(plan).get("workloads", {})
+            if workload not in listed:
+                raise ValueError(f"workload = {workload!r} is not a workload of the store {store_dir}; its workloads "
+                                 f"are: {', '.join(listed) or 'none'}")
+            planned &= set(listed[workload])
         folders = [d for d in folders if d.name in planned]
+    elif workload:
+        raise ValueError(f"workload = {workload!r}: the store {store_dir} has no plan saying which runs it reads")
     return [JobStore(d) for d in folders]
 
 
@@ -372,10 +390,11 @@ def _flat(params: dict) -> dict:
 
 
 
-def load_tables(store_dir: str | Path) -> Tables:
-    """Read every run of a store into tidy pandas tables (incomplete and failed runs appear in ``jobs`` only)."""
+def load_tables(store_dir: str | Path, workload: str = "") -> Tables:
+    """Read every run of a store (or of one of its workloads) into tidy pandas tables (incomplete and failed runs
+    appear in ``jobs`` only)."""
     jobs, runs, csvs = [], [], {}
-    for run in jobs_in(store_dir):
+    for run in jobs_in(store_dir, workload=workload):
         if not run.path(PARAMS).exists() and run.status() is None:
             continue
         status = run.status() or {}
@@ -426,6 +445,27 @@ def clear_findings(report_dir: str | Path) -> None:
 
     claims_path(report_dir).unlink(missing_ok=True)
     shutil.rmtree(figures_dir(report_dir), ignore_errors=True)
+
+
+def workload_dir(out_dir: str | Path, workload: str) -> Path:
+    """Where the findings of one workload of a profile's output folder write their notebook, claims and figures."""
+    return Path(out_dir) / "workloads" / workload
+
+
+def findings_dir(out_dir: str | Path) -> Path:
+    """The folder of the findings the report's pages show: the output folder's own, or its first workload's."""
+    names = workloads_of(store_dir(out_dir))
+    return workload_dir(out_dir, names[0]) if names else Path(out_dir)
+
+
+def gather_claims(out_dir: str | Path, workloads: list[str]) -> pd.DataFrame:
+    """Every workload's verdicts in one ``claims.csv`` of the output folder, a row per claim and workload (a workload
+    whose findings failed has no rows)."""
+    frames = [pd.read_csv(claims_path(workload_dir(out_dir, w))) for w in workloads
+              if claims_path(workload_dir(out_dir, w)).exists() and claims_path(workload_dir(out_dir, w)).stat().st_size]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["workload", "claim", "verdict"])
+    write_atomic(claims_path(out_dir), table.to_csv(index=False))
+    return table
 
 
 def store_dir(out_dir: str | Path) -> Path:

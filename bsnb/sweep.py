@@ -524,33 +524,54 @@ def _findings_job(params: dict, output: Path) -> str | None:
 
 
 def findings_key(params: dict, out_dir: Path) -> str:
-    """What the findings depend on: their notebook, all of bsnb, their parameters, and every run's state."""
+    """What the findings depend on: their notebook, all of bsnb, their parameters (and workload), and the state of
+    every run they read."""
     h = hashlib.sha256(notebook_source(parameters.FINDINGS).read_bytes())
     for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
         h.update(path.read_bytes())
     h.update(json.dumps({k: v for k, v in params.items() if parameters.PARAMS[k].kind != "system"}, sort_keys=True).encode())
-    for run in results.jobs_in(results.store_dir(out_dir)):
+    h.update(params.get("workload", "").encode())
+    for run in results.jobs_in(results.store_dir(out_dir), workload=params.get("workload", "")):
         stamp = run.path(results.STATUS).stat().st_mtime_ns if run.path(results.STATUS).exists() else None
         h.update(json.dumps([run.job_id, run.state(), stamp]).encode())
     return h.hexdigest()
 
 
 def run_findings(profile: profiles.Profile, out_dir: Path) -> str | None:
-    """Execute the findings notebook over the store, here with every core; an error message, or None.
+    """Execute the findings notebook over the store, here with every core, once per workload of the profile (each
+    into its own folder, their verdicts then gathered into one ``claims.csv`` with a workload column); an error
+    message, or None.
 
     Nothing is executed when the findings' inputs (see :func:`findings_key`) are those of their last
     successful run: ``bsnb report`` then only rebuilds the pages.
     """
     out_dir = Path(out_dir).resolve()
-    params = profiles.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(out_dir))
-    key, marker = findings_key(params, out_dir), out_dir / "logs" / "findings.json"
+    names = profile.workload_names
+    errors = []
+    for name in names or [""]:
+        error = _findings_of(profile, out_dir, name)
+        if error:
+            errors.append(f"workload {name}: {error}" if name else error)
+    if names:
+        results.gather_claims(out_dir, names)
+    return "; ".join(errors) or None
+
+
+def _findings_of(profile: profiles.Profile, out_dir: Path, workload: str) -> str | None:
+    report_dir = results.workload_dir(out_dir, workload) if workload else out_dir
+    params = profiles.findings_params(profile, store_dir=str(results.store_dir(out_dir)), report_dir=str(report_dir))
+    params["workload"] = workload
+    key = findings_key(params, out_dir)
+    marker = out_dir / "logs" / (f"findings-{workload}.json" if workload else "findings.json")
     done = results.read_json(marker).get("key") if marker.exists() else None
-    if done == key and results.claims_path(out_dir).exists() and (out_dir / f"{parameters.FINDINGS}.ipynb").exists():
+    notebook = report_dir / f"{parameters.FINDINGS}.ipynb"
+    if done == key and results.claims_path(report_dir).exists() and notebook.exists():
         return None
     marker.unlink(missing_ok=True)
-    results.clear_findings(out_dir)
+    results.clear_findings(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
     with job_environment(cores(), log_path(out_dir)):
-        error = _findings_job(params, out_dir / f"{parameters.FINDINGS}.ipynb")
+        error = _findings_job(params, notebook)
     if error is None:
         results.write_json(marker, {"key": key})
     return error
@@ -585,7 +606,7 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "profile.yaml").write_text(profile.path.read_text())
     store = results.store_dir(out_dir)
-    results.write_plan(store, profile.name, [p.job.job_id for p in planned])
+    results.write_plan(store, profile.name, [p.job.job_id for p in planned], profiles.workload_jobs(profile))
     old = results.superseded(store)
     if old:
         say(f"{len(old)} run folder(s) in {store} are not jobs of this profile (an earlier version of it?): "

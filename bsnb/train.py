@@ -385,6 +385,7 @@ def _train_epoch(net, opt, spec: TrainSpec, data, members, orders, plan: _Plan, 
     measurements at log-spaced steps. Returns the step reached, each active model's share of the seconds, the
     examples, each model's running training loss over the epoch and the rates of its last step."""
     n, device = len(data.y_train), data.device
+    x_train, y_train = data.epoch_examples(epoch)  # one pass: this epoch's fresh examples
     net.train()
     perms = torch.stack([torch.randperm(n, generator=g) for g in orders]).to(device)
     batch = spec.batch_at(epoch, n)
@@ -402,14 +403,14 @@ def _train_epoch(net, opt, spec: TrainSpec, data, members, orders, plan: _Plan, 
         # forward and backward: each model its own batch; the gradient of the summed losses is each model's own
         idx = perms[:, i * batch:(i + 1) * batch]
         opt.zero_grad()
-        losses = _forward_backward(net, data.x_train, data.y_train, idx, micro)
+        losses = _forward_backward(net, x_train, y_train, idx, micro)
         step += 1
         # measurements at log-spaced steps: the two-batch noise, the gradient norm, the distance from init
         if step in plan.noisy and idx.shape[1] >= 2:
             for j, m in enumerate(members):
                 if m.active:
                     m.noise.append({"seed": m.seed, "step": step, "epoch": epoch,
-                                    **_two_batch(net, j, data.x_train[idx[j]], data.y_train[idx[j]])})
+                                    **_two_batch(net, j, x_train[idx[j]], y_train[idx[j]])})
         if step in plan.sampled:
             grad_norm = _norms(net.grads())
         opt.step()

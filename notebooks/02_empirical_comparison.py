@@ -44,6 +44,7 @@ model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cn
 width: int = 25  # channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the mlp
 batch_norm: bool = False  # batch norm after each hidden layer
 accumulate: int = 1  # micro-batches per optimiser step: gradient accumulation, the loss averaged over the whole batch (1: none)
+one_pass: bool = False  # draw fresh training examples for every epoch, so that no example is seen twice (mnist1d; each epoch's examples generated once and cached)
 budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps

@@ -47,6 +47,7 @@ model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cn
 width: int = 25  # channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the mlp
 batch_norm: bool = False  # batch norm after each hidden layer
 accumulate: int = 1  # micro-batches per optimiser step: gradient accumulation, the loss averaged over the whole batch (1: none)
+one_pass: bool = False  # draw fresh training examples for every epoch, so that no example is seen twice (mnist1d; each epoch's examples generated once and cached)
 budget: str = "epochs"  # train for a number of epochs or of optimiser steps
 epochs: int = 100  # epochs of training when budget is epochs
 steps: int = 1000  # optimiser steps of training when budget is steps
@@ -55,7 +56,7 @@ log_points: int = 200  # steps at which gradient norm and distance from init are
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
-remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, tuned, or Hoffer's arms step, sqrt_step and sqrt_step_longer
+remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, tuned, Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from
 warmup_epochs: int = 5  # epochs of linear warm-up (linear_warmup)
 ghost_batch: int = 32  # examples per ghost batch (ghost_bn)
@@ -89,7 +90,7 @@ from bsnb import data, parameters, plots, remedies, results, sharpness, summarie
 
 params = parameters.from_namespace("04_closing_the_gap", globals())
 device = train.setup(threads, device)
-ds = data.of_job(params, device)
+ds = data.of_job(remedies.data_params(params), device)
 spec = train.TrainSpec.from_params(params, **remedies.options(params))
 spec
 

@@ -34,12 +34,13 @@ c1_level: float = 0.0  # training loss C1 counts the epochs to; 0 means the lowe
 confidence: float = 0.95  # confidence level of the intervals over seeds
 store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
+workload: str = ""  # the workload whose runs the findings read (empty: every run of the store)
 
 # %%
 from bsnb import accumulation, analysis, claims, minima, noise, parameters, plots, results, summaries
 
 params = parameters.from_namespace("05_findings", globals())
-tables = results.load_tables(store_dir)
+tables = results.load_tables(store_dir, workload)
 figures = results.figures_dir(report_dir)
 study = claims.Study(tables, small_batch, large_batch, confidence, c1_level=c1_level)
 runs = study.runs()  # every run read by the protocol: smoothed minima, failed runs marked
@@ -141,6 +142,18 @@ gap = claims.gap_by_budget(runs, tables.epochs, small_batch, large_batch, confid
 if not gap.empty:
     plots.show(plots.gap_by_budget(gap, claims.ARTICLE["min_val_loss"][256] / claims.ARTICLE["min_val_loss"][32]),
                figures, "gap_by_budget")
+
+# %% [markdown]
+# **One pass over fresh data (C17).** Vyas et al. (2024) find that when no example is seen twice,
+# small batches keep no advantage at the same number of steps. Notebook 04's `one_pass` arms
+# train on fresh MNIST-1D examples every epoch: the small batch for its epochs, the large batch
+# for as many steps. C17 reads both where the small batch's repeated-data run reached its minimum
+# (the dotted lines), beside the same ratio with repeated data.
+
+# %%
+curves, one_pass_steps = claims.one_pass_curves(runs, tables.epochs, small_batch, large_batch)
+if not curves.empty:
+    plots.show(plots.one_pass(curves, one_pass_steps), figures, "one_pass")
 
 # %% [markdown]
 # **Training and validation loss per epoch.** Small batches take many more steps per epoch; at the
@@ -303,7 +316,7 @@ bands
 
 # %%
 verdicts = claims.robustness(study, verdicts)
-claims.save(verdicts, results.claims_path(report_dir))
+claims.save(verdicts, results.claims_path(report_dir), workload)
 claims.table(verdicts)[["claim", "verdict", "robust", "effect", "ci_low", "ci_high", "seeds", "sensitivity"]]
 
 # %%

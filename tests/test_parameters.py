@@ -19,7 +19,7 @@ def write_profile(tmp_path, **sections):
 
 
 def test_every_profile_in_params_is_valid():
-    for path in parameters.PARAMS_DIR.glob("*.yaml"):
+    for path in profiles.profile_paths():
         jobs = profiles.expand(profiles.load_profile(path))
         assert jobs, path
 

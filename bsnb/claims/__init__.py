@@ -44,7 +44,14 @@ from bsnb.claims.q1_gradient_noise import (  # noqa: F401
                                   regimes,
                                   steps_to_target,
 )
-from bsnb.claims.q2_comparison import ARTICLE, empirical, gap_by_budget, learning_rate_check  # noqa: F401
+from bsnb.claims.q2_comparison import (  # noqa: F401
+                                  ARTICLE,
+                                  empirical,
+                                  gap_by_budget,
+                                  learning_rate_check,
+                                  one_pass,
+                                  one_pass_curves,
+)
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
 from bsnb.claims.q4_closing import (  # noqa: F401
                                   batch_growth,
@@ -56,5 +63,16 @@ from bsnb.claims.q4_closing import (  # noqa: F401
                                   tuned_rates,
 )
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
-from bsnb.claims.verdict import COLUMNS, Verdict, _empty, conclusions, evidence_note, save, statement, table  # noqa: F401
+from bsnb.claims.verdict import (  # noqa: F401
+    COLUMNS,
+    HOLDS,
+    Verdict,
+    _empty,
+    across_workloads,
+    conclusions,
+    evidence_note,
+    save,
+    statement,
+    table,
+)
 from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval  # noqa: F401

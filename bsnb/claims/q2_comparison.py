@@ -209,6 +209,108 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
             f"({mode:g}): the comparison may be unfair to the small batch")
 
 
+ONE_PASS_MARGIN = 1.05  # C17's non-inferiority margin (STUDY.md): the large batch at most 5% worse
+
+
+def _at_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, window: int) -> float:
+    """The smoothed validation loss of one run at optimiser ``step``, interpolated between its evaluated epochs; NaN
+    when the run stopped before it."""
+    g = epochs[(epochs["job_id"] == job_id) & (epochs["run"] == run) & (epochs["epoch"] > 0)].sort_values("step")
+    if g.empty or not math.isfinite(step) or step > g["step"].max() or step < g["step"].min():
+        return math.nan
+    return float(np.interp(step, g["step"].to_numpy(float), minima.smooth(g["val_loss"].to_numpy(float), window)))
+
+
+def one_pass_arms(runs: pd.DataFrame, small_batch: int, large_batch: int, usable: bool = True) -> tuple[dict, dict]:
+    """C17's runs (``usable``: those that trained): the one-pass arms and the repeated-data comparison, each
+    {"small": ..., "large": ...}."""
+    ok = _usable_seeds(runs) if usable else runs
+    remedy = ok["remedy"] if "remedy" in ok else pd.Series("", index=ok.index)
+    arm = {"small": ok[(remedy == "one_pass") & (ok["batch_size"] == small_batch)],
+           "large": ok[(remedy == "one_pass_longer") & (ok["batch_size"] == large_batch)]}
+    comparison, _ = comparison_runs(ok)
+    repeated = {k: comparison[comparison["batch_size"] == b] for k, b in (("small", small_batch), ("large", large_batch))}
+    return arm, repeated
+
+
+def one_pass_curves(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                    window: int = minima.SMOOTHING) -> tuple[pd.DataFrame, pd.Series]:
+    """C17's figure: the smoothed validation loss against the step of each run of both regimes (``regime``, ``batch_size``,
+    ``seed``, ``step``, ``val_loss``), and the steps of the small batch's repeated-data minima."""
+    arm, repeated = one_pass_arms(runs, small_batch, large_batch)
+    ep = epochs.assign(run=minima.run_labels(epochs)) if "run" not in epochs else epochs
+    frames = []
+    for regime, chosen in (("one pass", arm), ("repeated data", repeated)):
+        for key, rows in chosen.items():
+            for _, r in rows.iterrows():
+                g = ep[(ep["job_id"] == r["job_id"]) & (ep["run"] == r["run"]) & (ep["epoch"] > 0)].sort_values("step")
+                frames.append(pd.DataFrame({"regime": regime, "batch_size": r["batch_size"], "seed": r["seed"],
+                                            "step": g["step"].to_numpy(), "val_loss": minima.smooth(g["val_loss"], window)}))
+    curves = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["regime", "batch_size", "seed", "step", "val_loss"])
+    return curves, repeated["small"].get("step_of_min_val_loss", pd.Series(dtype=float))
+
+
+def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+             confidence: float = 0.95, reading: Reading = PROTOCOL) -> Verdict:
+    """C17 (Vyas et al. 2024): in one pass over fresh data (notebook 04's ``one_pass`` arm at the small batch and
+    ``one_pass_longer`` at the large batch, as many steps), the smoothed validation loss large / small at the step
+    where the small batch's repeated-data comparison run reached its smoothed minimum, seed by seed; the same ratio
+    in the repeated-data comparison beside it. Non-inferiority: supported when the interval's upper end < 1.05."""
+    if runs.empty or "remedy" not in runs:
+        return _empty("C17", "no one-pass runs (notebook 04's one_pass and one_pass_longer arms)")
+    arm, repeated = one_pass_arms(runs, small_batch, large_batch)
+    ep = epochs.assign(run=minima.run_labels(epochs)) if "run" not in epochs else epochs
+    if arm["small"].empty or arm["large"].empty:
+        return _empty("C17", f"no one-pass runs at batch {small_batch} (remedy one_pass) and batch {large_batch} "
+                             f"(remedy one_pass_longer)")
+    if repeated["small"].empty:
+        return _empty("C17", f"no repeated-data comparison run at batch {small_batch}: the step of its minimum is "
+                             "what C17 reads the one-pass runs at")
+    window = reading.smoothing
+    rows, beyond = [], []
+    for _, ref in repeated["small"].iterrows():
+        seed, step = ref["seed"], float(ref.get("step_of_min_val_loss", math.nan))
+        row = {"seed": seed, "step": step}
+        for key in ("small", "large"):
+            one = arm[key][arm[key]["seed"] == seed]
+            row[key] = _at_step(ep, one["job_id"].iloc[0], one["run"].iloc[0], step, window) if len(one) else math.nan
+            rep = repeated[key][repeated[key]["seed"] == seed]
+            row[f"repeated_{key}"] = (_at_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window)
+                                      if len(rep) else math.nan)
+        if len(arm["small"][arm["small"]["seed"] == seed]) and not math.isfinite(row["small"]):
+            beyond.append(seed)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    pairs = table.dropna(subset=["small", "large"])
+    ratio = pairs["large"] / pairs["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    rep_pairs = table.dropna(subset=["repeated_small", "repeated_large"])
+    rep = rep_pairs["repeated_large"] / rep_pairs["repeated_small"]
+    r_effect, r_lo, r_hi, r_n = interval(rep, confidence, log=True)
+    ours = (f"one pass: small {pairs['small'].mean():.3f}, large {pairs['large'].mean():.3f} at the small batch's "
+            f"step of its repeated-data minimum (mean {table['step'].mean():.0f} steps, {n} seed{'s' * (n != 1)}); "
+            f"repeated data at the same steps: {_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] ({r_n} seed"
+            f"{'s' * (r_n != 1)})") if n else "no paired seeds"
+    note = evidence_note(ratio, lo, hi, n, log=True)
+    if beyond:
+        note = _join(note, f"the one-pass budget ended before the step of the repeated-data minimum in seed"
+                           f"{'s' if len(beyond) > 1 else ''} {', '.join(map(str, beyond))}: left out (a longer "
+                           "one-pass budget reads them)")
+    failed = [f"{key} batch seed {r['seed']} ({r['status']})" for key, rows in one_pass_arms(runs, small_batch, large_batch,
+                                                                                          usable=False)[0].items()
+              for _, r in rows.iterrows() if r.get("status") not in (None, "ok") and isinstance(r.get("status"), str)]
+    if failed:
+        note = _join(note, "left out, one pass: " + ", ".join(failed))
+    if r_n < len(rep_pairs) or len(rep_pairs) < len(table):
+        note = _join(note, "the repeated-data ratio leaves out seeds whose large-batch run stopped before that step")
+    return Verdict("C17", decide(lo, hi, ONE_PASS_MARGIN, "less", n), effect, lo, hi, n, statement("C17"),
+                   f"smoothed validation loss at the step of the batch-{small_batch} repeated-data minimum (interpolated "
+                   f"between evaluated epochs), one pass over fresh data, ratio batch {large_batch} / batch "
+                   f"{small_batch}", ours, "Vyas et al. 2024: in one pass, small batches confer no advantage beyond "
+                   "computation (no number for this setting)", note)
+
+
 def _empirical(claim):
     return lambda st, rd: _one(empirical(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.c1_level,
                                          st.confidence, st.speed, rd), claim)
@@ -228,4 +330,10 @@ CLAIMS = [
     Claim("C4", "Larger batches do not need fewer epochs to reach their minimum validation loss",
           "difference large - small of the epoch of the smoothed minimum: lower end >= 0 with some spread / upper "
           "end < 0; censoring withdraws", "minima", _empirical("C4"), 2, SMOOTHINGS),
+    Claim("C17", "When no example is seen twice (one pass over fresh data), the large batch is no worse than the "
+          "small batch at the same number of steps",
+          "ratio large/small of the smoothed validation loss in one pass, at the step of the small batch's repeated-"
+          "data minimum: upper end < 1.05 (non-inferiority) / lower end > 1.05", "one_pass",
+          lambda st, rd: one_pass(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.confidence, rd),
+          2),
 ]

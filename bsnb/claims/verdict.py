@@ -125,10 +125,36 @@ def table(verdicts: list[Verdict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def save(verdicts: list[Verdict], path) -> pd.DataFrame:
-    """Write ``claims.csv`` (atomically) and return the table."""
+def save(verdicts: list[Verdict], path, workload: str = "") -> pd.DataFrame:
+    """Write ``claims.csv`` (atomically) and return the table; a workload's verdicts carry its name."""
     from bsnb.results import write_atomic
 
     df = table(verdicts)
+    if workload:
+        df.insert(0, "workload", workload)
     write_atomic(path, df.to_csv(index=False))
     return df
+
+
+HOLDS = ("everywhere", "somewhere", "nowhere", "undecided")  # a claim across the workloads it was measured on
+
+
+def across_workloads(table: pd.DataFrame) -> pd.DataFrame:
+    """The matrix of a ``claims.csv`` with a workload column: a row per claim that some workload measured (a verdict
+    read from at least one seed), its verdict in each workload, and whether it holds everywhere (supported in every
+    workload that measured it), somewhere (in some), nowhere (in none, and not supported in some) or is undecided
+    (inconclusive in every one); ``flips`` names the workloads where it is not supported beside others where it is."""
+    if table.empty or "workload" not in table:
+        return pd.DataFrame(columns=["claim", "measured", "supported", "not_supported", "holds", "flips"])
+    measured = table[pd.to_numeric(table["seeds"], errors="coerce").fillna(0) > 0]
+    order = sorted(measured["claim"].unique(), key=lambda c: int(c[1:]))
+    rows = []
+    for claim in order:
+        mine = measured[measured["claim"] == claim]
+        supported = mine.loc[mine["verdict"] == "supported", "workload"].tolist()
+        against = mine.loc[mine["verdict"] == "not supported", "workload"].tolist()
+        holds = ("everywhere" if len(supported) == len(mine) else "somewhere" if supported
+                 else "nowhere" if against else "undecided")
+        rows.append({"claim": claim, "measured": len(mine), "supported": len(supported), "not_supported": len(against),
+                     "holds": holds, "flips": ", ".join(against) if supported and against else ""})
+    return pd.DataFrame(rows)
