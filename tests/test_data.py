@@ -56,3 +56,33 @@ def test_too_many_examples_and_unknown_dataset_are_refused():
 def test_identity_names_the_generator_and_its_version():
     ident = data.identity({"dataset": "mnist1d", "n_train": 1, "n_val": 1, "n_test": 1, "data_seed": 0})
     assert ident["generator"].startswith("mnist1d ")
+
+
+def test_one_pass_draws_fresh_examples_every_epoch_standardised_as_the_training_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("BSNB_CACHE", str(tmp_path))
+    params = {"dataset": "mnist1d", "n_train": 64, "n_val": 16, "n_test": 16, "data_seed": 0, "one_pass": True}
+    ds = data.of_job(params)
+    x1, _ = ds.epoch_examples(1)
+    x2, y2 = ds.epoch_examples(2)
+    x3, _ = ds.epoch_examples(3)
+    assert torch.equal(x1, ds.x_train)  # epoch 1 trains on the training split
+    assert x2.shape == ds.x_train.shape and y2.shape == ds.y_train.shape and y2.dtype == torch.long
+    rows = {tuple(r) for r in torch.cat([x1, x2, x3]).round(decimals=4).tolist()}
+    assert len(rows) == 3 * 64  # no example is seen twice
+    again, _ = data.of_job(params).epoch_examples(2)  # generated once and cached: the same examples
+    assert torch.equal(again, x2)
+    mean, std = ds.standardise
+    raw, _, _ = data._cached("mnist1d", 64, ds.fresh.seed(2), data._mnist1d)
+    chosen = raw[np.random.default_rng(ds.fresh.seed(2)).permutation(len(raw))[:64]]
+    assert np.allclose(x2.numpy(), (chosen - mean) / (std + 1e-8), atol=1e-6)
+    plain = data.of_job({**params, "one_pass": False})
+    assert torch.equal(plain.epoch_examples(2)[0], plain.x_train)
+
+
+def test_one_pass_is_refused_for_a_dataset_without_a_generator():
+    from bsnb import parameters
+
+    _, problems = parameters.check_params("02_empirical_comparison", {
+        **parameters.defaults("02_empirical_comparison"), "dataset": "digits", "n_train": 1000, "n_val": 397,
+        "n_test": 400, "one_pass": True})
+    assert any("one_pass" in p and "digits" in p for p in problems)

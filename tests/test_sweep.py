@@ -391,3 +391,40 @@ def test_nbval_catches_an_output_that_does_not_reproduce(smoke, tmp_path):
     nbformat.write(nb, path)
     proc = _nbval(path)
     assert proc.returncode != 0
+
+
+# --- workloads ------------------------------------------------------------------------------------
+
+
+def test_a_workloads_profile_runs_the_findings_of_each_and_sets_them_side_by_side(tmp_path):
+    profile = {
+        "name": "two-workloads", "workers": 2, "workloads": ["mnist1d-cnn", "mnist1d-mlp"],
+        "notebooks": {"02_empirical_comparison": {}, "04_closing_the_gap": [  # C17's one-pass arms, for one workload
+            {"scientific": {"batch_size": [16], "remedy": ["one_pass"]}, "workloads": ["mnist1d-cnn"]},
+            {"scientific": {"batch_size": [64], "remedy": ["one_pass_longer"]}, "workloads": ["mnist1d-cnn"]}]},
+        "scientific": {"batch_size": [16, 64]}, "nuisance": {"lr": 0.1, "seeds": [0, 1, 2]},
+        "fixed": {"n_train": 256, "n_val": 128, "n_test": 128, "epochs": 10, "patience": 3, "small_batch": 16,
+                  "large_batch": 64, "reference_batch": 16, "width": 8}}
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    out = tmp_path / "out"
+    proc = bsnb("run", path, "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "6 jobs: 6 ran" in proc.stdout
+    table = pd.read_csv(out / "claims.csv")
+    assert list(table.columns[:2]) == ["workload", "claim"]
+    for w in ("mnist1d-cnn", "mnist1d-mlp"):  # a row per claim and workload, each from that workload's runs
+        assert list(table.loc[table["workload"] == w, "claim"]) == list(bsnb_claims.CLAIMS)
+        assert (results.workload_dir(out, w) / f"{parameters.FINDINGS}.ipynb").exists()
+        assert (out / "pages" / "workloads" / f"{w}.html").exists()
+    c17 = table[table["claim"] == "C17"].set_index("workload")
+    assert c17.loc["mnist1d-mlp", "seeds"] == 0 and "no one-pass runs" in c17.loc["mnist1d-mlp", "note"]
+    assert "one pass" in str(c17.loc["mnist1d-cnn", "ours"])  # read from the arms the notebook trained
+    assert (results.figures_dir(results.workload_dir(out, "mnist1d-cnn")) / "one_pass.png").exists()
+    matrix = (out / "pages" / "matrix.html").read_text()
+    assert matrix.index("mnist1d-cnn") < matrix.index("mnist1d-mlp") and "holds" in matrix
+    assert "pages/matrix.html" in (out / "index.html").read_text()
+    seen = {}
+    for run in results.jobs_in(out / "runs", workload="mnist1d-mlp"):
+        seen[run.job_id] = run.setting()["model"]
+    assert set(seen.values()) == {"mlp"} and len(seen) == 2

@@ -262,8 +262,11 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
     arm, repeated = one_pass_arms(runs, small_batch, large_batch)
     ep = epochs.assign(run=minima.run_labels(epochs)) if "run" not in epochs else epochs
     if arm["small"].empty or arm["large"].empty:
+        trained = one_pass_arms(runs, small_batch, large_batch, usable=False)[0]
+        why = (" that trained: every one failed to train or diverged" if not trained["small"].empty
+               and not trained["large"].empty else "")
         return _empty("C17", f"no one-pass runs at batch {small_batch} (remedy one_pass) and batch {large_batch} "
-                             f"(remedy one_pass_longer)")
+                             f"(remedy one_pass_longer){why}")
     if repeated["small"].empty:
         return _empty("C17", f"no repeated-data comparison run at batch {small_batch}: the step of its minimum is "
                              "what C17 reads the one-pass runs at")
