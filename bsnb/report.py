@@ -450,14 +450,22 @@ def matrix_table(every: pd.DataFrame, workloads: list[str], depth: int = 1) -> s
             + "</table>")
 
 
+def workload_cost(out_dir: Path, workload: str) -> tuple[int, float]:
+    """The jobs a workload reads and the seconds they took to execute (a job two workloads share counts in both)."""
+    runs = results.jobs_in(results.store_dir(out_dir), workload=workload)
+    return len(runs), sum((r.status() or {}).get("seconds") or 0.0 for r in runs)
+
+
 def workload_pages(out_dir: Path, workloads: list[str], every: pd.DataFrame, info: dict, cache: Path) -> set[Path]:
     """The matrix page and one page per workload (its verdicts and its whole findings notebook); the paths written."""
     import nbformat
 
     pages = out_dir / "pages"
     described = profiles.load_workloads()
+    cost = {w: workload_cost(out_dir, w) for w in workloads}
     items = "".join(f'<li><a href="workloads/{html.escape(w)}.html"><b>{html.escape(w)}</b></a>: '
-                    f"{html.escape(described[w].description if w in described else '')}</li>" for w in workloads)
+                    f"{html.escape(described[w].description if w in described else '')} "
+                    f"<small>({cost[w][0]} jobs, {cost[w][1]:.0f} job-seconds)</small></li>" for w in workloads)
     body = ("<p>The study's claims on every workload of the profile, each decided by the same rules (STUDY.md) from "
             "that workload's runs alone. A claim <b>holds everywhere</b> when it is supported on every workload that "
             "measured it, <b>nowhere</b> when on none; a dash is a claim the workload's runs do not measure. "
@@ -519,14 +527,50 @@ def write_reference(out_dir: Path, profile_name: str) -> Path:
     return ref
 
 
+MATRIX_BEGIN, MATRIX_END = "<!-- matrix:begin (written by `bsnb readme variants`) -->", "<!-- matrix:end -->"
+
+
+def matrix_markdown(table: pd.DataFrame, info: dict) -> str:
+    """The README's matrix: claims as rows, workloads as columns (verdict, effect and interval), where each holds."""
+    workloads = list(dict.fromkeys(table["workload"]))
+    summary = claims_mod.across_workloads(table).set_index("claim")
+    lines = [f"Measured by `{info.get('command', 'bsnb run')}` on {info.get('machine', 'an unstated machine')}, "
+             f"torch {info.get('torch', '?')}, commit {info.get('commit', '?')}, {info.get('date', '')}; the study "
+             f"took {info.get('study wall time', '?')}. Each cell: the verdict, the effect and its 95% interval "
+             "(a dash: the workload's runs do not measure the claim).", "",
+             "| claim | " + " | ".join(workloads) + " | holds |", "|---" * (len(workloads) + 2) + "|"]
+    for claim in summary.index:
+        cells = []
+        for w in workloads:
+            r = table[(table["workload"] == w) & (table["claim"] == claim)]
+            if r.empty or not pd.to_numeric(r["seeds"], errors="coerce").fillna(0).iloc[0] > 0:
+                cells.append("–")
+                continue
+            r = r.iloc[0]
+            effect = (f"{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if pd.notna(r.ci_low) else
+                      (f"{r.effect:.3g}" if pd.notna(r.effect) else "n/a"))
+            cells.append(f"**{r.verdict}** {effect}")
+        s = summary.loc[claim]
+        lines.append(f"| {claim} | " + " | ".join(cells) + f" | {s.holds} ({s.supported} of {s.measured}) |")
+    return "\n".join(lines) + "\n"
+
+
 def readme_block(profile_name: str) -> str:
     ref = REFERENCE_DIR / profile_name
-    return results_markdown(pd.read_csv(ref / results.CLAIMS_CSV), results.read_json(ref / "provenance.json"))
+    table, info = pd.read_csv(ref / results.CLAIMS_CSV), results.read_json(ref / "provenance.json")
+    return matrix_markdown(table, info) if "workload" in table else results_markdown(table, info)
+
+
+def readme_markers(profile_name: str) -> tuple[str, str]:
+    """The README's markers around the block a reference run writes: the matrix for a workloads profile."""
+    table = pd.read_csv(REFERENCE_DIR / profile_name / results.CLAIMS_CSV, nrows=1)
+    return (MATRIX_BEGIN, MATRIX_END) if "workload" in table else (README_BEGIN, README_END)
 
 
 def update_readme(profile_name: str, readme: Path = README) -> None:
-    """Replace the README's results block with the one made from the reference files."""
+    """Replace the README's results block (or matrix block) with the one made from the reference files."""
+    begin, end = readme_markers(profile_name)
     text = readme.read_text()
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    results.write_atomic(readme, head + README_BEGIN + "\n" + readme_block(profile_name) + README_END + tail)
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    results.write_atomic(readme, head + begin + "\n" + readme_block(profile_name) + end + tail)

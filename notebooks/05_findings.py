@@ -44,6 +44,8 @@ tables = results.load_tables(store_dir, workload)
 figures = results.figures_dir(report_dir)
 study = claims.Study(tables, small_batch, large_batch, confidence, c1_level=c1_level)
 runs = study.runs()  # every run read by the protocol: smoothed minima, failed runs marked
+if workload:
+    print(f"Workload {workload}: the {len(tables.jobs)} jobs of the store it reads.")
 print(summaries.store_note(tables.jobs) or "Every job of the store finished.")
 tables.jobs.groupby(["notebook", "state"], dropna=False).size().rename("jobs").to_frame()
 

@@ -208,3 +208,31 @@ def test_c17_without_one_pass_runs_is_inconclusive_and_says_why():
     keep = runs["notebook"] == "02_empirical_comparison"
     v = claims.one_pass(minima.read_runs(runs[keep], epochs), epochs, 32, 256)
     assert v.verdict == "inconclusive" and "one-pass" in v.note
+
+
+def test_the_readme_matrix_has_a_column_per_workload_in_order_and_where_each_claim_holds():
+    from bsnb import report
+
+    table = pd.DataFrame(verdict_rows("second", {"C1": "supported", "C2": "unmeasured"})
+                         + verdict_rows("first", {"C1": "not supported", "C2": "supported"}))
+    text = report.matrix_markdown(table, {"command": "bsnb run variants"})
+    header = next(line for line in text.splitlines() if line.startswith("| claim"))
+    assert header == "| claim | second | first | holds |"
+    rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| C")}
+    assert "**supported** 1 [0.9, 1.1]" in rows["| C1"] and "somewhere (1 of 2)" in rows["| C1"]
+    assert "| – |" in rows["| C2"] and "everywhere (1 of 1)" in rows["| C2"]
+
+
+def test_the_npz_workload_takes_the_file_a_profile_names_and_refuses_a_missing_one(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 4
+    x = (y[:, None, None] + 0.1 * rng.standard_normal((200, 8, 8))).astype(np.float32)  # 8x8 one-channel images
+    np.savez(tmp_path / "mine.npz", x=x, y=y)
+    sizes = {"n_train": 120, "n_val": 40, "n_test": 40}
+    listed = [{"npz-cnn2d": {"fixed": {"data_path": str(tmp_path / "mine.npz"), **sizes}}}]
+    profile = profiles.load_profile(profile_file(tmp_path, workloads=listed))
+    trained = [j for j in profiles.expand(profile) if "dataset" in j.params]
+    assert trained and all(j.params["dataset"] == "npz" and j.params["model"] == "cnn2d" for j in trained)
+    missing = [{"npz-cnn2d": {"fixed": {"data_path": str(tmp_path / "absent.npz"), **sizes}}}]
+    with pytest.raises(parameters.ProfileError, match="absent.npz"):
+        profiles.expand(profiles.load_profile(profile_file(tmp_path, workloads=missing)))
