@@ -301,7 +301,9 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
         return "<p>No runs in the store.</p>"
     up = "" if depth == 1 else "pages/"
     by_job = tables.seeds.groupby("job_id") if not tables.seeds.empty else None
-    shown = [c for c in ("notebook", "batch_size", "remedy", "lr", "seeds", "epochs") if c in tables.jobs]
+    varying = [c for c in ("dataset", "model", "width", "batch_norm", "optimizer", "one_pass")  # differ by workload
+               if c in tables.jobs and tables.jobs[c].dropna().astype(str).nunique() > 1]
+    shown = [c for c in ("notebook", *varying, "batch_size", "remedy", "lr", "seeds", "epochs") if c in tables.jobs]
     rows = []
     order = [c for c in ("notebook", "batch_size") if c in tables.jobs] or ["job_id"]
     for _, j in tables.jobs.sort_values(order).iterrows():

@@ -236,3 +236,12 @@ def test_the_npz_workload_takes_the_file_a_profile_names_and_refuses_a_missing_o
     missing = [{"npz-cnn2d": {"fixed": {"data_path": str(tmp_path / "absent.npz"), **sizes}}}]
     with pytest.raises(parameters.ProfileError, match="absent.npz"):
         profiles.expand(profiles.load_profile(profile_file(tmp_path, workloads=missing)))
+
+
+def test_c17_draws_no_figure_without_one_pass_runs():
+    from bsnb import minima
+
+    runs, epochs = one_pass_tables(1.0)
+    keep = runs["notebook"] == "02_empirical_comparison"
+    curves, _ = claims.one_pass_curves(minima.read_runs(runs[keep], epochs), epochs, 32, 256)
+    assert curves.empty

@@ -240,6 +240,8 @@ def one_pass_curves(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int =
     arm, repeated = one_pass_arms(runs, small_batch, large_batch)
     ep = epochs.assign(run=minima.run_labels(epochs)) if "run" not in epochs else epochs
     frames = []
+    if arm["small"].empty and arm["large"].empty:  # no one-pass run: nothing to draw
+        repeated = {k: v.iloc[0:0] for k, v in repeated.items()}
     for regime, chosen in (("one pass", arm), ("repeated data", repeated)):
         for key, rows in chosen.items():
             for _, r in rows.iterrows():
