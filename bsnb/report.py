@@ -470,7 +470,8 @@ def workload_pages(out_dir: Path, workloads: list[str], every: pd.DataFrame, inf
                     f"<small>({cost[w][0]} jobs, {cost[w][1]:.0f} job-seconds)</small></li>" for w in workloads)
     body = ("<p>The study's claims on every workload of the profile, each decided by the same rules (STUDY.md) from "
             "that workload's runs alone. A claim <b>holds everywhere</b> when it is supported on every workload that "
-            "measured it, <b>nowhere</b> when on none; a dash is a claim the workload's runs do not measure. "
+            "measured it, <b>somewhere</b> when on some, <b>nowhere</b> when on none and not supported on some, and "
+            "is <b>undecided</b> when inconclusive on every one; a dash is a claim the workload's runs do not measure. "
             f'<a href="../{results.CLAIMS_CSV}">claims.csv</a> has a row per claim and workload.</p>'
             f"{matrix_table(every, workloads)}<h2>The workloads</h2><ul>{items}</ul>")
     written = {results.write_atomic(pages / "matrix.html", page("The claims across workloads", body, info, "matrix", 1))}

@@ -527,7 +527,7 @@ def findings_key(params: dict, out_dir: Path) -> str:
     """What the findings depend on: their notebook, all of bsnb, their parameters (and workload), and the state of
     every run they read."""
     h = hashlib.sha256(notebook_source(parameters.FINDINGS).read_bytes())
-    for path in sorted((parameters.ROOT / "bsnb").glob("*.py")):
+    for path in sorted((parameters.ROOT / "bsnb").rglob("*.py")):  # claims/ too: a changed rule reruns the findings
         h.update(path.read_bytes())
     h.update(json.dumps({k: v for k, v in params.items() if parameters.PARAMS[k].kind != "system"}, sort_keys=True).encode())
     h.update(params.get("workload", "").encode())

@@ -36,6 +36,15 @@ def test_readme_results_are_the_ones_made_from_the_reference_run():
     assert block.strip() == report.readme_block("quick").strip(), "run `bsnb readme quick` after `bsnb run quick`"
 
 
+def test_readme_matrix_is_the_one_made_from_the_variants_reference_run():
+    from bsnb import report
+
+    text = report.README.read_text()
+    block = text.split(report.MATRIX_BEGIN, 1)[1].split(report.MATRIX_END, 1)[0]
+    assert block.strip() == report.readme_block("variants").strip(), "run `bsnb readme variants` after `bsnb run variants`"
+    assert "| claim | mnist1d-cnn |" in block
+
+
 def test_a_question_page_drops_the_outputs_of_its_verdict_tables_only():
     import nbformat
 

@@ -283,6 +283,9 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
             rep = repeated[key][repeated[key]["seed"] == seed]
             row[f"repeated_{key}"] = (_at_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window)
                                       if len(rep) else math.nan)
+            if key == "large" and len(rep) and not math.isfinite(row["repeated_large"]):
+                # it stopped at its confirmed minimum before that step: its loss there is at least that minimum
+                row["repeated_large"], row["bound"] = float(rep["min_val_loss"].iloc[0]), True
         if len(arm["small"][arm["small"]["seed"] == seed]) and not math.isfinite(row["small"]):
             beyond.append(seed)
         rows.append(row)
@@ -293,10 +296,14 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
     rep_pairs = table.dropna(subset=["repeated_small", "repeated_large"])
     rep = rep_pairs["repeated_large"] / rep_pairs["repeated_small"]
     r_effect, r_lo, r_hi, r_n = interval(rep, confidence, log=True)
+    bounded = int(rep_pairs["bound"].fillna(False).astype(bool).sum()) if "bound" in rep_pairs else 0
+    at_least = "at least " if bounded else ""
     ours = (f"one pass: small {pairs['small'].mean():.3f}, large {pairs['large'].mean():.3f} at the small batch's "
             f"step of its repeated-data minimum (mean {table['step'].mean():.0f} steps, {n} seed{'s' * (n != 1)}); "
-            f"repeated data at the same steps: {_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] ({r_n} seed"
-            f"{'s' * (r_n != 1)})") if n else "no paired seeds"
+            f"repeated data at the same steps: {at_least}{_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] ({r_n} seed"
+            f"{'s' * (r_n != 1)}"
+            + (f"; in {bounded} the large batch stopped at its confirmed minimum before that step, which bounds its "
+               "loss there from below" if bounded else "") + ")") if n else "no paired seeds"
     note = evidence_note(ratio, lo, hi, n, log=True)
     if beyond:
         note = _join(note, f"the one-pass budget ended before the step of the repeated-data minimum in seed"
@@ -308,7 +315,7 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
     if failed:
         note = _join(note, "left out, one pass: " + ", ".join(failed))
     if r_n < len(rep_pairs) or len(rep_pairs) < len(table):
-        note = _join(note, "the repeated-data ratio leaves out seeds whose large-batch run stopped before that step")
+        note = _join(note, "the repeated-data ratio leaves out seeds without a large-batch comparison run")
     return Verdict("C17", decide(lo, hi, ONE_PASS_MARGIN, "less", n), effect, lo, hi, n, statement("C17"),
                    f"smoothed validation loss at the step of the batch-{small_batch} repeated-data minimum (interpolated "
                    f"between evaluated epochs), one pass over fresh data, ratio batch {large_batch} / batch "
