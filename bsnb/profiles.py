@@ -43,7 +43,6 @@ class Workload:
     name: str
     description: str = ""
     values: dict = field(default_factory=dict)
-    groups: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -215,8 +214,8 @@ def load_workloads(path: Path = WORKLOADS_FILE) -> dict[str, Workload]:
         if not isinstance(entry, dict) or set(entry) - {"description", *GROUPS}:
             problems.append(f"workload {name!r}: expected a mapping with keys among description, {', '.join(GROUPS)}")
             continue
-        values, groups = _grouped(entry, f"workload {name}: ", problems)
-        found[str(name)] = Workload(str(name), " ".join(str(entry.get("description", "")).split()), values, groups)
+        values, _ = _grouped(entry, f"workload {name}: ", problems)
+        found[str(name)] = Workload(str(name), " ".join(str(entry.get("description", "")).split()), values)
     if problems:
         raise ProfileError(problems, str(path))
     return found
@@ -240,9 +239,9 @@ def _listed_workloads(listed, problems: list) -> list[Workload]:
         if not isinstance(changes, dict) or set(changes) - set(GROUPS):
             problems.append(f"workloads: {name}: expected changes under {', '.join(GROUPS)}")
             continue
-        values, groups = _grouped(changes, f"workloads: {name}: ", problems)
+        values, _ = _grouped(changes, f"workloads: {name}: ", problems)
         base = known[name]
-        chosen.append(Workload(name, base.description, {**base.values, **values}, {**base.groups, **groups}))
+        chosen.append(Workload(name, base.description, {**base.values, **values}))
     names = [w.name for w in chosen]
     if len(set(names)) < len(names):
         problems.append(f"workloads: {names} lists a workload twice")

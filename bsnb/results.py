@@ -345,9 +345,10 @@ def jobs_in(store_dir: str | Path, everything: bool = False, workload: str = "")
     folders = _folders(store_dir)
     plan = store_dir / PLAN
     if not everything and plan.exists():
-        planned = set(read_json(plan)["jobs"])
+        written = read_json(plan)
+        planned = set(written["jobs"])
         if workload:
-            listed = read_json(plan).get("workloads", {})
+            listed = written.get("workloads", {})
             if workload not in listed:
                 raise ValueError(f"workload = {workload!r} is not a workload of the store {store_dir}; its workloads "
                                  f"are: {', '.join(listed) or 'none'}")
@@ -461,8 +462,8 @@ def findings_dir(out_dir: str | Path) -> Path:
 def gather_claims(out_dir: str | Path, workloads: list[str]) -> pd.DataFrame:
     """Every workload's verdicts in one ``claims.csv`` of the output folder, a row per claim and workload (a workload
     whose findings failed has no rows)."""
-    frames = [pd.read_csv(claims_path(workload_dir(out_dir, w))) for w in workloads
-              if claims_path(workload_dir(out_dir, w)).exists() and claims_path(workload_dir(out_dir, w)).stat().st_size]
+    paths = [claims_path(workload_dir(out_dir, w)) for w in workloads]
+    frames = [pd.read_csv(p) for p in paths if p.exists() and p.stat().st_size]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["workload", "claim", "verdict"])
     write_atomic(claims_path(out_dir), table.to_csv(index=False))
     return table
