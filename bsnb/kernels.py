@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KERNEL = "python3"
+STARTS = 2  # a job's tries at a kernel that dies before it answers (see died_starting)
 READY_SECONDS = 30  # for a kept kernel to answer before a job; past it, the job gets a new kernel
 
 # Run silently in a kept kernel before each job (it neither counts as a cell nor prints).
@@ -155,15 +156,27 @@ def execute(nb, output: str, parameters: dict, cwd: Path, reuse: bool = True) ->
     import papermill
 
     options = dict(parameters=parameters, kernel_name=KERNEL, language="python", progress_bar=False, cwd=str(cwd))
-    if not reuse:
-        papermill.execute_notebook(nb, output, **options)
-        return {"kernel": "new", "job_in_kernel": 1}
-    kept = for_job(cwd)
-    try:
-        papermill.execute_notebook(nb, output, km=kept.manager, **options)
-    finally:
-        after_job(kept)
-    return {"kernel": kept.pid, "job_in_kernel": kept.jobs}
+    for attempt in range(1, STARTS + 1):
+        kept = None if not reuse else for_job(cwd)
+        try:
+            papermill.execute_notebook(nb, output, **options, **({"km": kept.manager} if kept else {}))
+        except RuntimeError as exc:  # papermill's own errors (a cell raised) are not RuntimeErrors
+            if not died_starting(exc) or attempt == STARTS:
+                raise
+            if kept is not None:  # not kept for the next job either
+                _KEPT.pop(threading.get_ident(), None)
+                _discard(kept)
+            continue
+        finally:
+            if kept is not None:
+                after_job(kept)
+        return {"kernel": kept.pid, "job_in_kernel": kept.jobs} if kept else {"kernel": "new", "job_in_kernel": 1}
+
+
+def died_starting(exc: BaseException) -> bool:
+    """A kernel that died before it answered its first message: no cell ran, so the job can be given a new one.
+    (Seen once on a GPU machine, 8 jobs starting kernels at once; the same job ran in a new kernel.)"""
+    return isinstance(exc, RuntimeError) and "died before replying to kernel_info" in str(exc)
 
 
 @atexit.register

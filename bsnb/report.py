@@ -23,6 +23,7 @@ import json
 import platform
 import re
 import subprocess
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -196,6 +197,16 @@ def toc(body: str) -> str:
 # how it was produced
 
 
+def bsnb_version() -> str:
+    """The installed bsnb's version; run from a checkout that was never installed (``PYTHONPATH=.``, as on a
+    machine that cannot reach a package index), the version its pyproject.toml names."""
+    try:
+        return metadata.version("bsnb")
+    except metadata.PackageNotFoundError:
+        with open(parameters.ROOT / "pyproject.toml", "rb") as f:
+            return f"{tomllib.load(f)['project']['version']} (not installed: run from {parameters.ROOT})"
+
+
 def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | None,
                tables: results.Tables | None = None) -> dict:
     """bsnb version and commit, Python, torch and device, the profile and its hash, date, wall time."""
@@ -207,7 +218,7 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
         commit = (commit + (" (with uncommitted changes)" if dirty else "")) if commit else "not a git checkout"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    info = {"bsnb": metadata.version("bsnb"), "commit": commit, "python": platform.python_version()}
+    info = {"bsnb": bsnb_version(), "commit": commit, "python": platform.python_version()}
     runs = tables.seeds if tables is not None else pd.DataFrame()
     info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \
         else metadata.version("torch")

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -352,7 +353,7 @@ def _run_job(planned: Planned, threads: int, force: bool, reuse_kernel: bool) ->
                 return Outcome(job.job_id, "interrupted")
             if storage_problem(exc):
                 return Outcome(job.job_id, "unwritable", error=storage_problem(exc))
-            error = f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+            error = f"{exc.ename}: {exc.evalue} ({where_raised(exc)})"
         except KeyboardInterrupt:
             return Outcome(job.job_id, "interrupted")
         except Exception as exc:  # the kernel died, could not start, ...
@@ -519,8 +520,21 @@ def _findings_job(params: dict, output: Path) -> str | None:
     try:
         execute_notebook(parameters.FINDINGS, params, output)
     except PapermillExecutionError as exc:
-        return f"{exc.ename}: {exc.evalue}"
+        return f"{exc.ename}: {exc.evalue} ({where_raised(exc)})"
     return None
+
+
+def where_raised(exc) -> str:
+    """Where a notebook's error came from: its cell and the deepest line of bsnb in the traceback (the
+    executed notebook holds the whole traceback; this names it in the sweep's one line)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(getattr(exc, "traceback", None) or []))
+    frames = re.findall(r"File (\S*bsnb/\S+\.py):(\d+), in (\w+)", text)
+    where = f"cell {exc.exec_count}"
+    if frames:
+        path, line, func = frames[-1]
+        where += f", {Path(path).relative_to(parameters.ROOT) if parameters.ROOT in Path(path).parents else path}" \
+                 f":{line} in {func}"
+    return where
 
 
 def findings_key(params: dict, out_dir: Path) -> str:

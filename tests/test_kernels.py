@@ -93,3 +93,41 @@ def test_a_job_in_a_kept_kernel_computes_what_it_computes_in_a_fresh_one(tmp_pat
     assert info["job_in_kernel"] == 1
     for table in ("history.csv", "steps.csv", "noise.csv"):
         assert _table(kept_dirs[1], table) == _table(fresh, table), table
+
+
+def test_a_kernel_that_dies_before_it_answers_is_replaced_once(tmp_path, monkeypatch):
+    import papermill
+
+    managers = []
+
+    def execute_notebook(nb, output, km=None, **options):
+        managers.append(km)
+        if len(managers) == 1:  # as jupyter_client says it when the kernel process exits at start
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        Path(output).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    info = kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path)
+    assert len(managers) == 2 and managers[0] is not managers[1]  # the second try had a new kernel
+    assert info["job_in_kernel"] == 1
+    # a kernel dying at start every time fails the job after STARTS tries; other errors are not retried
+    managers.clear()
+
+    def always(nb, output, km=None, **options):
+        managers.append(km)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(papermill, "execute_notebook", always)
+    with pytest.raises(RuntimeError, match="kernel_info"):
+        kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path)
+    assert len(managers) == kernels.STARTS
+    managers.clear()
+
+    def other(nb, output, km=None, **options):
+        managers.append(km)
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(papermill, "execute_notebook", other)
+    with pytest.raises(RuntimeError, match="something else"):
+        kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path, reuse=False)
+    assert managers == [None]

@@ -113,3 +113,21 @@ def test_every_decimal_the_readme_says_of_the_reference_run_is_in_its_claims():
     assert len(quoted) >= 10
     missing = [q for q in quoted if not re.search(rf"(?<![\w.]){re.escape(q)}(?![\d])", held)]
     assert not missing, f"the README quotes numbers its reference run's claims.csv does not hold: {missing}"
+
+
+def test_provenance_names_a_version_when_bsnb_runs_from_a_checkout_never_installed(monkeypatch):
+    # a GPU machine that cannot reach a package index runs bsnb from PYTHONPATH: no installed metadata
+    from importlib import metadata
+
+    from bsnb import report
+
+    real = metadata.version
+
+    def version(name):
+        if name == "bsnb":
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(report.metadata, "version", version)
+    v = report.bsnb_version()
+    assert v.startswith("0.") and "not installed" in v

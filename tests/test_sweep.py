@@ -274,11 +274,23 @@ def test_a_failing_job_keeps_its_notebook_and_the_others_go_on(tmp_path):
     jobs = results.load_tables(out / "runs").jobs.set_index("device")
     assert jobs.loc["cpu", "state"] == "ok" and jobs.loc["mps", "state"] == "failed"
     assert "device = 'mps'" in jobs.loc["mps", "error"]
+    assert "(cell " in jobs.loc["mps", "error"] and ".py:" in jobs.loc["mps", "error"]  # where, in bsnb
     failed = out / "runs" / jobs.loc["mps", "job_id"] / results.NOTEBOOK
     nb = nbformat.read(failed, as_version=4)
     assert any("papermill-error-cell-tag" in c.metadata.get("tags", []) for c in nb.cells)
     assert "1 failed" in proc.stdout and "failed: " + jobs.loc["mps", "job_id"] in proc.stdout
     assert (out / "index.html").exists() and "failed" in (out / "index.html").read_text()
+
+
+def test_an_error_names_its_cell_and_the_deepest_line_of_bsnb_it_passed():
+    from papermill.exceptions import PapermillExecutionError
+
+    frames = [f"\x1b[0;32mFile \x1b[0;32m{ROOT}/bsnb/claims/q4_closing.py:165\x1b[0m, in \x1b[0;36m_baseline\x1b[0m(x)",
+              "File /usr/lib/python3/site-packages/pandas/core/ops/common.py:76, in new_method(self, other)"]
+    exc = PapermillExecutionError(7, 7, "claims.remedies(study)", "ValueError", "Can only compare", frames)
+    assert sweep.where_raised(exc) == "cell 7, bsnb/claims/q4_closing.py:165 in _baseline"
+    exc = PapermillExecutionError(3, 3, "x", "ValueError", "x", [])
+    assert sweep.where_raised(exc) == "cell 3"
 
 
 def _start(profile, out):
