@@ -159,10 +159,15 @@ def distance_laws(steps: pd.DataFrame, epochs: pd.DataFrame, train_share: float 
     a + b t^c. ``rmse_diff`` is the log law's held-out error minus the sqrt law's, over the last fitted distance."""
     rows = []
     keys = ["job_id", "run"] if "run" in steps else ["job_id", "seed"]
-    first_epoch = epochs[epochs["epoch"] == 1].set_index(["job_id", "seed"])["step"] if len(epochs) else pd.Series()
+    # each run's first epoch, by run where the epochs name it: the runs of a search share their seed (one per rate)
+    by_run = keys[1] == "run" and "run" in epochs
+    first = epochs[epochs["epoch"] == 1] if len(epochs) else epochs
+    first_epoch = (first.groupby(["job_id", "run" if by_run else "seed"])["step"].min() if len(first)
+                   else pd.Series(dtype=float))
+    until = until[~until.index.duplicated()] if until is not None else None
     for key, g in steps.groupby(keys):
         job, seed = g["job_id"].iloc[0], g["seed"].iloc[0]
-        after = first_epoch.get((job, seed), 1)
+        after = first_epoch.get(key if by_run else (job, seed), 1)
         last = until.get(key, np.inf) if until is not None else np.inf
         g = g[(g["step"] > after) & (g["step"] <= last)].sort_values("step")
         if len(g) < 6:

@@ -316,6 +316,24 @@ def test_c13_prefers_log_on_a_log_law_and_sqrt_on_a_random_walk(law, verdict):
     assert (exponent < 0.2) if law == "log" else (0.4 < exponent < 0.6)
 
 
+def test_distance_laws_fit_each_run_of_a_search_whose_runs_share_their_seed():
+    # a search: two learning rates per seed, one job; epochs keyed by run (a GPU store's findings failed on
+    # "Can only compare identically-labeled Series" where a (job, seed) key found several first epochs)
+    from bsnb import minima
+
+    steps, epochs = distance_steps("log", seeds=(0,))
+    steps = steps[steps["job_id"] == "bs32"]
+    search = pd.concat([steps.assign(job_id="04-tuned", run=f"lr{lr}-seed0") for lr in (0.1, 0.2)])
+    first = pd.DataFrame([{"job_id": "04-tuned", "run": f"lr{lr}-seed0", "seed": 0, "epoch": 1, "step": 125}
+                          for lr in (0.1, 0.2)])
+    laws = minima.distance_laws(search, first)
+    assert len(laws) == 2 and laws["points"].nunique() == 1  # one law per run, the same curve
+    # a minimum named twice for one run (and none for the other) cuts that run's fit alone
+    until = pd.Series([5000.0, 5000.0], index=pd.MultiIndex.from_tuples([("04-tuned", "lr0.1-seed0")] * 2))
+    short = minima.distance_laws(search, first, until=until)
+    assert short["points"].iloc[0] < short["points"].iloc[1] == laws["points"].iloc[1]
+
+
 def remedy_runs(values: dict, seeds=(0, 1, 2), rng=None):
     """02 baselines and 04 remedy runs: values maps (notebook, batch, remedy) to a min val loss."""
     rng = rng or np.random.default_rng(3)
