@@ -99,35 +99,30 @@ def test_a_kernel_that_dies_before_it_answers_is_replaced_once(tmp_path, monkeyp
     import papermill
 
     managers = []
+    died = "Kernel died before replying to kernel_info"  # as jupyter_client says it when the kernel exits at start
 
-    def execute_notebook(nb, output, km=None, **options):
-        managers.append(km)
-        if len(managers) == 1:  # as jupyter_client says it when the kernel process exits at start
-            raise RuntimeError("Kernel died before replying to kernel_info")
-        Path(output).write_text("{}")
+    def failing(messages):
+        """papermill's execute_notebook raising the next of ``messages`` at each call (None: it succeeds)."""
+        def execute_notebook(nb, output, km=None, **options):
+            managers.append(km)
+            message = messages[min(len(managers), len(messages)) - 1]
+            if message:
+                raise RuntimeError(message)
+            Path(output).write_text("{}")
+        return execute_notebook
 
-    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
-    info = kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path)
+    def run(messages, **kw):
+        managers.clear()
+        monkeypatch.setattr(papermill, "execute_notebook", failing(messages))
+        return kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path, **kw)
+
+    info = run([died, None])
     assert len(managers) == 2 and managers[0] is not managers[1]  # the second try had a new kernel
     assert info["job_in_kernel"] == 1
     # a kernel dying at start every time fails the job after STARTS tries; other errors are not retried
-    managers.clear()
-
-    def always(nb, output, km=None, **options):
-        managers.append(km)
-        raise RuntimeError("Kernel died before replying to kernel_info")
-
-    monkeypatch.setattr(papermill, "execute_notebook", always)
     with pytest.raises(RuntimeError, match="kernel_info"):
-        kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path)
+        run([died])
     assert len(managers) == kernels.STARTS
-    managers.clear()
-
-    def other(nb, output, km=None, **options):
-        managers.append(km)
-        raise RuntimeError("something else")
-
-    monkeypatch.setattr(papermill, "execute_notebook", other)
     with pytest.raises(RuntimeError, match="something else"):
-        kernels.execute(_notebook("x = 1"), str(tmp_path / "out.ipynb"), {}, tmp_path, reuse=False)
+        run(["something else"], reuse=False)
     assert managers == [None]
