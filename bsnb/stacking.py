@@ -164,14 +164,34 @@ class Stacked:
         self.base.train(mode)
 
     def __call__(self, x):
-        """``x``: [M, B, ...] (one batch per model) -> [M, B, classes]."""
-        if self.batched:
-            return self._batched(x.reshape(x.shape[0], x.shape[1], -1, 1))
-        return self._call(self.params, self.buffers, x)
+        """``x``: [M, B, ...] (one batch per model) -> [M, B, classes], zeros for a stopped model.
 
-    def _batched(self, h):
-        """The 1-D CNN's forward pass for all M models at once; ``h`` is [M, B, length, channels]."""
-        p, (m, b) = self.params, h.shape[:2]
+        Only the active models are computed: once some have stopped (a search's runs stop at their own epochs),
+        the others' parameters and buffers are gathered into a smaller stack, and batch norm's running statistics
+        written back. On the batched path each model's arithmetic is its own whatever the stack's size (one matrix
+        product per model), so its numbers do not depend on when the others stopped; on vmap's they do up to
+        rounding (batch norm's batched reductions sum in another order)."""
+        on = [j for j in range(self.m) if self.active[j]]
+        if len(on) in (0, self.m):
+            return self._forward(self.params, self.buffers, x)
+        idx = torch.tensor(on, device=x.device)
+        params = {k: v.index_select(0, idx) for k, v in self.params.items()}
+        buffers = {k: v.index_select(0, idx) for k, v in self.buffers.items()}
+        out = self._forward(params, buffers, x.index_select(0, idx))
+        with torch.no_grad():
+            for k, v in buffers.items():  # batch norm updated the gathered copies of its running statistics
+                self.buffers[k].index_copy_(0, idx, v)
+        return out.new_zeros((self.m, *out.shape[1:])).index_copy(0, idx, out)
+
+    def _forward(self, params: dict, buffers: dict, x):
+        if self.batched:
+            return self._batched(x.reshape(x.shape[0], x.shape[1], -1, 1), params)
+        return self._call(params, buffers, x)
+
+    def _batched(self, h, p: dict):
+        """The 1-D CNN's forward pass for stacked models at once; ``h`` is [M, B, length, channels], ``p`` their
+        parameters."""
+        m, b = h.shape[:2]
         for name, layer in self.base.features.named_children():
             if isinstance(layer, nn.Conv1d):
                 w, bias = p[f"features.{name}.weight"], p[f"features.{name}.bias"]  # [M, out, in, k], [M, out]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,39 @@ def test_a_stopped_model_stays_as_it_was_when_it_stopped(small):
     _close_runs(runs[0], alone, 1e-4)
     for k, v in alone.states["final"].items():
         torch.testing.assert_close(runs[0].states["final"][k], v, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("bn", [False, True])
+def test_stopped_models_are_not_computed_and_the_others_numbers_do_not_change(small, bn, monkeypatch):
+    """A search's runs stop at their own epochs: from then on the stack computes only the active models (here it
+    shrinks from 3 to 1 once two diverge in the first epoch), and the model that goes on has the same record and
+    weights as beside two models that never stop: to the bit on the batched path (one matrix product per model),
+    up to rounding on vmap's (batch norm's batched reductions sum in another order), running statistics
+    included."""
+    sizes = []
+    forward = stacking.Stacked._forward
+    monkeypatch.setattr(stacking.Stacked, "_forward", lambda self, p, b, x: sizes.append(x.shape[0]) or
+                        forward(self, p, b, x))
+    spec = train.TrainSpec(batch_size=24, width=6, epochs=4, lr=0.05, batch_norm=bn)
+
+    def beside(lr: float):
+        mate = train.TrainSpec(batch_size=24, width=6, epochs=4, lr=lr, batch_norm=bn)
+        members = [train.Member(0, spec, "goes on"), train.Member(1, mate, "a"), train.Member(2, mate, "b")]
+        return train.train_together(spec, small, members, stacked=True)
+
+    stopping = beside(1e6)
+    assert [r.summary["status"] for r in stopping] == ["ok", "diverged", "diverged"]
+    assert set(sizes) == {3, 1} and sizes.count(1) > sizes.count(3)
+    sizes.clear()
+    going_on = beside(0.05)
+    assert set(sizes) == {3}
+    exact = stacking.path("cnn", bn) == "batched"
+    for a, b in ((stopping[0].history, going_on[0].history), (stopping[0].steps, going_on[0].steps)):
+        pd.testing.assert_frame_equal(pd.DataFrame(a).drop(columns=["seconds", "examples_per_second"], errors="ignore"),
+                                      pd.DataFrame(b).drop(columns=["seconds", "examples_per_second"], errors="ignore"),
+                                      check_exact=exact, rtol=1e-5)
+    for k, v in going_on[0].states["final"].items():
+        torch.testing.assert_close(stopping[0].states["final"][k], v, rtol=0 if exact else 1e-5, atol=0 if exact else 1e-6)
 
 
 def test_a_diverging_model_does_not_disturb_the_others(small):
