@@ -2,7 +2,7 @@
 the training cell (evaluation, logging, checkpoints, saving), measurements, figures; then the
 findings and the report.
 
-    python benchmarks/quick_profile.py [--out reports/quick] [--run] [--profile quick]
+    python benchmarks/quick_profile.py [--out reports/quick] [--run] [--profile quick] [--then DIR]
 
 With ``--run`` it first runs ``bsnb run PROFILE --out OUT --force`` (minutes); otherwise it reads
 the last sweep in OUT. The split comes from papermill's own record of each cell's duration in the
@@ -14,12 +14,20 @@ of the comparison (its job's training and evaluation seconds per seed, and the m
 the sharpness job that reads it), and the training's GFLOP/s (torch's flop counter on one example's forward and
 backward, times the examples every seed run trained, over their training seconds) against a 2048 x 2048 float32
 matmul on as many threads as the jobs had, and on all cores, measured here and now.
+
+With ``--then DIR`` (a finished study of another commit, run on the same machine: the 3-seed study of 4feae72 that
+``benchmarks/protocol_cost.py`` runs), the phases then and now side by side, the seed-epochs each trained per
+notebook, and the floor: the training steps and the measurements of today's study alone, against the whole of the
+other's job seconds. Those two phases run at what this CPU's kernels give (stacking, other layouts of the
+convolutions, vectorised Hessian-vector products and torch.compile were measured not to pay here: the issue "eight
+seeds for the price of three"); if they alone exceed twice the other study, no lever but less work reaches 2.0.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -69,17 +77,13 @@ def main(argv=None):
     ap.add_argument("--out", default=str(parameters.REPORTS_DIR / "quick"))
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--run", action="store_true", help="run the profile first (with --force)")
+    ap.add_argument("--then", type=Path, help="a finished study of another commit, to set beside OUT")
     args = ap.parse_args(argv)
     out = Path(args.out)
     if args.run:
         subprocess.run([sys.executable, "-m", "bsnb.cli", "run", args.profile, "--out", str(out), "--force",
                         "--quiet"], check=True)
-    timings = results.read_json(out / "logs" / "timings.json")
-    ran = set(timings["ran"])
-    jobs = [r for r in results.jobs_in(results.store_dir(out)) if r.job_id in ran and r.complete]
-    if not jobs:
-        sys.exit(f"no job of {out} ran in its last sweep: rerun with --run to measure")
-    rows = {r.job_id: breakdown(r) for r in jobs}
+    timings, jobs, rows = _last_sweep(out)
     width = max(len(j) for j in rows)
     print(f"{out}: {len(jobs)} jobs on {timings['workers']} worker(s); wall time {timings['total']:.0f} s "
           f"(jobs {timings['jobs']:.0f} s, findings {timings['findings']:.0f} s, report {timings['report']:.0f} s)")
@@ -103,6 +107,47 @@ def main(argv=None):
     print(f"\ntraining: {gflop:,.0f} GFLOP in {seconds:,.0f} s of training steps, {gflop / seconds:.1f} GFLOP/s per "
           f"job; a 2048 x 2048 float32 matmul here: {peak_job:.0f} GFLOP/s on one job's threads, {peak_all:.0f} on all "
           f"cores ({gflop / seconds / peak_job:.0%} of the first)")
+
+
+    if args.then:
+        print("\n" + "\n".join(then_and_now(args.then, out)))
+
+
+def _last_sweep(out: Path):
+    """(timings, the jobs that ran in OUT's last sweep, each one's phases)."""
+    timings = results.read_json(out / "logs" / "timings.json")
+    ran = set(timings["ran"])
+    jobs = [r for r in results.jobs_in(results.store_dir(out)) if r.job_id in ran and r.complete]
+    if not jobs:
+        sys.exit(f"no job of {out} ran in its last sweep: rerun with --run to measure")
+    return timings, jobs, {r.job_id: breakdown(r) for r in jobs}
+
+
+def then_and_now(then: Path, now: Path) -> list[str]:
+    """The phases in job-seconds, the seed-epochs per notebook, and the floor, of two finished studies."""
+    (t_then, jobs_then, then_rows), (t_now, jobs_now, now_rows) = _last_sweep(then), _last_sweep(now)
+    lines = [f"then: {then} ({len(jobs_then)} jobs, wall {t_then['total']:.0f} s); now: {now} ({len(jobs_now)} jobs, "
+             f"wall {t_now['total']:.0f} s)", f"{'phase, job-seconds':<20} {'then':>8} {'now':>8} {'now/then':>9}"]
+    sums = [{k: sum(r[k] for r in rows.values()) for k in ("total", *PARTS)} for rows in (then_rows, now_rows)]
+    for part in (*PARTS, "total"):
+        a, b = sums[0][part], sums[1][part]
+        lines.append(f"{part:<20} {a:8.1f} {b:8.1f} {b / a if a else math.nan:9.2f}")
+    lines.append(f"{'seed-epochs trained':<20} {'then':>8} {'now':>8} {'now/then':>9}")
+    epochs = [{}, {}]
+    for k, jobs in enumerate((jobs_then, jobs_now)):
+        for job in jobs:
+            notebook = job.job_id.split("-")[0]
+            epochs[k][notebook] = epochs[k].get(notebook, 0) + _epochs(job)
+    for notebook in sorted(set(epochs[0]) | set(epochs[1])):
+        a, b = epochs[0].get(notebook, 0), epochs[1].get(notebook, 0)
+        if a or b:
+            lines.append(f"notebook {notebook:<11} {a:8d} {b:8d} {b / a if a else math.nan:9.2f}")
+    a, b = sum(epochs[0].values()), sum(epochs[1].values())
+    lines.append(f"{'all':<20} {a:8d} {b:8d} {b / a:9.2f}")
+    floor = sums[1]["training"] + sums[1]["measurement"]
+    lines.append(f"floor: now's training steps and measurements alone, {floor:.0f} job-s, are "
+                 f"{floor / sums[0]['total']:.2f}x then's whole {sums[0]['total']:.0f} job-s")
+    return lines
 
 
 def seed_costs(rows: dict, out: Path) -> list[str]:
