@@ -107,8 +107,6 @@ def main(argv=None):
     print(f"\ntraining: {gflop:,.0f} GFLOP in {seconds:,.0f} s of training steps, {gflop / seconds:.1f} GFLOP/s per "
           f"job; a 2048 x 2048 float32 matmul here: {peak_job:.0f} GFLOP/s on one job's threads, {peak_all:.0f} on all "
           f"cores ({gflop / seconds / peak_job:.0%} of the first)")
-
-
     if args.then:
         print("\n" + "\n".join(then_and_now(args.then, out)))
 
