@@ -147,7 +147,9 @@ def test_a_job_that_kills_every_worker_it_runs_on_fails_with_its_reason(tmp_path
     stdout, stderr = proc.communicate(timeout=300)
     killer.done.set()
     assert proc.returncode == 1, stdout + stderr
-    assert len(killer.killed) == engine.WORKER_DEATHS  # then Dask gives up on it instead of looping
+    # then Dask gives up on it instead of looping (the killer would go on to 10). The count itself is racy: the
+    # killer polls every 0.2 s and, on a fresh clone of 2418de6, once caught a fourth worker before the sweep ended
+    assert engine.WORKER_DEATHS <= len(killer.killed) <= engine.WORKER_DEATHS + 1
     (job, state), = _states(out).items()
     assert state == "failed"
     error = results.JobStore(out / "runs" / job).status()["error"]
