@@ -5,7 +5,7 @@ validation curves of a finished study (no training).
 
 Every run of the store that a patience stopped (the comparison, the remedies with patience, the learning-rate
 search) is replayed as the loop stops it: after each evaluated epoch the smoothed curve's latest complete point
-(a centred 5-epoch average, STUDY.md v3) is compared with the best so far, and the run stops once the best is
+(a centred 5-epoch average, docs/protocol.md) is compared with the best so far, and the run stops once the best is
 ``patience`` epochs old; the minimum it then confirms includes the end points, as the loop's last reading does.
 That minimum is set against the one the store's own patience confirmed (the smoothed minimum of the whole
 recorded curve, :func:`bsnb.minima.read_runs`' reading). A run whose confirmed minimum lies more than the

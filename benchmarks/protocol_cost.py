@@ -1,5 +1,5 @@
 """What the pre-registered protocol costs: the default profile of today against the 3-seed default profile of
-4feae72 (the study before STUDY.md version 3), side by side in one run, on this machine.
+4feae72 (the study before protocol version 3, docs/protocol.md), side by side in one run, on this machine.
 
     python benchmarks/protocol_cost.py [--baseline 4feae72] [--profile quick] [--rounds 1] [--keep reports/quick]
 

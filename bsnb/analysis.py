@@ -92,7 +92,7 @@ def timing_alone(store_dir, comparison: pd.DataFrame, small_batch: int, large_ba
 
     job = comparison[comparison["batch_size"] == small_batch]["job_id"].iloc[0]
     params = results.JobStore(results.store_dir_of(store_dir) / job).params()
-    # STUDY.md's C3: on the profile's device, with the threads one of the sweep's workers gave its job
+    # the protocol's C3: on the profile's device, with the threads one of the sweep's workers gave its job
     device = str(train.resolve_device(params.get("device", "auto")))
     threads = int(params.get("threads") or 1)
     return timing.interleaved_epochs(params, sorted(int(b) for b in comparison["batch_size"].unique()), repeats=repeats,

@@ -1,6 +1,6 @@
 """How the protocol reads a trained run: its smoothed minimum, whether it trained at all, and where it was.
 
-STUDY.md (version 3) fixes these readings before the runs:
+The protocol (version 4, ``docs/protocol.md``) fixes these readings before the runs:
 
 * **Smoothing.** Every minimum, epoch of the minimum and weights "at the minimum" come from the
   validation loss smoothed by a centred moving average over 5 evaluated epochs, shrinking at the
@@ -9,12 +9,16 @@ STUDY.md (version 3) fixes these readings before the runs:
 * **Failed to train.** A run whose training loss turns non-finite, or never falls below 90% of the
   chance loss (the entropy of the training labels' class frequencies), is dropped from every
   verdict and named, with its learning rate, in the notes.
+* **Unstable.** A run whose training loss, after falling below 90% of chance, rises above chance or
+  turns non-finite. It keeps its measured minimum (intention to treat), is counted in the notes, and
+  never sets a matched training-loss level.
 * **Censoring of a fixed schedule.** A run trained for a fixed number of epochs without patience
-  (C9, C12) is censored when its smoothed validation loss still fell by more than 1% over the last
-  10% of its epochs; a run with patience is censored when the cap came before the patience ran out
-  (the training loop's own flag).
+  (C9, C12) is censored only when its smoothed minimum lies in its last 10% of evaluated epochs and
+  the smoothed loss still fell by more than 1% over them; a minimum followed by the study's patience
+  in evaluated epochs without a lower value is confirmed. A run with patience is censored when the
+  cap came before the patience ran out (the training loop's own flag).
 
-:func:`read_runs` applies all three to the store's per-seed table, so that every claim reads the
+:func:`read_runs` applies them all to the store's per-seed table, so that every claim reads the
 same minimum. A claim's sensitivity analysis reads the runs again with another ``smoothing``
 (1 is the raw curve).
 """
@@ -28,10 +32,10 @@ import pandas as pd
 
 from bsnb import parameters, stats
 
-SMOOTHING = parameters.SMOOTHING  # evaluated epochs in the centred moving average (STUDY.md v3)
+SMOOTHING = parameters.SMOOTHING  # evaluated epochs in the centred moving average (docs/protocol.md)
 FAILED_SHARE = 0.9  # a run that never gets below this share of the chance loss failed to train
 FAILED = "failed to train"
-SCHEDULE_TAIL, SCHEDULE_FALL = 0.1, 0.01  # a fixed schedule still falling >1% over its last 10% is censored
+SCHEDULE_TAIL, SCHEDULE_FALL = 0.1, 0.01  # a fixed schedule's minimum in its last 10%, still falling >1%: censored
 
 
 def smooth(values, window: int = SMOOTHING) -> np.ndarray:
@@ -67,16 +71,36 @@ def _curve_reading(g: pd.DataFrame, window: int) -> dict:
         tail = g["epoch"].to_numpy() >= g["epoch"].iloc[-1] * (1 - SCHEDULE_TAIL)
         first, last = sm[np.argmax(tail)], sm[-1]
         out["still_falling"] = bool(np.isfinite(first) and np.isfinite(last) and last < first * (1 - SCHEDULE_FALL))
+        out["min_in_tail"] = bool(tail[best])  # the smoothed minimum lies in the last 10% of evaluated epochs
+        out["epochs_after_min"] = int(len(g) - 1 - best)  # evaluated epochs after it, none of them lower
     train = g["train_loss"].to_numpy(float) if "train_loss" in g else np.full(len(g), np.nan)
     if "train_loss_running" in g:  # a search evaluates only the validation split: its epoch's running loss
         train = np.where(np.isfinite(train), train, g["train_loss_running"].to_numpy(float))
     if np.isfinite(train).any():
         out["lowest_train_loss"] = float(np.nanmin(train))
+    out["train_curve"] = train
     return out
 
 
+def instability(train, chance: float) -> tuple[bool, float]:
+    """Whether a run became unstable: after its training loss fell below 90% of ``chance``, it rose above chance
+    or turned non-finite. Returns (unstable, the highest training loss after that fall; inf where non-finite)."""
+    train = np.asarray(train, dtype=float)
+    if not np.isfinite(chance) or train.size == 0:
+        return False, math.nan
+    fell = np.flatnonzero(np.isfinite(train) & (train < FAILED_SHARE * chance))
+    if fell.size == 0:
+        return False, math.nan  # it never trained: 'failed to train', not unstable
+    after = train[fell[0] + 1:]
+    observed = after[~np.isnan(after)]  # epochs not evaluated on the training split are NaN, not non-finite
+    if observed.size == 0:
+        return False, math.nan
+    peak = float(np.max(np.where(np.isfinite(observed), observed, np.inf)))
+    return bool(peak > chance), peak
+
+
 def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING) -> pd.DataFrame:
-    """The per-seed table with every minimum read as STUDY.md says (see the module's docstring).
+    """The per-seed table with every minimum read as docs/protocol.md says (see the module's docstring).
 
     ``min_val_loss``, ``epoch_of_min_val_loss`` and ``step_of_min_val_loss`` become the smoothed
     curve's (``window`` evaluated epochs; 1 is the raw curve), the raw ones stay as
@@ -90,6 +114,7 @@ def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING
     out["run"] = run_labels(out)
     ep = epochs.assign(run=run_labels(epochs)) if "run" not in epochs else epochs
     readings = {key: _curve_reading(g, window) for key, g in ep.groupby(["job_id", "run"], sort=False)}
+    curves = {key: v.pop("train_curve", np.array([])) for key, v in readings.items()}
     table = pd.DataFrame([{"job_id": j, "run": r, **v} for (j, r), v in readings.items()])
     # the curve's reading wins over what the training loop recorded of it (newer runs record the raw minimum too)
     out = out.drop(columns=[c for c in table.columns if c in out.columns and c not in ("job_id", "run")])
@@ -104,10 +129,22 @@ def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING
     failed = has & (out["status"] == "ok") & chance.notna() & ~(out["lowest_train_loss"] < FAILED_SHARE * chance)
     out["failed_to_train"] = failed
     out.loc[failed, "status"] = FAILED
-    # a fixed schedule (no patience, not a search) is censored when it was still falling at its end
+    # unstable: trained below 90% of chance, then rose above chance or turned non-finite (it keeps its measured
+    # minimum, intention to treat; it never sets a matched level)
+    peaks = [instability(curves.get((j, r), []), c) for j, r, c in zip(out["job_id"], out["run"], chance)]
+    out["unstable"] = [u for u, _ in peaks]
+    out["train_loss_peak_after_fall"] = [p for _, p in peaks]
+    out.loc[out["status"] != "ok", "unstable"] = False  # diverged or failed to train: its own label
+    # a fixed schedule (no patience, not a search) is censored only when its smoothed minimum lies in its last 10%
+    # of evaluated epochs and the smoothed loss still fell by more than 1% over them; a minimum followed by a
+    # patience's worth of evaluated epochs without a lower value is confirmed
     if "censored" in out and "patience" in out:
         fixed = has & (out["patience"].fillna(0) == 0) & ~out.get("remedy", pd.Series("", index=out.index)).eq("tuned")
-        out.loc[fixed, "censored"] = out.loc[fixed, "still_falling"].astype(bool)
+        # the patience that confirms a minimum: the study's (its runs trained with patience), else none confirms
+        patience = out.loc[out["patience"].fillna(0) > 0, "patience"]
+        confirmed = out["epochs_after_min"].fillna(0) >= (patience.max() if len(patience) else math.inf)
+        out.loc[fixed, "censored"] = (out.loc[fixed, "min_in_tail"].astype(bool)
+                                      & out.loc[fixed, "still_falling"].astype(bool) & ~confirmed[fixed])
     return out
 
 
@@ -118,20 +155,38 @@ def unusable(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].notna() & (runs["status"] != "ok")]
 
 
+def _describe(r) -> str:
+    remedy = f" {r['remedy']}" if isinstance(r.get("remedy"), str) and r["remedy"] not in ("", "none") else ""
+    lr = r.get("lr_used", r.get("lr", math.nan))
+    return f"batch {int(r['batch_size'])}{remedy} lr {lr:.3g} seed {int(r['seed'])}"
+
+
+def unstable(runs: pd.DataFrame) -> pd.DataFrame:
+    """The unstable runs: kept with their measured minimum, never setting a matched level."""
+    if runs.empty or "unstable" not in runs:
+        return runs.iloc[0:0]
+    return runs[runs["unstable"].fillna(False).astype(bool)]
+
+
 def unusable_note(runs: pd.DataFrame) -> str:
-    """Names the runs left out as unusable: '2 run(s) left out: batch 256 linear_warmup lr 0.24 seed 1 failed to
-    train (training loss never below 90% of chance) ...' (empty when none)."""
-    bad = unusable(runs)
-    if bad.empty:
-        return ""
+    """Names the runs left out as unusable, and counts the unstable runs kept: '2 run(s) left out: batch 256
+    linear_warmup lr 0.24 seed 1 failed to train (training loss never below 90% of chance) ...; 1 unstable run kept
+    ...' (empty when none)."""
+    bad, shaky = unusable(runs), unstable(runs)
     parts = []
-    for _, r in bad.sort_values(["batch_size", "seed"]).iterrows():
-        remedy = f" {r['remedy']}" if isinstance(r.get("remedy"), str) and r["remedy"] not in ("", "none") else ""
-        lr = r.get("lr_used", r.get("lr", math.nan))
-        why = ("failed to train (training loss never below 90% of the chance loss "
-               f"{r.get('chance_loss', math.nan):.3g})" if r["status"] == FAILED else str(r["status"]))
-        parts.append(f"batch {int(r['batch_size'])}{remedy} lr {lr:.3g} seed {int(r['seed'])} {why}")
-    return f"{len(bad)} run(s) left out: " + "; ".join(parts)
+    if len(bad):
+        named = []
+        for _, r in bad.sort_values(["batch_size", "seed"]).iterrows():
+            why = ("failed to train (training loss never below 90% of the chance loss "
+                   f"{r.get('chance_loss', math.nan):.3g})" if r["status"] == FAILED else str(r["status"]))
+            named.append(f"{_describe(r)} {why}")
+        parts.append(f"{len(bad)} run(s) left out: " + "; ".join(named))
+    if len(shaky):
+        named = [f"{_describe(r)} (training loss back up to {r['train_loss_peak_after_fall']:.3g}, chance "
+                 f"{r.get('chance_loss', math.nan):.3g})" for _, r in shaky.sort_values(["batch_size", "seed"]).iterrows()]
+        parts.append(f"{len(shaky)} unstable run(s) kept with their measured minimum (intention to treat; they set no "
+                     "matched level): " + "; ".join(named))
+    return "; ".join(parts)
 
 
 def value_at_step(steps: pd.DataFrame, column: str, at: pd.Series) -> pd.Series:

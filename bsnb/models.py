@@ -2,7 +2,7 @@
 2-D CNN and the CIFAR-10 residual network of He et al. (2016).
 
 With ``width=25`` and no batch norm, the CNN on 40-sample MNIST-1D inputs has 5,210
-parameters, the size used in the MNIST-1D paper and in STUDY.md's measurements. ``resnet`` is
+parameters, the size used in the MNIST-1D paper and in the protocol's measurements. ``resnet`` is
 ResNet-20 (three stages of three basic blocks, batch norm throughout); at ``width=16`` it has
 the 0.27 M parameters of He et al.'s CIFAR-10 ResNet-20, the family (ResNet-20 to -56) that
 Hoffer et al. 2017 used for CIFAR-10.

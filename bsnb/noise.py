@@ -107,7 +107,7 @@ def draw_gradients(model, x, y, batches: list[torch.Tensor], chunk: int = 256) -
     return out
 
 
-TARGET_SE = 0.03  # STUDY.md: C5's measured variance with enough draws for a 3% relative standard error
+TARGET_SE = 0.03  # docs/protocol.md: C5's measured variance with enough draws for a 3% relative standard error
 MAX_GATHERED = 1 << 22  # at most this many example gradients summed per batch size (4M: 4,096 draws of 1,024)
 MATRIX_BYTES = 1 << 30  # per-example gradients kept as one matrix up to this size, else drawn by backward passes
 KEPT_DRAWS = 200  # draws per batch size kept in the per-draw table (the cosine figure)
@@ -161,7 +161,7 @@ def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws
     examples in all: at trained weights a few examples carry most of the gradient, and 50 draws of
     one example would mostly miss them. With the per-example gradients at hand (``grads``, [m, P],
     float64) a batch gradient is the mean of its rows, and more batches are drawn until the measured
-    mean has a relative standard error of at most ``target_se`` (STUDY.md's 3%) or
+    mean has a relative standard error of at most ``target_se`` (the protocol's 3%) or
     :data:`MAX_GATHERED` example gradients were summed; ``rel_se`` says what was reached. Returns
     (summary rows, per-draw rows: the first :data:`KEPT_DRAWS` of each batch size).
     """

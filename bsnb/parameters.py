@@ -32,7 +32,7 @@ GROUPS = ("scientific", "nuisance", "fixed")
 # Training losses at which training saves a checkpoint the first time the loss falls to them, so that
 # sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
 LOSS_LEVELS, MATCHED_LEVELS = results.LOSS_LEVELS, results.MATCHED_LEVELS  # their home is the store's names
-SMOOTHING = 5  # STUDY.md v3: evaluated epochs in the centred moving average every minimum is read from
+SMOOTHING = 5  # docs/protocol.md: evaluated epochs in the centred moving average every minimum is read from
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@
   (``lr_decay``) or multiply the batch size by it instead (``batch_growth``), which keeps the
   noise scale lr N / B of SGD the same while taking fewer steps. The batch grows up to a tenth of
   the training set; the factor it cannot take goes to the rate (Smith's hybrid).
-* One pass (Vyas et al. 2024, STUDY.md's C17): ``one_pass`` trains on fresh examples every epoch for the whole
+* One pass (Vyas et al. 2024, the protocol's C17): ``one_pass`` trains on fresh examples every epoch for the whole
   budget; ``one_pass_longer`` for as many steps as the reference batch takes in that budget.
-* Hoffer et al.'s regime adaptation (STUDY.md's C9), three arms with the rate divided by 10 at 50%
+* Hoffer et al.'s regime adaptation (the protocol's C9), three arms with the rate divided by 10 at 50%
   and 75% of their epochs and no patience: ``step`` (the small batch, the reference rate),
   ``sqrt_step`` (the large batch, square-root rule, the same epochs) and ``sqrt_step_longer`` (the
   same, for epochs x B / B0: as many steps as the small batch, milestones stretched).
@@ -54,10 +54,10 @@ PRESETS: dict[str, dict] = {
     "one_pass_longer": {"one_pass": True, "budget": "reference_steps"},
 }
 
-# C9's schedule, fixed by STUDY.md: the rate divided by 10 at 50% and 75% of the epochs
+# C9's schedule, fixed by docs/protocol.md: the rate divided by 10 at 50% and 75% of the epochs
 STEP_MILESTONES, STEP_FACTOR = (0.5, 0.75), 10.0
 EVERY_EPOCH = 10**9  # max_evals that evaluates every epoch of any budget
-GROWTH_CAP = 10  # the batch grows up to n_train / GROWTH_CAP (Smith et al.'s schedule, as STUDY.md fixes it)
+GROWTH_CAP = 10  # the batch grows up to n_train / GROWTH_CAP (Smith et al.'s schedule, as docs/protocol.md fixes it)
 
 
 def scaled_lr(rule: str, lr0: float, b0: int, b: int) -> float:
@@ -176,7 +176,7 @@ def options(params: dict) -> dict:
                    milestones=tuple(round(f * epochs) for f in STEP_MILESTONES))
     if remedy.get("step") or "schedule" in remedy:
         # a fixed schedule's claims (C9, C12) read its validation loss alone; the training loss that the
-        # failed-to-train rule needs is the epoch's running mean (STUDY.md: evaluation that costs what it must)
+        # failed-to-train rule needs is the epoch's running mean (docs/protocol.md: evaluation that costs what it must)
         out["eval_train"] = False
     if remedy.get("ghost"):
         out["ghost_batch"] = params["ghost_batch"]

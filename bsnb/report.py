@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import html
 import json
+import math
 import platform
 import re
 import subprocess
@@ -30,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from bsnb import claims as claims_mod
-from bsnb import parameters, profiles, results
+from bsnb import minima, parameters, profiles, results
 
 # The article's questions: page slug, title, and the claims each answers. The findings notebook's
 # section cells carry the slug as a cell tag, which is how a section finds its page.
@@ -55,6 +56,7 @@ text-align:left;vertical-align:top}th{background:#eef2f6}
 .badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:.85em;white-space:nowrap}
 .supported,.ok{background:#d1f2d9;color:#14532d}.not-supported,.failed{background:#fde2e1;color:#7f1d1d}
 .inconclusive,.diverged,.incomplete,.manual{background:#fff1c2;color:#713f12}
+.not-run-in-this-profile{background:#e5e7eb;color:#374151}
 figure{margin:1em 0;background:#fff;border:1px solid #e1e4e8;padding:8px}main img{max-width:100%;height:auto}
 figcaption{font-size:.85em;color:#4b5563;margin-top:4px}footer{font-size:.8em;color:#4b5563;border-top:1px solid
 #d0d7de;margin-top:2em;padding-top:8px}.num{text-align:right;font-variant-numeric:tabular-nums}
@@ -312,6 +314,7 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
         return "<p>No runs in the store.</p>"
     up = "" if depth == 1 else "pages/"
     by_job = tables.seeds.groupby("job_id") if not tables.seeds.empty else None
+    noted = _runs_of_note(tables)
     varying = [c for c in ("dataset", "model", "width", "batch_norm", "optimizer", "one_pass")  # differ by workload
                if c in tables.jobs and tables.jobs[c].dropna().astype(str).nunique() > 1]
     shown = [c for c in ("notebook", *varying, "batch_size", "remedy", "lr", "seeds", "epochs") if c in tables.jobs]
@@ -328,9 +331,28 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
                     break
         rows.append(f'<tr><td><a href="{up}runs/{j.job_id}.html">{j.job_id}</a></td><td>{_badge(j.state)}</td>'
                     + "".join(f"<td>{_fmt(j[c])}</td>" for c in shown)
-                    + f"<td>{result}</td><td class=num>{_fmt(j.seconds)}</td><td>{_text(j.error)}</td></tr>")
-    head = "".join(f"<th>{c}</th>" for c in ["run", "status", *shown, "result (mean over seeds)", "seconds", "error"])
+                    + f"<td>{result}</td><td>{html.escape(noted.get(j.job_id, ''))}</td>"
+                    + f"<td class=num>{_fmt(j.seconds)}</td><td>{_text(j.error)}</td></tr>")
+    head = "".join(f"<th>{c}</th>" for c in ["run", "status", *shown, "result (mean over seeds)",
+                                             "unstable or failed seed runs", "seconds", "error"])
     return f"<table>{head and '<tr>' + head + '</tr>'}{''.join(rows)}</table>"
+
+
+def _runs_of_note(tables: results.Tables) -> dict[str, str]:
+    """Per job, its seed runs the protocol reads apart: unstable (kept, setting no level) or failed to train."""
+    if tables.seeds.empty or tables.epochs.empty:
+        return {}
+    runs = minima.read_runs(tables.seeds, tables.epochs)
+    out: dict[str, list[str]] = {}
+    for job, g in runs.groupby("job_id"):
+        lr = g["lr_used"] if "lr_used" in g else pd.Series(math.nan, index=g.index)
+        several = "lr_used" in g and g["lr_used"].nunique() > 1  # a search: name the rate too
+        label = lambda i: f"seed {int(g.at[i, 'seed'])}" + (f" lr {lr[i]:.3g}" if several else "")  # noqa: E731
+        shaky = [label(i) for i in minima.unstable(g).index]
+        bad = [f"{label(i)} {g.at[i, 'status']}" for i in minima.unusable(g).index]
+        if shaky or bad:
+            out[job] = "; ".join(([f"unstable: {', '.join(shaky)}"] if shaky else []) + bad)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------
@@ -479,7 +501,7 @@ def workload_pages(out_dir: Path, workloads: list[str], every: pd.DataFrame, inf
     items = "".join(f'<li><a href="workloads/{html.escape(w)}.html"><b>{html.escape(w)}</b></a>: '
                     f"{html.escape(described[w].description if w in described else '')} "
                     f"<small>({cost[w][0]} jobs, {cost[w][1]:.0f} job-seconds)</small></li>" for w in workloads)
-    body = ("<p>The study's claims on every workload of the profile, each decided by the same rules (STUDY.md) from "
+    body = ("<p>The study's claims on every workload of the profile, each decided by the same rules (docs/protocol.md) from "
             "that workload's runs alone. A claim <b>holds everywhere</b> when it is supported on every workload that "
             "measured it, <b>somewhere</b> when on some, <b>nowhere</b> when on none and not supported on some, and "
             "is <b>undecided</b> when inconclusive on every one; a dash is a claim the workload's runs do not measure. "

@@ -42,14 +42,14 @@ CHECKPOINTS = ("initial", "best", "final")
 # the training losses at which training saves a checkpoint (the window from the first epoch at or below each):
 # the one home of the levels and of the checkpoints' names
 LOSS_LEVELS = (1.0, 0.3, 0.1, 0.03, 0.01)
-MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # STUDY.md v3: the levels C1 and C6 match the compared runs at
+MATCHED_LEVELS = (1.0, 0.3, 0.1, 0.03)  # docs/protocol.md: the levels C1 and C6 match the compared runs at
 TARGET = "target"  # the checkpoint saved where the validation loss first reached the search's target (C11)
 
 
 # A loss-level or target checkpoint is the first of a window: the weights at the first evaluated epoch at
 # or below the loss, and at the next WINDOW - 1 evaluated epochs. Near a minimum |G|^2 follows where SGD's
 # iterate happens to be, so the noise scale at a loss is averaged over a window, as McCandlish
-# averages |G|^2 and tr(Sigma) over training steps (windowed_b_simple). STUDY.md v3 reads windows of
+# averages |G|^2 and tr(Sigma) over training steps (windowed_b_simple). docs/protocol.md reads windows of
 # NOISE_WINDOW epochs, and windows of 1 and 5 in its sensitivity analysis: training saves 5.
 WINDOW = 5
 NOISE_WINDOW = 3

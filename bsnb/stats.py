@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats as sps
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+NOT_RUN = "not run in this profile"  # a claim the profile has no runs for: no verdict at all
 MIN_SEEDS = 3
 
 
@@ -42,6 +43,41 @@ def interval(values, confidence: float = 0.95, log: bool = False) -> tuple[float
     if log:
         return math.exp(mean), math.exp(lo) if n > 1 else math.nan, math.exp(hi) if n > 1 else math.nan, n
     return mean, lo, hi, n
+
+
+def fieller(numerator, denominator, confidence: float = 0.95) -> tuple[float, float, float, int]:
+    """Ratio of the means of two paired series, mean(numerator) / mean(denominator), with Fieller's interval.
+
+    The interval is the set of ratios r for which mean(numerator - r denominator) is not distinguishable from 0 by a
+    paired t test. It is bounded only when the denominator's mean is itself clear of 0; otherwise the ends are
+    infinite (a gap that might be 0 makes any share possible).
+    """
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    n = len(a)
+    if n < 2 or b.mean() == 0:
+        return (float(a.mean() / b.mean()) if n and b.mean() != 0 else math.nan), math.nan, math.nan, n
+    t2 = float(sps.t.ppf((1 + confidence) / 2, n - 1)) ** 2
+    ma, mb = a.mean(), b.mean()
+    vaa, vbb, vab = np.var(a, ddof=1) / n, np.var(b, ddof=1) / n, np.cov(a, b, ddof=1)[0, 1] / n
+    # (ma - r mb)^2 = t2 (vaa - 2 r vab + r^2 vbb): a quadratic q2 r^2 + q1 r + q0 <= 0
+    q2, q1, q0 = mb ** 2 - t2 * vbb, -2 * (ma * mb - t2 * vab), ma ** 2 - t2 * vaa
+    ratio = float(ma / mb)
+    disc = q1 ** 2 - 4 * q2 * q0
+    if q2 <= 0 or disc < 0:  # the denominator is not clear of 0: unbounded
+        return ratio, -math.inf, math.inf, n
+    root = math.sqrt(disc)
+    return ratio, float((-q1 - root) / (2 * q2)), float((-q1 + root) / (2 * q2)), n
+
+
+def decide_gated_contrast(gap: tuple[float, float], contrast: tuple[float, float], n: int) -> str:
+    """A remedy's per-seed contrast, decided only where there is a gap to close (its interval above 0): supported when
+    the contrast's upper end is below 0, not supported when its lower end is above 0 (docs/protocol.md, C8 and C9)."""
+    (gap_lo, _), (lo, hi) = gap, contrast
+    if evidence_problem(lo, hi, n) or not (math.isfinite(gap_lo) and gap_lo > 0):
+        return INCONCLUSIVE
+    return SUPPORTED if hi < 0 else NOT_SUPPORTED if lo > 0 else INCONCLUSIVE
 
 
 def evidence_problem(lo: float, hi: float, n: int) -> str | None:

@@ -171,7 +171,7 @@ class Member:
     steps: list = field(default_factory=list)
     noise: list = field(default_factory=list)
     states: dict = field(default_factory=dict)
-    best_loss: float = math.inf  # the smoothed validation loss's minimum so far (STUDY.md: every minimum is smoothed)
+    best_loss: float = math.inf  # the smoothed validation loss's minimum so far (docs/protocol.md: every minimum is smoothed)
     best_epoch: int = 0
     raw_best: tuple = (math.inf, 0)  # the raw curve's (minimum, epoch), reported beside it
     curve: list = field(default_factory=list)  # (epoch, validation loss) of every evaluated epoch after the start
@@ -254,7 +254,7 @@ class Member:
         self.evaluated(0, math.nan, {}, final=True)
         summary = _summarise(spec, data, self, model, total)
         # A minimum the budget ended before confirming is censored: the run might have gone lower.
-        # Without patience that is a minimum on the last trained epoch (STUDY.md's rule).
+        # Without patience that is a minimum on the last trained epoch (the protocol's rule).
         summary.update(stopped_by=self.stopped_by, patience=self.spec.patience,
                        checkpoint_val_loss=spec.checkpoint_val_loss or None,
                        censored=self.stopped_by == "budget"

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -85,7 +85,7 @@ source.params
 # %%
 options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
-# the top eigenvalue at every loss level, and at the smoothed minimum ("best") beside them (STUDY.md v3)
+# the top eigenvalue at every loss level, and at the smoothed minimum ("best") beside them (docs/protocol.md)
 at_levels = {**levels, "best": source.store.load_states("best")}
 at_levels |= {} if full_measures else {"final": source.store.load_states("final")}
 records += sharpness.top_eigenvalue_at(source.model, at_levels, x, y, lanczos_tol)

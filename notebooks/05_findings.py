@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -21,11 +21,13 @@
 # with the effect and its confidence interval over seeds. Nothing here is written by hand: if the
 # data contradicts the article, the table says so.
 #
-# Every reading follows the study's pre-registered protocol (STUDY.md, version 3): minima come
-# from the validation loss smoothed over 5 evaluated epochs (the raw minimum beside it), a run
-# whose training loss never fell below 90% of the chance loss is dropped and named, and each
-# verdict is recomputed under the protocol's alternative readings; it is **robust** when every
-# alternative gives the same label.
+# Every reading follows the study's pre-registered protocol (`docs/protocol.md`, version 4; its last
+# section says which of its rules the code applies so far): minima come from the validation loss
+# smoothed over 5 evaluated epochs (the raw minimum beside it), a run whose training loss never fell
+# below 90% of the chance loss is dropped and named, a run that trained and then climbed back above
+# chance is kept, named and sets no matched level, and each verdict is recomputed under the
+# protocol's alternative readings; it is **robust** when every alternative gives the same label. A
+# claim the profile ran nothing for is listed as **not run in this profile**.
 
 # %% tags=["parameters"]
 small_batch: int = 32  # the small batch of the article's comparison

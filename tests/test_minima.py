@@ -1,4 +1,4 @@
-"""The protocol's readings of a run (STUDY.md v3), on synthetic curves whose answer is known."""
+"""The protocol's readings of a run (docs/protocol.md), on synthetic curves whose answer is known."""
 
 import math
 
@@ -71,6 +71,16 @@ def test_a_fixed_schedule_still_falling_at_its_end_is_censored():
     assert not bool(minima.read_runs(summary(patience=25, censored=False), falling).iloc[0]["censored"])
 
 
+def test_a_fixed_schedule_recovering_from_a_spike_in_its_tail_is_not_censored():
+    """Protocol v4: the fall over the last 10% is a recovery from a spike, the minimum lies far earlier (v3 censored
+    C12's control so in 3 of 8 seeds)."""
+    val = np.r_[np.linspace(1.0, 0.3, 25), np.linspace(0.3, 0.45, 28), np.full(3, 0.9), np.linspace(0.6, 0.42, 4)]
+    runs = minima.read_runs(summary(patience=0, censored=False), curve(val))
+    r = runs.iloc[0]
+    assert r["still_falling"] and not r["min_in_tail"]  # v3's rule alone would have censored it
+    assert not bool(r["censored"]) and r["epoch_of_min_val_loss"] < 30
+
+
 def test_a_verdict_is_robust_only_when_every_alternative_reading_gives_its_label():
     """C2 on two batch sizes whose raw minima differ by a spike: the raw reading flips the label."""
     rng = np.random.default_rng(0)
@@ -98,3 +108,23 @@ def test_the_curves_reading_wins_over_the_columns_a_run_recorded_of_it():
     r = minima.read_runs(recorded, curve(val)).iloc[0]
     assert r["min_val_loss_raw"] == pytest.approx(0.5) and r["epoch_of_min_raw"] == 20
     assert not any(c.endswith(("_x", "_y")) for c in minima.read_runs(recorded, curve(val)).columns)
+
+
+def test_a_run_that_climbs_back_above_chance_is_unstable_kept_and_named():
+    """Protocol v4: trained to 0.86, then back up to 4.07 above chance (2.30): kept with its minimum (intention to
+    treat), counted, and not failed to train."""
+    chance = math.log(10)
+    train_loss = np.r_[np.linspace(2.0, 0.86, 10), np.linspace(1.5, 4.07, 10)]
+    runs = minima.read_runs(summary(lr_used=0.24, remedy="linear_warmup"), curve(np.linspace(1.5, 1.3, 20), train_loss))
+    r = runs.iloc[0]
+    assert r["status"] == "ok" and bool(r["unstable"]) and r["train_loss_peak_after_fall"] == pytest.approx(4.07)
+    assert r["min_val_loss"] == pytest.approx(1.31, abs=0.01)  # its measured minimum stays
+    note = minima.unusable_note(runs.assign(batch_size=256))
+    assert "1 unstable run(s) kept" in note and "seed 0" in note and "4.07" in note and "left out" not in note
+    calm = minima.read_runs(summary(), curve(np.linspace(1.5, 1.3, 20), np.linspace(2.0, 0.5, 20))).iloc[0]
+    assert not calm["unstable"]
+    spiky = np.linspace(2.0, 0.3, 20)
+    spiky[12] = 0.95 * chance  # a spike that stays below chance: not unstable
+    assert not minima.read_runs(summary(), curve(np.linspace(1.5, 1.3, 20), spiky)).iloc[0]["unstable"]
+    diverged = np.r_[np.linspace(2.0, 0.8, 10), np.full(10, np.inf)]
+    assert minima.read_runs(summary(), curve(np.linspace(1.5, 1.3, 20), diverged)).iloc[0]["unstable"]

@@ -113,7 +113,7 @@ def test_two_batch_estimator_agrees_with_the_exact_noise_scale():
 
 
 def test_batch_draws_from_the_per_example_matrix_reach_the_protocols_standard_error(small):
-    """STUDY.md's C5: enough draws for a 3% relative standard error of each measured mean; the matrix path gives
+    """the protocol's C5: enough draws for a 3% relative standard error of each measured mean; the matrix path gives
     the same batch gradients as the backward passes it replaces."""
     net, x, y = small
     grads = torch.cat(list(noise.per_example_grads(net, x, y))).double()

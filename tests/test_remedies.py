@@ -48,7 +48,7 @@ def test_remedy_amounts_reach_the_loop_only_through_their_remedy():
 @pytest.mark.parametrize("epoch, batch, lr_factor", [(1, 32, 1), (50, 32, 1), (51, 160, 1), (75, 160, 1),
                                                     (76, 400, 0.5), (100, 400, 0.5)])
 def test_batch_growth_is_capped_at_a_tenth_of_the_training_set_and_gives_the_rest_to_the_rate(epoch, batch, lr_factor):
-    # Smith et al.'s hybrid as STUDY.md fixes it: 32 -> 160 -> 800, capped at 4000 / 10 = 400, so the rate halves
+    # Smith et al.'s hybrid as docs/protocol.md fixes it: 32 -> 160 -> 800, capped at 4000 / 10 = 400, so the rate halves
     assert remedies.batch_at(epoch, 32, milestones=(50, 75), factor=5, n_train=4000) == batch
     assert remedies.growth_lr_factor(epoch, 32, (50, 75), 5, 4000) == pytest.approx(lr_factor)
     spec = train.TrainSpec(batch_size=32, lr=0.1, schedule="batch_growth", milestones=(50, 75), schedule_factor=5)

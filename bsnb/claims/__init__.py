@@ -11,7 +11,7 @@ interval alone:
 
 The package has one module per question of the article (``q1_gradient_noise``, ``q2_comparison``,
 ``q3_sharpness``, ``q4_closing``), each holding its claims' functions and their registry entries;
-``protocol`` says how a store is read (STUDY.md v3), ``verdict`` how a verdict is formed and written,
+``protocol`` says how a store is read (docs/protocol.md), ``verdict`` how a verdict is formed and written,
 and ``registry`` collects the claims. The names below are the package's interface.
 """
 
@@ -75,4 +75,4 @@ from bsnb.claims.verdict import (  # noqa: F401
     statement,
     table,
 )
-from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval  # noqa: F401
+from bsnb.stats import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, decide, fieller, interval  # noqa: F401

@@ -1,4 +1,4 @@
-"""How the claims read a store (STUDY.md v3): the compared runs and pair, the matched training-loss levels, the
+"""How the claims read a store (docs/protocol.md): the compared runs and pair, the matched training-loss levels, the
 learning-rate search's best rates, the :class:`Reading` fixed before the runs (and its alternatives), the
 :class:`Study` a claim is computed from, and the :class:`Claim` record of the registry."""
 
@@ -88,7 +88,7 @@ def paired(seeds: pd.DataFrame, column: str, small: int, large: int) -> pd.DataF
 
 
 def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
-    """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (STUDY.md's censoring).
+    """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (the protocol's censoring).
 
     Runs record it as ``censored`` (the cap came before the patience ran out); older runs without
     the column count a minimum on the last trained epoch.
@@ -96,12 +96,14 @@ def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
     r = seeds[(seeds["batch_size"] == batch) & ((seeds["status"] == "ok") if "status" in seeds else True)]
     if "censored" in r and r["censored"].notna().all():
         flags = r["censored"].astype(bool)
+    elif not {"epoch_of_min_val_loss", "epochs_run"} <= set(r.columns):
+        return []  # nothing says where the minimum lay
     else:
         flags = r["epoch_of_min_val_loss"] >= r["epochs_run"]
     return sorted(int(s) for s in r.loc[flags, "seed"])
 
 
-C1_LEVELS = parameters.MATCHED_LEVELS  # STUDY.md v3: the training-loss levels C1, C6 and C14 match runs at
+C1_LEVELS = parameters.MATCHED_LEVELS  # docs/protocol.md: the training-loss levels C1, C6 and C14 match runs at
 
 
 def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
@@ -139,8 +141,8 @@ def _usable_seeds(seeds: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class Reading:
-    """The protocol's reading choices that a verdict depends on (STUDY.md v3). :data:`PROTOCOL` is the one fixed
-    before the runs; the sensitivity analysis reads the same data with the alternatives STUDY.md names."""
+    """The protocol's reading choices that a verdict depends on (docs/protocol.md). :data:`PROTOCOL` is the one fixed
+    before the runs; the sensitivity analysis reads the same data with the alternatives docs/protocol.md names."""
 
     smoothing: int = minima.SMOOTHING  # evaluated epochs in the centred moving average of the validation loss
     level_shift: int = 0  # C1, C6: places from the lowest level every compared run reached (-1: the next higher)
@@ -191,6 +193,18 @@ class Study:
         return steps[steps["job_id"].isin(comparison["job_id"])] if len(steps) and len(comparison) else steps.iloc[0:0]
 
 
+def ran(notebook: str, *remedies: str):
+    """A claim's ``needs``: the profile ran ``notebook`` (with one of ``remedies``, for notebook 04)."""
+    def ran_it(runs: pd.DataFrame) -> bool:
+        if runs.empty or "notebook" not in runs:
+            return False
+        mine = runs[runs["notebook"] == notebook]
+        if remedies:
+            mine = mine[mine["remedy"].isin(remedies)] if "remedy" in mine else mine.iloc[0:0]
+        return not mine.empty
+    return ran_it
+
+
 def _one(verdicts: list[Verdict], claim: str) -> Verdict:
     return next(v for v in verdicts if v.claim == claim)
 
@@ -209,11 +223,12 @@ WINDOWS = (Reading(window=1), Reading(window=5))
 class Claim:
     id: str
     statement: str
-    rule: str  # when it is supported / not supported (STUDY.md's table)
+    rule: str  # when it is supported / not supported (the protocol's table)
     figure: str  # the figure of the findings that decides it
     compute: object  # compute(study, reading) -> Verdict
     question: int = 0  # the article's question (report page, notebook 05's section)
-    alternatives: tuple = ()  # STUDY.md's sensitivity analysis: the readings a robust verdict survives
+    alternatives: tuple = ()  # the protocol's sensitivity analysis: the readings a robust verdict survives
+    needs: object = None  # needs(runs) -> bool: whether the profile ran what the claim measures (None: always)
 
     def __post_init__(self):
         TEXTS[self.id] = (self.statement, self.rule)  # what a verdict of this claim says it tested

@@ -9,7 +9,15 @@ import math
 import numpy as np
 import pandas as pd
 
-from bsnb.claims.protocol import C1_LEVELS, PROTOCOL, WINDOWS, Claim, Reading, _level_of
+from bsnb.claims.protocol import (
+    C1_LEVELS,
+    PROTOCOL,
+    WINDOWS,
+    Claim,
+    Reading,
+    _level_of,
+    ran,
+)
 from bsnb.claims.verdict import Verdict, _empty, _fmt, _join, evidence_note, rank_trend, statement
 from bsnb.results import TARGET, level_checkpoint, windowed_b_simple
 from bsnb.stats import INCONCLUSIVE, MIN_SEEDS, NOT_SUPPORTED, SUPPORTED, decide_within, interval
@@ -339,12 +347,12 @@ CLAIMS = [
     Claim("C5", "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1)); "
                 "a check of the measurement",
           "measured/formula within 1 +- 0.1 at every checkpoint / any checkpoint wholly outside", "gradient_noise",
-          lambda st, rd: noise_variance(st.tables.table("variance"), st.confidence), 1),
+          lambda st, rd: noise_variance(st.tables.table("variance"), st.confidence), 1, needs=ran("01_what_is_batch_size")),
     Claim("C11", "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no "
                  "longer cuts steps",
-          "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS),
+          "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS, needs=ran("04_closing_the_gap", "tuned")),
     Claim("C14", "The gradient noise scale grows as the training loss falls",
           "rank correlation of the exact B_simple with -log(level) over the levels from 1 down to the lowest every "
           "seed reached: interval above 0 / below 0", "noise_scale",
-          lambda st, rd: noise_growth(st.runs(rd), st.confidence, rd), 1, WINDOWS),
+          lambda st, rd: noise_growth(st.runs(rd), st.confidence, rd), 1, WINDOWS, needs=ran("01_what_is_batch_size")),
 ]

@@ -25,6 +25,7 @@ from bsnb.claims.protocol import (
     comparison_runs,
     epochs_to_level,
     paired,
+    ran,
 )
 from bsnb.claims.verdict import (
     Verdict,
@@ -80,7 +81,10 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     ep = epochs[epochs["job_id"].isin(compared["job_id"])] if len(epochs) else epochs
     if len(ep):
         ep = ep.merge(compared[["job_id", "seed"]], on=["job_id", "seed"])
-    level, reached = ((c1_level, [c1_level]) if c1_level > 0 else common_level(ep, shift=reading.level_shift))
+    # the level is set by the stable runs; an unstable run is read there only if it reached it
+    stable = compared[~compared["unstable"].fillna(False).astype(bool)] if "unstable" in compared else compared
+    ep_stable = ep.merge(stable[["job_id", "seed"]], on=["job_id", "seed"]) if len(ep) else ep
+    level, reached = ((c1_level, [c1_level]) if c1_level > 0 else common_level(ep_stable, shift=reading.level_shift))
     if level is None or ep.empty:
         why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in C1_LEVELS) + " was reached by every "
                "compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
@@ -91,7 +95,7 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
         first = first.merge(compared[["job_id", "seed", "batch_size"]], on=["job_id", "seed"]).assign(status="ok")
         v = _ratio_verdict("C1", paired(first, "epochs_to_level", small, large), "greater", confidence,
                            f"epochs to first reach training loss {level:g} (the lowest of "
-                           f"{', '.join(f'{x:g}' for x in C1_LEVELS)} that every compared run reached), ratio {pair}",
+                           f"{', '.join(f'{x:g}' for x in C1_LEVELS)} that every stable compared run reached), ratio {pair}",
                            fmt="{:.1f}",
                            published="article: the large batch's training loss falls more slowly per epoch (figure, "
                                      "no number)", note=base_note)
@@ -183,7 +187,7 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
     lr = float(comparison["lr"].iloc[0])
     best = best_rates(seeds)
     best = best[best["batch_size"] == small_batch] if len(best) else best
-    if len(best):  # STUDY.md: the small batch's best rate by smoothed minimum validation loss
+    if len(best):  # docs/protocol.md: the small batch's best rate by smoothed minimum validation loss
         mode = float(best["best_lr"].mode().iloc[0])
         agree = int(np.isclose(best["best_lr"], lr).sum())
         edge = " (on the edge of its grid: the grid was too narrow)" if best["on_edge"].any() else ""
@@ -209,7 +213,7 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
             f"({mode:g}): the comparison may be unfair to the small batch")
 
 
-ONE_PASS_MARGIN = 1.05  # C17's non-inferiority margin (STUDY.md): the large batch at most 5% worse
+ONE_PASS_MARGIN = 1.05  # C17's non-inferiority margin (docs/protocol.md): the large batch at most 5% worse
 
 
 def _at_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, window: int) -> float:
@@ -332,20 +336,20 @@ def _empirical(claim):
 CLAIMS = [
     Claim("C1", "At a fixed learning rate, larger batches lower the training loss more slowly per epoch",
           "ratio large/small of the epochs to first reach the lowest training-loss level of 1, 0.3, 0.1, 0.03 that "
-          "every compared run reached: lower end > 1 / upper end < 1", "loss_curves", _empirical("C1"), 2, LEVELS),
+          "every compared run reached: lower end > 1 / upper end < 1", "loss_curves", _empirical("C1"), 2, LEVELS, needs=ran("02_empirical_comparison")),
     Claim("C2", "At a fixed learning rate, larger batches reach a worse minimum validation loss",
           "ratio large/small of the smoothed minimum validation loss: lower end > 1 / upper end < 1; censoring "
-          "withdraws", "minima", _empirical("C2"), 2, SMOOTHINGS),
+          "withdraws", "minima", _empirical("C2"), 2, SMOOTHINGS, needs=ran("02_empirical_comparison")),
     Claim("C3", "Larger batches take less wall time per epoch",
           "ratio large/small of seconds per epoch, timed alone: upper end < 1 / lower end > 1", "speed",
           _empirical("C3"), 2),
     Claim("C4", "Larger batches do not need fewer epochs to reach their minimum validation loss",
           "difference large - small of the epoch of the smoothed minimum: lower end >= 0 with some spread / upper "
-          "end < 0; censoring withdraws", "minima", _empirical("C4"), 2, SMOOTHINGS),
+          "end < 0; censoring withdraws", "minima", _empirical("C4"), 2, SMOOTHINGS, needs=ran("02_empirical_comparison")),
     Claim("C17", "When no example is seen twice (one pass over fresh data), the large batch is no worse than the "
           "small batch at the same number of steps",
           "ratio large/small of the smoothed validation loss in one pass, at the step of the small batch's repeated-"
           "data minimum: upper end < 1.05 (non-inferiority) / lower end > 1.05", "one_pass",
           lambda st, rd: one_pass(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.confidence, rd),
-          2),
+          2, needs=ran("04_closing_the_gap", "one_pass", "one_pass_longer")),
 ]

@@ -17,13 +17,16 @@ from bsnb.claims.protocol import (
     Reading,
     _level_of,
     _usable_seeds,
+    censored_seeds,
     choose_pair,
     comparison_runs,
     paired,
+    ran,
     shifted_level,
 )
 from bsnb.claims.verdict import (
     Verdict,
+    _censor,
     _empty,
     _fmt,
     _join,
@@ -33,7 +36,7 @@ from bsnb.claims.verdict import (
     rank_trend,
     statement,
 )
-from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, decide, interval
+from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, interval
 
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
 
@@ -44,10 +47,18 @@ def _source_status(measured: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     if "status" not in runs or measured.empty:
         return measured
     src = comparison_runs(runs)[0]
-    status = src.set_index(["batch_size", "seed"])["status"]
+    src = src.assign(unstable=src["unstable"].fillna(False).astype(bool) if "unstable" in src else False)
+    status = src.set_index(["batch_size", "seed"])[["status", "unstable"]]
     status = status[~status.index.duplicated()]
     keys = pd.MultiIndex.from_frame(measured[["batch_size", "seed"]])
-    return measured.assign(status=status.reindex(keys).fillna("ok").to_numpy())
+    found = status.reindex(keys)
+    return measured.assign(status=found["status"].fillna("ok").to_numpy(),
+                           unstable=found["unstable"].fillna(False).astype(bool).to_numpy())
+
+
+def _stable(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of stable runs: only they set a matched level (docs/protocol.md, unstable runs)."""
+    return rows[~rows["unstable"].fillna(False).astype(bool)] if "unstable" in rows else rows
 
 
 def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
@@ -74,7 +85,9 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
     levels = levels[levels["level"].isin(C1_LEVELS)]
     n_runs = final.groupby(["batch_size", "seed"]).ngroups
-    reached = [lv for lv in C1_LEVELS if levels[levels["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_runs]
+    # the matched level: the lowest every stable run reached; an unstable run is read there only if it reached it
+    n_stable, stable = _stable(final).groupby(["batch_size", "seed"]).ngroups, _stable(levels)
+    reached = [lv for lv in C1_LEVELS if stable[stable["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_stable]
     level = shifted_level(reached, reading.level_shift)
     if level is not None:
         primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
@@ -96,7 +109,7 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
             return _empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
         primary, where, notes = best, "at the weights of the smoothed minimum", [
             n for n in notes if not n.startswith("no training-loss level")]
-    what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every measured run reached)"
+    what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every stable measured run reached)"
     v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
                        f"top Hessian eigenvalue of the training loss {where}{what}, ratio batch {large} / batch "
                        f"{small}; and its rank correlation with the batch size over every measured batch size",
@@ -123,7 +136,7 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
                    f"epsilon-sharpness (full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}")
     if primary is not final:
         v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
-    if primary is not best and len(best):  # STUDY.md v3: the smoothed minimum beside the matched level
+    if primary is not best and len(best):  # docs/protocol.md: the smoothed minimum beside the matched level
         v.ours += (f"; at the smoothed minimum, top eigenvalue ratio "
                    f"{_ratio_text(paired(best, 'lambda_max', small, large), confidence)}")
     losses = paired(primary, "train_loss", small, large)
@@ -155,14 +168,18 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     if len(large) and len(trained):  # a rule's run that failed to train leaves its measurements too
         ok = set(_usable_seeds(trained)["seed"])
         large = large[large["seed"].isin(ok)]
+        shaky = set(minima.unstable(trained)["seed"])
+        large = large.assign(unstable=large["seed"].isin(shaky))
     if small.empty or large.empty or "checkpoint" not in small:
         return _empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
                              f"(03) and of batch {large_batch}'s {rule} runs (04 with sharpness_at_levels)")
     small = small.assign(level=small["checkpoint"].map(_level_of))
     large = large.assign(level=large["checkpoint"].map(_level_of))
-    n_small = small.loc[small["checkpoint"] == "final", "seed"].nunique()
-    reached = [lv for lv in C1_LEVELS if small.loc[small["level"] == lv, "seed"].nunique() == n_small
-               and large.loc[large["level"] == lv, "seed"].nunique() == len(set(large["seed"]))]
+    # the pair's matched level: the lowest every stable run of both arms reached (unstable runs set no level)
+    calm_small, calm_large = _stable(small), _stable(large)
+    n_small = calm_small.loc[calm_small["checkpoint"] == "final", "seed"].nunique()
+    reached = [lv for lv in C1_LEVELS if calm_small.loc[calm_small["level"] == lv, "seed"].nunique() == n_small
+               and calm_large.loc[calm_large["level"] == lv, "seed"].nunique() == len(set(calm_large["seed"]))]
     level = shifted_level(reached, reading.level_shift)
     if level is None and not reading.at_minimum:
         return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
@@ -173,14 +190,14 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
                              "large": take(large).set_index("seed")["lambda_max"]}).dropna()
         return both[~both.index.duplicated()]
 
-    at_best = pair_at(lambda d: d[d["checkpoint"] == "best"])  # STUDY.md v3: the smoothed minimum beside the level
+    at_best = pair_at(lambda d: d[d["checkpoint"] == "best"])  # docs/protocol.md: the smoothed minimum beside the level
     if reading.at_minimum:
         if at_best.empty:
             return _empty("C16", "the top eigenvalue at the smoothed minimum was not measured")
         pair, where = at_best, "at the weights of the smoothed minimum"
     else:
         pair = pair_at(lambda d: d[d["level"] == level])
-        where = (f"where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, 0.03 every measured "
+        where = (f"where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, 0.03 every stable measured "
                  "run reached)")
     ratio = pair["large"] / pair["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
@@ -243,7 +260,10 @@ def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, lar
             equal["seed"].map(at).to_numpy(float), index=key)).reindex(key).to_numpy())
         v.ours += (f"; at equal steps (the fewer of the two runs' steps to their minimum, {at.mean():.0f} on "
                    f"average) {_ratio_text(paired(equal, 'distance', small, large), confidence)}")
-    return v
+    # a censored minimum lies later than measured, where the weights are farther out: a censored small batch may have
+    # made the ratio larger than the truth, a censored large batch smaller (the protocol's censoring rule)
+    censored = {f"batch {small}": censored_seeds(comparison, small), f"batch {large}": censored_seeds(comparison, large)}
+    return _censor(v, "less", censored, censoring_bias(bool(censored[f"batch {small}"]), bool(censored[f"batch {large}"])))
 
 
 def minimum_steps(runs: pd.DataFrame) -> pd.Series:
@@ -295,7 +315,7 @@ CLAIMS = [
           "ratio large/small of the top Hessian eigenvalue at the matched training-loss level: lower end > 1, and a "
           "rank correlation with the batch size above 0 / upper end < 1 or the trend below 0", "sharpness",
           lambda st, rd: sharpness(st.runs(rd), st.small_batch, st.large_batch, st.confidence, reading=rd), 3,
-          SHARPNESS),
+          SHARPNESS, needs=ran("03_sharpness")),
     Claim("C7", "Large-batch weights end closer to their initialisation",
           "ratio large/small of ||w - w_0|| at the smoothed minimum: upper end < 1 / lower end > 1", "distance",
           lambda st, rd: distance(st.runs(rd), st.comparison_steps(rd), st.small_batch, st.large_batch,
@@ -310,5 +330,5 @@ CLAIMS = [
           "ratio large/small of the top Hessian eigenvalue at the matched level, the large batch under the linear "
           "rule: upper end < 1 / lower end > 1", "sharpness",
           lambda st, rd: edge_of_stability(st.runs(rd), st.tables.table("level_sharpness"), st.small_batch,
-                                           st.large_batch, st.confidence, rd), 3, SHARPNESS),
+                                           st.large_batch, st.confidence, rd), 3, SHARPNESS, needs=ran("04_closing_the_gap", "linear_warmup")),
 ]

@@ -18,6 +18,7 @@ from bsnb.claims.protocol import (
     censored_seeds,
     choose_pair,
     paired,
+    ran,
     search_runs,
 )
 from bsnb.claims.verdict import Verdict, _censor, _empty, _fmt, _join, evidence_note, rank_trend, statement
@@ -28,7 +29,9 @@ from bsnb.stats import (
     SUPPORTED,
     censoring_bias,
     decide,
+    decide_gated_contrast,
     decide_within,
+    fieller,
     interval,
 )
 
@@ -193,12 +196,20 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
                             "small": small.set_index("seed")["min_val_loss"]}).dropna()
         share = (per["large"] - per["remedy"]) / (per["large"] - per["small"])
         mean, lo, hi, n = interval(share, confidence)
+        # protocol v4: the statement "closes more than half the gap" as a per-seed contrast, c < 0 exactly then
+        contrast = per["remedy"] - (per["large"] + per["small"]) / 2
+        _, c_lo, c_hi, _ = interval(contrast, confidence)
+        gap, gap_lo, gap_hi, _ = interval(per["large"] - per["small"], confidence)
+        _, f_lo, f_hi, _ = fieller(per["large"] - per["remedy"], per["large"] - per["small"], confidence)
         cost = ok["train_seconds"].mean() / large["train_seconds"].mean() if len(large) else math.nan
         row = {"batch_size": int(batch), "remedy": remedy, "small_batch": small_batch, "seeds": n,
                "min_val_loss": ok["min_val_loss"].mean(),
                "baseline_large": per["large"].mean() if n else math.nan,
                "baseline_small": per["small"].mean() if n else math.nan,
                "gap_closed": mean, "ci_low": lo, "ci_high": hi, "train_seconds": ok["train_seconds"].mean(),
+               "contrast": contrast.mean() if n else math.nan, "contrast_low": c_lo, "contrast_high": c_hi,
+               "gap": gap, "gap_low": gap_lo, "gap_high": gap_hi, "share_fieller_low": f_lo,
+               "share_fieller_high": f_hi,
                "steps": ok["steps_run"].mean(), "small_steps": small["steps_run"].mean() if len(small) else math.nan,
                "cost_vs_baseline": cost, "diverged": int((g["status"] == "diverged").sum()),
                "failed": int((g["status"] == minima.FAILED).sum()), "tried": int(g["seed"].nunique()),
@@ -206,7 +217,7 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
                "left_out": _join(minima.unusable_note(g), minima.unusable_note(large), minima.unusable_note(small)),
                "censored_remedy": censored_seeds(ok, batch), "censored_large": censored_seeds(large, batch),
                "censored_small": censored_seeds(small, small_batch),
-               "evidence": evidence_note(share, lo, hi, n)}
+               "evidence": evidence_note(contrast, c_lo, c_hi, n)}
         if distances is not None and len(distances):
             d = distances[distances["job_id"].isin(g["job_id"])]
             row["final_distance"] = d["final_distance"].mean() if len(d) else math.nan
@@ -214,19 +225,29 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
     return pd.DataFrame(rows)
 
 
-def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: int, published: str,
-                   null: float, direction: str, rule: str, also: tuple = ()) -> Verdict:
-    """A claim on the share of the gap a remedy closes: supported when the interval's lower end passes ``null``."""
+def _contrast_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: int, published: str,
+                      also: tuple = ()) -> Verdict:
+    """C8: per seed, c = L_remedy - (L_large + L_small) / 2 (below 0 exactly when the remedy closes more than half the
+    gap), decided only where C2's gap has its interval above 0; the share of the gap, with Fieller's interval, beside
+    it (docs/protocol.md; version 3 decided on the share, which divides by a noisy gap)."""
     rows = table[table["remedy"] == remedy] if len(table) else table
     if rows.empty:
         return _empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
     row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
-    v = Verdict(claim, decide(row.ci_low, row.ci_high, null, direction, row.seeds),
-                row.gap_closed, row.ci_low, row.ci_high, int(row.seeds), statement(claim),
-                f"share of the batch-{int(row.batch_size)} gap closed by {remedy} (1: all of it; {rule})",
+    n = int(row.seeds)
+    verdict = decide_gated_contrast((row.gap_low, row.gap_high), (row.contrast_low, row.contrast_high), n)
+    notes = [row.evidence, row.get("left_out", "")]
+    if not (math.isfinite(row.gap_low) and row.gap_low > 0):
+        notes.insert(0, f"no gap to close: batch {int(row.batch_size)} minus batch {int(row.small_batch)} is "
+                        f"{_fmt(row.gap)} [{_fmt(row.gap_low)}, {_fmt(row.gap_high)}], not clear of 0")
+    v = Verdict(claim, verdict, row.contrast, row.contrast_low, row.contrast_high, n, statement(claim),
+                f"per seed, min validation loss with {remedy} minus the mean of batch {int(row.batch_size)}'s and batch "
+                f"{int(row.small_batch)}'s (below 0: more than half the gap closed), where the gap's interval is above 0",
                 f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
-                f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; training time x{row.cost_vs_baseline:.2f}",
-                published, _join(row.evidence, row.get("left_out", "")))
+                f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; gap {_fmt(row.gap)} [{_fmt(row.gap_low)}, "
+                f"{_fmt(row.gap_high)}]; share of it closed {_fmt(row.gap_closed)} (Fieller {_fmt(row.share_fieller_low)} "
+                f"to {_fmt(row.share_fieller_high)}); training time x{row.cost_vs_baseline:.2f}",
+                published, _join(*notes))
     unusable = int(row.get("failed", 0)) + int(row.get("diverged", 0))
     if unusable and unusable * 2 > int(row.get("tried", 0)):
         v.note = _join(f"{remedy}'s learning rate {row.get('lr', math.nan):.3g} at batch {int(row.batch_size)} failed "
@@ -236,15 +257,15 @@ def _share_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch: in
         o = table[(table["remedy"] == other) & (table["batch_size"] == row.batch_size)]
         if len(o):
             o = o.iloc[0]
-            v.ours += f"; {other} closes {_fmt(o.gap_closed)} [{_fmt(o.ci_low)}, {_fmt(o.ci_high)}]"
-    # a censored remedy run can only have understated the share; a censored small batch overstated it;
-    # a censored large baseline moves both the gain and the gap, either way
+            v.ours += (f"; {other}: c {_fmt(o.contrast)} [{_fmt(o.contrast_low)}, {_fmt(o.contrast_high)}], closes "
+                       f"{_fmt(o.gap_closed)} of the gap")
+    # c falls with the remedy's minimum and rises with the baselines': a censored remedy run (its true minimum lower)
+    # can only have made c larger, a censored baseline smaller
     censored = {f"{remedy} at batch {int(row.batch_size)}": row.censored_remedy,
                 f"batch {int(row.small_batch)}": row.censored_small,
                 f"batch {int(row.batch_size)} without the remedy": row.censored_large}
-    bias = censoring_bias(bool(row.censored_small) or bool(row.censored_large),
-                          bool(row.censored_remedy) or bool(row.censored_large))
-    return _censor(v, direction, censored, bias)
+    bias = censoring_bias(bool(row.censored_remedy), bool(row.censored_small) or bool(row.censored_large))
+    return _censor(v, "less", censored, bias)
 
 
 def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95,
@@ -254,8 +275,7 @@ def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, co
     batch growth against learning-rate decay, with the constant rate as the control)."""
     rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
         columns=["remedy", "batch_size", "seed", "min_val_loss", "status", "notebook"])
-    out = [_share_verdict("C8", table, "linear_warmup", large_batch, GOYAL, 0.5, "greater",
-                          "'most' means a lower end > 0.5", also=("sqrt", "linear")),
+    out = [_contrast_verdict("C8", table, "linear_warmup", large_batch, GOYAL, also=("sqrt", "linear")),
            regime_adaptation(rem, small_batch, large_batch, confidence)]
     v = _paired_remedies(rem[rem["status"] == "ok"], "C10", "bn", "ghost_bn", large_batch, confidence)
     small_bn = rem[(rem["remedy"] == "bn") & (rem["batch_size"] == small_batch) & (rem["status"] == "ok")]
@@ -263,7 +283,11 @@ def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, co
         v.ours += f"; plain BN at batch {small_batch} {small_bn['min_val_loss'].mean():.3f}"
     v.note = _join(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
     out.append(v)
-    out.append(batch_growth(rem, small_batch, confidence))
+    control = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == small_batch)]
+    decay = rem[rem["remedy"] == "lr_decay"] if "remedy" in rem else rem
+    if len(decay):  # the comparison runs of the schedules' own setting (the same rate, model, data)
+        control = _baseline(seeds, decay.iloc[0], small_batch)
+    out.append(batch_growth(rem, small_batch, confidence, comparison=control))
     return out
 
 
@@ -297,7 +321,7 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
 
 def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
                       confidence: float = 0.95) -> Verdict:
-    """C9, Hoffer et al.'s regime adaptation as STUDY.md fixes it: three arms under one step schedule (the rate
+    """C9, Hoffer et al.'s regime adaptation as docs/protocol.md fixes it: three arms under one step schedule (the rate
     divided by 10 at 50% and 75% of the epochs, no patience): the small batch for E epochs (``step``), the large
     batch with the square-root rule for E epochs (``sqrt_step``) and for E x large/small epochs (``sqrt_step_longer``,
     the same steps). The gap is the same-epochs arm minus the small arm; the share closed is the same-steps arm's,
@@ -313,39 +337,49 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
                         "epochs": same_epochs.set_index("seed")["min_val_loss"],
                         "steps": same_steps.set_index("seed")["min_val_loss"]}).dropna()
     share = (per["epochs"] - per["steps"]) / (per["epochs"] - per["small"])
-    effect, lo, hi, n = interval(share, confidence)
+    # protocol v4: "closes at least 90% of the gap" as a per-seed contrast, c <= 0 exactly then
+    contrast = per["steps"] - per["small"] - 0.1 * (per["epochs"] - per["small"])
+    effect, lo, hi, n = interval(contrast, confidence)
+    gap, gap_lo, gap_hi, _ = interval(per["epochs"] - per["small"], confidence)
+    closed, f_lo, f_hi, _ = fieller(per["epochs"] - per["steps"], per["epochs"] - per["small"], confidence)
     steps = {name: arm["steps_run"].mean() for name, arm in (("small", small), ("epochs", same_epochs),
                                                               ("steps", same_steps))}
-    v = Verdict("C9", decide(lo, hi, 0.9, "at_least", n), effect, lo, hi, n, statement("C9"),
-                f"share of the batch-{large_batch} gap closed by training it as many steps as batch {small_batch} "
-                f"(square-root rule, the rate divided by 10 at 50% and 75% of the epochs, milestones stretched); the "
-                f"gap is batch {large_batch} at the same epochs minus batch {small_batch}, both under the same "
-                "schedule ('closes' means a lower end >= 0.9, an equivalence)",
+    notes = [evidence_note(contrast, lo, hi, n), minima.unusable_note(tried)]
+    if not (math.isfinite(gap_lo) and gap_lo > 0):
+        notes.insert(0, f"no gap to close: batch {large_batch} at the same epochs minus batch {small_batch} is "
+                        f"{_fmt(gap)} [{_fmt(gap_lo)}, {_fmt(gap_hi)}], not clear of 0")
+    v = Verdict("C9", decide_gated_contrast((gap_lo, gap_hi), (lo, hi), n), effect, lo, hi, n, statement("C9"),
+                f"per seed, c = L_steps - L_small - 0.1 (L_epochs - L_small): batch {large_batch} trained as many steps "
+                f"as batch {small_batch} (square-root rule, the rate divided by 10 at 50% and 75% of the epochs, "
+                f"milestones stretched) against the small batch and a tenth of the same-epochs gap (below 0: at least "
+                f"90% of the gap closed), where that gap's interval is above 0",
                 f"min validation loss (smoothed) batch {small_batch} {per['small'].mean():.3f} in "
                 f"{int(small['epochs_run'].max())} epochs; batch {large_batch} {per['epochs'].mean():.3f} in the same "
                 f"epochs, {per['steps'].mean():.3f} in {int(same_steps['epochs_run'].max())} epochs; steps "
-                f"{steps['small']:.0f}, {steps['epochs']:.0f} and {steps['steps']:.0f}",
-                HOFFER, _join(evidence_note(share, lo, hi, n), minima.unusable_note(tried)))
-    # a censored arm's minimum bounds its truth from above: the same-steps arm's understates the share, the
-    # small arm's overstates it (its true gap is larger), the same-epochs arm's moves both
+                f"{steps['small']:.0f}, {steps['epochs']:.0f} and {steps['steps']:.0f}; gap {_fmt(gap)} "
+                f"[{_fmt(gap_lo)}, {_fmt(gap_hi)}]; share closed {_fmt(closed)} (Fieller {_fmt(f_lo)} to {_fmt(f_hi)}; "
+                f"mean of per-seed shares {_fmt(share.mean())})",
+                HOFFER, _join(*notes))
+    # a censored arm's minimum bounds its truth from above: the same-steps arm's can only have made c larger; the
+    # small arm's and the same-epochs arm's smaller
     censored = {f"step at batch {small_batch}": censored_seeds(small, small_batch),
                 f"sqrt_step at batch {large_batch}": censored_seeds(same_epochs, large_batch),
                 f"sqrt_step_longer at batch {large_batch}": censored_seeds(same_steps, large_batch)}
-    bias = censoring_bias(bool(censored[f"step at batch {small_batch}"]) or
-                          bool(censored[f"sqrt_step at batch {large_batch}"]),
-                          bool(censored[f"sqrt_step_longer at batch {large_batch}"]) or
+    bias = censoring_bias(bool(censored[f"sqrt_step_longer at batch {large_batch}"]),
+                          bool(censored[f"step at batch {small_batch}"]) or
                           bool(censored[f"sqrt_step at batch {large_batch}"]))
-    return _censor(v, "at_least", censored, bias)
+    return _censor(v, "less", censored, bias)
 
 
 def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95, control: float = 0.95,
-                 band: tuple = (0.95, 1.05)) -> Verdict:
-    """C12, Smith et al. 2018 as STUDY.md fixes it: from the small batch at the comparison's rate, the same epochs,
+                 band: tuple = (0.95, 1.05), comparison: pd.DataFrame | None = None) -> Verdict:
+    """C12, Smith et al. 2018 as docs/protocol.md fixes it: from the small batch at the comparison's rate, the same epochs,
     milestones at 1/3 and 2/3; decay divides the rate by 5 at each, growth multiplies the batch by 5 (up to a
-    tenth of the training set, the rest of the factor going to the rate), constant keeps both (``none`` without
-    patience). The control must hold first (decay over constant, upper end < ``control``): without it the
-    schedule has no effect here and the claim is inconclusive. Then growth over decay within ``band`` supports it,
-    wholly outside refutes it."""
+    tenth of the training set, the rest of the factor going to the rate). The constant-rate control is the small
+    batch's comparison run (``comparison``: the 02 runs at the same rate, each minimum confirmed by patience; protocol
+    v4, where a separate constant-rate run of the same epochs was that run continued). The control must hold first
+    (decay over constant, upper end < ``control``): without it the schedule has no effect here and the claim is
+    inconclusive. Then growth over decay within ``band`` supports it, wholly outside refutes it."""
     ok = rem[rem["status"] == "ok"]
     sizes = sorted(set(ok.loc[ok["remedy"] == "lr_decay", "batch_size"]) &
                    set(ok.loc[ok["remedy"] == "batch_growth", "batch_size"]))
@@ -355,9 +389,7 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
                                    "store", minima.unusable_note(tried)))
     batch = small_batch if small_batch in sizes else sizes[0]
     decay, growth = _arm(ok, "lr_decay", batch), _arm(ok, "batch_growth", batch)
-    constant = _arm(ok, "none", batch)
-    if "patience" in constant:
-        constant = constant[constant["patience"].fillna(0) == 0]
+    constant = comparison[comparison["batch_size"] == batch] if comparison is not None else decay.iloc[0:0]
     pair = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
                          "growth": growth.set_index("seed")["min_val_loss"]}).dropna()
     ratio = pair["growth"] / pair["decay"]
@@ -369,8 +401,8 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
             f"seeds); growth took {updates:.2f}x the parameter updates")
     if constant.empty:
         verdict = INCONCLUSIVE
-        notes.append(f"no constant-rate control (remedy none without patience at batch {batch}) in the store: whether "
-                     "the schedule has any effect here is unknown")
+        notes.append(f"no constant-rate control (batch {batch}'s comparison run at the same rate) in the store: "
+                     "whether the schedule has any effect here is unknown")
     else:
         ctl = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
                             "constant": constant.set_index("seed")["min_val_loss"]}).dropna()
@@ -383,13 +415,13 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
             notes.append(f"the control does not hold (decay over constant rate has an upper end of {_fmt(chi)}, not "
                          f"below {control:g}): the schedule has no effect here, so replacing it says nothing")
         # a censored constant-rate run bounds its minimum from above, so the measured control can only look
-        # stronger than it is: a control resting on such a bound is not established (STUDY.md's censoring rule)
+        # stronger than it is: a control resting on such a bound is not established (the protocol's censoring rule)
         censored_control = censored_seeds(constant, batch)
         if censored_control:
             notes.append(f"the constant-rate control is censored in seed{'s' * (len(censored_control) > 1)} "
-                         f"{', '.join(map(str, censored_control))} (its smoothed loss still fell by more than 1% over "
-                         f"its last 10% of epochs)" + (": the control may be an artefact of the bound, so the verdict "
-                                                        "is inconclusive" if held else ""))
+                         f"{', '.join(map(str, censored_control))} (the cap came before its patience confirmed the "
+                         "minimum)" + (": the control may be an artefact of the bound, so the verdict is inconclusive"
+                                       if held else ""))
             verdict = INCONCLUSIVE
     v = Verdict("C12", verdict, effect, lo, hi, n, statement("C12"),
                 f"smoothed minimum validation loss with batch growth over with learning-rate decay, batch {batch} at "
@@ -411,28 +443,29 @@ def _closing(claim):
 # this question's claims, in the registry (bsnb.claims.registry)
 CLAIMS = [
     Claim("C8", "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most "
-                "of the gap", "share of the gap closed: lower end > 0.5 / upper end < 0.5; censoring withdraws",
-          "remedies", _closing("C8"), 4, SMOOTHINGS),
+                "of the gap", "per seed c = L_remedy - (L_large + L_small)/2, where the gap's interval is above 0: upper end < 0 / "
+          "lower end > 0; no gap: inconclusive; censoring withdraws",
+          "remedies", _closing("C8"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "linear_warmup")),
     Claim("C9", "Hoffer's regime adaptation closes the gap: the large batch, with the square-root rule, trained for "
                 "as many steps as the small batch",
-          "share of the same-epochs gap (both under one step schedule) closed by the same-steps arm: lower end >= 0.9 "
-          "/ upper end < 0.9; censoring withdraws", "remedies",
-          _closing("C9"), 4, SMOOTHINGS),
+          "per seed c = L_steps - L_small - 0.1 (L_epochs - L_small), where the same-epochs gap's interval is above 0: "
+          "upper end < 0 / lower end > 0; censoring withdraws", "remedies",
+          _closing("C9"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "step", "sqrt_step", "sqrt_step_longer")),
     Claim("C10", "Ghost batch norm helps large batches",
           "plain minus ghost BN minimum validation loss, both with the square-root rule: lower end > 0 / upper end "
-          "< 0; censoring withdraws", "remedies", _closing("C10"), 4, SMOOTHINGS),
+          "< 0; censoring withdraws", "remedies", _closing("C10"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "bn", "ghost_bn")),
     Claim("C12", "Increasing the batch size instead of decaying the learning rate reaches the same validation loss "
                  "with fewer parameter updates",
           "with the control holding (decay over constant rate: upper end < 0.95), ratio growth/decay of the smoothed "
           "minimum validation loss within [0.95, 1.05] / wholly outside; without the control inconclusive",
-          "remedies", _closing("C12"), 4, SMOOTHINGS),
+          "remedies", _closing("C12"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "lr_decay", "batch_growth")),
     Claim("C15", "With the learning rate tuned for each batch size, large batches reach the small batch's minimum "
                  "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
           "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
           "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
-          4, SMOOTHINGS),
+          4, SMOOTHINGS, needs=ran("04_closing_the_gap", "tuned")),
     Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
                  "grows", "rank correlation of the band's width (rates within 5% of the best smoothed minimum, in "
           "factors of 2) with the batch size: interval below 0 / above 0", "rate_bands",
-          lambda st, rd: rate_robustness(st.runs(rd), st.confidence), 4),
+          lambda st, rd: rate_robustness(st.runs(rd), st.confidence), 4, needs=ran("04_closing_the_gap", "tuned")),
 ]

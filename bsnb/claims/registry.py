@@ -10,6 +10,7 @@ import math
 from bsnb.claims import q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing
 from bsnb.claims.protocol import PROTOCOL, Claim, Reading, Study
 from bsnb.claims.verdict import Verdict, _fmt
+from bsnb.stats import NOT_RUN
 
 QUESTIONS = (q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing)  # the article's questions 1 to 4
 
@@ -20,18 +21,31 @@ FIGURES = {c.id: c.figure for c in CLAIMS.values()}
 
 
 def question(study: Study, number: int, reading: Reading = PROTOCOL) -> list[Verdict]:
-    """The verdicts of every claim of one of the article's questions (1 to 4), in the registry's order."""
-    return [c.compute(study, reading) for c in CLAIMS.values() if c.question == number]
+    """The verdicts of every claim of one of the article's questions (1 to 4), in the registry's order; a claim the
+    profile ran nothing for is listed as not run, never as an inconclusive verdict."""
+    return [decide_claim(c, study, reading) for c in CLAIMS.values() if c.question == number]
+
+
+def decide_claim(claim: Claim, study: Study, reading: Reading = PROTOCOL) -> Verdict:
+    """``claim``'s verdict on ``study``, or :data:`~bsnb.stats.NOT_RUN` when the profile has no runs it measures."""
+    if claim.needs is not None and not claim.needs(study.runs(reading)):
+        return Verdict(claim.id, NOT_RUN, math.nan, math.nan, math.nan, 0, claim.statement, "",
+                       note="the profile has no runs that measure this claim")
+    return claim.compute(study, reading)
 
 
 def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
-    """STUDY.md's sensitivity analysis: each verdict recomputed under its claim's alternative readings. A verdict
+    """the protocol's sensitivity analysis: each verdict recomputed under its claim's alternative readings. A verdict
     is robust when every alternative gives its label; ``sensitivity`` says what each gave. A claim without
     alternatives (C3, C5) has none to fail, and is marked robust; an alternative that cannot be read from the
     store (a level no run reached) is named and left out."""
     out = []
     for v in verdicts:
         claim = CLAIMS.get(v.claim)
+        if v.verdict == NOT_RUN:  # no verdict, so nothing to be robust about
+            v.sensitivity = "not run in this profile"
+            out.append(v)
+            continue
         found, missing = [], []
         for alt in (claim.alternatives if claim else ()):
             try:
