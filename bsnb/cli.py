@@ -37,14 +37,46 @@ def _load(spec: str, out: str | None, force: bool = False):
 
 
 def cmd_validate(args) -> int:
+    from bsnb import schedule
+
     profile, out_dir, planned = _load(args.profile, args.out)
+    seconds = {p.job.job_id: schedule.job_seconds(p.cost) for p in planned}
+    to_run = [p for p in planned if not p.cached]
     print(f"profile {profile.name} ({profile.path}): {len(planned)} jobs, "
-          f"{sum(p.cached for p in planned)} already done in {out_dir}")
-    for p in planned:
-        axes = ", ".join(f"{a}={p.job.params[a]}" for a in p.job.axes)
-        print(f"  {'cached' if p.cached else 'to run':7s} {p.job.job_id}  {axes}")
+          f"{len(planned) - len(to_run)} already done in {out_dir}")
+    by_id = {p.job.job_id: p for p in planned}
+    groups = profiles.workload_jobs(profile) or {None: list(by_id)}
+    owners = {job: [w for w, ids in groups.items() if job in ids] for job in by_id}
+    shown: set[str] = set()
+    for workload, ids in groups.items():
+        if workload is not None:
+            print(f"workload {workload}: {len(ids)} jobs, about {_job_seconds(ids, seconds)} job-seconds")
+        for job in ids:
+            if job in shown:
+                continue  # a job two workloads share runs once, and is listed once
+            shown.add(job)
+            p = by_id[job]
+            axes = ", ".join(f"{a}={p.job.params[a]}" for a in p.job.axes)
+            shared = [w for w in owners[job] if w != workload]
+            print(f"  {'cached' if p.cached else 'to run':7s} {job}  {axes}  ~{seconds[job]:.0f} s"
+                  + (f"  (shared with {', '.join(shared)})" if shared else ""))
+    workers = profile.workers or engine_workers()
+    left = schedule.Clock({p.job.job_id: p.cost for p in to_run}, workers).at_start
+    print(f"in all: {len(to_run)} of {len(planned)} jobs to run, about {_job_seconds([p.job.job_id for p in to_run], seconds)} "
+          f"job-seconds, about {schedule.duration(left)} on {workers} worker(s) (the cost model, fitted on 2 CPU cores; "
+          "a run refines it as its jobs finish)")
     print("valid: nothing was run")
     return EXIT_OK
+
+
+def _job_seconds(ids, seconds: dict) -> str:
+    return f"{sum(seconds[j] for j in ids):,.0f}"
+
+
+def engine_workers() -> int:
+    from bsnb import engine
+
+    return engine.default_workers()
 
 
 def cmd_run(args) -> int:
@@ -56,7 +88,7 @@ def cmd_run(args) -> int:
     engine = Engine(workers=args.workers or profile.workers, threads=args.threads or profile.threads,
                     scheduler=args.scheduler, cluster_file=args.cluster, log_directory=out_dir / "logs" / "cluster")
     done = sweep.run(profile, out_dir, engine, force=args.force, progress=not args.quiet,
-                     say=lambda line: print(line, flush=True), build_report=report.build,
+                     say=_say, build_report=report.build,
                      reuse_kernels=not args.fresh_kernels)
     result, planned = done.result, done.planned
     complete = result.count("ok") + result.count("cached")
@@ -64,18 +96,26 @@ def cmd_run(args) -> int:
         print(f"error: cannot write in {out_dir} ({result.unwritable}); {complete} of {len(planned)} jobs complete and "
               f"kept: free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
         return EXIT_FAILED
+    if result.lost:
+        elsewhere = "start it again (or run without --scheduler, on a local cluster)" if args.scheduler else \
+            "check that the cluster is up"
+        print(f"error: {result.lost}; {complete} of {len(planned)} jobs complete and kept: {elsewhere}, "
+              f"then run the same command again to finish the rest", file=sys.stderr)
+        return EXIT_FAILED
     if result.interrupted:
         print(f"interrupted after {result.seconds:.0f} s of jobs: {complete} of {len(planned)} jobs complete; "
               f"run the same command again to finish the rest", file=sys.stderr)
         return EXIT_INTERRUPTED
     t = done.timings
     ran = result.count("ok") + result.count("failed")
-    print(f"{len(planned)} jobs: {ran} ran, {result.count('cached')} cached, {len(result.failed)} failed; "
+    _say(f"{len(planned)} jobs: {ran} ran, {result.count('cached')} cached, {len(result.failed)} failed; "
           f"findings {'FAILED: ' + done.findings_error if done.findings_error else 'ok'}; "
-          f"{t['total']:.0f} s in all (jobs {t['jobs']:.0f} s, findings {t['findings']:.0f} s, report {t['report']:.0f} s)")
+          f"{t['total']:.0f} s in all (jobs {t['jobs']:.0f} s"
+         + (f", estimated {result.estimated:.0f} s at the start" if result.estimated is not None and ran else "")
+         + f", findings {t['findings']:.0f} s, report {t['report']:.0f} s)")
     for o in result.failed:
-        print(f"  failed: {o.job_id}: {o.error} (notebook kept in {out_dir / 'runs' / o.job_id})")
-    print(done.index.resolve())
+        _say(f"  failed: {o.job_id}: {o.error} (notebook kept in {out_dir / 'runs' / o.job_id})")
+    _say(str(done.index.resolve()))
     return EXIT_FAILED if result.failed or done.findings_error else EXIT_OK
 
 
@@ -131,6 +171,22 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def _quiet_stdout():
+    """Point stdout at /dev/null: its reader has gone, and Python's own flush at exit would fail again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _say(line: str):
+    """A progress line on stdout. A reader that has gone (`bsnb run quick | head`) does not stop the sweep."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _quiet_stdout()
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bsnb", description="Effect of batch size on neural-net training: "
                                  "a parameterised notebook study.")
@@ -177,8 +233,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     import signal
 
-    if hasattr(signal, "SIGPIPE"):  # `bsnb validate quick | head` ends quietly
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # SIGPIPE keeps Python's setting (ignored): a write to a socket whose peer has gone (a browser tab on the Dask
+    # dashboard closed, a lost worker) then raises an error that Tornado, bokeh and distributed handle. Restoring
+    # the default action, the usual trick for `cmd | head`, killed the whole sweep the moment a dashboard page
+    # closed (exit 141). A closed pipe on our own stdout is handled below instead.
     # Ctrl-C stops a sweep cleanly even when the process started with SIGINT ignored (a parent that ignores it
     # passes that on, and Python then installs no KeyboardInterrupt): the sweep would not stop at all.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -189,6 +247,9 @@ def main(argv=None) -> int:
             return EXIT_INVALID
     try:
         return args.func(args)
+    except BrokenPipeError:  # `bsnb validate quick | head`: the reader has gone; end quietly
+        _quiet_stdout()
+        return EXIT_OK
     except parameters.ProfileError as exc:
         print(f"error: {exc}\nnothing was run.", file=sys.stderr)
         return EXIT_INVALID

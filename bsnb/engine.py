@@ -20,6 +20,7 @@ functions to run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -264,7 +265,8 @@ class Engine:
                          "distributed.admin.system-monitor.gil.enabled": False,
                          "distributed.worker.memory.monitor-interval": "5s"})
         if self.scheduler:
-            self.client = Client(self.scheduler, timeout="30s")
+            # how long to try to reach the scheduler, and to reconnect once lost: Dask's connect timeout (30 s)
+            self.client = Client(self.scheduler, timeout=dask.config.get("distributed.comm.timeouts.connect"))
         elif self.settings:
             self.cluster = jobqueue_cluster(self.settings, self.log_directory)
             self.cluster.scale(jobs=max(1, min(self.settings["jobs"], jobs or self.settings["jobs"])))
@@ -285,6 +287,42 @@ class Engine:
         return self
 
     def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def address(self) -> str:
+        """Where the scheduler is: the address given, or the one started here."""
+        if self.scheduler:
+            return self.scheduler
+        with contextlib.suppress(Exception):
+            return self.cluster.scheduler_address
+        return "the cluster started here"
+
+    def connection_problem(self, exc: BaseException) -> str | None:
+        """One line saying the scheduler was lost or never reached, when ``exc`` says so; else None.
+
+        A client that loses its scheduler tries to reconnect for the connect timeout, then closes and cancels the
+        futures it held (``FuturesCancelledError``); one that cannot reach it raises ``OSError`` ("Timed out trying
+        to connect"). Neither is a job's failure: the jobs that finished are kept and a rerun does the rest.
+        """
+        from concurrent.futures import CancelledError
+
+        from distributed.comm.core import CommClosedError
+
+        closed = self.client is not None and getattr(self.client, "status", "running") in ("closing", "closed")
+        if self.client is None and isinstance(exc, OSError) and exc.errno is None:  # while connecting
+            return f"cannot reach the Dask scheduler at {self.address} ({str(exc).splitlines()[0]})"
+        if isinstance(exc, (CancelledError, CommClosedError, ConnectionError, TimeoutError)) or closed:
+            return f"lost the connection to the Dask scheduler at {self.address}"
+        return None
+
+    def abandon(self):
+        """Give up on a scheduler that is gone: the client's own reconnection attempts, cut short as it closes, would
+        log their tracebacks after the one line the sweep has already said."""
+        import logging
+
+        for name in ("distributed", "distributed.client", "distributed.comm"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         self.close()
 
     # -- jobs

@@ -383,9 +383,11 @@ class SweepResult:
     outcomes: list[Outcome] = field(default_factory=list)
     interrupted: bool = False
     unwritable: str | None = None  # why the sweep stopped early: what could not be written where
+    lost: str | None = None  # why the sweep stopped early: the scheduler was lost or could not be reached
     seconds: float = 0.0
     engine: str = ""  # where the jobs ran, and how many at once
     workers: int = 0
+    estimated: float | None = None  # the jobs' wall time the cost model expected at the start, in seconds
 
     def count(self, state: str) -> int:
         return sum(o.state == state for o in self.outcomes)
@@ -438,11 +440,20 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
     def ready(p: Planned) -> bool:
         return p.source is None or finished.get(p.source.job.job_id) in ("ok", "cached")
 
+    clock: schedule.Clock | None = None  # the time left, once the engine says how many jobs run at once
+    started: dict[str, float] = {}
+
     def done(outcome: Outcome, line: str):
         result.outcomes.append(outcome)
         finished[outcome.job_id] = outcome.state
         bar.update(1)
-        bar.write(f"[{len(result.outcomes)}/{len(planned)}] {line}", file=stream)
+        left = ""
+        if clock is not None:
+            clock.finished(outcome.job_id, outcome.seconds, ran=outcome.state == "ok")
+            now = time.time()
+            seconds = clock.seconds_left({p.job.job_id: now - started[p.job.job_id] for p in running.values()})
+            left = f"; about {schedule.duration(seconds)} left" if len(result.outcomes) < len(planned) else ""
+        bar.write(f"[{len(result.outcomes)}/{len(planned)}] {line}{left}", file=stream)
 
     try:
         engine.start(jobs=len(todo))
@@ -451,6 +462,10 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
         bar.write(f"engine: {result.engine}, {result.workers} job(s) at once, {threads} thread(s) each"
                   + (", a GPU for each job that may use one" if gpu else "")
                   + (f"; dashboard {dashboard}" if dashboard else ""), file=stream)
+        clock = schedule.Clock({p.job.job_id: p.cost for p in todo}, result.workers)
+        result.estimated = clock.at_start
+        bar.write(f"{len(todo)} job(s) to run: about {schedule.duration(clock.at_start)} by the cost model "
+                  "(refined as jobs finish)", file=stream)
         while queue or running:
             for p in [p for p in queue if p.source is not None and finished.get(p.source.job.job_id) == "failed"]:
                 queue.remove(p)  # the run it reads failed: it cannot run
@@ -462,6 +477,7 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
                 fut = engine.submit(run_job, p, threads, force, str(log) if log else None, reuse_kernels,
                                     name=p.job.job_id, priority=p.cost, gpu=gpu and may_use_gpu(p.job.params))
                 running[fut] = p
+                started[p.job.job_id] = time.time()
             if not running:  # nothing can start: what is left waits on a run that will not come
                 for p in queue:
                     done(Outcome(p.job.job_id, "failed", error="the run it reads was not run"),
@@ -478,6 +494,8 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
                 try:
                     outcome = fut.result()
                 except Exception as exc:  # the worker died every time it ran the job (KilledWorker), ...
+                    if engine.connection_problem(exc):  # ... or the scheduler is gone: not the job's failure
+                        raise
                     outcome = _record_failure(p, _describe_failure(exc))
                 if outcome.state == "interrupted":
                     raise KeyboardInterrupt
@@ -493,6 +511,12 @@ def execute(planned: list[Planned], engine: Engine, force: bool = False, progres
                   "interrupted: stopping the running jobs; completed jobs are kept, rerun to finish the rest",
                   file=stream)
         engine.stop(running)
+    except Exception as exc:  # the scheduler was lost, or never reached: what finished is kept
+        result.lost = engine.connection_problem(exc)
+        if result.lost is None:
+            raise
+        bar.write(f"{result.lost}: stopping; completed jobs are kept", file=stream)
+        engine.abandon()
     finally:
         signal.signal(signal.SIGTERM, previous)
         bar.close()
@@ -605,7 +629,7 @@ class ProfileRun:
 
     @property
     def stopped(self) -> bool:
-        return self.result.interrupted or self.result.unwritable is not None
+        return self.result.interrupted or self.result.unwritable is not None or self.result.lost is not None
 
 
 def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = False, progress: bool = True,
