@@ -102,6 +102,44 @@ def test_a_verdict_is_robust_only_when_every_alternative_reading_gives_its_label
     assert "3-epoch smoothing: supported" in v.sensitivity
 
 
+def _c2_study(ratios: list[float]) -> "claims.Study":
+    """C2 on batch 32 and 256 with the given per-seed ratio of their (flat) minima."""
+    seeds, epochs = [], []
+    for s, ratio in enumerate(ratios):
+        for b, level in ((32, 0.30), (256, 0.30 * ratio)):
+            epochs.append(curve(np.full(30, level) + 0.001 * np.abs(np.arange(30) - 15), job=f"02-bs{b}",
+                                seed=s).assign(batch_size=b))
+            seeds.append(summary(job=f"02-bs{b}", seed=s).assign(batch_size=b))
+    tables = type("T", (), {"seeds": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
+                            "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
+    return claims.Study(tables)
+
+
+def test_a_label_one_seed_decides_or_the_bonferroni_level_moves_is_not_robust():
+    """Protocol v4: a label must survive each seed left out in turn and the Bonferroni interval."""
+    steady = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 1.27])
+    [v] = claims.robustness(steady, [claims.CLAIMS["C2"].compute(steady, claims.PROTOCOL)])
+    assert v.verdict == claims.SUPPORTED and v.robust, v.sensitivity
+    assert "one seed left out: the same label without any one of 8" in v.sensitivity and "Bonferroni" in v.sensitivity
+    # seven seeds agree and one (an unstable run, say) goes the other way: the label rests on that one seed
+    one = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 0.6])
+    v = claims.CLAIMS["C2"].compute(one, claims.PROTOCOL)
+    assert v.verdict == claims.INCONCLUSIVE
+    [v] = claims.robustness(one, [v])
+    assert not v.robust and "the label moves without seed 7 (supported)" in v.sensitivity
+    # a clear but modest effect that the Bonferroni level (K = 1 here: the 95% level) leaves; K = 18 does not
+    modest = _c2_study([1.05, 1.00, 1.09, 1.02, 1.08, 1.01, 1.07, 1.03])
+    v = claims.CLAIMS["C2"].compute(modest, claims.PROTOCOL)
+    others = [claims.Verdict(f"X{i}", claims.INCONCLUSIVE, 1, 0, 2, 8, "", "") for i in range(3, 20)]  # 17 more
+    assert v.verdict == claims.SUPPORTED
+    [v, *_] = claims.robustness(modest, [v, *others])
+    assert not v.robust and "moved by the Bonferroni level" in v.sensitivity and "K = 18" in v.sensitivity
+    # with fewer than 5 seeds the seed check is not made, and nothing is robust
+    few = _c2_study([1.30, 1.32, 1.28, 1.31])
+    [v] = claims.robustness(few, [claims.CLAIMS["C2"].compute(few, claims.PROTOCOL)])
+    assert not v.robust and "not made (4 seeds" in v.sensitivity
+
+
 def test_the_curves_reading_wins_over_the_columns_a_run_recorded_of_it():
     val = np.r_[np.linspace(1.0, 0.5, 20), np.full(5, 0.6)]
     recorded = summary(min_val_loss_raw=0.1, epoch_of_min_raw=3)  # what a newer training loop writes, here wrong
@@ -128,3 +166,15 @@ def test_a_run_that_climbs_back_above_chance_is_unstable_kept_and_named():
     assert not minima.read_runs(summary(), curve(np.linspace(1.5, 1.3, 20), spiky)).iloc[0]["unstable"]
     diverged = np.r_[np.linspace(2.0, 0.8, 10), np.full(10, np.inf)]
     assert minima.read_runs(summary(), curve(np.linspace(1.5, 1.3, 20), diverged)).iloc[0]["unstable"]
+
+
+def test_a_blow_up_inside_an_epoch_seen_only_by_the_running_mean_is_unstable():
+    """The evaluation at the epoch's end came back below chance (2.17), the epoch's running mean did not (3.00): the
+    v3 reference's batch-256 linear-rule seed 6 as another CPU computed it."""
+    train_loss = np.r_[np.linspace(2.0, 0.86, 8), 2.17, np.linspace(2.1, 1.4, 11)]
+    epochs = curve(np.linspace(1.5, 1.3, 20), train_loss)
+    epochs["train_loss_running"] = epochs["train_loss"]
+    epochs.loc[epochs["epoch"] == 9, "train_loss_running"] = 3.0
+    r = minima.read_runs(summary(), epochs).iloc[0]
+    assert bool(r["unstable"]) and r["train_loss_peak_after_fall"] == pytest.approx(3.0)
+    assert not minima.read_runs(summary(), epochs.drop(columns="train_loss_running")).iloc[0]["unstable"]

@@ -187,10 +187,41 @@ class Study:
             self._read[reading.smoothing] = minima.read_runs(self.tables.seeds, self.tables.epochs, reading.smoothing)
         return self._read[reading.smoothing]
 
+    def seed_ids(self) -> list[int]:
+        """Every seed the study's runs used (the comparisons', the search's and the confirmation seeds)."""
+        seeds = self.tables.seeds
+        return sorted(int(s) for s in seeds["seed"].dropna().unique()) if "seed" in seeds else []
+
+    def without_seed(self, seed: int) -> "Study":
+        """The same study with one seed's runs and measurements left out (the protocol's stability check)."""
+        return Study(SeedLeftOut(self.tables, seed), self.small_batch, self.large_batch, self.confidence, self.speed,
+                     self.c1_level)
+
+    def at_confidence(self, confidence: float) -> "Study":
+        """The same study with intervals at another confidence level (the Bonferroni level); its readings are kept."""
+        return Study(self.tables, self.small_batch, self.large_batch, confidence, self.speed, self.c1_level, self._read)
+
     def comparison_steps(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
         comparison, _ = comparison_runs(self.runs(reading))
         steps = self.tables.steps
         return steps[steps["job_id"].isin(comparison["job_id"])] if len(steps) and len(comparison) else steps.iloc[0:0]
+
+
+class SeedLeftOut:
+    """A store's tables without one seed's rows (every table that has a ``seed`` column)."""
+
+    def __init__(self, tables, seed: int):
+        self._tables, self._seed = tables, seed
+        self.seeds, self.epochs, self.steps = (self._drop(getattr(tables, name)) for name in ("seeds", "epochs", "steps"))
+
+    def _drop(self, frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["seed"] != self._seed] if len(frame) and "seed" in frame else frame
+
+    def table(self, name: str) -> pd.DataFrame:
+        return self._drop(self._tables.table(name))
+
+    def __getattr__(self, name):  # jobs, extra: as they are
+        return getattr(self._tables, name)
 
 
 def ran(notebook: str, *remedies: str):

@@ -34,11 +34,20 @@ def decide_claim(claim: Claim, study: Study, reading: Reading = PROTOCOL) -> Ver
     return claim.compute(study, reading)
 
 
+LEAVE_ONE_OUT_SEEDS = 5  # fewer seeds than this: the one-seed-left-out check is not made, and no label is robust
+FAMILY_ALPHA = 0.05  # the Bonferroni level is 1 - FAMILY_ALPHA / K, K the claims the profile decides
+
+
 def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
-    """the protocol's sensitivity analysis: each verdict recomputed under its claim's alternative readings. A verdict
-    is robust when every alternative gives its label; ``sensitivity`` says what each gave. A claim without
-    alternatives (C3, C5) has none to fail, and is marked robust; an alternative that cannot be read from the
-    store (a level no run reached) is named and left out."""
+    """The protocol's sensitivity, multiplicity and stability checks: each verdict recomputed under its claim's
+    alternative readings, at the Bonferroni level 1 - 0.05/K (K: the claims the profile decides), and with each seed
+    left out in turn. A verdict is robust when every check gives its label; ``sensitivity`` says what each gave and
+    which moved the label. With fewer than 5 seeds the seed check is not made and the claim is not robust; a claim
+    without alternatives still faces the other two checks. An alternative that cannot be read from the store (a
+    level no run reached) is named and left out. A claim not run has no verdict to check."""
+    decided = [v for v in verdicts if v.verdict != NOT_RUN]
+    strict = study.at_confidence(1 - (1 - study.confidence) / max(1, len(decided)) if decided else study.confidence)
+    left_out: dict[int, Study] = {}  # one seed left out, built once for every claim
     out = []
     for v in verdicts:
         claim = CLAIMS.get(v.claim)
@@ -46,7 +55,7 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
             v.sensitivity = "not run in this profile"
             out.append(v)
             continue
-        found, missing = [], []
+        found, missing, moved = [], [], []
         for alt in (claim.alternatives if claim else ()):
             try:
                 w = claim.compute(study, alt)
@@ -58,10 +67,31 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
                 continue
             found.append(f"{alt.describe()}: {w.verdict}, {_fmt(w.effect)} [{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
             if w.verdict != v.verdict:
-                v.robust = False
-        if v.robust is None:
-            v.robust = True
-        v.sensitivity = "; ".join(found + ([f"not readable: {', '.join(missing)}"] if missing else [])) or \
+                moved.append(alt.describe())
+        if claim is not None:
+            w = claim.compute(strict, PROTOCOL)
+            found.append(f"Bonferroni ({strict.confidence:.4g}, K = {len(decided)}): {w.verdict}, "
+                         f"[{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
+            if w.verdict != v.verdict:
+                moved.append("the Bonferroni level")
+            if v.seeds < LEAVE_ONE_OUT_SEEDS:
+                found.append(f"one seed left out: not made ({v.seeds} seeds, fewer than {LEAVE_ONE_OUT_SEEDS})")
+                moved.append("too few seeds to leave one out")
+            else:
+                flips = []
+                for seed in study.seed_ids():
+                    if seed not in left_out:
+                        left_out[seed] = study.without_seed(seed)
+                    w = claim.compute(left_out[seed], PROTOCOL)
+                    if w.verdict != v.verdict:
+                        flips.append(f"seed {seed} ({w.verdict})")
+                found.append("one seed left out: " + (f"the label moves without {', '.join(flips)}" if flips else
+                                                      f"the same label without any one of {len(study.seed_ids())}"))
+                if flips:
+                    moved.append("one seed left out")
+        v.robust = not moved
+        v.sensitivity = "; ".join(([f"moved by {', '.join(moved)}"] if moved else [])
+                                  + found + ([f"not readable: {', '.join(missing)}"] if missing else [])) or \
             "the protocol names no alternative reading"
         out.append(v)
     return out
