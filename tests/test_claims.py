@@ -257,10 +257,12 @@ def test_sharper_large_batch_minima_at_matched_loss_support_c6_and_flatter_ones_
     assert claims.sharpness(pd.DataFrame(columns=["notebook", "batch_size"])).verdict == claims.INCONCLUSIVE
 
 
-def test_c6_flags_a_trend_that_is_not_monotone():
-    # the pair says sharper (x5), but the largest batch is the flattest of all: no rising trend
+def test_c6_needs_the_per_seed_slope_over_every_batch_size_as_well_as_the_pair():
+    # the pair says sharper (x5), but the largest batch is the flattest of all: the per-seed slope over the three
+    # sizes falls, so the claim is not supported however sharp the pair
     v = claims.sharpness(sharpness_runs({32: 3.0, 256: 15.0, 1024: 1.0}, noise=0.3))
-    assert v.ci_low > 1 and v.verdict == claims.INCONCLUSIVE and "does not rise monotonically" in v.note
+    assert v.ci_low > 1 and v.verdict == claims.NOT_SUPPORTED and "does not clearly rise" in v.note
+    assert "per-seed slope of log lambda_max on log2(batch)" in v.ours
 
 
 def test_c6_compares_at_the_lowest_level_every_measured_run_reached_and_its_neighbours():
@@ -656,9 +658,9 @@ def noise_levels(growth: float, seeds=(0, 1, 2, 3), rng=None, skip=()):
 
 
 @pytest.mark.parametrize("growth, verdict", [(2.0, claims.SUPPORTED), (0.5, claims.NOT_SUPPORTED)])
-def test_c14_is_the_rank_correlation_of_the_noise_scale_with_the_falling_loss(growth, verdict):
+def test_c14_is_the_per_seed_slope_of_the_noise_scale_on_the_falling_loss(growth, verdict):
     v = claims.noise_growth(noise_levels(growth))
-    assert v.verdict == verdict and abs(v.effect) > 0.8 and v.seeds == 4
+    assert v.verdict == verdict and v.seeds == 4 and (v.effect > 0) == (growth > 1)
     assert "over the levels 1 down to 0.03" in v.measure and "at the start" in v.ours  # the start is beside it
 
 
@@ -808,12 +810,14 @@ def banded_search(steepness: dict, seeds=range(8), rates=(0.01, 0.02, 0.04, 0.08
 def test_c18_reads_the_band_of_good_rates_around_the_best():
     search = banded_search({32: 0.02, 256: 0.04, 1024: 0.5})
     bands = claims.rate_bands(search).set_index(["batch_size", "seed"])
-    # within 5% of the best: +-2 factors of 2 at 2% a step, +-1 at 4%, the best alone at 50%
-    assert bands.loc[(32, 0), "width"] == 4 and bands.loc[(256, 0), "width"] == 2 and bands.loc[(1024, 0), "width"] == 0
-    assert (bands.loc[(32, 0), "band_low"], bands.loc[(32, 0), "band_high"]) == (0.02, 0.32)
+    # within 5% of the best, interpolated in log2(rate): +-2.5 factors of 2 at 2% a step, +-1.25 at 4%, +-0.1 at 50%
+    # (on the grid's rates alone, v3's reading, 4, 2 and 0: a band of one rate had no width)
+    assert bands.loc[(32, 0), "width"] == pytest.approx(5) and bands.loc[(256, 0), "width"] == pytest.approx(2.5)
+    assert bands.loc[(1024, 0), "width"] == pytest.approx(0.2) and bands.loc[(1024, 0), "grid_width"] == 0
+    assert bands.loc[(32, 0), "band_low"] == pytest.approx(0.08 / 2 ** 2.5)
     assert not bands["at_edge"].any()
     v = claims.rate_robustness(search)
-    assert v.verdict == claims.SUPPORTED and v.ci_high < 0 and v.seeds == 8 and "batch 32 4.00" in v.ours
+    assert v.verdict == claims.SUPPORTED and v.ci_high < 0 and v.seeds == 8 and "batch 32 5.00" in v.ours
     rising = claims.rate_robustness(banded_search({32: 0.5, 256: 0.04, 1024: 0.02}))
     assert rising.verdict == claims.NOT_SUPPORTED and rising.ci_low > 0
 
@@ -823,11 +827,15 @@ def test_c18_bands_end_at_a_failed_rate_and_flag_the_grid_edge():
     # a rate that failed to train ends the band even when its loss reads low
     search.loc[(search["batch_size"] == 256) & (search["lr_used"] == 0.16), "status"] = "failed to train"
     bands = claims.rate_bands(search).set_index(["batch_size", "seed"])
-    assert (bands.loc[(256, 1), "band_low"], bands.loc[(256, 1), "band_high"]) == (0.04, 0.08)
+    assert bands.loc[(256, 1), "band_low"] == pytest.approx(0.08 / 2 ** 1.25)  # interpolated below the best
+    assert bands.loc[(256, 1), "band_high"] == pytest.approx(0.08) and bands.loc[(256, 1), "at_edge"]  # a failed rate ends it
     # the flattest search spans the whole grid: its width is only a lower bound, and the note says so
     assert bands.loc[(32, 2), "at_edge"] and bands.loc[(32, 2), "width"] == 6
     v = claims.rate_robustness(search)
-    assert "3 of 9 bands reach an end of their grid" in v.note and "batch 32 seed 0" in v.note
+    assert "6 of 9 bands reach an end of their grid" in v.note and "batch 32 seed 0" in v.note
+    # the narrowest bands (1024) are exact, the widest (32) and 256's are lower bounds: a narrowing read from
+    # bounds that could only hide more narrowing stands; read the other way round it would be withdrawn
+    assert v.verdict == claims.SUPPORTED
     # fewer than 3 batch sizes searched: no trend to read
     assert claims.rate_robustness(banded_search({32: 0.02, 256: 0.04})).seeds == 0
 

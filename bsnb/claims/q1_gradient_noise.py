@@ -18,15 +18,16 @@ from bsnb.claims.protocol import (
     _level_of,
     ran,
 )
-from bsnb.claims.verdict import Verdict, _empty, _fmt, _join, evidence_note, rank_trend, statement
+from bsnb.claims.verdict import Verdict, _empty, _fmt, _join, evidence_note, rank_trend, seed_slope, statement
 from bsnb.results import TARGET, level_checkpoint, windowed_b_simple
 from bsnb.stats import INCONCLUSIVE, MIN_SEEDS, NOT_SUPPORTED, SUPPORTED, decide_within, interval
 
 
 def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
-    """C14: the rank correlation of the exact B_simple (per-example gradients, notebook 01) with -log(level) over
-    the training-loss levels from 1 down to the lowest every seed reached, pooled over seeds (Fisher interval);
-    supported when the interval lies above 0 (it grows as the loss falls), not supported when below.
+    """C14: per seed, the least-squares slope of log B_simple (exact, per-example gradients, notebook 01) on
+    -log(level) over the training-loss levels from 1 down to the lowest every seed reached, with a t interval over
+    seeds; supported when the interval lies above 0 (it grows as the loss falls), not supported when below. The
+    rank correlation pooled over seeds and levels is shown beside it (it treated them as independent: v3).
 
     At each level, tr(Sigma) and |G|^2 are each summed over the window of the checkpoint where the training loss
     first fell to it and the next ``reading.window - 1`` evaluated epochs (``results.windowed_b_simple``). The
@@ -46,18 +47,19 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Readin
                              f"reached and measured in every seed ({', '.join(f'{x:g}' for x in levels) or 'none'})")
     at = r[r["checkpoint"].isin([level_checkpoint(lv) for lv in levels])]
     at = at.assign(neg_log_level=-np.log(at["checkpoint"].map(_level_of)))
-    rho, lo, hi, n = rank_trend(at, "b_simple", confidence, by="neg_log_level")
-    verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n_seeds < MIN_SEEDS else (
+    slope, lo, hi, n = seed_slope(at, "b_simple", confidence, by="neg_log_level", x=lambda v: v)
+    rho, rlo, rhi, _ = rank_trend(at, "b_simple", confidence, by="neg_log_level")
+    verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n < MIN_SEEDS else (
         SUPPORTED if lo > 0 else NOT_SUPPORTED if hi < 0 else INCONCLUSIVE)
     trend = "; ".join(f"loss {lv:g}: {at.loc[at['checkpoint'] == level_checkpoint(lv), 'b_simple'].mean():.3g}"
                       for lv in levels)
     start = r[r["checkpoint"] == "initial"]
-    return Verdict("C14", verdict, rho, lo, hi, n_seeds, statement("C14"),
-                   f"rank correlation (Spearman, pooled over {n_seeds} seeds and {len(levels)} levels, Fisher "
-                   f"interval) of B_simple = tr(Sigma)/|G|^2 from per-example gradients with -log(training-loss level),"
-                   f" over the levels 1 down to {min(levels):g} (the lowest every seed reached), batch {batch} run; "
-                   f"{_window_text(at, reading.window)}",
-                   f"mean B_simple along the falling loss, {trend}"
+    return Verdict("C14", verdict, slope, lo, hi, n, statement("C14"),
+                   f"per-seed least-squares slope of log B_simple (tr(Sigma)/|G|^2 from per-example gradients) on "
+                   f"-log(training-loss level), t interval over {n} seeds, over the levels 1 down to {min(levels):g} "
+                   f"(the lowest every seed reached), batch {batch} run; {_window_text(at, reading.window)}",
+                   f"mean B_simple along the falling loss, {trend}; rank correlation beside it (pooled) {_fmt(rho)} "
+                   f"[{_fmt(rlo)}, {_fmt(rhi)}]"
                    + (f"; at the start (training loss {start['train_loss'].mean():.3g}, not a level) "
                       f"{start['b_simple'].mean():.3g}" if len(start) else "") + f" (means of {n_seeds} seeds)",
                    "McCandlish et al. 2018: the noise scale grows by orders of magnitude as the loss falls "
@@ -352,7 +354,7 @@ CLAIMS = [
                  "longer cuts steps",
           "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS, needs=ran("04_closing_the_gap", "tuned")),
     Claim("C14", "The gradient noise scale grows as the training loss falls",
-          "rank correlation of the exact B_simple with -log(level) over the levels from 1 down to the lowest every "
+          "per-seed slope of log B_simple (exact) on -log(level) over the levels from 1 down to the lowest every "
           "seed reached: interval above 0 / below 0", "noise_scale",
           lambda st, rd: noise_growth(st.runs(rd), st.confidence, rd), 1, WINDOWS, needs=ran("01_what_is_batch_size")),
 ]

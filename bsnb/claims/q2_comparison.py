@@ -36,7 +36,7 @@ from bsnb.claims.verdict import (
     _ratio_text,
     _ratio_verdict,
     evidence_note,
-    rank_trend,
+    seed_slope,
     statement,
 )
 from bsnb.stats import INCONCLUSIVE, censoring_bias, decide, interval
@@ -109,9 +109,9 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     raw = paired(seeds, "min_val_loss_raw", small, large)
     if len(raw):
         v.ours += f"; raw minima {_ratio_text(raw, confidence)}"
-    rho, lo, hi, n = rank_trend(usable[usable["batch_size"] >= small], "min_val_loss", confidence)
+    rho, lo, hi, n = seed_slope(usable[usable["batch_size"] >= small], "min_val_loss", confidence)
     if math.isfinite(rho):
-        v.ours += (f"; rank correlation with the batch size over batches "
+        v.ours += (f"; per-seed slope of log minimum on log2(batch) over batches "
                    f"{', '.join(str(int(b)) for b in sorted(usable.loc[usable['batch_size'] >= small, 'batch_size'].unique()))}"
                    f" {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]")
     out.append(_censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),

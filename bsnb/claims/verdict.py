@@ -68,6 +68,23 @@ def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95, by: 
     return rho, math.tanh(z - half), math.tanh(z + half), n
 
 
+def seed_slope(values: pd.DataFrame, column: str, confidence: float = 0.95, by: str = "batch_size",
+               log_y: bool = True, x=np.log2) -> tuple[float, float, float, int]:
+    """The protocol's trend: per seed, the least-squares slope of ``column`` (its log when ``log_y``) on ``x(by)``
+    (log2 of the batch size by default), over the seed's own points; mean slope and Student-t interval over seeds.
+    A seed needs 3 or more distinct points; seeds are the independent units, not seeds x sizes."""
+    slopes = []
+    for _, g in values.groupby("seed"):
+        y = g[column].to_numpy(float)
+        keep = np.isfinite(y) & ((y > 0) if log_y else True) & np.isfinite(g[by].to_numpy(float))
+        g, y = g[keep], y[keep]
+        if g[by].nunique() < 3:
+            continue
+        xs = x(g[by].to_numpy(float))
+        slopes.append(float(np.polyfit(xs, np.log(y) if log_y else y, 1)[0]))
+    return interval(slopes, confidence)
+
+
 def _join(*notes) -> str:
     return "; ".join(n for n in notes if n)
 
