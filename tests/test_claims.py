@@ -725,14 +725,19 @@ def test_c15_is_an_equivalence_of_each_batch_sizes_best_minimum():
                                                  "seed": 0, "lr": 0.04, "status": "ok"}])]), 32)
 
 
-def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None):
-    """03 records of the small batch's comparison runs and 04 linear-rule records of the large batch, per level."""
+def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None, lam_at_rate=None):
+    """03 records of the small batch's comparison runs (and of the large batch's, at the comparison's rate, when
+    ``lam_at_rate``) and 04 linear-rule records of the large batch, per level."""
     rng = rng or np.random.default_rng(12)
     small, large = [], []
     for s in seeds:
         for lv in ("loss1", "loss0.3", "loss0.1", "final"):
             small.append({"job_id": "03-bs32", "notebook": "03_sharpness", "batch_size": 32, "seed": s, "status": "ok",
                           "checkpoint": lv, "lambda_max": lam_small * (1 + 0.03 * rng.standard_normal())})
+            if lam_at_rate is not None:
+                small.append({"job_id": "03-bs256", "notebook": "03_sharpness", "batch_size": 256, "seed": s,
+                              "status": "ok", "checkpoint": lv,
+                              "lambda_max": lam_at_rate * (1 + 0.03 * rng.standard_normal())})
         for lv in ("loss1", "loss0.3"):
             large.append({"job_id": "04-lin", "remedy": "linear_warmup", "batch_size": 256, "seed": s,
                           "checkpoint": lv, "lambda_max": lam_large * (1 + 0.03 * rng.standard_normal())})
@@ -744,14 +749,28 @@ def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None):
     return runs, pd.DataFrame(large)
 
 
-@pytest.mark.parametrize("lam_large, verdict", [(4.0, claims.SUPPORTED), (40.0, claims.NOT_SUPPORTED)])
-def test_c16_compares_sharpness_under_the_linear_rule_in_both_directions(lam_large, verdict):
-    runs, large = level_sharpness(10.0, lam_large)
+@pytest.mark.parametrize("lam_large, lam_at_rate, verdict", [
+    (4.0, 20.0, claims.SUPPORTED),  # (b) 0.4: flatter than the small batch; (a) 0.2: the rate moved it
+    (40.0, 20.0, claims.NOT_SUPPORTED),  # (b) 4 > 1.25: sharper even at an equal noise scale (Keskar)
+    (4.0, 3.0, claims.NOT_SUPPORTED),  # (a) 1.33 > 1: scaling the rate up made it sharper, not flatter
+    (12.0, 20.0, claims.INCONCLUSIVE),  # (b) 1.2: not clear of the 1.25 margin
+])
+def test_c16_asks_whether_the_rate_moves_sharpness_and_whether_the_large_batch_is_sharper_at_equal_noise(
+        lam_large, lam_at_rate, verdict):
+    runs, large = level_sharpness(10.0, lam_large, lam_at_rate=lam_at_rate)
     v = claims.edge_of_stability(runs, large)
     assert v.verdict == verdict and v.effect == pytest.approx(lam_large / 10, rel=0.05)
     assert "first fell to 0.3" in v.measure  # the large batch's runs never reached 0.1
+    assert f"(a) batch 256 under linear_warmup over batch 256 at the comparison's rate: {lam_large / lam_at_rate:.2g}" \
+        in v.ours or f"{lam_large / lam_at_rate:.3g}" in v.ours
     assert f"batch 256 under linear_warmup {lam_large * 0.24 / 3.8:.2f}" in v.ours
     assert claims.edge_of_stability(runs, large.iloc[0:0]).seeds == 0
+
+
+def test_c16_is_not_supported_without_part_a():
+    runs, large = level_sharpness(10.0, 4.0)  # no 03 measurements at the large batch
+    v = claims.edge_of_stability(runs, large)
+    assert v.verdict == claims.INCONCLUSIVE and "(a) needs the top eigenvalue" in v.note
 
 
 def test_the_gap_by_budget_is_empty_when_one_of_the_pair_has_no_usable_run():

@@ -37,7 +37,7 @@ from bsnb.claims.verdict import (
     seed_slope,
     statement,
 )
-from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, interval
+from bsnb.stats import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, censoring_bias, decide, evidence_problem, interval
 
 KESKAR_TABLE3 = {"small": 1.23, "large": 205.14}  # F1 (MNIST MLP), full space, epsilon 1e-3
 
@@ -150,20 +150,50 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     return v
 
 
+C16_MARGIN = 1.25  # C16 (b): at an equal noise scale the large batch is not sharper, with a non-inferiority margin
+
+
+def _pair_at_level(x: pd.DataFrame, y: pd.DataFrame, reading: "Reading") -> tuple[pd.DataFrame, str, float] | None:
+    """The top eigenvalue of two arms per seed (columns x, y) at their pair's matched level: the lowest of 1, 0.3, 0.1,
+    0.03 that every stable run of both reached (moved by ``reading.level_shift``), or at the weights of the smoothed
+    minimum when ``reading.at_minimum``; None when there is no such level. Returns the pair, where it was read and the
+    level (NaN at the minimum)."""
+    level = math.nan
+    if reading.at_minimum:
+        take = lambda d: d[d["checkpoint"] == "best"]  # noqa: E731
+        where = "at the weights of the smoothed minimum"
+    else:
+        calm_x, calm_y = _stable(x), _stable(y)
+        reached = [lv for lv in C1_LEVELS
+                   if calm_x.loc[calm_x["level"] == lv, "seed"].nunique() == calm_x["seed"].nunique()
+                   and calm_y.loc[calm_y["level"] == lv, "seed"].nunique() == calm_y["seed"].nunique()]
+        level = shifted_level(reached, reading.level_shift)
+        if level is None:
+            return None
+        take = lambda d: d[d["level"] == level]  # noqa: E731
+        where = f"where the training loss first fell to {level:g}"
+    both = pd.DataFrame({"x": take(x).set_index("seed")["lambda_max"], "y": take(y).set_index("seed")["lambda_max"]})
+    both = both[~both.index.duplicated()].dropna()
+    return (both, where, level) if len(both) else None
+
+
 def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
                       confidence: float = 0.95, reading: "Reading | None" = None, rule: str = "linear_warmup"
                       ) -> Verdict:
-    """C16, the edge-of-stability challenge to C6: the top Hessian eigenvalue at the matched training-loss level,
-    large over small, with the learning rate scaled by the linear rule (the large batch's ``rule`` runs of notebook
-    04, measured there with ``sharpness_at_levels``; the small batch's comparison runs, measured by notebook 03), so
-    that the noise scale lr N / B is the same. Supported when the ratio's upper end is below 1 (the large batch is
-    flatter: sharpness follows the rate); not supported when its lower end is above 1 (sharper even at an equal
-    noise scale: Keskar's mechanism). Beside it, lambda_max x lr / (2 (1 + momentum)) of every measured run, the
+    """C16, the edge-of-stability challenge to C6, in two parts, each at its pair's matched training-loss level
+    (docs/protocol.md): (a) the top Hessian eigenvalue of the large batch under the linear rule (``rule``: notebook 04,
+    measured with ``sharpness_at_levels``) over the large batch at the comparison's rate (notebook 03): below 1 when
+    the rate moves sharpness; (b) the large batch under the linear rule over the small batch's comparison runs (03), at
+    an equal noise scale lr N / B: not above :data:`C16_MARGIN` when the large batch is not sharper. Supported when
+    (a)'s upper end is below 1 and (b)'s below 1.25 (flatter, as the edge of stability predicts, supports it too); not
+    supported when (b)'s lower end is above 1.25 (sharper even at an equal noise scale: Keskar's mechanism) or (a)'s
+    lower end above 1. The effect is (b). Beside it, lambda_max x lr / (2 (1 + momentum)) of every measured run, the
     share of full-batch gradient descent's stability edge it sits at."""
     reading = reading or PROTOCOL
     sharp = _source_status(comparison_runs(runs, "03_sharpness")[0], runs) if "notebook" in runs else runs.iloc[0:0]
     sharp = _usable_seeds(sharp)
     small = sharp[sharp["batch_size"] == small_batch] if len(sharp) else sharp
+    at_rate = sharp[sharp["batch_size"] == large_batch] if len(sharp) else sharp
     large = level_sharpness.copy() if len(level_sharpness) else pd.DataFrame()
     if len(large) and "remedy" in large:
         large = large[(large["remedy"] == rule) & (large["batch_size"] == large_batch)]
@@ -177,34 +207,33 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     if small.empty or large.empty or "checkpoint" not in small:
         return _empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
                              f"(03) and of batch {large_batch}'s {rule} runs (04 with sharpness_at_levels)")
-    small = small.assign(level=small["checkpoint"].map(_level_of))
-    large = large.assign(level=large["checkpoint"].map(_level_of))
-    # the pair's matched level: the lowest every stable run of both arms reached (unstable runs set no level)
-    calm_small, calm_large = _stable(small), _stable(large)
-    n_small = calm_small.loc[calm_small["checkpoint"] == "final", "seed"].nunique()
-    reached = [lv for lv in C1_LEVELS if calm_small.loc[calm_small["level"] == lv, "seed"].nunique() == n_small
-               and calm_large.loc[calm_large["level"] == lv, "seed"].nunique() == len(set(calm_large["seed"]))]
-    level = shifted_level(reached, reading.level_shift)
-    if level is None and not reading.at_minimum:
+    small, large = (d.assign(level=d["checkpoint"].map(_level_of)) for d in (small, large))
+    at_rate = at_rate.assign(level=at_rate["checkpoint"].map(_level_of)) if len(at_rate) else at_rate
+    b_read = _pair_at_level(large, small, reading)
+    if b_read is None:
         return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
-                             f"measured run of batch {small_batch} and of batch {large_batch} under {rule}")
-
-    def pair_at(take):
-        both = pd.DataFrame({"small": take(small).set_index("seed")["lambda_max"],
-                             "large": take(large).set_index("seed")["lambda_max"]}).dropna()
-        return both[~both.index.duplicated()]
-
-    at_best = pair_at(lambda d: d[d["checkpoint"] == "best"])  # docs/protocol.md: the smoothed minimum beside the level
-    if reading.at_minimum:
-        if at_best.empty:
-            return _empty("C16", "the top eigenvalue at the smoothed minimum was not measured")
-        pair, where = at_best, "at the weights of the smoothed minimum"
-    else:
-        pair = pair_at(lambda d: d[d["level"] == level])
-        where = (f"where the training loss first fell to {level:g} (the lowest of 1, 0.3, 0.1, 0.03 every stable measured "
-                 "run reached)")
-    ratio = pair["large"] / pair["small"]
+                             f"stable measured run of batch {small_batch} and of batch {large_batch} under {rule}")
+    pair, where, level = b_read
+    ratio = pair["x"] / pair["y"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
+    notes = [evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(trained)]
+    a_read = _pair_at_level(large, at_rate, reading) if len(at_rate) and "checkpoint" in at_rate else None
+    if a_read is None:
+        a_text, a_lo, a_hi = "not measured", math.nan, math.nan
+        notes.insert(0, f"(a) needs the top eigenvalue at the loss levels of batch {large_batch}'s comparison runs (03 "
+                        "at the large batch) and a level both reached: without it the claim cannot be supported")
+    else:
+        a_pair, a_where, _ = a_read
+        a_eff, a_lo, a_hi, _ = interval(a_pair["x"] / a_pair["y"], confidence, log=True)
+        a_text = f"{_fmt(a_eff)} [{_fmt(a_lo)}, {_fmt(a_hi)}] ({a_where})"
+    if (math.isfinite(lo) and lo > C16_MARGIN) or (math.isfinite(a_lo) and a_lo > 1):
+        verdict = NOT_SUPPORTED
+    elif math.isfinite(a_hi) and a_hi < 1 and math.isfinite(hi) and hi < C16_MARGIN:
+        verdict = SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+    if evidence_problem(lo, hi, n):
+        verdict = INCONCLUSIVE
     compared = comparison_runs(runs)[0]
     lr_small = float(compared["lr"].iloc[0]) if len(compared) else math.nan
     lr_large = float(trained["lr_used"].iloc[0]) if "lr_used" in trained and len(trained) else math.nan
@@ -213,19 +242,21 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     at = sharp.assign(level=sharp["checkpoint"].map(_level_of))
     at = (at[at["checkpoint"] == "best"] if reading.at_minimum else at[at["level"] == level]) \
         .groupby("batch_size")["lambda_max"].mean()
-    ours = (f"top eigenvalue small {pair['small'].mean():.3g} (lr {lr_small:g}), large {pair['large'].mean():.3g} "
-            f"(lr {lr_large:.3g}) (mean of {n} seeds); lambda_max x lr / (2 (1 + momentum)) at that level: batch "
-            f"{large_batch} under {rule} {edge(pair['large'].mean(), lr_large):.2f}; at the comparison's rate "
+    ours = (f"(b) batch {large_batch} under {rule} over batch {small_batch}: top eigenvalue {pair['x'].mean():.3g} "
+            f"(lr {lr_large:.3g}) against {pair['y'].mean():.3g} (lr {lr_small:g}) (mean of {n} seeds); (a) batch "
+            f"{large_batch} under {rule} over batch {large_batch} at the comparison's rate: {a_text}; "
+            f"lambda_max x lr / (2 (1 + momentum)) there: batch {large_batch} under {rule} "
+            f"{edge(pair['x'].mean(), lr_large):.2f}; at the comparison's rate "
             + ", ".join(f"batch {int(b)} {edge(lam, lr_small):.2f}" for b, lam in at.items())
             + " (1 is full-batch descent's stability edge)")
-    if not reading.at_minimum and len(at_best):
-        ours += f"; at the smoothed minimum, ratio {_ratio_text(at_best, confidence)}"
-    return Verdict("C16", decide(lo, hi, 1.0, "less", n), effect, lo, hi, n, statement("C16"),
-                   f"top Hessian eigenvalue {where}, ratio batch {large_batch} / batch {small_batch}, the large batch "
-                   f"under the linear rule ({rule}: the rate scaled with the batch, so the noise scale is equal)",
+    return Verdict("C16", verdict, effect, lo, hi, n, statement("C16"),
+                   f"top Hessian eigenvalue {where}, ratio batch {large_batch} under the linear rule ({rule}: the rate "
+                   f"scaled with the batch, so the noise scale is equal) / batch {small_batch} (b: not sharper when the "
+                   f"upper end is below {C16_MARGIN:g}); and (a) the same run over batch {large_batch} at the "
+                   "comparison's rate (the rate moves sharpness when the upper end is below 1)",
                    ours, "Kaur, Cohen and Lipton 2023: scaling the batch and the rate together moves lambda_max "
                          "without changing generalisation; Andriushchenko et al. 2023: sharpness tracks the rate",
-                   _join(evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(trained)))
+                   _join(*notes))
 
 
 def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
@@ -331,8 +362,9 @@ CLAIMS = [
           (Reading(train_share=0.5), Reading(train_share=0.85))),
     Claim("C16", "Sharpness follows the learning rate, not the batch size: with the rate scaled with the batch (the "
                  "linear rule), large-batch minima are not sharper",
-          "ratio large/small of the top Hessian eigenvalue at the matched level, the large batch under the linear "
-          "rule: upper end < 1 / lower end > 1", "sharpness",
+          "at each pair's matched level, (a) the large batch under the linear rule over the large batch at the "
+          "comparison's rate: upper end < 1, and (b) the same over the small batch: upper end < 1.25 / (b)'s lower "
+          "end > 1.25, or (a)'s lower end > 1", "sharpness",
           lambda st, rd: edge_of_stability(st.runs(rd), st.tables.table("level_sharpness"), st.small_batch,
                                            st.large_batch, st.confidence, rd), 3, SHARPNESS, needs=ran("04_closing_the_gap", "linear_warmup")),
 ]
