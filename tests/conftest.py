@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,3 +138,28 @@ def dask_cluster(tmp_path):
                 p.kill()
         for fh in logs:
             fh.close()
+
+
+# --- headless Chromium (Debian's chromium and chromium-driver; .ci/run installs them) ----------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+REQUIRE_BROWSER = os.environ.get("BSNB_REQUIRE_BROWSER") == "1"  # set by .ci/run: a missing browser fails, not skips
+
+
+def headless_chromium(window: str = "1300,1000", logs: bool = False):
+    """A Selenium driver of Debian's headless Chromium with the flags this closed network needs; nothing is
+    downloaded (the driver is given). ``logs``: keep the browser's console and network log."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    assert CHROMIUM and DRIVER, "chromium and chromedriver are not installed"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--window-size={window}"):
+        options.add_argument(arg)
+    if logs:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    return webdriver.Chrome(service=Service(DRIVER), options=options)

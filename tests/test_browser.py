@@ -1,39 +1,23 @@
 """The smoke report in a real browser: headless Chromium opens it from file:// and checks what a reader sees."""
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pytest
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-REQUIRED = os.environ.get("BSNB_REQUIRE_BROWSER") == "1"  # set by .ci/run, which installs both
+from conftest import CHROMIUM, DRIVER, REQUIRE_BROWSER, headless_chromium
 
 pytestmark = pytest.mark.slow
-if not (CHROMIUM and DRIVER) and not REQUIRED:
+if not (CHROMIUM and DRIVER) and not REQUIRE_BROWSER:
     pytestmark = [pytest.mark.slow, pytest.mark.skip(reason="needs Debian's chromium and chromium-driver "
                                                             "(.ci/run installs them)")]
 
 
 @pytest.fixture(scope="module")
 def browser():
-    assert CHROMIUM and DRIVER, "chromium and chromedriver are not installed"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1300,1000"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)  # a given driver: nothing is downloaded
+    driver = headless_chromium("1300,1000", logs=True)
     yield driver
     driver.quit()
 

@@ -7,7 +7,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,15 +17,23 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, WorkerKiller, bsnb, kernels_under, states, tiny_profile
+from conftest import (
+    CHROMIUM,
+    DRIVER,
+    REQUIRE_BROWSER,
+    ROOT,
+    WorkerKiller,
+    bsnb,
+    headless_chromium,
+    kernels_under,
+    states,
+    tiny_profile,
+)
 
 from bsnb import profiles, results, sweep
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-REQUIRED = os.environ.get("BSNB_REQUIRE_BROWSER") == "1"  # set by .ci/run, which installs both
 
 
 # --- running a sweep as a user does, and what it leaves behind -------------------------------------
@@ -212,26 +219,17 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_a_rerun_finishes(tmp_path, 
     _rerun_finishes(profile, out, jobs=3, kept=len(kept))
 
 
-@pytest.mark.skipif(not (CHROMIUM and DRIVER) and not REQUIRED,
+@pytest.mark.skipif(not (CHROMIUM and DRIVER) and not REQUIRE_BROWSER,
                     reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
 def test_opening_the_dashboard_in_a_browser_does_not_stop_the_sweep(tmp_path):
     """The dashboard's page opened as a browser does, its live websocket open, then the browser closed: a process
     that took the default SIGPIPE action died here (exit 141) the moment the websocket closed."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     profile = tiny_profile(tmp_path, batch_sizes=(16, 32), epochs=30)
     out = tmp_path / "out"
     run = Sweep(profile, "--out", out)
     url = run.wait_for(r"dashboard (http://\S+)").group(1)
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1400,900"):
-        options.add_argument(arg)
     for visit in range(2):  # opened, rendered, closed; then once more, as a user comes back to it
-        driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+        driver = headless_chromium("1400,900")
         try:
             driver.get(url)
             time.sleep(4)  # the page opens its websocket and draws live
