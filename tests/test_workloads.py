@@ -57,6 +57,29 @@ def test_a_job_two_workloads_share_runs_once_and_both_read_it(tmp_path):
     assert len(jobs) == len(members["mnist1d-cnn"])
 
 
+def test_validate_lists_the_jobs_by_workload_with_their_cost_and_a_shared_job_once(tmp_path):
+    """What a user sees before starting the matrix: each workload's jobs, count and estimated job-seconds; a job two
+    workloads share once, with both names; the total."""
+    from conftest import bsnb
+
+    width = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())["fixed"].get("width", 25)
+    path = profile_file(tmp_path, workloads=["mnist1d-cnn", {"mnist1d-cnn-wide": {"fixed": {"width": width}}},
+                                             "mnist1d-mlp"])
+    proc = bsnb("validate", path, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    jobs = profiles.expand(profiles.load_profile(path))
+    members = profiles.workload_jobs(profiles.load_profile(path))
+    for name, ids in members.items():
+        assert any(line.startswith(f"workload {name}: {len(ids)} jobs, about ") and "job-seconds" in line
+                   for line in lines)
+    listed = [line.split()[2] for line in lines if line.startswith("  to run ")]
+    assert sorted(listed) == sorted(j.job_id for j in jobs)  # every job once
+    shared = [line for line in lines if "(shared with mnist1d-cnn-wide)" in line]
+    assert len(shared) == len(members["mnist1d-cnn"]) and not any("mnist1d-mlp" in line for line in shared)
+    assert lines[-2].startswith(f"in all: {len(jobs)} of {len(jobs)} jobs to run, about ")
+
+
 def test_a_grid_limited_to_some_workloads_runs_only_for_them(tmp_path):
     base = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())
     base["workloads"] = ["mnist1d-cnn", {"digits-mlp": {"fixed": {"n_train": 1000}}}]
