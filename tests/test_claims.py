@@ -543,6 +543,18 @@ def test_c5_is_an_equivalence_with_the_formula_at_every_checkpoint():
     assert claims.noise_variance(pd.DataFrame()).verdict == claims.INCONCLUSIVE
 
 
+def test_c5_checks_every_batch_size_not_their_geometric_mean():
+    """Protocol v4: one batch size 20% off, the others 2% the other way: their geometric mean (about 1.01 over six
+    sizes) looks fine; the one batch size does not."""
+    table = variance_table({"initial": 1.0})
+    sizes = sorted(table["batch_size"].unique())
+    table.loc[table["batch_size"] == sizes[-1], "measured"] *= 1.2
+    table.loc[table["batch_size"] != sizes[-1], "measured"] *= 0.98
+    v = claims.noise_variance(table)
+    assert 0.95 < v.effect < 1.05 and v.verdict == claims.NOT_SUPPORTED
+    assert f"farthest from 1: batch {sizes[-1]} at initial" in v.ours
+
+
 def test_the_critical_batch_fit_recovers_a_known_curve():
     b = pd.Series({16: 0.0, 32: 0.0, 64: 0.0, 128: 0.0, 256: 0.0, 1024: 0.0})
     steps = pd.Series(200 * (1 + 150 / b.index.to_numpy(float)), index=b.index)
