@@ -108,7 +108,7 @@ if not comparison.empty:
     plots.show(plots.throughput(comparison), figures, "throughput")
 
 # %% [markdown] tags=["q2-empirical-comparison"]
-# ## How do small and large batches perform? (claims C1 to C4)
+# ## How do small and large batches perform? (claims C1 to C4, C17 and C19)
 #
 # **Method.** Every batch size is trained with the same learning rate, optimiser and data, for
 # the same seeds, until its validation loss has not improved for a stated patience (up to a cap
@@ -151,8 +151,9 @@ if not gap.empty:
 # **One pass over fresh data (C17).** Vyas et al. (2024) find that when no example is seen twice,
 # small batches keep no advantage at the same number of steps. Notebook 04's `one_pass` arms
 # train on fresh MNIST-1D examples every epoch: the small batch for its epochs, the large batch
-# for as many steps. C17 reads both where the small batch's repeated-data run reached its minimum
-# (the dotted lines), beside the same ratio with repeated data.
+# for as many steps. C17 reads each by its best smoothed validation loss within the steps the
+# small batch's repeated-data run took to its minimum (the dotted lines), beside the same ratio
+# with repeated data; C19 asks, seed by seed, whether one pass shrinks the large batch's deficit.
 
 # %%
 curves, one_pass_steps = claims.one_pass_curves(runs, tables.epochs, small_batch, large_batch)
@@ -187,7 +188,7 @@ if not speed.empty:
     plots.show(plots.speed(speed), figures, "speed")
 
 # %% [markdown] tags=["q3-sharpness"]
-# ## Why do large batches do worse? (claims C6, C7 and C13)
+# ## Why do large batches do worse? (claims C6, C7, C13 and C16)
 #
 # **Method.** The sharpness notebook measured, where each batch size's training loss first fell to
 # a common level (matched loss) and at its final weights, the top eigenvalue and the trace of the

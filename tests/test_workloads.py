@@ -210,9 +210,21 @@ def test_c17_compares_one_pass_runs_at_the_step_of_the_repeated_data_minimum(rat
     v = claims.one_pass(read, epochs, 32, 256)
     assert v.verdict == verdict, v
     assert v.seeds == 5 and math.isclose(v.effect, ratio, rel_tol=0.02)
-    assert "repeated data at the same steps" in v.ours
+    assert "repeated data read the same way: 1.33" in v.ours  # 0.4 / 0.3: the large batch's best within s steps
     curves, steps = claims.one_pass_curves(read, epochs, 32, 256)
     assert set(curves["regime"]) == {"one pass", "repeated data"} and len(steps) == 5
+
+
+@pytest.mark.parametrize("ratio, verdict", [(1.0, "supported"), (1.6, "not supported")])
+def test_c19_asks_whether_one_pass_shrinks_the_small_batch_s_advantage(ratio, verdict):
+    """Per seed, log(one-pass ratio) - log(repeated-data ratio): the repeated-data ratio is 0.4 / 0.3 = 1.33, so a
+    one-pass ratio of 1 shrinks the large batch's deficit (below 0) and 1.6 widens it (above 0)."""
+    from bsnb import minima
+
+    runs, epochs = one_pass_tables(ratio)
+    v = claims.one_pass_interaction(minima.read_runs(runs, epochs), epochs, 32, 256)
+    assert v.verdict == verdict and v.seeds == 5
+    assert math.isclose(v.effect, math.log(ratio) - math.log(0.4 / 0.3), abs_tol=0.02)
 
 
 def test_c17_leaves_out_and_names_seeds_whose_one_pass_budget_ended_before_that_step():

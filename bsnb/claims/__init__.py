@@ -51,6 +51,7 @@ from bsnb.claims.q2_comparison import (  # noqa: F401
                                   learning_rate_check,
                                   one_pass,
                                   one_pass_curves,
+                                  one_pass_interaction,
 )
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
 from bsnb.claims.q4_closing import (  # noqa: F401

@@ -216,13 +216,18 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
 ONE_PASS_MARGIN = 1.05  # C17's non-inferiority margin (docs/protocol.md): the large batch at most 5% worse
 
 
-def _at_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, window: int) -> float:
-    """The smoothed validation loss of one run at optimiser ``step``, interpolated between its evaluated epochs; NaN
-    when the run stopped before it."""
+def _best_by_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, window: int, whole: bool = False
+                  ) -> float:
+    """The best smoothed validation loss of one run within its first ``step`` optimiser steps (the smoothed curve
+    interpolated at ``step`` counts too). A run that stopped before ``step``: NaN, unless ``whole`` (a run stopped at
+    a minimum its patience confirmed, whose best within the first ``step`` steps is its best)."""
     g = epochs[(epochs["job_id"] == job_id) & (epochs["run"] == run) & (epochs["epoch"] > 0)].sort_values("step")
-    if g.empty or not math.isfinite(step) or step > g["step"].max() or step < g["step"].min():
+    if g.empty or not math.isfinite(step) or step < g["step"].min():
         return math.nan
-    return float(np.interp(step, g["step"].to_numpy(float), minima.smooth(g["val_loss"].to_numpy(float), window)))
+    x, sm = g["step"].to_numpy(float), minima.smooth(g["val_loss"].to_numpy(float), window)
+    if step > x[-1]:
+        return float(np.nanmin(sm)) if whole else math.nan
+    return float(min(np.nanmin(sm[x <= step]), np.interp(step, x, sm)))
 
 
 def one_pass_arms(runs: pd.DataFrame, small_batch: int, large_batch: int, usable: bool = True) -> tuple[dict, dict]:
@@ -257,74 +262,106 @@ def one_pass_curves(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int =
     return curves, repeated["small"].get("step_of_min_val_loss", pd.Series(dtype=float))
 
 
-def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
-             confidence: float = 0.95, reading: Reading = PROTOCOL) -> Verdict:
-    """C17 (Vyas et al. 2024): in one pass over fresh data (notebook 04's ``one_pass`` arm at the small batch and
-    ``one_pass_longer`` at the large batch, as many steps), the smoothed validation loss large / small at the step
-    where the small batch's repeated-data comparison run reached its smoothed minimum, seed by seed; the same ratio
-    in the repeated-data comparison beside it. Non-inferiority: supported when the interval's upper end < 1.05."""
+def one_pass_table(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int, large_batch: int,
+                   window: int) -> tuple[pd.DataFrame, list, str]:
+    """Per seed, s (the step of the small batch's repeated-data smoothed minimum) and each arm's best smoothed
+    validation loss within the first s steps, in one pass (``small``, ``large``) and with repeated data
+    (``repeated_small``, ``repeated_large``). Returns the table, the seeds whose one-pass budget ended before s, and
+    why there is no table (empty when there is one)."""
     if runs.empty or "remedy" not in runs:
-        return _empty("C17", "no one-pass runs (notebook 04's one_pass and one_pass_longer arms)")
+        return pd.DataFrame(), [], "no one-pass runs (notebook 04's one_pass and one_pass_longer arms)"
     arm, repeated = one_pass_arms(runs, small_batch, large_batch)
     ep = epochs.assign(run=minima.run_labels(epochs)) if "run" not in epochs else epochs
     if arm["small"].empty or arm["large"].empty:
         trained = one_pass_arms(runs, small_batch, large_batch, usable=False)[0]
         why = (" that trained: every one failed to train or diverged" if not trained["small"].empty
                and not trained["large"].empty else "")
-        return _empty("C17", f"no one-pass runs at batch {small_batch} (remedy one_pass) and batch {large_batch} "
-                             f"(remedy one_pass_longer){why}")
+        return pd.DataFrame(), [], (f"no one-pass runs at batch {small_batch} (remedy one_pass) and batch "
+                                    f"{large_batch} (remedy one_pass_longer){why}")
     if repeated["small"].empty:
-        return _empty("C17", f"no repeated-data comparison run at batch {small_batch}: the step of its minimum is "
-                             "what C17 reads the one-pass runs at")
-    window = reading.smoothing
+        return pd.DataFrame(), [], (f"no repeated-data comparison run at batch {small_batch}: the step of its minimum "
+                                    "is where C17 reads the one-pass runs")
     rows, beyond = [], []
     for _, ref in repeated["small"].iterrows():
         seed, step = ref["seed"], float(ref.get("step_of_min_val_loss", math.nan))
         row = {"seed": seed, "step": step}
         for key in ("small", "large"):
             one = arm[key][arm[key]["seed"] == seed]
-            row[key] = _at_step(ep, one["job_id"].iloc[0], one["run"].iloc[0], step, window) if len(one) else math.nan
+            row[key] = _best_by_step(ep, one["job_id"].iloc[0], one["run"].iloc[0], step, window) if len(one) \
+                else math.nan
             rep = repeated[key][repeated[key]["seed"] == seed]
-            row[f"repeated_{key}"] = (_at_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window)
-                                      if len(rep) else math.nan)
-            if key == "large" and len(rep) and not math.isfinite(row["repeated_large"]):
-                # it stopped at its confirmed minimum before that step: its loss there is at least that minimum
-                row["repeated_large"], row["bound"] = float(rep["min_val_loss"].iloc[0]), True
-        if len(arm["small"][arm["small"]["seed"] == seed]) and not math.isfinite(row["small"]):
-            beyond.append(seed)
+            row[f"repeated_{key}"] = (_best_by_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window,
+                                                    whole=True) if len(rep) else math.nan)
+            if len(one) and not math.isfinite(row[key]) and seed not in beyond:
+                beyond.append(seed)
         rows.append(row)
-    table = pd.DataFrame(rows)
-    pairs = table.dropna(subset=["small", "large"])
-    ratio = pairs["large"] / pairs["small"]
-    effect, lo, hi, n = interval(ratio, confidence, log=True)
-    rep_pairs = table.dropna(subset=["repeated_small", "repeated_large"])
-    rep = rep_pairs["repeated_large"] / rep_pairs["repeated_small"]
-    r_effect, r_lo, r_hi, r_n = interval(rep, confidence, log=True)
-    bounded = int(rep_pairs["bound"].fillna(False).astype(bool).sum()) if "bound" in rep_pairs else 0
-    at_least = "at least " if bounded else ""
-    ours = (f"one pass: small {pairs['small'].mean():.3f}, large {pairs['large'].mean():.3f} at the small batch's "
-            f"step of its repeated-data minimum (mean {table['step'].mean():.0f} steps, {n} seed{'s' * (n != 1)}); "
-            f"repeated data at the same steps: {at_least}{_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] ({r_n} seed"
-            f"{'s' * (r_n != 1)}"
-            + (f"; in {bounded} the large batch stopped at its confirmed minimum before that step, which bounds its "
-               "loss there from below" if bounded else "") + ")") if n else "no paired seeds"
-    note = evidence_note(ratio, lo, hi, n, log=True)
+    return pd.DataFrame(rows), beyond, ""
+
+
+def _one_pass_notes(runs: pd.DataFrame, small_batch: int, large_batch: int, beyond: list) -> list[str]:
+    notes = []
     if beyond:
-        note = _join(note, f"the one-pass budget ended before the step of the repeated-data minimum in seed"
-                           f"{'s' if len(beyond) > 1 else ''} {', '.join(map(str, beyond))}: left out (a longer "
-                           "one-pass budget reads them)")
+        notes.append(f"the one-pass budget ended before the step of the repeated-data minimum in seed"
+                     f"{'s' if len(beyond) > 1 else ''} {', '.join(map(str, beyond))}: left out (a longer one-pass "
+                     "budget reads them)")
     failed = [f"{key} batch seed {r['seed']} ({r['status']})" for key, rows in one_pass_arms(runs, small_batch, large_batch,
                                                                                           usable=False)[0].items()
               for _, r in rows.iterrows() if r.get("status") not in (None, "ok") and isinstance(r.get("status"), str)]
     if failed:
-        note = _join(note, "left out, one pass: " + ", ".join(failed))
-    if r_n < len(rep_pairs) or len(rep_pairs) < len(table):
-        note = _join(note, "the repeated-data ratio leaves out seeds without a large-batch comparison run")
+        notes.append("left out, one pass: " + ", ".join(failed))
+    return notes
+
+
+def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+             confidence: float = 0.95, reading: Reading = PROTOCOL) -> Verdict:
+    """C17 (Vyas et al. 2024): in one pass over fresh data (notebook 04's ``one_pass`` arm at the small batch and
+    ``one_pass_longer`` at the large batch, as many steps), the best smoothed validation loss within the first s steps,
+    large / small, seed by seed, s being the step of the small batch's repeated-data smoothed minimum; the same ratio
+    with repeated data beside it, read the same way. Non-inferiority: supported when the upper end < 1.05."""
+    table, beyond, why = one_pass_table(runs, epochs, small_batch, large_batch, reading.smoothing)
+    if why:
+        return _empty("C17", why)
+    pairs = table.dropna(subset=["small", "large"])
+    ratio = pairs["large"] / pairs["small"]
+    effect, lo, hi, n = interval(ratio, confidence, log=True)
+    rep_pairs = table.dropna(subset=["repeated_small", "repeated_large"])
+    r_effect, r_lo, r_hi, r_n = interval(rep_pairs["repeated_large"] / rep_pairs["repeated_small"], confidence, log=True)
+    ours = (f"one pass: small {pairs['small'].mean():.3f}, large {pairs['large'].mean():.3f}, the best within the "
+            f"small batch's steps to its repeated-data minimum (mean {table['step'].mean():.0f} steps, {n} seed"
+            f"{'s' * (n != 1)}); repeated data read the same way: {_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] "
+            f"({r_n} seed{'s' * (r_n != 1)})") if n else "no paired seeds"
+    notes = [evidence_note(ratio, lo, hi, n, log=True), *_one_pass_notes(runs, small_batch, large_batch, beyond)]
+    if r_n < len(table):
+        notes.append("the repeated-data ratio leaves out seeds without a large-batch comparison run")
     return Verdict("C17", decide(lo, hi, ONE_PASS_MARGIN, "less", n), effect, lo, hi, n, statement("C17"),
-                   f"smoothed validation loss at the step of the batch-{small_batch} repeated-data minimum (interpolated "
-                   f"between evaluated epochs), one pass over fresh data, ratio batch {large_batch} / batch "
-                   f"{small_batch}", ours, "Vyas et al. 2024: in one pass, small batches confer no advantage beyond "
-                   "computation (no number for this setting)", note)
+                   f"best smoothed validation loss within the first s steps (s: the step of the batch-{small_batch} "
+                   f"repeated-data minimum), one pass over fresh data, ratio batch {large_batch} / batch {small_batch}",
+                   ours, "Vyas et al. 2024: in one pass, small batches confer no advantage beyond computation (no "
+                   "number for this setting)", _join(*notes))
+
+
+def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+                         confidence: float = 0.95, reading: Reading = PROTOCOL) -> Verdict:
+    """C19 (Vyas et al. 2024): the small batch's advantage is an effect of repeated data. Per seed, log(one-pass ratio
+    large/small) - log(repeated-data ratio large/small), both read as C17 reads them; supported when the interval lies
+    below 0 (one pass shrinks the large batch's deficit), not supported when above."""
+    table, beyond, why = one_pass_table(runs, epochs, small_batch, large_batch, reading.smoothing)
+    if why:
+        return _empty("C19", why)
+    both = table.dropna(subset=["small", "large", "repeated_small", "repeated_large"])
+    both = both[(both[["small", "large", "repeated_small", "repeated_large"]] > 0).all(axis=1)]
+    diff = np.log(both["large"] / both["small"]) - np.log(both["repeated_large"] / both["repeated_small"])
+    effect, lo, hi, n = interval(diff, confidence)
+    ours = (f"log ratio large/small, one pass {np.log(both['large'] / both['small']).mean():.3f}, repeated data "
+            f"{np.log(both['repeated_large'] / both['repeated_small']).mean():.3f} (means of {n} seeds)") if n \
+        else "no paired seeds"
+    return Verdict("C19", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C19"),
+                   f"per seed, log(one-pass ratio batch {large_batch}/{small_batch}) - log(repeated-data ratio), both the "
+                   "best smoothed validation loss within the first s steps (below 0: one pass removes some of the "
+                   "small batch's advantage)", ours,
+                   "Vyas et al. 2024: in one pass, small batches confer no implicit-bias advantage; their benefit is "
+                   "only computational", _join(evidence_note(diff, lo, hi, n),
+                                                *_one_pass_notes(runs, small_batch, large_batch, beyond)))
 
 
 def _empirical(claim):
@@ -348,8 +385,15 @@ CLAIMS = [
           "end < 0; censoring withdraws", "minima", _empirical("C4"), 2, SMOOTHINGS, needs=ran("02_empirical_comparison")),
     Claim("C17", "When no example is seen twice (one pass over fresh data), the large batch is no worse than the "
           "small batch at the same number of steps",
-          "ratio large/small of the smoothed validation loss in one pass, at the step of the small batch's repeated-"
-          "data minimum: upper end < 1.05 (non-inferiority) / lower end > 1.05", "one_pass",
+          "ratio large/small of the best smoothed validation loss in one pass within the first s steps (s: the step of "
+          "the small batch's repeated-data minimum): upper end < 1.05 (non-inferiority) / lower end > 1.05",
+          "one_pass",
           lambda st, rd: one_pass(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.confidence, rd),
           2, needs=ran("04_closing_the_gap", "one_pass", "one_pass_longer")),
+    Claim("C19", "The small batch's advantage is an effect of repeated data: in one pass it shrinks or vanishes",
+          "per seed, log(one-pass ratio large/small) - log(repeated-data ratio), both the best smoothed validation "
+          "loss within the first s steps: interval below 0 / above 0", "one_pass",
+          lambda st, rd: one_pass_interaction(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch,
+                                              st.confidence, rd),
+          2, SMOOTHINGS, needs=ran("04_closing_the_gap", "one_pass", "one_pass_longer")),
 ]
