@@ -72,6 +72,7 @@ def _curve_reading(g: pd.DataFrame, window: int) -> dict:
         first, last = sm[np.argmax(tail)], sm[-1]
         out["still_falling"] = bool(np.isfinite(first) and np.isfinite(last) and last < first * (1 - SCHEDULE_FALL))
         out["min_in_tail"] = bool(tail[best])  # the smoothed minimum lies in the last 10% of evaluated epochs
+        out["tail_fall"] = float(first - last) if np.isfinite(first) and np.isfinite(last) else math.nan
         out["epochs_after_min"] = int(len(g) - 1 - best)  # evaluated epochs after it, none of them lower
     train = g["train_loss"].to_numpy(float) if "train_loss" in g else np.full(len(g), np.nan)
     if "train_loss_running" in g:  # a search evaluates only the validation split: its epoch's running loss

@@ -140,6 +140,23 @@ def test_a_label_one_seed_decides_or_the_bonferroni_level_moves_is_not_robust():
     assert not v.robust and "not made (4 seeds" in v.sensitivity
 
 
+def test_the_test_loss_and_lowered_censored_minima_are_alternative_readings():
+    """Protocol v4: C2 read on the test loss at the weights the validation loss chose, and with censored minima
+    lowered by twice their fall over their last 10% of epochs."""
+    study = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 1.27])
+    seeds = study.tables.seeds
+    seeds["test_loss"] = 0.30  # on the test set, both batch sizes score alike
+    [v] = claims.robustness(study, [claims.CLAIMS["C2"].compute(study, claims.PROTOCOL)])
+    assert not v.robust and "the test loss at the selected weights: inconclusive" in v.sensitivity
+    read = study.runs(claims.Reading(censored_lowered=True))
+    assert "tail_fall" in read and (read["min_val_loss"] == study.runs()["min_val_loss"]).all()  # none censored
+    study.tables.seeds["censored"] = study.tables.seeds["batch_size"] == 256
+    study._read.clear()
+    lowered = study.runs(claims.Reading(censored_lowered=True))
+    falls = lowered["tail_fall"].clip(lower=0).where(lowered["censored"].astype(bool), 0.0)
+    assert (lowered["min_val_loss"] == study.runs()["min_val_loss"] - 2 * falls).all()
+
+
 def test_the_curves_reading_wins_over_the_columns_a_run_recorded_of_it():
     val = np.r_[np.linspace(1.0, 0.5, 20), np.full(5, 0.6)]
     recorded = summary(min_val_loss_raw=0.1, epoch_of_min_raw=3)  # what a newer training loop writes, here wrong

@@ -149,6 +149,8 @@ class Reading:
     window: int = NOISE_WINDOW  # C11, C14: evaluated epochs whose tr(Sigma) and |G|^2 are summed
     train_share: float = 0.7  # C13: share of the logged steps the laws are fitted on
     at_minimum: bool = False  # C6, C16: compare at the weights of the smoothed minimum instead of the matched level
+    test_loss: bool = False  # C2, C8 to C10, C12: the test loss at the selected weights instead of the validation minimum
+    censored_lowered: bool = False  # a censored minimum lowered by twice its fall over its last 10% of epochs
 
     def describe(self) -> str:
         """How this reading differs from the protocol's, in a few words."""
@@ -163,6 +165,10 @@ class Reading:
             parts.append("at the smoothed minimum")
         if self.train_share != PROTOCOL.train_share:
             parts.append(f"fitted on {self.train_share:g} of the steps")
+        if self.test_loss:
+            parts.append("the test loss at the selected weights")
+        if self.censored_lowered:
+            parts.append("censored minima lowered by twice their tail fall")
         return ", ".join(parts) or "the protocol"
 
 
@@ -185,7 +191,13 @@ class Study:
         """The per-seed table read by :func:`bsnb.minima.read_runs` with ``reading``'s smoothing (kept)."""
         if reading.smoothing not in self._read:
             self._read[reading.smoothing] = minima.read_runs(self.tables.seeds, self.tables.epochs, reading.smoothing)
-        return self._read[reading.smoothing]
+        runs = self._read[reading.smoothing]
+        if reading.test_loss and "test_loss" in runs:  # the weights the validation loss chose, scored on the test set
+            runs = runs.assign(min_val_loss=runs["test_loss"].where(runs["test_loss"].notna(), runs["min_val_loss"]))
+        if reading.censored_lowered and {"censored", "tail_fall"} <= set(runs.columns):
+            lowered = runs["censored"].fillna(False).astype(bool) & (runs["tail_fall"] > 0)
+            runs = runs.assign(min_val_loss=runs["min_val_loss"] - 2 * runs["tail_fall"].where(lowered, 0.0))
+        return runs
 
     def seed_ids(self) -> list[int]:
         """Every seed the study's runs used (the comparisons', the search's and the confirmation seeds)."""
@@ -241,6 +253,8 @@ def _one(verdicts: list[Verdict], claim: str) -> Verdict:
 
 
 SMOOTHINGS = (Reading(smoothing=1), Reading(smoothing=3), Reading(smoothing=9))
+MINIMA = SMOOTHINGS + (Reading(censored_lowered=True),)  # C4, C7, C15: and censored minima lowered
+MINIMA_AND_TEST = MINIMA + (Reading(test_loss=True),)  # C2, C8 to C10, C12: and the test loss at the selected weights
 
 
 LEVELS = (Reading(level_shift=-1), Reading(level_shift=1))

@@ -11,7 +11,8 @@ import pandas as pd
 
 from bsnb import minima, parameters
 from bsnb.claims.protocol import (
-    SMOOTHINGS,
+    MINIMA,
+    MINIMA_AND_TEST,
     Claim,
     _one,
     _usable_seeds,
@@ -474,25 +475,25 @@ CLAIMS = [
     Claim("C8", "Scaling the learning rate with the batch size (linear with warm-up, or square root) closes most "
                 "of the gap", "per seed c = L_remedy - (L_large + L_small)/2, where the gap's interval is above 0: upper end < 0 / "
           "lower end > 0; no gap: inconclusive; censoring withdraws",
-          "remedies", _closing("C8"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "linear_warmup")),
+          "remedies", _closing("C8"), 4, MINIMA_AND_TEST, needs=ran("04_closing_the_gap", "linear_warmup")),
     Claim("C9", "Hoffer's regime adaptation closes the gap: the large batch, with the square-root rule, trained for "
                 "as many steps as the small batch",
           "per seed c = L_steps - L_small - 0.1 (L_epochs - L_small), where the same-epochs gap's interval is above 0: "
           "upper end < 0 / lower end > 0; censoring withdraws", "remedies",
-          _closing("C9"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "step", "sqrt_step", "sqrt_step_longer")),
+          _closing("C9"), 4, MINIMA_AND_TEST, needs=ran("04_closing_the_gap", "step", "sqrt_step", "sqrt_step_longer")),
     Claim("C10", "Ghost batch norm helps large batches",
           "plain minus ghost BN minimum validation loss, both with the square-root rule: lower end > 0 / upper end "
-          "< 0; censoring withdraws", "remedies", _closing("C10"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "bn", "ghost_bn")),
+          "< 0; censoring withdraws", "remedies", _closing("C10"), 4, MINIMA_AND_TEST, needs=ran("04_closing_the_gap", "bn", "ghost_bn")),
     Claim("C12", "Increasing the batch size instead of decaying the learning rate reaches the same validation loss "
                  "with fewer parameter updates",
           "with the control holding (decay over constant rate: upper end < 0.95), ratio growth/decay of the smoothed "
           "minimum validation loss within [0.95, 1.05] / wholly outside; without the control inconclusive",
-          "remedies", _closing("C12"), 4, SMOOTHINGS, needs=ran("04_closing_the_gap", "lr_decay", "batch_growth")),
+          "remedies", _closing("C12"), 4, MINIMA_AND_TEST, needs=ran("04_closing_the_gap", "lr_decay", "batch_growth")),
     Claim("C15", "With the learning rate tuned for each batch size, large batches reach the small batch's minimum "
                  "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
           "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
           "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
-          4, SMOOTHINGS, needs=ran("04_closing_the_gap", "tuned")),
+          4, MINIMA, needs=ran("04_closing_the_gap", "tuned")),
     Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
                  "grows", "per-seed slope of the band's width (log2 rates within 5% of the best smoothed minimum, "
           "interpolated) on log2(batch): interval below 0 / above 0; bounds pointing the wrong way withdraw",
