@@ -96,7 +96,8 @@ def cmd_run(args) -> int:
         print(f"error: cannot write in {out_dir} ({result.unwritable}); {complete} of {len(planned)} jobs complete and "
               f"kept: free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
         return EXIT_FAILED
-    if result.lost:
+    if result.lost:  # what is kept is what the store holds: a job may have finished as the scheduler went
+        complete = sum(sweep.is_done(p.run_dir, p.key) for p in planned)
         elsewhere = "start it again (or run without --scheduler, on a local cluster)" if args.scheduler else \
             "check that the cluster is up"
         print(f"error: {result.lost}; {complete} of {len(planned)} jobs complete and kept: {elsewhere}, "

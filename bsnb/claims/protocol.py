@@ -199,6 +199,15 @@ class Study:
             runs = runs.assign(min_val_loss=runs["min_val_loss"] - 2 * runs["tail_fall"].where(lowered, 0.0))
         return runs
 
+    def memo(self, key, compute):
+        """``compute()`` once per ``key`` for this study: a question's function decides several claims at once, and
+        the robust flag asks each of them under every reading (without it the closing claims were computed five
+        times over per reading)."""
+        cache = self._read.setdefault("memo", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
     def seed_ids(self) -> list[int]:
         """Every seed the study's runs used (the comparisons', the search's and the confirmation seeds)."""
         seeds = self.tables.seeds
@@ -211,7 +220,8 @@ class Study:
 
     def at_confidence(self, confidence: float) -> "Study":
         """The same study with intervals at another confidence level (the Bonferroni level); its readings are kept."""
-        return Study(self.tables, self.small_batch, self.large_batch, confidence, self.speed, self.c1_level, self._read)
+        read = {k: v for k, v in self._read.items() if k != "memo"}  # the readings, not the verdicts
+        return Study(self.tables, self.small_batch, self.large_batch, confidence, self.speed, self.c1_level, read)
 
     def comparison_steps(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
         comparison, _ = comparison_runs(self.runs(reading))

@@ -367,8 +367,8 @@ def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: 
 
 
 def _empirical(claim):
-    return lambda st, rd: _one(empirical(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.c1_level,
-                                         st.confidence, st.speed, rd), claim)
+    return lambda st, rd: _one(st.memo(("empirical", rd), lambda: empirical(
+        st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.c1_level, st.confidence, st.speed, rd)), claim)
 
 
 # this question's claims, in the registry (bsnb.claims.registry)

@@ -465,8 +465,8 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
 def _closing(claim):
     def compute(st, rd):
         runs = st.runs(rd)
-        return _one(closing(remedy_table(runs, st.small_batch, st.confidence), runs, st.large_batch, st.confidence,
-                            st.small_batch), claim)
+        return _one(st.memo(("closing", rd), lambda: closing(remedy_table(runs, st.small_batch, st.confidence), runs,
+                                                             st.large_batch, st.confidence, st.small_batch)), claim)
     return compute
 
 
