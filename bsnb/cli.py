@@ -188,6 +188,14 @@ def _say(line: str):
         _quiet_stdout()
 
 
+def cmd_cells(args) -> int:
+    from bsnb import sources
+
+    changed = sources.write_parameter_cells()
+    _say(f"rewrote the parameters cell of {', '.join(changed)}" if changed else "every parameters cell is current")
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bsnb", description="Effect of batch size on neural-net training: "
                                  "a parameterised notebook study.")
@@ -224,6 +232,9 @@ def parser() -> argparse.ArgumentParser:
     rdm.add_argument("profile")
     rdm.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
     rdm.set_defaults(func=cmd_readme)
+    cel = sub.add_parser("cells", help="write each notebook's parameters cell from bsnb/parameters.py (after adding "
+                         "a parameter or a choice)")
+    cel.set_defaults(func=cmd_cells)
     cmp = sub.add_parser("compare", help="set two finished studies side by side, claim by claim")
     cmp.add_argument("a", help="the first study's folder (its --out) or its claims.csv")
     cmp.add_argument("b", help="the second study's folder or claims.csv")

@@ -14,6 +14,7 @@ jobs is :mod:`bsnb.profiles`.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,7 +160,7 @@ PARAMS: dict[str, Param] = {
            "of 32 beside the plain batch and ghost batch norm; 0: no check)", "fixed", low=0),
         # closing the gap (04)
         _p("remedy", str, "none", "none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, "
-           "tuned, Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer",
+           "tuned, confirm (new seeds at the rate the search in source_dir chose), Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer",
            "scientific",
            choices=tuple(remedies.PRESETS)),
         _p("reference_batch", int, 32, "the small batch whose learning rate (lr) and step count the rules start from",
@@ -176,6 +177,9 @@ PARAMS: dict[str, Param] = {
            low=1.0, high=1000.0),
         _p("lr_grid", list, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2], "learning rates the tuned remedy tries", "nuisance",
            item_type=float, low=1e-8, high=10.0, min_items=1),
+        _p("confirm_seeds", list, [], "seeds a profile trains at the rate each tuned search chose, in a job of remedy "
+           "confirm that runs after the search (C15; none: C15 reads the search's own seeds)", "nuisance",
+           item_type=int, low=0),
         _p("target_loss", float, 0.5, "validation loss the tuned remedy counts steps to; 02's runs save a checkpoint "
            "where they first reach it, at which 01 measures the noise scale C11 reads", "fixed", low=1e-6,
            high=100.0),
@@ -187,7 +191,8 @@ PARAMS: dict[str, Param] = {
         _p("confidence", float, 0.95, "confidence level of the intervals over seeds", "fixed", low=0.5, high=0.999),
         # system: where things go and how they run; not part of a run's identity
         _p("run_dir", str, "runs/manual", "folder this execution writes its results to", "system"),
-        _p("source_dir", str, "runs/source", "folder of the empirical-comparison run this execution reads", "system"),
+        _p("source_dir", str, "runs/source", "folder of the run this execution reads: the empirical comparison's (01, 03), "
+           "the learning-rate search's (04, remedy confirm)", "system"),
         _p("store_dir", str, "runs", "folder holding the runs the findings read", "system"),
         _p("report_dir", str, "reports/manual", "folder the findings write claims.csv and figures to", "system"),
         _p("workload", str, "", "the workload whose runs the findings read (empty: every run of the store)", "system"),
@@ -211,7 +216,7 @@ SHARPNESS_OPTIONS = ["top_k", "lanczos_tol", "trace_samples", "epsilons", "subsp
 SHARPNESS = ["hessian_examples", "matched_loss", "full_measures", *SHARPNESS_OPTIONS]
 
 REMEDY = ["remedy", "reference_batch", "warmup_epochs", "ghost_batch", "beta2_rule", "schedule_milestones", "schedule_factor",
-          "lr_grid", "target_loss", "sharpness_at_levels"]
+          "lr_grid", "confirm_seeds", "target_loss", "sharpness_at_levels"]
 
 NOISE = ["noise_batch_sizes", "noise_draws", "grad_chunk", "accumulation_steps"]
 
@@ -220,7 +225,7 @@ NOTEBOOKS: dict[str, list[str]] = {
     "01_what_is_batch_size": NOISE + ["device", "source_dir", "run_dir", "threads"],
     "02_empirical_comparison": TRAINING + ["target_loss", "run_dir", "threads"],
     "03_sharpness": SHARPNESS + ["device", "source_dir", "run_dir", "threads"],
-    "04_closing_the_gap": TRAINING + REMEDY + ["run_dir", "threads"],
+    "04_closing_the_gap": TRAINING + REMEDY + ["source_dir", "run_dir", "threads"],
 }
 # A notebook that reads another's run. It declares only its own parameters and reads the training
 # setting from the run in ``source_dir``; in a profile, its jobs still take the training values,
@@ -414,3 +419,13 @@ def from_namespace(notebook: str, namespace: dict) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def parameter_cell(notebook: str) -> str:
+    """The parameters cell of ``notebook`` as this module defines it: one annotated literal per parameter, its help
+    as the comment (papermill reads the help from there). `bsnb cells` writes it into the notebooks."""
+    def literal(value) -> str:
+        return json.dumps(value) if isinstance(value, str) else repr(value)
+
+    return "\n".join(f"{name}: {PARAMS[name].type.__name__} = {literal(PARAMS[name].default)}  # {PARAMS[name].help}"
+                     for name in ALL_NOTEBOOKS[notebook])

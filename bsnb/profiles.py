@@ -311,6 +311,21 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                 problems += [where + f for f in found]
                 if found:
                     continue
+                if params.get("remedy") == "confirm":
+                    problems.append(f"{where}remedy confirm is not given in a profile: give confirm_seeds beside remedy "
+                                    "tuned, and the sweep adds the confirmation job after that search")
+                    continue
+                confirm_seeds = params.get("confirm_seeds") or []
+                if confirm_seeds and params.get("remedy") != "tuned":
+                    problems.append(f"{where}confirm_seeds = {confirm_seeds} belongs to remedy tuned (the seeds trained at "
+                                    f"the rate its search chose), not to remedy {params.get('remedy')}")
+                    continue
+                if set(confirm_seeds) & set(params["seeds"]):
+                    problems.append(f"{where}confirm_seeds = {confirm_seeds} repeats the search's seeds {params['seeds']}: "
+                                    "the confirmation needs seeds the search did not choose its rate on")
+                    continue
+                if confirm_seeds:  # the search's own job does not depend on the seeds that confirm it
+                    params = {**params, "confirm_seeds": []}
                 source = None
                 if notebook in NEEDS:
                     source = _source_job(NEEDS[notebook], params,
@@ -321,9 +336,13 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                 if _key(job) in from_grid:
                     problems.append(f"{where}two jobs of notebook {notebook} have the same parameters: remove "
                                     "repeated values")
-                jobs.setdefault(_key(job), job)
+                job = jobs.setdefault(_key(job), job)
                 from_grid.add(_key(job))
                 mine[_key(job)] = None
+                if confirm_seeds:  # C15's confirmation seeds at the rate this search chose, run once it is done
+                    confirm = Job(notebook, {**params, "remedy": "confirm", "seeds": list(confirm_seeds)}, tuple(axes),
+                                  job)
+                    mine[_key(jobs.setdefault(_key(confirm), confirm))] = None
         if workload:
             members[workload.name] = [jobs[k].job_id for k in mine]
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))

@@ -12,6 +12,8 @@
   (``lr_decay``) or multiply the batch size by it instead (``batch_growth``), which keeps the
   noise scale lr N / B of SGD the same while taking fewer steps. The batch grows up to a tenth of
   the training set; the factor it cannot take goes to the rate (Smith's hybrid).
+* The learning-rate search (Shallue et al. 2019): ``tuned`` searches each batch size's rate (:mod:`bsnb.search`);
+  ``confirm`` trains new seeds at the rate that search chose (C15 reads them).
 * One pass (Vyas et al. 2024, the protocol's C17): ``one_pass`` trains on fresh examples every epoch for the whole
   budget; ``one_pass_longer`` for as many steps as the reference batch takes in that budget.
 * Hoffer et al.'s regime adaptation (the protocol's C9), three arms with the rate divided by 10 at 50%
@@ -44,6 +46,8 @@ PRESETS: dict[str, dict] = {
     "lr_decay": {"schedule": "lr_decay"},  # Smith et al. 2018: the usual decay ...
     "batch_growth": {"schedule": "batch_growth"},  # ... and the batch growth that replaces it
     "tuned": {"tuned": True},  # Shallue et al. 2019: the learning rate searched per batch size
+    # C15's confirmation: new seeds at the rate the search in source_dir chose (bsnb.search), trained to the minimum
+    "confirm": {"confirm": True},
     # Hoffer et al. 2017's regime adaptation, three arms under one step schedule (C9)
     "step": {"step": True},
     "sqrt_step": {"lr_rule": "sqrt", "step": True},

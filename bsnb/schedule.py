@@ -25,8 +25,9 @@ def estimated_work(params: dict) -> float:
         budget.update(remedies.options(params))
     steps = budget["steps"] if budget.get("budget") == "steps" else budget["epochs"] * -(-n // b)
     work = steps * (b + 64) * len(params.get("seeds", [0]))
-    if params.get("remedy") == "tuned":  # every rate of the grid, each run stopping at its target or minimum
-        work *= len(params.get("lr_grid") or [1]) / 2
+    if params.get("remedy") == "tuned":  # every rate of the grid, each run stopping at its target or minimum, and
+        # trained to the minimum, the two refinement rates (bsnb.search; an extension adds one more rate)
+        work *= (len(params.get("lr_grid") or [1]) + 2 * (params.get("patience", 0) > 0)) / 2
     return work
 
 
@@ -35,7 +36,9 @@ def cost(params: dict, source_params: dict | None = None) -> float:
     is done, and then takes its source's place in the order: measuring a run's checkpoints takes about as long as
     a training job (quick profile: 30 to 60 s), and left to the end such jobs ran alone on one worker while the
     other had nothing to do."""
-    return estimated_work(source_params if source_params is not None else params)
+    if source_params is None or params.get("remedy") == "confirm":  # a confirmation trains its own seeds
+        return estimated_work(params)
+    return estimated_work(source_params)
 
 
 def longest_first(jobs: list, cost_of) -> list:

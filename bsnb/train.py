@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -574,27 +575,55 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
          ) -> list[SeedRun]:
     """The learning-rate search: every (learning rate, seed) over ``lrs``, with the steps each took to first reach
     ``target_loss`` (Shallue et al.'s steps-to-result, C11) and, with ``spec.patience``, trained on to its smoothed
-    minimum (each batch size at its own best rate, C15; the comparison's rate, the small batch's best).
+    minimum, then extended past an edge and refined by sqrt 2 as :mod:`bsnb.search` rules (each batch size at its own
+    best rate, C15; the band of good rates, C18).
 
-    Every (learning rate, seed) trains at once, in lockstep (stacked where ``spec.stack`` says so).
-    Without patience each stops once its validation loss reaches the target, and only each seed's
-    fewest steps matter, so at the first check that sees one of a seed's runs reach the target, the
-    seed's other runs stop: they cannot need fewer steps (the answer is exact, and the losers cost
-    no more than the winner). Each run's summary carries its ``lr_used`` and ``pruned``. Only the
-    validation loss decides, so the training split is not evaluated (its loss is NaN in the
-    history; the running mean over the epoch's batches is there): at large batches that
-    evaluation costs almost as much as the epoch's training.
+    Every (learning rate, seed) of a round trains at once, in lockstep (stacked where ``spec.stack`` says so).
+    Without patience each stops once its validation loss reaches the target, and only each seed's fewest steps
+    matter, so at the first check that sees one of a seed's runs reach the target, the seed's other runs stop:
+    they cannot need fewer steps (the answer is exact, and the losers cost no more than the winner); such a search
+    is its grid alone. Each run's summary carries its ``lr_used``, ``pruned`` and ``search_step`` (grid, extension
+    or refinement). Only the validation loss decides, so the training split is not evaluated (its loss is NaN in
+    the history; the running mean over the epoch's batches is there): at large batches that evaluation costs
+    almost as much as the epoch's training.
     """
     from dataclasses import replace
 
+    from bsnb import search
+
     to_minimum = spec.patience > 0
     one = replace(spec, target_loss=target_loss, warmup_steps=0, eval_train=False, stop_at_target=not to_minimum)
-    members = [Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
-               for k, seed in enumerate(seeds) for lr in lrs]
-    stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,
-                                 stacking.path(spec.model, spec.batch_norm))
-    runs = _run(one, data, members, stacked, f"batch {spec.batch_size}, {len(lrs)} lrs x {len(seeds)} seeds"
-                f"{' (stacked)' if stacked else ''}", progress, prune=not to_minimum)
-    for m, run in zip(members, runs):
-        run.summary.update(run=m.label, pruned=m.pruned)
+
+    def round_of(rates, step: str) -> list[SeedRun]:
+        members = [Member(seed, replace(one, lr=lr), f"lr{lr:g}-seed{seed}", group=k)
+                   for k, seed in enumerate(seeds) for lr in rates]
+        stacked = stacking.use_stack(spec.stack, len(members), spec.batch_size, data.device,
+                                     stacking.path(spec.model, spec.batch_norm))
+        what = f"{len(rates)} lrs" if step == search.GRID else f"{step} lr{'s' * (len(rates) > 1)} " + ", ".join(
+            f"{r:.4g}" for r in rates)
+        done = _run(one, data, members, stacked, f"batch {spec.batch_size}, {what} x {len(seeds)} seeds"
+                    f"{' (stacked)' if stacked else ''}", progress, prune=not to_minimum)
+        for m, run in zip(members, done):
+            run.summary.update(run=m.label, pruned=m.pruned, search_step=step,
+                               failed_to_train=_never_trained(run))
+        return done
+
+    runs = round_of(list(lrs), search.GRID)
+    while to_minimum and (todo := search.next_rates(search.table_of(pd.DataFrame([r.summary for r in runs])))):
+        runs += round_of(*todo)
     return runs
+
+
+def _never_trained(run: SeedRun) -> bool:
+    """A run whose training loss (the epoch's running mean where the split was not evaluated) never fell below 90%
+    of chance, or that diverged: it failed to train (:mod:`bsnb.minima` reads the stored curve the same way)."""
+    from bsnb import minima
+
+    if run.summary.get("status") != "ok":
+        return True
+    def seen(row) -> float:  # the evaluated training loss, else the epoch's running mean
+        value = row.get("train_loss")
+        return value if value is not None and math.isfinite(value) else row.get("train_loss_running", math.nan)
+
+    lowest = min((v for v in map(seen, run.history[1:]) if v is not None and math.isfinite(v)), default=math.inf)
+    return not lowest < minima.FAILED_SHARE * run.summary["chance_loss"]

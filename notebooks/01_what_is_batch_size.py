@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -43,7 +43,7 @@ noise_draws: int = 50  # random batches drawn per batch size (more for small one
 grad_chunk: int = 256  # examples per vectorised per-example-gradient pass (bounds memory)
 accumulation_steps: int = 100  # steps of the gradient-accumulation check (batch 256 as 8 micro-batches of 32 beside the plain batch and ghost batch norm; 0: no check)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
-source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
+source_dir: str = "runs/source"  # folder of the run this execution reads: the empirical comparison's (01, 03), the learning-rate search's (04, remedy confirm)
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 

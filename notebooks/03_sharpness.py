@@ -42,7 +42,7 @@ slice_points: int = 25  # points of the 1-D filter-normalised loss slice, from -
 contour_points: int = 11  # points per axis of the 2-D filter-normalised loss surface, from -1 to 1 (0: none)
 density: bool = False  # also estimate the eigenvalue density (stochastic Lanczos quadrature)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
-source_dir: str = "runs/source"  # folder of the empirical-comparison run this execution reads
+source_dir: str = "runs/source"  # folder of the run this execution reads: the empirical comparison's (01, 03), the learning-rate search's (04, remedy confirm)
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -25,9 +25,11 @@
 # to a target validation loss.
 #
 # This notebook trains **one batch size with one remedy** for every seed (claims C8 to C10 of
-# the study). With the remedy `tuned` it searches the learning rate over a grid instead,
-# stopping each run at the target validation loss; the findings draw the steps-to-target curve
-# from those runs.
+# the study). With the remedy `tuned` it searches the learning rate over a grid instead, counting
+# each run's steps to the target validation loss (C11) and, with a patience, training it to its
+# minimum; the grid is then extended past an edge that holds the best rate and refined by a
+# factor √2 around it (`bsnb.search`). With the remedy `confirm` it trains new seeds at the rate
+# the search in `source_dir` chose: C15, each batch size at its own best rate, reads those seeds.
 
 # %% tags=["parameters"]
 batch_size: int = 64  # examples per optimiser step
@@ -56,7 +58,7 @@ log_points: int = 200  # steps at which gradient norm and distance from init are
 noise_points: int = 100  # steps at which the two-batch gradient noise scale is estimated (log-spaced; 0: never)
 device: str = "auto"  # auto (GPU when present), cpu, cuda or mps
 stack: str = "auto"  # train the seeds (and the tuned remedy's learning rates) as one stacked model: auto (where it measured faster), on or off
-remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, tuned, Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer
+remedy: str = "none"  # none, linear, linear_warmup, sqrt, longer, bn, ghost_bn, lr_decay, batch_growth, tuned, confirm (new seeds at the rate the search in source_dir chose), Hoffer's arms step, sqrt_step and sqrt_step_longer, or the one-pass arms one_pass and one_pass_longer
 reference_batch: int = 32  # the small batch whose learning rate (lr) and step count the rules start from
 warmup_epochs: int = 5  # epochs of linear warm-up (linear_warmup)
 ghost_batch: int = 32  # examples per ghost batch (ghost_bn)
@@ -64,8 +66,10 @@ beta2_rule: str = "none"  # adam/adamw: none keeps beta2; half_life keeps its ha
 schedule_milestones: list = [0.3333, 0.6667]  # fractions of the epochs at which lr_decay / batch_growth act
 schedule_factor: float = 5.0  # learning-rate divisor / batch multiplier at each milestone
 lr_grid: list = [0.005, 0.01, 0.02, 0.05, 0.1, 0.2]  # learning rates the tuned remedy tries
+confirm_seeds: list = []  # seeds a profile trains at the rate each tuned search chose, in a job of remedy confirm that runs after the search (C15; none: C15 reads the search's own seeds)
 target_loss: float = 0.5  # validation loss the tuned remedy counts steps to; 02's runs save a checkpoint where they first reach it, at which 01 measures the noise scale C11 reads
 sharpness_at_levels: bool = False  # also measure the top Hessian eigenvalue where the training loss first fell to each of 1, 0.3, 0.1, 0.03 (C16: sharpness under a learning-rate rule)
+source_dir: str = "runs/source"  # folder of the run this execution reads: the empirical comparison's (01, 03), the learning-rate search's (04, remedy confirm)
 run_dir: str = "runs/manual"  # folder this execution writes its results to
 threads: int = 0  # torch CPU threads; 0 lets torch decide
 
@@ -86,9 +90,11 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # empirical comparison's.
 
 # %%
-from bsnb import data, parameters, plots, remedies, results, sharpness, summaries, train
+from bsnb import data, parameters, plots, remedies, results, search, sharpness, summaries, train
 
 params = parameters.from_namespace("04_closing_the_gap", globals())
+if remedy == "confirm":  # new seeds at the rate the learning-rate search in source_dir chose
+    params = search.confirmed(params, source_dir)
 device = train.setup(threads, device)
 ds = data.of_job(remedies.data_params(params), device)
 spec = train.TrainSpec.from_params(params, **remedies.options(params))

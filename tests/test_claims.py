@@ -732,9 +732,34 @@ def test_c15_is_an_equivalence_of_each_batch_sizes_best_minimum():
     # a search that stopped at its target says nothing about the best minimum
     stopped = search_runs({32: 0.30, 256: 0.30}).assign(stopped_by="target")
     assert claims.tuned_rates(stopped).seeds == 0 and "trained to its minimum" in claims.tuned_rates(stopped).note
-    assert "0.04 is the batch-32 best" in claims.learning_rate_check(pd.concat([
+    assert "0.04 is the batch-32 rate the learning-rate search chooses" in claims.learning_rate_check(pd.concat([
         search_runs({32: 0.30}), pd.DataFrame([{"job_id": "c", "notebook": "02_empirical_comparison", "batch_size": 32,
                                                  "seed": 0, "lr": 0.04, "status": "ok"}])]), 32)
+
+
+def confirmation(best_loss: dict, lr: dict, seeds=range(100, 110), rng=None) -> pd.DataFrame:
+    """C15's confirmation runs (04, remedy confirm): per batch size, new seeds at its chosen rate ``lr``."""
+    rng = rng or np.random.default_rng(5)
+    return pd.DataFrame([{"job_id": f"confirm{b}", "notebook": "04_closing_the_gap", "remedy": "confirm",
+                          "batch_size": b, "seed": s, "lr": lr[b], "lr_used": lr[b], "status": "ok",
+                          "stopped_by": "patience", "censored": False,
+                          "min_val_loss": loss * (1 + 0.01 * rng.standard_normal())}
+                         for b, loss in best_loss.items() for s in seeds])
+
+
+def test_c15_reads_the_confirmation_seeds_at_the_chosen_rate_and_the_search_beside():
+    search = search_runs({32: 0.30, 256: 0.30})
+    # the search's own seeds say "equal"; ten new seeds at the chosen rates say the large batch is 10% worse
+    v = claims.tuned_rates(pd.concat([search, confirmation({32: 0.30, 256: 0.33}, {32: 0.04, 256: 0.04})]))
+    assert v.seeds == 10 and "10 confirmation seeds" in v.measure
+    assert v.verdict == claims.NOT_SUPPORTED and v.effect == pytest.approx(1.1, abs=0.02)
+    assert "the search's own reading at the chosen rates (3 search seeds): 0.99" in v.ours
+    # without confirmation runs: read on the search's seeds, said to be weaker
+    alone = claims.tuned_rates(search)
+    assert alone.seeds == 3 and "no confirmation runs" in alone.measure and "selected on the same seeds" in alone.note
+    # a confirmation at a rate the stored search no longer chooses is named
+    stale = claims.tuned_rates(pd.concat([search, confirmation({32: 0.30, 256: 0.30}, {32: 0.04, 256: 0.08})]))
+    assert "batch 256's confirmation ran at lr 0.08" in stale.note
 
 
 def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None, lam_at_rate=None):
@@ -810,24 +835,24 @@ def test_the_cache_key_holds_the_modules_the_job_notebooks_reach(tmp_path, monke
     a job notebook reaches, directly or through another module, does. Nothing is kept by hand in a list."""
     import shutil
 
-    from bsnb import parameters, sweep
+    from bsnb import parameters, sources
 
     root = tmp_path / "root"
     shutil.copytree(parameters.ROOT / "bsnb", root / "bsnb", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(parameters.ROOT / "notebooks", root / "notebooks")
     monkeypatch.setattr(parameters, "ROOT", root)
     monkeypatch.setattr(parameters, "NOTEBOOKS_DIR", root / "notebooks")
-    names = {p.relative_to(root / "bsnb").as_posix() for p in sweep.computing_modules()}
+    names = {p.relative_to(root / "bsnb").as_posix() for p in sources.computing_modules()}
     assert {"train.py", "noise.py", "sharpness.py", "models.py", "stacking.py"} <= names  # stacking via train
-    assert not names & {"plots.py", "sweep.py", "report.py", "cli.py", "minima.py", "stats.py"}
+    assert not names & {"plots.py", "sweep.py", "report.py", "cli.py"}
     assert not any(n.startswith("claims/") for n in names)
-    before = sweep.source_digest()
+    before = sources.source_digest()
     (root / "bsnb" / "claims" / "q2_comparison.py").write_text("X = 1\n")
     (root / "bsnb" / "plots.py").write_text((root / "bsnb" / "plots.py").read_text() + "\nY = 2\n")
     (root / "bsnb" / "a_new_page.py").write_text("Z = 3\n")
-    assert sweep.source_digest() == before
+    assert sources.source_digest() == before
     (root / "bsnb" / "stacking.py").write_text((root / "bsnb" / "stacking.py").read_text() + "\nW = 4\n")
-    assert sweep.source_digest() != before
+    assert sources.source_digest() != before
 
 
 def banded_search(steepness: dict, seeds=range(8), rates=(0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)):
@@ -867,6 +892,10 @@ def test_c18_bands_end_at_a_failed_rate_and_flag_the_grid_edge():
     # the narrowest bands (1024) are exact, the widest (32) and 256's are lower bounds: a narrowing read from
     # bounds that could only hide more narrowing stands; read the other way round it would be withdrawn
     assert v.verdict == claims.SUPPORTED
+    # the stable range: the largest rate that trained in every seed over the chosen rate (0.16 failed at 256)
+    ranges = claims.stable_range(search).set_index("batch_size")
+    assert ranges.loc[256, "largest_stable_lr"] == pytest.approx(0.08) and ranges.loc[256, "stable_range"] <= 0
+    assert ranges.loc[32, "at_top"] and "stable range" in v.ours and "search: 3 run(s) left out" in v.note
     # fewer than 3 batch sizes searched: no trend to read
     assert claims.rate_robustness(banded_search({32: 0.02, 256: 0.04})).seeds == 0
 

@@ -39,6 +39,13 @@ def test_parameters_cell_declares_exactly_the_configured_parameters(name):
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
+def test_the_parameters_cell_is_what_bsnb_cells_writes_from_the_parameters_module(name):
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert cell.source == parameters.parameter_cell(name), "run `bsnb cells`"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
 def test_the_parameters_cell_is_tagged_and_holds_only_literals(name):
     nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{name}.py")
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

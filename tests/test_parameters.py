@@ -57,6 +57,23 @@ def test_a_dependent_notebook_brings_the_run_it_reads(tmp_path):
     assert jobs.index(by_nb["03_sharpness"][0]) > max(jobs.index(j) for j in by_nb["02_empirical_comparison"])
 
 
+def test_confirmation_seeds_add_a_job_after_each_search_that_reads_it(tmp_path):
+    search = {"scientific": {"batch_size": [16, 64], "remedy": ["tuned"]}, "nuisance": {"lr_grid": [0.05, 0.2]},
+              "fixed": {"patience": 3}}
+    path = write_profile(tmp_path, notebooks={"04_closing_the_gap": [search]}, nuisance={"confirm_seeds": [100, 101]})
+    jobs = profiles.expand(profiles.load_profile(path))
+    tuned = [j for j in jobs if j.params.get("remedy") == "tuned"]
+    confirm = [j for j in jobs if j.params.get("remedy") == "confirm"]
+    assert len(tuned) == len(confirm) == 2 and all(j.params["confirm_seeds"] == [] for j in tuned)
+    for c in confirm:
+        assert c.source in tuned and c.params["seeds"] == [100, 101] and "remedyconfirm" in c.job_id
+        assert c.source.params["batch_size"] == c.params["batch_size"] and c.source.params["seeds"] == [0, 1]
+        assert jobs.index(c) > jobs.index(c.source)
+    # the search is the same job with or without confirmation seeds: adding them reruns no search
+    plain = profiles.expand(profiles.load_profile(write_profile(tmp_path, notebooks={"04_closing_the_gap": [search]})))
+    assert {j.job_id for j in plain if j.params.get("remedy") == "tuned"} == {j.job_id for j in tuned}
+
+
 def test_notebook_sections_accept_only_groups(tmp_path):
     path = write_profile(tmp_path, notebooks={"03_sharpness": {"epochs": 3}})
     with pytest.raises(parameters.ProfileError, match=r"03_sharpness: expected a mapping \(or a list of mappings\)"):
@@ -93,6 +110,12 @@ def test_job_id_is_readable_and_ignores_system_parameters():
     ({"notebooks": ["99_nothing"]}, ["'99_nothing'", "02_empirical_comparison"]),
     ({"notebooks": {"03_sharpness": {"fixed": {"epsilons": [0.001, -1]}}}}, ["epsilons = [0.001, -1]", "a list of numbers"]),
     ({"notebooks": {"03_sharpness": {"fixed": {"top_k": 0}}}}, ["top_k = 0", "from 1 to 100"]),
+    ({"notebooks": {"04_closing_the_gap": {"scientific": {"remedy": ["confirm"]}}}},
+     ["remedy confirm is not given in a profile", "confirm_seeds beside remedy tuned"]),
+    ({"notebooks": {"04_closing_the_gap": {"scientific": {"remedy": ["sqrt"]}, "nuisance": {"confirm_seeds": [9]}}}},
+     ["confirm_seeds = [9] belongs to remedy tuned", "not to remedy sqrt"]),
+    ({"notebooks": {"04_closing_the_gap": {"scientific": {"remedy": ["tuned"]}, "nuisance": {"confirm_seeds": [1, 9]}}}},
+     ["confirm_seeds = [1, 9] repeats the search's seeds [0, 1]"]),
 ])
 def test_bad_profiles_name_the_parameter_its_value_and_what_is_allowed(tmp_path, sections, words):
     path = write_profile(tmp_path, **sections)

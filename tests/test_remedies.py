@@ -148,8 +148,11 @@ def test_a_search_with_patience_trains_every_rate_to_its_minimum_and_still_count
                         progress=False)
     full = train.tune(train.TrainSpec(batch_size=30, width=8, epochs=15, stack="off", patience=3), d, lrs, [0],
                       target_loss=2.0, progress=False)
-    # the same fewest steps to the target (no run is pruned, none stops there: a slower rate gets there later) ...
-    fewest = [min(r.summary["steps_to_target"] for r in runs if r.summary["reached_target"]) for runs in (full, pruned)]
+    # over the grid, the same fewest steps to the target (no run is pruned, none stops there: a slower rate gets
+    # there later; the rates the rule adds after the grid are the patient search's own) ...
+    grid = [r for r in full if r.summary["search_step"] == "grid"]
+    assert [r.summary["lr_used"] for r in grid] == lrs and {r.summary["search_step"] for r in pruned} == {"grid"}
+    fewest = [min(r.summary["steps_to_target"] for r in runs if r.summary["reached_target"]) for runs in (grid, pruned)]
     assert fewest[0] == fewest[1]
     assert sum(r.summary["reached_target"] for r in full) >= sum(r.summary["reached_target"] for r in pruned)
     assert not any(r.summary["pruned"] for r in full) and all(r.summary["stopped_by"] != "target" for r in full)

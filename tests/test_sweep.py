@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT, bsnb
 
 from bsnb import claims as bsnb_claims
-from bsnb import parameters, profiles, results, sweep
+from bsnb import parameters, profiles, results, search, sweep
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     index = Path(proc.stdout.strip().splitlines()[-1])
     assert index == (out / "index.html").resolve() and index.exists()
     tables = results.load_tables(out / "runs")
-    assert sorted(tables.jobs["state"]) == ["ok"] * 16
+    assert sorted(tables.jobs["state"]) == ["ok"] * 18
     training = tables.seeds[tables.seeds["notebook"] == "02_empirical_comparison"]
     assert sorted(training["batch_size"]) == [16, 16, 64, 64]
     for run in results.jobs_in(out / "runs"):
@@ -67,9 +67,15 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     claims = pd.read_csv(out / "claims.csv")
     remedies = tables.seeds[tables.seeds["notebook"] == "04_closing_the_gap"]
     assert set(remedies["remedy"]) == {"linear_warmup", "sqrt", "bn", "ghost_bn", "sqrt_step", "sqrt_step_longer",
-                                       "step", "lr_decay", "batch_growth", "tuned"}
+                                       "step", "lr_decay", "batch_growth", "tuned", "confirm"}
     tuned = remedies[remedies["remedy"] == "tuned"]
-    assert len(tuned) == 2 * 2 * 2 and set(tuned["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
+    grid = tuned[tuned["search_step"] == "grid"]
+    assert len(grid) == 2 * 2 * 2 and set(grid["lr_used"]) == {0.05, 0.2}  # batch sizes x lrs x seeds
+    assert (tuned["search_step"] == "refinement").sum() == 2 * 2 * 2  # two sqrt-2 rates, every seed, each batch size
+    confirm = remedies[remedies["remedy"] == "confirm"]  # the confirmation seeds at each search's chosen rate
+    assert sorted(confirm["seed"]) == [100, 100, 101, 101]
+    for b, g in tuned.groupby("batch_size"):
+        assert set(confirm.loc[confirm["batch_size"] == b, "lr"]) == {search.choose(search.table_of(g)).rate}
     assert len(tables.table("noise")) > 0  # two-batch estimates logged along training
     claims = pd.read_csv(out / "claims.csv")
     assert list(claims["claim"]) == list(bsnb_claims.CLAIMS)  # every claim of the registry, in its order

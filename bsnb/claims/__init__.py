@@ -61,19 +61,20 @@ from bsnb.claims.q4_closing import (  # noqa: F401
                                   rate_robustness,
                                   regime_adaptation,
                                   remedy_table,
+                                  stable_range,
                                   tuned_rates,
 )
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
 from bsnb.claims.verdict import (  # noqa: F401
-    COLUMNS,
-    HOLDS,
-    Verdict,
-    _empty,
-    across_workloads,
-    conclusions,
-    evidence_note,
-    save,
-    statement,
-    table,
+                                  COLUMNS,
+                                  HOLDS,
+                                  Verdict,
+                                  _empty,
+                                  across_workloads,
+                                  conclusions,
+                                  evidence_note,
+                                  save,
+                                  statement,
+                                  table,
 )
 from bsnb.stats import INCONCLUSIVE, NOT_RUN, NOT_SUPPORTED, SUPPORTED, decide, fieller, interval  # noqa: F401

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from bsnb import minima, parameters
+from bsnb import minima, parameters, search
 from bsnb.claims.verdict import TEXTS, Verdict
 from bsnb.results import NOISE_WINDOW
 
@@ -41,23 +41,38 @@ def search_runs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (batch size, seed) of the learning-rate search trained to its minimum: the rate whose smoothed minimum
-    validation loss is lowest, that minimum, and whether the rate lies on the edge of the searched grid."""
+    """Per (batch size, seed) of the learning-rate search trained to its minimum: the batch size's chosen rate
+    (:func:`bsnb.search.choose`: the lowest mean smoothed minimum over the search seeds, of every searched rate), the
+    seed's smoothed minimum at that rate, whether the rate lies on an edge of the grid after extension, and the
+    seed's own best rate beside it (``seed_best_lr``)."""
     tuned = search_runs(runs)
     if tuned.empty:
         return pd.DataFrame()
     rows = []
-    for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
-        ok = _usable_seeds(g)
-        grid = sorted(g["lr_used"].unique())
-        if ok.empty or ok["min_val_loss"].isna().all():
+    for batch, g in tuned.groupby("batch_size"):
+        choice = search.choose(search.table_of(g))
+        if choice is None:
             continue
-        best = ok.loc[ok["min_val_loss"].idxmin()]
-        rows.append({"batch_size": int(batch), "seed": int(seed), "status": "ok", "best_lr": float(best["lr_used"]),
-                     "min_val_loss": float(best["min_val_loss"]), "censored": bool(best.get("censored", False)),
-                     "on_edge": len(grid) < 3 or best["lr_used"] in (grid[0], grid[-1]),
-                     "grid": ", ".join(f"{x:g}" for x in grid)})
+        rates = ", ".join(f"{x:.4g}" for x in sorted(g["lr_used"].unique()))
+        for seed, s in g.groupby("seed"):
+            at = s[(s["lr_used"] - choice.rate).abs() <= 1e-9 * choice.rate]
+            ok = _usable_seeds(s)
+            if at.empty or ok.empty or ok["min_val_loss"].isna().all():
+                continue
+            r = at.iloc[0]
+            rows.append({"batch_size": int(batch), "seed": int(seed), "status": r.get("status", "ok"),
+                         "best_lr": choice.rate, "min_val_loss": float(r["min_val_loss"]),
+                         "censored": bool(r.get("censored", False)), "unstable": bool(r.get("unstable", False)),
+                         "on_edge": choice.on_edge, "extensions": choice.extensions, "refined": choice.refined,
+                         "seed_best_lr": float(ok.loc[ok["min_val_loss"].idxmin(), "lr_used"]), "grid": rates})
     return pd.DataFrame(rows)
+
+
+def confirmation_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """C15's confirmation runs (04, remedy confirm): new seeds at each batch size's chosen rate."""
+    if "remedy" not in runs or runs.empty:
+        return runs.iloc[0:0]
+    return runs[(runs.get("notebook") == "04_closing_the_gap") & (runs["remedy"] == "confirm")]
 
 
 def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from bsnb import minima, parameters
+from bsnb import minima, parameters, search
 from bsnb.claims.protocol import (
     MINIMA,
     MINIMA_AND_TEST,
@@ -19,6 +19,7 @@ from bsnb.claims.protocol import (
     best_rates,
     censored_seeds,
     choose_pair,
+    confirmation_runs,
     paired,
     ran,
     search_runs,
@@ -60,38 +61,68 @@ HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps a
 
 def tuned_rates(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95,
                 band: tuple = (0.95, 1.05)) -> Verdict:
-    """C15, the article's conclusion and the Tuning Playbook's null: each batch size at its own best learning rate
-    (the search's grid, each run trained to its smoothed minimum), the smoothed minimum validation loss large over
-    small; supported when its interval lies within ``band`` (an equivalence), not supported when wholly outside.
-    A best rate on its grid's edge means the grid was too narrow: the verdict is then inconclusive."""
+    """C15, the article's conclusion and the Tuning Playbook's null: each batch size at its own best learning rate,
+    the smoothed minimum validation loss large over small, paired by seed; supported when its interval lies within
+    ``band`` (an equivalence), not supported when wholly outside. Read on the confirmation seeds (04, remedy
+    confirm: new seeds at the rate each batch size's search chose, :mod:`bsnb.search`), the search's own reading at
+    the chosen rates beside it; a profile without confirmation runs is read on the search's seeds and says so. A
+    chosen rate on the edge of its grid after extension means the grid was too narrow: inconclusive."""
     best = best_rates(runs)
     if best.empty:
         return _empty("C15", "needs the learning-rate search (04, tuned) trained to its minimum (a profile patience "
                              "for the search): a search that stops at the target says nothing about the best minimum")
     small, large, notes = choose_pair(best, small_batch, large_batch)
-    pairs = paired(best, "min_val_loss", small, large)
+    chosen = best.groupby("batch_size")["best_lr"].first()
+    confirm = confirmation_runs(runs)
+    confirm = confirm[confirm["batch_size"].isin([small, large])] if len(confirm) else confirm
+    on_confirmation = set(confirm["batch_size"]) >= {small, large} if len(confirm) else False
+    search_pairs = paired(best, "min_val_loss", small, large)
+    s_eff, s_lo, s_hi, s_n = interval(search_pairs["large"] / search_pairs["small"], confidence, log=True)
+    search_text = (f"the search's own reading at the chosen rates ({s_n} search seeds): {_fmt(s_eff)} "
+                   f"[{_fmt(s_lo)}, {_fmt(s_hi)}]")
+    if on_confirmation:
+        read = confirm
+        for b in (small, large):
+            used = confirm.loc[confirm["batch_size"] == b, "lr"].astype(float)
+            if b in chosen and not np.isclose(used, chosen[b], rtol=1e-6).all():
+                notes.append(f"batch {b}'s confirmation ran at lr {used.iloc[0]:g}, not the {chosen[b]:.4g} its "
+                             "stored search chooses now: rerun the confirmation")
+        seeds_text = f"{confirm['seed'].nunique()} confirmation seeds the search did not use"
+    else:
+        read = best
+        seeds_text = f"the search's {best['seed'].nunique()} seeds (no confirmation runs in this profile: weaker)"
+        notes.append("read on the search's own seeds: the chosen rate was selected on the same seeds, so the reading "
+                     "favours each batch size (the protocol reads C15 on confirmation seeds)")
+    pairs = paired(read, "min_val_loss", small, large)
     ratio = pairs["large"] / pairs["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     verdict = decide_within(lo, hi, *band, n)
-    edges = best[best["on_edge"] & best["batch_size"].isin([small, large])]
+    edges = best[best["on_edge"] & best["batch_size"].isin([small, large])].drop_duplicates("batch_size")
     if len(edges):
         verdict = INCONCLUSIVE
-        notes.append("best learning rate on the edge of the searched grid, so the grid was too narrow: " + "; ".join(
-            f"batch {r.batch_size} seed {r.seed} (lr {r.best_lr:g} of {r.grid})" for r in edges.itertuples()))
-    rho, tlo, thi, _ = seed_slope(best, "min_val_loss", confidence)
-    by_batch = best.groupby("batch_size").agg(loss=("min_val_loss", "mean"), lr=("best_lr", "median"))
+        notes.append("chosen learning rate on the edge of the searched grid after its extensions, so the grid was too "
+                     "narrow: " + "; ".join(f"batch {r.batch_size} (lr {r.best_lr:.4g} of {r.grid})"
+                                            for r in edges.itertuples()))
+    rho, tlo, thi, _ = seed_slope(read, "min_val_loss", confidence)
+    by_batch = read.groupby("batch_size")["min_val_loss"].mean()
+    if on_confirmation and (text := minima.unusable_note(confirm)):
+        notes.append("confirmation: " + text)
+    if text := minima.unusable_note(search_runs(runs)):
+        notes.append("search: " + text)
     v = Verdict("C15", verdict, effect, lo, hi, n, statement("C15"),
-                f"smoothed minimum validation loss at each batch size's own best learning rate (a factor-2 grid, each "
-                f"run trained to its minimum), ratio batch {large} / batch {small} (supported within "
-                f"[{band[0]:g}, {band[1]:g}])",
-                "per batch size, mean minimum at the median best rate: " + "; ".join(
-                    f"batch {b} {r.loss:.3f} (lr {r.lr:g})" for b, r in by_batch.iterrows())
-                + f"; per-seed slope of log minimum on log2(batch) {_fmt(rho)} [{_fmt(tlo)}, {_fmt(thi)}]",
+                f"smoothed minimum validation loss at each batch size's chosen learning rate (the search's lowest mean "
+                f"minimum, a factor-2 grid extended at an edge and refined by sqrt 2), ratio batch {large} / batch "
+                f"{small} on {seeds_text} (supported within [{band[0]:g}, {band[1]:g}])",
+                "per batch size, chosen rate and mean minimum: " + "; ".join(
+                    f"batch {b} lr {chosen.get(b, math.nan):.4g}: {loss:.3f}" for b, loss in by_batch.items())
+                + f"; per-seed slope of log minimum on log2(batch) {_fmt(rho)} [{_fmt(tlo)}, {_fmt(thi)}]; "
+                + search_text,
                 "the article: with the rate adjusted, large batches train faster at little or no loss; Shallue et "
                 "al. 2019 and the Tuning Playbook: no evidence that larger batches degrade the best result",
                 _join(*notes, evidence_note(ratio, lo, hi, n, log=True)))
-    censored = {f"batch {b}": sorted(int(s) for s in best.loc[(best["batch_size"] == b) & best["censored"], "seed"])
-                for b in (small, large)}
+    censored = {f"batch {b}": sorted(int(x) for x in read.loc[(read["batch_size"] == b)
+                                                             & read["censored"].fillna(False).astype(bool), "seed"])
+                for b in (small, large)} if "censored" in read else {}
     return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
 
 
@@ -136,6 +167,28 @@ def rate_bands(runs: pd.DataFrame, tolerance: float = RATE_BAND) -> pd.DataFrame
                                        "at_edge", "rates"])
 
 
+def stable_range(runs: pd.DataFrame) -> pd.DataFrame:
+    """C18's stable range per batch size: log2 of the largest searched rate that trained stably in every search seed
+    (trained, not unstable, :mod:`bsnb.minima`), every rate between it and the chosen rate too, over the batch
+    size's chosen rate (:func:`bsnb.search.choose`)."""
+    tuned = search_runs(runs)
+    rows = []
+    for batch, g in tuned.groupby("batch_size"):
+        choice = search.choose(search.table_of(g))
+        if choice is None:
+            continue
+        unstable = g.get("unstable", pd.Series(False, index=g.index)).fillna(False).astype(bool)
+        fine = (g["status"].fillna("ok") == "ok") & ~unstable
+        everywhere = fine.groupby(g["lr_used"]).all().sort_index()
+        above = everywhere[everywhere.index >= choice.rate * (1 - 1e-9)]
+        run = above.cumprod().astype(bool)  # contiguous from the chosen rate up: the first unstable rate ends it
+        top = float(above.index[run].max()) if run.any() else math.nan
+        rows.append({"batch_size": int(batch), "chosen_lr": choice.rate, "largest_stable_lr": top,
+                     "stable_range": math.log2(top / choice.rate) if math.isfinite(top) else math.nan,
+                     "at_top": bool(math.isfinite(top) and top >= g["lr_used"].max())})
+    return pd.DataFrame(rows, columns=["batch_size", "chosen_lr", "largest_stable_lr", "stable_range", "at_top"])
+
+
 def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: float = RATE_BAND) -> Verdict:
     """C18 (Masters and Luschi 2018; Marek et al. 2025): small batches are more robust to the learning rate. The
     width of each (batch size, seed)'s band of good rates (:func:`rate_bands`) against the batch size, Spearman's
@@ -170,7 +223,9 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
              f"{len(censored)} of {len(searched)} search runs are censored (the cap came before their minimum was "
              f"confirmed), so their minima only bound the bands: " + "; ".join(
                  f"batch {r.batch_size} seed {r.seed} lr {r.lr_used:g}" for r in censored.itertuples())
-             if len(censored) else ""]
+             if len(censored) else "",
+             "search: " + minima.unusable_note(searched) if minima.unusable_note(searched) else ""]
+    ranges = stable_range(runs)
     return Verdict("C18", verdict, slope, lo, hi, n, statement("C18"),
                    f"per-seed least-squares slope of the band's width on log2(batch), t interval over {n} seeds; the "
                    f"band: the range of log2(rate) where the smoothed minimum validation loss, interpolated linearly "
@@ -178,7 +233,10 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
                    "mean width in factors of 2 (median band): " + "; ".join(
                        f"batch {b} {r.width:.2f} ({r.low:.3g} to {r.high:.3g})" for b, r in by_batch.iterrows())
                    + f"; on the grid's rates alone (v3) {bands['grid_width'].eq(0).sum()} of {len(bands)} widths are 0"
-                   + f"; rank correlation beside it (pooled) {_fmt(rho)} [{_fmt(rlo)}, {_fmt(rhi)}]",
+                   + f"; rank correlation beside it (pooled) {_fmt(rho)} [{_fmt(rlo)}, {_fmt(rhi)}]"
+                   + "; stable range, log2(largest rate stable in every seed / chosen rate): " + "; ".join(
+                       f"batch {r.batch_size} {r.stable_range:.2f}{' (the top of its grid: a lower bound)' * r.at_top}"
+                       for r in ranges.itertuples()),
                    "Masters and Luschi 2018: the range of stable rates narrows as the batch grows, best results at "
                    "batch 2 to 32; Marek et al. 2025: small batches are more robust to hyperparameters",
                    _join(*notes))
