@@ -195,3 +195,22 @@ def test_a_blow_up_inside_an_epoch_seen_only_by_the_running_mean_is_unstable():
     r = minima.read_runs(summary(), epochs).iloc[0]
     assert bool(r["unstable"]) and r["train_loss_peak_after_fall"] == pytest.approx(3.0)
     assert not minima.read_runs(summary(), epochs.drop(columns="train_loss_running")).iloc[0]["unstable"]
+
+
+def test_where_the_search_chooses_another_rate_for_the_small_batch_claims_at_the_comparisons_rate_are_not_robust():
+    """Protocol v4: the profile pins the comparison's rate; where its own search chooses another, every claim read at
+    the comparison's rate says so and is not robust (C15, read at each batch size's own rate, is not touched)."""
+    steady = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 1.27])
+    c2 = claims.CLAIMS["C2"].compute(steady, claims.PROTOCOL)
+    lr = float(steady.runs()["lr"].iloc[0])
+    for chosen, robust in ((lr, True), (2 * lr, False)):
+        search = pd.DataFrame([{"job_id": "04-tuned", "notebook": "04_closing_the_gap", "remedy": "tuned",
+                                "batch_size": 32, "seed": s, "lr_used": rate, "status": "ok", "stopped_by": "patience",
+                                "pruned": False, "min_val_loss": 0.3 + abs(rate - chosen), "run": f"lr{rate}-seed{s}"}
+                               for s in (0, 1, 2) for rate in (lr / 2, lr, 2 * lr, 4 * lr)])
+        tables = steady.tables
+        both = type("T", (), {"seeds": pd.concat([tables.seeds, search], ignore_index=True), "epochs": tables.epochs,
+                              "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
+        [v] = claims.robustness(claims.Study(both), [claims.CLAIMS["C2"].compute(claims.Study(both), claims.PROTOCOL)])
+        assert v.verdict == c2.verdict and v.robust is robust, v.sensitivity
+        assert ("is not the batch-32 search's chosen rate" in v.sensitivity) is not robust

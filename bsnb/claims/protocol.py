@@ -68,6 +68,19 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def comparison_rate_problem(runs: pd.DataFrame, small_batch: int) -> str:
+    """Why the comparison's one rate is not the small batch's chosen rate (docs/protocol.md: the profile pins it, the
+    profile's own search checks it), or "" where it is, or where the profile has no search to check it with."""
+    comparison, _ = comparison_runs(runs)
+    best = best_rates(runs)
+    if comparison.empty or best.empty or "lr" not in comparison or small_batch not in set(best["batch_size"]):
+        return ""
+    lr, chosen = float(comparison["lr"].iloc[0]), float(best.loc[best["batch_size"] == small_batch, "best_lr"].iloc[0])
+    if math.isclose(lr, chosen, rel_tol=1e-9):
+        return ""
+    return f"the comparison's rate {lr:g} is not the batch-{small_batch} search's chosen rate {chosen:.4g}"
+
+
 def confirmation_runs(runs: pd.DataFrame) -> pd.DataFrame:
     """C15's confirmation runs (04, remedy confirm): new seeds at each batch size's chosen rate."""
     if "remedy" not in runs or runs.empty:
@@ -299,6 +312,7 @@ class Claim:
     question: int = 0  # the article's question (report page, notebook 05's section)
     alternatives: tuple = ()  # the protocol's sensitivity analysis: the readings a robust verdict survives
     needs: object = None  # needs(runs) -> bool: whether the profile ran what the claim measures (None: always)
+    at_comparison_rate: bool = True  # read at the comparison's one rate: not robust where the search chooses another
 
     def __post_init__(self):
         TEXTS[self.id] = (self.statement, self.rule)  # what a verdict of this claim says it tested

@@ -359,10 +359,12 @@ CLAIMS = [
     Claim("C5", "The variance of the batch gradient falls as 1/B (with the finite-sample correction (m-B)/(m-1)); "
                 "a check of the measurement",
           "measured/formula within 1 +- 0.1 at every batch size and checkpoint / any wholly outside", "gradient_noise",
-          lambda st, rd: noise_variance(st.tables.table("variance"), st.confidence), 1, needs=ran("01_what_is_batch_size")),
+          lambda st, rd: noise_variance(st.tables.table("variance"), st.confidence), 1, needs=ran("01_what_is_batch_size"),
+          at_comparison_rate=False),
     Claim("C11", "The gradient noise scale B_simple predicts the critical batch size beyond which more batch no "
                  "longer cuts steps",
-          "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS, needs=ran("04_closing_the_gap", "tuned")),
+          "B_simple/B_crit within [1/5, 5], both defined / wholly outside", "steps_to_target", _c11, 1, WINDOWS,
+          needs=ran("04_closing_the_gap", "tuned"), at_comparison_rate=False),
     Claim("C14", "The gradient noise scale grows as the training loss falls",
           "per-seed slope of log B_simple (exact) on -log(level) over the levels from 1 down to the lowest every "
           "seed reached: interval above 0 / below 0", "noise_scale",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from bsnb.claims import q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing
-from bsnb.claims.protocol import PROTOCOL, Claim, Reading, Study
+from bsnb.claims.protocol import PROTOCOL, Claim, Reading, Study, comparison_rate_problem
 from bsnb.claims.verdict import Verdict, _fmt
 from bsnb.stats import NOT_RUN
 
@@ -48,6 +48,7 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
     decided = [v for v in verdicts if v.verdict != NOT_RUN]
     strict = study.at_confidence(1 - (1 - study.confidence) / max(1, len(decided)) if decided else study.confidence)
     left_out: dict[int, Study] = {}  # one seed left out, built once for every claim
+    rate = comparison_rate_problem(study.runs(), study.small_batch)
     out = []
     for v in verdicts:
         claim = CLAIMS.get(v.claim)
@@ -68,6 +69,9 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
             found.append(f"{alt.describe()}: {w.verdict}, {_fmt(w.effect)} [{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
             if w.verdict != v.verdict:
                 moved.append(alt.describe())
+        if claim is not None and claim.at_comparison_rate and rate:
+            found.append(rate)
+            moved.append("the comparison's rate (not the small batch's chosen rate)")
         if claim is not None:
             w = claim.compute(strict, PROTOCOL)
             found.append(f"Bonferroni ({strict.confidence:.4g}, K = {len(decided)}): {w.verdict}, "
