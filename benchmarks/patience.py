@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bsnb import minima, parameters, results
+from bsnb import minima, results
 
-HALF = parameters.SMOOTHING // 2  # the smoothed curve's latest complete point lags the last evaluation by this
+HALF = minima.HALF  # the smoothed curve's latest complete point lags the last evaluation by this
 
 
 def replay(val: np.ndarray, epochs: np.ndarray, patience: int) -> int | None:

@@ -30,9 +30,10 @@ import math
 import numpy as np
 import pandas as pd
 
-from bsnb import parameters, stats
+from bsnb import stats
 
-SMOOTHING = parameters.SMOOTHING  # evaluated epochs in the centred moving average (docs/protocol.md)
+SMOOTHING = 5  # evaluated epochs in the centred moving average every minimum is read from (docs/protocol.md)
+HALF = SMOOTHING // 2  # its points on either side of its centre
 FAILED_SHARE = 0.9  # a run that never gets below this share of the chance loss failed to train
 FAILED = "failed to train"
 SCHEDULE_TAIL, SCHEDULE_FALL = 0.1, 0.01  # a fixed schedule's minimum in its last 10%, still falling >1%: censored
@@ -44,6 +45,20 @@ def smooth(values, window: int = SMOOTHING) -> np.ndarray:
     if window <= 1:
         return s.to_numpy()
     return s.rolling(window, center=True, min_periods=1).mean().to_numpy()
+
+
+def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, float]]:
+    """:func:`smooth` read online, as the training loop evaluates (its patience and the weights "at the minimum"):
+    the points of the moving average that the latest evaluation completed, (index, epoch, value) of the centre whose
+    window is now whole; with ``final`` also the last ones, whose windows shrink at the end. ``curve`` holds (epoch,
+    validation loss) of every evaluated epoch so far."""
+    n = len(curve)
+    ends = range(max(0, n - HALF), n) if final else []
+    centres = ([n - 1 - HALF] if n > HALF else []) + [i for i in ends if i > n - 1 - HALF]
+    if not centres:
+        return []
+    values = smooth([v for _, v in curve])
+    return [(i, curve[i][0], float(values[i])) for i in centres]
 
 
 def run_labels(seeds: pd.DataFrame) -> pd.Series:

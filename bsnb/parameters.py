@@ -32,8 +32,6 @@ GROUPS = ("scientific", "nuisance", "fixed")
 
 # Training losses at which training saves a checkpoint the first time the loss falls to them, so that
 # sharpness can be compared where different batch sizes reach the same loss (matched_loss picks one).
-LOSS_LEVELS, MATCHED_LEVELS = results.LOSS_LEVELS, results.MATCHED_LEVELS  # their home is the store's names
-SMOOTHING = 5  # docs/protocol.md: evaluated epochs in the centred moving average every minimum is read from
 
 
 @dataclass(frozen=True)
@@ -380,9 +378,9 @@ def _cross_checks(p: dict) -> list[str]:
         if problem:
             problems.append(problem.replace("the data's", f"dataset {p['dataset']!r}'s"))
     if "matched_loss" in p:
-        if p["matched_loss"] not in LOSS_LEVELS:
+        if p["matched_loss"] not in results.LOSS_LEVELS:
             problems.append(f"matched_loss = {p['matched_loss']!r} is not allowed: expected one of "
-                            f"{', '.join(f'{x:g}' for x in LOSS_LEVELS)} (the levels training saves a checkpoint at)")
+                            f"{', '.join(f'{x:g}' for x in results.LOSS_LEVELS)} (the levels training saves a checkpoint at)")
     if "small_batch" in p and "large_batch" in p and p["small_batch"] >= p["large_batch"]:
         problems.append(f"small_batch = {p['small_batch']} must be smaller than large_batch = {p['large_batch']}")
     return problems

@@ -182,7 +182,7 @@ class JobStore:
 
     def load_checkpoints(self, levels=()) -> dict:
         """Every checkpoint of every seed: (seed, initial / best / final) -> state dict; for each of ``levels``
-        (training losses, ``parameters.LOSS_LEVELS``) the window of ``loss<level>`` checkpoints, from where the
+        (training losses, :data:`LOSS_LEVELS`) the window of ``loss<level>`` checkpoints, from where the
         seed's training loss first fell to it; and the window of ``target`` checkpoints, from where its validation
         loss first reached the search's target; those the seed got to and the run saved."""
         names = list(CHECKPOINTS) + [w for x in levels for w in window(level_checkpoint(x))] + window(TARGET)

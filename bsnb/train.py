@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bsnb import data as data_mod
-from bsnb import models, noise, parameters, remedies, results, stacking
+from bsnb import minima, models, noise, parameters, remedies, results, stacking
 from bsnb.models import evaluate, sync  # noqa: F401 (train.evaluate: the models' own)
 
 
@@ -99,7 +99,6 @@ class TrainSpec:
         return epoch
 
 
-level_checkpoint = results.level_checkpoint
 
 
 @dataclass
@@ -146,19 +145,6 @@ def log_steps(total: int, points: int) -> set[int]:
     return set(np.unique(np.geomspace(1, max(total, 1), num=points).round().astype(int)).tolist())
 
 
-SMOOTH_HALF = parameters.SMOOTHING // 2  # the centred moving average's points on either side of its centre
-
-
-def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, float]]:
-    """The points of the centred moving average that the latest evaluation completed: (index, epoch, value) of the
-    centre whose window is now whole; with ``final`` also the last ones, whose windows shrink at the end."""
-    n = len(curve)
-    ends = range(max(0, n - SMOOTH_HALF), n) if final else []
-    centres = ([n - 1 - SMOOTH_HALF] if n > SMOOTH_HALF else []) + [i for i in ends if i > n - 1 - SMOOTH_HALF]
-    return [(i, curve[i][0], float(np.mean([v for _, v in curve[max(0, i - SMOOTH_HALF):i + SMOOTH_HALF + 1]])))
-            for i in centres]
-
-
 @dataclass
 class Member:
     """One model of a group trained together: its seed, its spec (its own learning rate), what it records, and the
@@ -176,7 +162,7 @@ class Member:
     best_epoch: int = 0
     raw_best: tuple = (math.inf, 0)  # the raw curve's (minimum, epoch), reported beside it
     curve: list = field(default_factory=list)  # (epoch, validation loss) of every evaluated epoch after the start
-    recent: deque = field(default_factory=lambda: deque(maxlen=SMOOTH_HALF + 1))  # (epoch, weights) of the latest
+    recent: deque = field(default_factory=lambda: deque(maxlen=minima.HALF + 1))  # (epoch, weights) of the latest
     reached: tuple | None = None  # (epoch, step, training seconds, interpolated step) when the target was reached
     stopped_by: str | None = None  # None while it trains
     pruned: bool = False
@@ -199,7 +185,7 @@ class Member:
             if val_loss < self.raw_best[0]:
                 self.raw_best = (val_loss, epoch)
         states = dict(self.recent)
-        for _, at, value in smoothed_points(self.curve, final):
+        for _, at, value in minima.smoothed_points(self.curve, final):
             if value < self.best_loss and at in states:
                 self.best_loss, self.best_epoch = value, at
                 self.states["best"] = states[at]
@@ -207,7 +193,7 @@ class Member:
     @property
     def smoothed_until(self) -> int:
         """The epoch of the smoothed curve's latest point (its window complete)."""
-        return self.curve[-1 - SMOOTH_HALF][0] if len(self.curve) > SMOOTH_HALF else 0
+        return self.curve[-1 - minima.HALF][0] if len(self.curve) > minima.HALF else 0
 
     def diverged_row(self, epoch: int, step: int, running: float, seconds: float, examples: int) -> None:
         """The row of an epoch whose running training loss turned non-finite (the run then stops, diverged)."""
@@ -227,7 +213,7 @@ class Member:
         self.evaluated(epoch, row["val_loss"], state)
         # matched-loss windows: from the first epoch at or below each training-loss level (C6, C14) and the
         # validation loss of the search's target (C11), the weights of WINDOW evaluated epochs
-        reached = {level_checkpoint(lv): row["train_loss"] <= lv for lv in results.LOSS_LEVELS}
+        reached = {results.level_checkpoint(lv): row["train_loss"] <= lv for lv in results.LOSS_LEVELS}
         if checkpoint_val_loss > 0:
             reached[results.TARGET] = row["val_loss"] <= checkpoint_val_loss
         due = []  # the next checkpoint of each window that has begun and is not full
@@ -617,8 +603,6 @@ def tune(spec: TrainSpec, data: data_mod.Data, lrs, seeds, target_loss: float, p
 def _never_trained(run: SeedRun) -> bool:
     """A run whose training loss (the epoch's running mean where the split was not evaluated) never fell below 90%
     of chance, or that diverged: it failed to train (:mod:`bsnb.minima` reads the stored curve the same way)."""
-    from bsnb import minima
-
     if run.summary.get("status") != "ok":
         return True
     def seen(row) -> float:  # the evaluated training loss, else the epoch's running mean

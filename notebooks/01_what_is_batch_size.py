@@ -73,7 +73,7 @@ from bsnb import accumulation, analysis, noise, parameters, plots, results, summ
 
 params = parameters.from_namespace("01_what_is_batch_size", globals())
 source = analysis.open_job(source_dir, train.setup(threads, device))
-states = source.store.load_checkpoints(levels=parameters.LOSS_LEVELS)
+states = source.store.load_checkpoints(levels=results.LOSS_LEVELS)
 source.params
 
 # %% [markdown]

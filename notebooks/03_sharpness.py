@@ -74,9 +74,9 @@ from bsnb import analysis, parameters, plots, results, sharpness, summaries, tra
 params = parameters.from_namespace("03_sharpness", globals())
 source = analysis.open_job(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
-levels = {name: source.store.load_states(name) for name in map(train.level_checkpoint, parameters.MATCHED_LEVELS)}
+levels = {name: source.store.load_states(name) for name in map(results.level_checkpoint, results.MATCHED_LEVELS)}
 checkpoints = {"final": source.store.load_states("final"),
-               "matched": source.store.load_states(train.level_checkpoint(matched_loss))} if full_measures else {}
+               "matched": source.store.load_states(results.level_checkpoint(matched_loss))} if full_measures else {}
 source.params
 
 # %% [markdown]

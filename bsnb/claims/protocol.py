@@ -11,7 +11,7 @@ import pandas as pd
 
 from bsnb import minima, parameters, search
 from bsnb.claims.verdict import TEXTS, Verdict
-from bsnb.results import NOISE_WINDOW
+from bsnb.results import MATCHED_LEVELS, NOISE_WINDOW  # noqa: F401 (the levels C1, C6, C14 and C16 match runs at)
 
 
 def _pick(available, wanted: int, fallback) -> int:
@@ -131,7 +131,6 @@ def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
     return sorted(int(s) for s in r.loc[flags, "seed"])
 
 
-C1_LEVELS = parameters.MATCHED_LEVELS  # docs/protocol.md: the training-loss levels C1, C6 and C14 match runs at
 
 
 def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
@@ -141,7 +140,7 @@ def epochs_to_level(epochs: pd.DataFrame, level: float) -> pd.Series:
     return first.reindex(ep.groupby(["job_id", "seed"]).size().index)
 
 
-def shifted_level(reached: list, shift: int = 0, levels=C1_LEVELS) -> float | None:
+def shifted_level(reached: list, shift: int = 0, levels=MATCHED_LEVELS) -> float | None:
     """The lowest of ``reached`` (levels every run reached) moved by ``shift`` places among ``levels`` (-1: the
     next higher level, +1: the next lower); None when there is none, or the shifted level was not reached by all."""
     if not reached:
@@ -150,7 +149,7 @@ def shifted_level(reached: list, shift: int = 0, levels=C1_LEVELS) -> float | No
     return levels[i] if 0 <= i < len(levels) and levels[i] in reached else None
 
 
-def common_level(epochs: pd.DataFrame, levels=C1_LEVELS, shift: int = 0) -> tuple[float | None, list[float]]:
+def common_level(epochs: pd.DataFrame, levels=MATCHED_LEVELS, shift: int = 0) -> tuple[float | None, list[float]]:
     """The lowest of ``levels`` that every run in ``epochs`` reached, moved by ``shift`` places (-1: the next
     higher level, +1: the next lower); None when no level (or no shifted level) was reached by all. Also returns
     every level all of them reached."""

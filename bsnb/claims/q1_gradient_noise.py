@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bsnb.claims.protocol import (
-    C1_LEVELS,
+    MATCHED_LEVELS,
     PROTOCOL,
     WINDOWS,
     Claim,
@@ -41,9 +41,9 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Readin
     batch = int(r["batch_size"].iloc[0])
     r = windowed_b_simple(r, reading.window)
     n_seeds = r["seed"].nunique()
-    levels = [lv for lv in C1_LEVELS if r.loc[r["checkpoint"] == level_checkpoint(lv), "seed"].nunique() == n_seeds]
+    levels = [lv for lv in MATCHED_LEVELS if r.loc[r["checkpoint"] == level_checkpoint(lv), "seed"].nunique() == n_seeds]
     if len(levels) < 3:
-        return _empty("C14", f"fewer than 3 training-loss levels of {', '.join(f'{x:g}' for x in C1_LEVELS)} were "
+        return _empty("C14", f"fewer than 3 training-loss levels of {', '.join(f'{x:g}' for x in MATCHED_LEVELS)} were "
                              f"reached and measured in every seed ({', '.join(f'{x:g}' for x in levels) or 'none'})")
     at = r[r["checkpoint"].isin([level_checkpoint(lv) for lv in levels])]
     at = at.assign(neg_log_level=-np.log(at["checkpoint"].map(_level_of)))

@@ -10,8 +10,8 @@ import pandas as pd
 
 from bsnb import minima
 from bsnb.claims.protocol import (
-    C1_LEVELS,
     LEVELS,
+    MATCHED_LEVELS,
     MINIMA,
     MINIMA_AND_TEST,
     PROTOCOL,
@@ -88,7 +88,7 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     ep_stable = ep.merge(stable[["job_id", "seed"]], on=["job_id", "seed"]) if len(ep) else ep
     level, reached = ((c1_level, [c1_level]) if c1_level > 0 else common_level(ep_stable, shift=reading.level_shift))
     if level is None or ep.empty:
-        why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in C1_LEVELS) + " was reached by every "
+        why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in MATCHED_LEVELS) + " was reached by every "
                "compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
                "every compared run reached was not reached by all")
         out.append(_empty("C1", _join(base_note, why)))
@@ -97,7 +97,7 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
         first = first.merge(compared[["job_id", "seed", "batch_size"]], on=["job_id", "seed"]).assign(status="ok")
         v = _ratio_verdict("C1", paired(first, "epochs_to_level", small, large), "greater", confidence,
                            f"epochs to first reach training loss {level:g} (the lowest of "
-                           f"{', '.join(f'{x:g}' for x in C1_LEVELS)} that every stable compared run reached), ratio {pair}",
+                           f"{', '.join(f'{x:g}' for x in MATCHED_LEVELS)} that every stable compared run reached), ratio {pair}",
                            fmt="{:.1f}",
                            published="article: the large batch's training loss falls more slowly per epoch (figure, "
                                      "no number)", note=base_note)

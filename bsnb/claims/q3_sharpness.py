@@ -9,7 +9,7 @@ import pandas as pd
 
 from bsnb import minima
 from bsnb.claims.protocol import (
-    C1_LEVELS,
+    MATCHED_LEVELS,
     PROTOCOL,
     SHARPNESS,
     SMOOTHINGS,
@@ -84,11 +84,11 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     usable = _usable_seeds(r)
     final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable
     levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
-    levels = levels[levels["level"].isin(C1_LEVELS)]
+    levels = levels[levels["level"].isin(MATCHED_LEVELS)]
     n_runs = final.groupby(["batch_size", "seed"]).ngroups
     # the matched level: the lowest every stable run reached; an unstable run is read there only if it reached it
     n_stable, stable = _stable(final).groupby(["batch_size", "seed"]).ngroups, _stable(levels)
-    reached = [lv for lv in C1_LEVELS if stable[stable["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_stable]
+    reached = [lv for lv in MATCHED_LEVELS if stable[stable["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_stable]
     level = shifted_level(reached, reading.level_shift)
     if level is not None:
         primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
@@ -164,7 +164,7 @@ def _pair_at_level(x: pd.DataFrame, y: pd.DataFrame, reading: "Reading") -> tupl
         where = "at the weights of the smoothed minimum"
     else:
         calm_x, calm_y = _stable(x), _stable(y)
-        reached = [lv for lv in C1_LEVELS
+        reached = [lv for lv in MATCHED_LEVELS
                    if calm_x.loc[calm_x["level"] == lv, "seed"].nunique() == calm_x["seed"].nunique()
                    and calm_y.loc[calm_y["level"] == lv, "seed"].nunique() == calm_y["seed"].nunique()]
         level = shifted_level(reached, reading.level_shift)
