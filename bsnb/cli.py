@@ -5,7 +5,7 @@
     bsnb cluster-script FILE                                the batch script --cluster FILE would submit
     bsnb validate PROFILE                                   check a profile, list its jobs; runs nothing
     bsnb report PROFILE [--out DIR]                         rebuild findings and report from stored runs
-    bsnb readme PROFILE [--out DIR]                         README.md's results from the run's claims.csv
+    bsnb readme PROFILE [--out DIR]                         the reference run: README's and docs/findings.md's tables
     bsnb compare STUDY_A STUDY_B                            two finished studies claim by claim (labels, effects)
 
 Exit status: 0 success, 1 some job or the findings failed, 2 invalid profile (nothing ran),
@@ -80,7 +80,7 @@ def engine_workers() -> int:
 
 
 def cmd_run(args) -> int:
-    from bsnb import report, sweep
+    from bsnb import jobs, report, sweep
     from bsnb.engine import Engine
 
     profile = profiles.load_profile(args.profile)
@@ -97,7 +97,7 @@ def cmd_run(args) -> int:
               f"kept: free space or fix the folder, then run the same command again to finish the rest", file=sys.stderr)
         return EXIT_FAILED
     if result.lost:  # what is kept is what the store holds: a job may have finished as the scheduler went
-        complete = sum(sweep.is_done(p.run_dir, p.key) for p in planned)
+        complete = sum(jobs.is_done(p.run_dir, p.key) for p in planned)
         elsewhere = "start it again (or run without --scheduler, on a local cluster)" if args.scheduler else \
             "check that the cluster is up"
         print(f"error: {result.lost}; {complete} of {len(planned)} jobs complete and kept: {elsewhere}, "
@@ -146,16 +146,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_readme(args) -> int:
-    from bsnb import report, results
+    from bsnb import readme, results
 
     profile = profiles.load_profile(args.profile)
     out_dir = _out_dir(profile, args.out)
     if not results.claims_path(out_dir).exists():
         print(f"no claims.csv in {out_dir}: run `bsnb run {args.profile}` first", file=sys.stderr)
         return EXIT_FAILED
-    ref = report.write_reference(out_dir, profile.name)
-    report.update_readme(profile.name)
-    print(f"README.md's results written from {ref}")
+    ref = readme.write_reference(out_dir, profile.name)
+    written = readme.update(profile.name)
+    print(f"{' and '.join(str(w.relative_to(parameters.ROOT)) for w in written)} written from {ref}")
     return EXIT_OK
 
 
@@ -228,7 +228,8 @@ def parser() -> argparse.ArgumentParser:
     cls = sub.add_parser("cluster-script", help="print the batch script that --cluster FILE would submit")
     cls.add_argument("file", help="a cluster file (YAML): kind, jobs, cores, gpus, memory, walltime, queue, ...")
     cls.set_defaults(func=cmd_cluster_script)
-    rdm = sub.add_parser("readme", help="write README.md's results from a finished run (its claims.csv)")
+    rdm = sub.add_parser("readme", help="make a finished run the reference: README.md's verdicts and docs/findings.md's "
+                         "tables written from its claims.csv")
     rdm.add_argument("profile")
     rdm.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
     rdm.set_defaults(func=cmd_readme)
@@ -266,9 +267,9 @@ def main(argv=None) -> int:
         print(f"error: {exc}\nnothing was run.", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:  # the output folder is full or cannot be written: say what and where, in one line
-        from bsnb import sweep
+        from bsnb import jobs
 
-        problem = sweep.storage_problem(exc)
+        problem = jobs.storage_problem(exc)
         if problem is None:
             raise
         print(f"error: cannot write ({problem}); completed jobs are kept: free space or fix the folder, "

@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-from torch import nn
-
 RULES = ("none", "linear", "sqrt")
 
 # remedy name -> the options it turns on (the amounts come from the notebook's parameters)
@@ -114,34 +111,6 @@ def growth_lr_factor(epoch: int, b: int, milestones, factor: float, n_train: int
 def lr_factor_at(epoch: int, milestones, factor: float) -> float:
     """Learning-rate multiplier in ``epoch`` under decay: divided by ``factor`` per milestone passed."""
     return factor ** -passed(epoch, milestones)
-
-
-class _Ghost:
-    """Batch norm that, in training, normalises each chunk of ``ghost`` examples with its own statistics.
-
-    The running statistics are updated once per chunk, as if each chunk were a batch; in eval
-    mode it is plain batch norm. With ``ghost`` at least the batch size it is plain batch norm.
-    """
-
-    def __init__(self, num_features: int, ghost: int = 32, **kw):
-        super().__init__(num_features, **kw)
-        self.ghost = ghost
-
-    def forward(self, x):
-        if not self.training or x.shape[0] <= self.ghost:
-            return super().forward(x)
-        return torch.cat([super(_Ghost, self).forward(chunk) for chunk in x.split(self.ghost)])
-
-    def extra_repr(self):
-        return super().extra_repr() + f", ghost={self.ghost}"
-
-
-class GhostBatchNorm1d(_Ghost, nn.BatchNorm1d):
-    __doc__ = _Ghost.__doc__ + "\n    For [N, C] and [N, C, L] inputs.\n"
-
-
-class GhostBatchNorm2d(_Ghost, nn.BatchNorm2d):
-    __doc__ = _Ghost.__doc__ + "\n    For [N, C, H, W] inputs (images).\n"
 
 
 def data_params(params: dict) -> dict:

@@ -43,38 +43,7 @@ QUESTIONS = [(slug, title, tuple(c.id for c in claims_mod.CLAIMS.values() if c.q
                  ("q3-sharpness", "Why do large batches do worse?"),
                  ("q4-closing-the-gap", "How can the gap be closed?")], start=1)]
 
-STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;color:#1d2330;background:#fafbfc}
-header{background:#1d3557;color:#fff;padding:10px 28px 12px}header nav a{color:#cfe3ff;margin-right:16px;font-size:.92em}
-header nav a.here{color:#fff;font-weight:700;text-decoration:none}
-#toggle-code{float:right;background:#2f4b7c;color:#fff;border:1px solid #cfe3ff;border-radius:4px;padding:3px 10px;
-cursor:pointer}
-main{max-width:1180px;margin:0 auto;padding:10px 28px 20px}
-h1{font-size:1.5em;margin:.3em 0 0}h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.88em;margin:.6em 0}th,td{border:1px solid #d0d7de;padding:4px 8px;
-text-align:left;vertical-align:top}th{background:#eef2f6}
-.badge{display:inline-block;padding:2px 9px;border-radius:10px;font-weight:600;font-size:.85em;white-space:nowrap}
-.supported,.ok{background:#d1f2d9;color:#14532d}.not-supported,.failed{background:#fde2e1;color:#7f1d1d}
-.inconclusive,.diverged,.incomplete,.manual{background:#fff1c2;color:#713f12}
-.not-run-in-this-profile{background:#e5e7eb;color:#374151}
-figure{margin:1em 0;background:#fff;border:1px solid #e1e4e8;padding:8px}main img{max-width:100%;height:auto}
-figcaption{font-size:.85em;color:#4b5563;margin-top:4px}footer{font-size:.8em;color:#4b5563;border-top:1px solid
-#d0d7de;margin-top:2em;padding-top:8px}.num{text-align:right;font-variant-numeric:tabular-nums}
-.toc{background:#fff;border:1px solid #e1e4e8;padding:6px 16px;font-size:.9em;display:inline-block}
-.cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #e1e4e8;padding:10px 14px;
-flex:1 1 250px}
-body:not(.show-code) div.input{display:none}.prompt{display:none}
-.input_area pre{background:#f6f8fa;padding:6px;overflow-x:auto;font-size:.85em}.cell{margin:.5em 0}
-.output_area pre{background:#fff;border-left:3px solid #d0d7de;padding:6px;overflow-x:auto;font-size:.82em;
-white-space:pre-wrap}.output_html{overflow-x:auto}
-.output_area,.output_subarea,.output_html{max-width:100%;min-width:0}.output_html{display:block}
-.output_stderr pre{border-left-color:#e5c07b}.rendered_html table{font-size:.82em}
-table.verdicts td{font-size:.95em}table.verdicts td.num{white-space:nowrap}
-table.verdicts td.published{font-size:.85em;color:#4b5563;max-width:260px}
-table.verdicts details{font-size:.85em;color:#374151}table.verdicts summary{cursor:pointer;color:#1d4ed8}
-table.verdicts details p{margin:.3em 0}.robust{font-size:.85em;white-space:nowrap}
-.ansi-red-fg{color:#b91c1c}.ansi-green-fg{color:#15803d}.ansi-cyan-fg{color:#0e7490}.ansi-blue-fg{color:#1d4ed8}
-"""
+STYLE = (Path(__file__).with_name("report.css")).read_text()  # inlined into every page: it opens offline
 
 SCRIPT = """document.getElementById('toggle-code').addEventListener('click', function () {
   var on = document.body.classList.toggle('show-code');
@@ -274,7 +243,7 @@ def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
         link = (f'<a href="{up}pages/{figures[name]}.html#fig-{name}">{name.replace("_", " ")}</a>'
                 if name in figures else "&ndash;")
         sensitivity = _text(c.get("sensitivity"))
-        robust = {True: "robust", False: "<b>not robust</b>"}.get(_robust(c.get("robust")), "")
+        robust = {True: "robust", False: "<b>not robust</b>"}.get(results.robust_flag(c.get("robust")), "")
         robust = f'<span class="robust" title="{sensitivity}">{robust}</span>' if sensitivity and robust else robust
         detail = (f"<p><i>measure:</i> {_text(c.measure)}</p><p><i>ours:</i> {_text(c.ours)}</p>"
                   + (f"<p><i>under the protocol's alternative readings:</i> {sensitivity}</p>" if sensitivity else "")
@@ -288,13 +257,6 @@ def verdict_table(claims: pd.DataFrame, figures: dict, depth: int = 0) -> str:
     return ('<table class="verdicts"><tr><th>claim</th><th>statement</th><th>verdict</th>'
             "<th>effect [95% interval]</th><th>seeds</th><th>published</th><th>figure</th></tr>"
             + "".join(rows) + "</table>")
-
-
-def _robust(v) -> bool | None:
-    """claims.csv's robust flag (True/False, or their text), None where the study has none."""
-    if isinstance(v, str):
-        return {"true": True, "false": False}.get(v.strip().lower())
-    return None if v is None or (isinstance(v, float) and pd.isna(v)) else bool(v)
 
 
 def figure_html(png: Path, depth: int = 0, folder: str = "figures") -> str:
@@ -472,7 +434,7 @@ def matrix_table(every: pd.DataFrame, workloads: list[str], depth: int = 1) -> s
                 cells.append("<td>&ndash;</td>")
                 continue
             c = v.iloc[0]
-            robust = "" if _robust(c.get("robust")) is not False else " <span class=robust>not robust</span>"
+            robust = "" if results.robust_flag(c.get("robust")) is not False else " <span class=robust>not robust</span>"
             title = html.escape(f"{_text(c.get('measure'))}; {_text(c.get('note'))}".strip("; "))
             cells.append(f'<td title="{title}">{_badge(str(c.verdict))}{robust}<br><span class=num>'
                          f"{_fmt(c.effect)} [{_fmt(c.ci_low)}, {_fmt(c.ci_high)}]</span> "
@@ -520,93 +482,3 @@ def workload_pages(out_dir: Path, workloads: list[str], every: pd.DataFrame, inf
         written.add(results.write_atomic(pages / "workloads" / f"{w}.html",
                                          page(f"Workload {w}", body, info, "matrix", depth=2, code=True)))
     return written
-
-
-# ------------------------------------------------------------------------------------------------
-# the README's results, generated from a run's claims.csv
-
-README = parameters.ROOT / "README.md"
-REFERENCE_DIR = parameters.REPORTS_DIR / "reference"
-README_BEGIN, README_END = "<!-- results:begin (written by `bsnb readme`) -->", "<!-- results:end -->"
-
-
-def _cell(v) -> str:
-    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v).replace("|", "\\|")
-
-
-def results_markdown(claims_table: pd.DataFrame, info: dict) -> str:
-    """The README's results: where and how they were measured, and one row per claim, from a claims.csv."""
-    lines = [f"Measured by `{info.get('command', 'bsnb run')}` on {info.get('machine', 'an unstated machine')}, "
-             f"torch {info.get('torch', '?')}, commit {info.get('commit', '?')}, {info.get('date', '')}; the study "
-             f"took {info.get('study wall time', '?')}. The effect is the mean over seeds (geometric for ratios) "
-             "with its 95% Student-t interval.", "",
-             "| claim | verdict | robust | effect [95% interval] | seeds | measure | ours | note |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in claims_table.itertuples():
-        effect = (f"{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if pd.notna(r.ci_low) else
-                  (f"{r.effect:.3g}" if pd.notna(r.effect) else "n/a"))
-        robust = {True: "yes", False: "no"}.get(_robust(getattr(r, "robust", None)), "")
-        lines.append(f"| {r.claim} | **{r.verdict}** | {robust} | {effect} | {r.seeds} | {_cell(r.measure)} | "
-                     f"{_cell(r.ours)} | {_cell(r.note)} |")
-    return "\n".join(lines) + "\n"
-
-
-def write_reference(out_dir: Path, profile_name: str) -> Path:
-    """Copy a run's claims.csv and its provenance to ``reports/reference/<profile>/``, the files the README's
-    results are made from (and checked against)."""
-    out_dir = Path(out_dir)
-    ref = REFERENCE_DIR / profile_name
-    claims_table = pd.read_csv(results.claims_path(out_dir))
-    info = provenance(out_dir, None, {"command": f"bsnb run {profile_name}"})
-    results.write_atomic(ref / results.CLAIMS_CSV, claims_table.to_csv(index=False))
-    results.write_json(ref / "provenance.json", info)
-    return ref
-
-
-MATRIX_BEGIN, MATRIX_END = "<!-- matrix:begin (written by `bsnb readme variants`) -->", "<!-- matrix:end -->"
-
-
-def matrix_markdown(table: pd.DataFrame, info: dict) -> str:
-    """The README's matrix: claims as rows, workloads as columns (verdict, effect and interval), where each holds."""
-    workloads = list(dict.fromkeys(table["workload"]))
-    summary = claims_mod.across_workloads(table).set_index("claim")
-    lines = [f"Measured by `{info.get('command', 'bsnb run')}` on {info.get('machine', 'an unstated machine')}, "
-             f"torch {info.get('torch', '?')}, commit {info.get('commit', '?')}, {info.get('date', '')}; the study "
-             f"took {info.get('study wall time', '?')}. Each cell: the verdict, the effect and its 95% interval "
-             "(a dash: the workload's runs do not measure the claim).", "",
-             "| claim | " + " | ".join(workloads) + " | holds |", "|---" * (len(workloads) + 2) + "|"]
-    for claim in summary.index:
-        cells = []
-        for w in workloads:
-            r = table[(table["workload"] == w) & (table["claim"] == claim)]
-            if r.empty or not pd.to_numeric(r["seeds"], errors="coerce").fillna(0).iloc[0] > 0:
-                cells.append("–")
-                continue
-            r = r.iloc[0]
-            effect = (f"{r.effect:.3g} [{r.ci_low:.3g}, {r.ci_high:.3g}]" if pd.notna(r.ci_low) else
-                      (f"{r.effect:.3g}" if pd.notna(r.effect) else "n/a"))
-            cells.append(f"**{r.verdict}** {effect}")
-        s = summary.loc[claim]
-        lines.append(f"| {claim} | " + " | ".join(cells) + f" | {s.holds} ({s.supported} of {s.measured}) |")
-    return "\n".join(lines) + "\n"
-
-
-def readme_block(profile_name: str) -> str:
-    ref = REFERENCE_DIR / profile_name
-    table, info = pd.read_csv(ref / results.CLAIMS_CSV), results.read_json(ref / "provenance.json")
-    return matrix_markdown(table, info) if "workload" in table else results_markdown(table, info)
-
-
-def readme_markers(profile_name: str) -> tuple[str, str]:
-    """The README's markers around the block a reference run writes: the matrix for a workloads profile."""
-    table = pd.read_csv(REFERENCE_DIR / profile_name / results.CLAIMS_CSV, nrows=1)
-    return (MATRIX_BEGIN, MATRIX_END) if "workload" in table else (README_BEGIN, README_END)
-
-
-def update_readme(profile_name: str, readme: Path = README) -> None:
-    """Replace the README's results block (or matrix block) with the one made from the reference files."""
-    begin, end = readme_markers(profile_name)
-    text = readme.read_text()
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    results.write_atomic(readme, head + begin + "\n" + readme_block(profile_name) + end + tail)

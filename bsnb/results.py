@@ -432,6 +432,13 @@ def load_tables(store_dir: str | Path, workload: str = "") -> Tables:
 CLAIMS_CSV = "claims.csv"
 
 
+def robust_flag(v) -> bool | None:
+    """claims.csv's robust flag (True/False, or their text as a CSV gives them back), None where the study has none."""
+    if isinstance(v, str):
+        return {"true": True, "false": False}.get(v.strip().lower())
+    return None if v is None or (isinstance(v, float) and pd.isna(v)) else bool(v)
+
+
 def figures_dir(report_dir: str | Path) -> Path:
     return Path(report_dir) / "figures"
 

@@ -94,12 +94,12 @@ def test_jobqueue_local_cluster_with_a_gpu_resource_runs_the_jobs(tmp_path):
 
 
 def test_a_job_s_kernel_gets_its_threads_and_not_the_worker_s_malloc_trimming(monkeypatch, tmp_path):
-    from bsnb import sweep
+    from bsnb import jobs
 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")  # what Dask's Nanny gives its workers
     monkeypatch.setenv("OMP_NUM_THREADS", "7")
     log = tmp_path / "logs" / "sweep.log"
-    with sweep.job_environment(3, log):
+    with jobs.job_environment(3, log):
         assert "MALLOC_TRIM_THRESHOLD_" not in os.environ and os.environ["OMP_NUM_THREADS"] == "3"
         os.write(2, b"kernel chatter\n")
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and os.environ["OMP_NUM_THREADS"] == "7"

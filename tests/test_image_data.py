@@ -228,7 +228,7 @@ def test_resnet20_has_the_size_of_he_et_al_and_cnn2d_is_small():
 def test_ghost_batch_norm_2d_normalises_each_chunk_on_its_own():
     torch.manual_seed(0)
     x = torch.randn(32, 3, 4, 4) * 3 + 1
-    from bsnb.remedies import GhostBatchNorm2d
+    from bsnb.models import GhostBatchNorm2d
 
     ghost = GhostBatchNorm2d(3, ghost=8).train()
     out = ghost(x)

@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bsnb import kernels, sweep
+from bsnb import jobs, kernels
 
 pytestmark = pytest.mark.slow
 
@@ -83,12 +83,12 @@ def test_a_job_in_a_kept_kernel_computes_what_it_computes_in_a_fresh_one(tmp_pat
     kept_dirs = []
     for i, batch in enumerate((64, 16)):
         run_dir = tmp_path / f"kept{i}"
-        info = sweep.execute_notebook("02_empirical_comparison", {**small, "batch_size": batch, "run_dir": str(run_dir)},
+        info = jobs.execute_notebook("02_empirical_comparison", {**small, "batch_size": batch, "run_dir": str(run_dir)},
                                       run_dir / "notebook.ipynb", reuse_kernel=True)
         kept_dirs.append(run_dir)
     assert info["job_in_kernel"] == 2
     fresh = tmp_path / "fresh"
-    info = sweep.execute_notebook("02_empirical_comparison", {**small, "batch_size": 16, "run_dir": str(fresh)},
+    info = jobs.execute_notebook("02_empirical_comparison", {**small, "batch_size": 16, "run_dir": str(fresh)},
                                   fresh / "notebook.ipynb", reuse_kernel=False)
     assert info["job_in_kernel"] == 1
     for table in ("history.csv", "steps.csv", "noise.csv"):

@@ -8,9 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+PACKAGES = {p.name for p in (ROOT / "bsnb").iterdir() if (p / "__init__.py").exists()}  # claims, plots: one room each
+
+
 def _room(module: str) -> str:
     parts = module.split(".")
-    return "claims" if parts[:2] == ["bsnb", "claims"] else parts[1] if len(parts) > 1 else ""
+    return parts[1] if len(parts) > 1 else ""  # bsnb.claims.verdict -> claims: a package is one room
 
 
 def _imports(path: Path) -> set[str]:
@@ -30,7 +33,8 @@ def _graph() -> dict[str, set[str]]:
     for path in (ROOT / "bsnb").glob("*.py"):
         if path.stem != "__init__":
             rooms[path.stem] = _imports(path) - {path.stem}
-    rooms["claims"] = set().union(*(_imports(p) for p in (ROOT / "bsnb" / "claims").glob("*.py"))) - {"claims"}
+    for package in PACKAGES:
+        rooms[package] = set().union(*(_imports(p) for p in (ROOT / "bsnb" / package).glob("*.py"))) - {package}
     rooms["notebooks"] = set().union(*(_imports(p) for p in (ROOT / "notebooks").glob("*.py")))
     return rooms
 
@@ -56,3 +60,15 @@ def test_parameters_are_read_without_the_training_rooms():
             reach.add(r)
             todo.append(r)
     assert not reach & {"models", "stacking", "train", "noise", "sharpness", "sweep"}, reach
+
+
+def test_checking_a_profile_imports_no_torch():
+    """`bsnb validate` reads a YAML file: expanding the default profile into its jobs imports no torch (the ghost
+    batch-norm layers live with the models, not with the remedies' options)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bsnb import profiles; profiles.expand(profiles.load_profile('quick')); "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

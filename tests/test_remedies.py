@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bsnb import data, parameters, remedies, train
+from bsnb import data, models, parameters, remedies, train
 
 
 @pytest.mark.parametrize("rule, b, expected", [
@@ -77,7 +77,7 @@ def test_hoffers_arms_share_one_step_schedule_stretched_with_their_epochs(remedy
 def test_ghost_batch_norm_is_plain_batch_norm_when_the_chunk_is_the_whole_batch():
     torch.manual_seed(0)
     x = torch.randn(64, 5)
-    plain, ghost = torch.nn.BatchNorm1d(5), remedies.GhostBatchNorm1d(5, ghost=64)
+    plain, ghost = torch.nn.BatchNorm1d(5), models.GhostBatchNorm1d(5, ghost=64)
     assert torch.allclose(plain(x), ghost(x))
     assert torch.allclose(plain.running_mean, ghost.running_mean)
 
@@ -85,7 +85,7 @@ def test_ghost_batch_norm_is_plain_batch_norm_when_the_chunk_is_the_whole_batch(
 def test_ghost_batch_norm_normalises_each_chunk_and_updates_running_statistics_per_chunk():
     torch.manual_seed(0)
     x = torch.randn(64, 5) + torch.arange(64).unsqueeze(1) / 10  # chunks with different means
-    plain, ghost = torch.nn.BatchNorm1d(5), remedies.GhostBatchNorm1d(5, ghost=16)
+    plain, ghost = torch.nn.BatchNorm1d(5), models.GhostBatchNorm1d(5, ghost=16)
     out = ghost(x)
     assert not torch.allclose(plain(x), out)
     for chunk in out.split(16):  # each chunk normalised by its own statistics

@@ -28,21 +28,17 @@ def test_sections_are_found_by_their_tags_not_their_headings():
     assert sorted(c for _, _, ids in report.QUESTIONS for c in ids) == sorted(claims.CLAIMS)
 
 
-def test_readme_results_are_the_ones_made_from_the_reference_run():
-    from bsnb import report
+def test_the_readme_and_findings_tables_are_the_ones_made_from_the_reference_runs():
+    """README.md's verdict table and docs/findings.md's full table come from the default profile's reference run,
+    docs/findings.md's matrix from the variants profile's: each block is what `bsnb readme` writes from those files."""
+    from bsnb import readme
 
-    text = report.README.read_text()
-    block = text.split(report.README_BEGIN, 1)[1].split(report.README_END, 1)[0]
-    assert block.strip() == report.readme_block("quick").strip(), "run `bsnb readme quick` after `bsnb run quick`"
-
-
-def test_readme_matrix_is_the_one_made_from_the_variants_reference_run():
-    from bsnb import report
-
-    text = report.README.read_text()
-    block = text.split(report.MATRIX_BEGIN, 1)[1].split(report.MATRIX_END, 1)[0]
-    assert block.strip() == report.readme_block("variants").strip(), "run `bsnb readme variants` after `bsnb run variants`"
-    assert "| claim | mnist1d-cnn |" in block
+    for profile in ("quick", "variants"):
+        for path, markers, text in readme.blocks(profile):
+            assert readme.block_in(path, markers).strip() == text.strip(), \
+                f"run `bsnb readme {profile}` after `bsnb run {profile}` ({path.name})"
+    assert "| claim | mnist1d-cnn |" in readme.block_in(readme.FINDINGS, readme.MATRIX)
+    assert "| claim | statement | verdict |" in readme.block_in(readme.README, readme.VERDICTS)
 
 
 def test_a_question_page_drops_the_outputs_of_its_verdict_tables_only():
@@ -97,22 +93,24 @@ def test_the_overview_puts_each_claim_on_one_row_with_its_detail_on_demand():
     assert "raw minima: supported" in detail and 'title="raw minima: supported"' in visible  # and on hover
 
 
-def test_every_decimal_the_readme_says_of_the_reference_run_is_in_its_claims():
-    """The README's reading of the reference run, claim by claim, quotes only numbers that the run's claims.csv
-    holds, as written there or as its generated table rounds them (a number typed in, or left from an older run,
-    fails)."""
+def test_every_decimal_the_reading_quotes_of_the_reference_runs_is_in_their_claims():
+    """docs/findings.md's reading of the reference runs, claim by claim, and the README's lines on the central
+    question quote only numbers that the runs' claims.csv hold, as written there or as the generated tables round
+    them (a number typed in, or left from an older run, fails)."""
     import re
 
-    from bsnb import report
+    from bsnb import readme
 
-    text = report.README.read_text()
-    reading = text.split("How to read the table", 1)[1].split("\n\n`make study", 1)[0]
-    table = text.split(report.README_BEGIN, 1)[1].split(report.README_END, 1)[0]
-    held = (report.REFERENCE_DIR / "quick" / "claims.csv").read_text() + table
-    quoted = re.findall(r"(?<![\w.])-?\d+\.\d+(?![\w.])", reading)
+    held = "".join((readme.REFERENCE_DIR / p / "claims.csv").read_text() for p in ("quick", "variants"))
+    held += readme.block_in(readme.FINDINGS, readme.RESULTS) + readme.block_in(readme.FINDINGS, readme.MATRIX)
+    findings = readme.FINDINGS.read_text()
+    readings = [findings.split(readme.RESULTS[1], 1)[1].split(readme.MATRIX[0], 1)[0],
+                findings.split(readme.MATRIX[1], 1)[1],
+                readme.README.read_text().split("## What the study found", 1)[1].split(readme.VERDICTS[0], 1)[0]]
+    quoted = [q for text in readings for q in re.findall(r"(?<![\w.])-?\d+\.\d+(?![\w.])", text)]
     assert len(quoted) >= 10
     missing = [q for q in quoted if not re.search(rf"(?<![\w.]){re.escape(q)}(?![\d])", held)]
-    assert not missing, f"the README quotes numbers its reference run's claims.csv does not hold: {missing}"
+    assert not missing, f"the reading quotes numbers its reference runs' claims.csv do not hold: {missing}"
 
 
 def test_provenance_names_a_version_when_bsnb_runs_from_a_checkout_never_installed(monkeypatch):

@@ -143,7 +143,7 @@ def test_editing_captions_help_texts_and_plots_reruns_nothing(smoke, tmp_path, m
     script.write_text(text)
     cfg = pkg / "parameters.py"
     cfg.write_text(cfg.read_text().replace('"examples per optimiser step"', '"examples in one optimiser step"', 1))
-    plots_py = pkg / "plots.py"
+    plots_py = pkg / "plots" / "q2_comparison.py"
     plots_py.write_text(plots_py.read_text() + "\nDEFAULT_COLOUR = 'tab:red'  # a plot's colour changed\n")
     monkeypatch.setattr(parameters, "NOTEBOOKS_DIR", nb_dir)
     monkeypatch.setattr(parameters, "ROOT", tmp_path)

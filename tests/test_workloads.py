@@ -245,12 +245,25 @@ def test_c17_without_one_pass_runs_is_inconclusive_and_says_why():
     assert v.verdict == "inconclusive" and "one-pass" in v.note
 
 
+def test_the_matrix_counts_only_robust_labels_where_a_claim_holds():
+    table = pd.DataFrame(verdict_rows("a", {"C1": "supported", "C2": "supported"})
+                         + verdict_rows("b", {"C1": "supported", "C2": "not supported"})).assign(robust="True")
+    table.loc[(table["workload"] == "b") & (table["claim"] == "C1"), "robust"] = "False"
+    table.loc[(table["workload"] == "b") & (table["claim"] == "C2"), "robust"] = "false"  # as text, as a CSV may give it
+    holds = claims.across_workloads(table).set_index("claim")
+    assert holds.loc["C1", "holds"] == "somewhere" and holds.loc["C1", "supported"] == 1
+    assert holds.loc["C2", "holds"] == "somewhere" and holds.loc["C2", "flips"] == ""
+    from bsnb import readme
+
+    assert "**supported** † 1 [0.9, 1.1]" in readme.matrix_markdown(table, {"command": "bsnb run variants"})
+
+
 def test_the_readme_matrix_has_a_column_per_workload_in_order_and_where_each_claim_holds():
-    from bsnb import report
+    from bsnb import readme
 
     table = pd.DataFrame(verdict_rows("second", {"C1": "supported", "C2": "unmeasured"})
                          + verdict_rows("first", {"C1": "not supported", "C2": "supported"}))
-    text = report.matrix_markdown(table, {"command": "bsnb run variants"})
+    text = readme.matrix_markdown(table, {"command": "bsnb run variants"})
     header = next(line for line in text.splitlines() if line.startswith("| claim"))
     assert header == "| claim | second | first | holds |"
     rows = {line.split(" | ")[0]: line for line in text.splitlines() if line.startswith("| C")}

@@ -54,24 +54,16 @@ from bsnb.claims.q2_comparison import (  # noqa: F401
                                   one_pass_interaction,
 )
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
-from bsnb.claims.q4_closing import (  # noqa: F401
-                                  batch_growth,
-                                  closing,
-                                  rate_bands,
-                                  rate_robustness,
-                                  regime_adaptation,
-                                  remedy_table,
-                                  stable_range,
-                                  tuned_rates,
-)
+from bsnb.claims.q4_closing import batch_growth, closing, regime_adaptation, remedy_table  # noqa: F401
+from bsnb.claims.q4_tuning import rate_bands, rate_robustness, stable_range, tuned_rates  # noqa: F401
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
 from bsnb.claims.verdict import (  # noqa: F401
                                   COLUMNS,
                                   HOLDS,
                                   Verdict,
-                                  _empty,
                                   across_workloads,
                                   conclusions,
+                                  empty,
                                   evidence_note,
                                   save,
                                   statement,

@@ -56,7 +56,7 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
         rates = ", ".join(f"{x:.4g}" for x in sorted(g["lr_used"].unique()))
         for seed, s in g.groupby("seed"):
             at = s[(s["lr_used"] - choice.rate).abs() <= 1e-9 * choice.rate]
-            ok = _usable_seeds(s)
+            ok = usable_runs(s)
             if at.empty or ok.empty or ok["min_val_loss"].isna().all():
                 continue
             r = at.iloc[0]
@@ -157,12 +157,12 @@ def common_level(epochs: pd.DataFrame, levels=MATCHED_LEVELS, shift: int = 0) ->
     return shifted_level(reached, shift, levels), reached
 
 
-def _level_of(checkpoint: str) -> float:
+def level_of(checkpoint: str) -> float:
     """The training-loss level of a ``loss<level>`` checkpoint name (NaN for any other)."""
     return float(checkpoint[4:]) if isinstance(checkpoint, str) and checkpoint.startswith("loss") else math.nan
 
 
-def _usable_seeds(seeds: pd.DataFrame) -> pd.DataFrame:
+def usable_runs(seeds: pd.DataFrame) -> pd.DataFrame:
     return seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
 
 
@@ -285,7 +285,7 @@ def ran(notebook: str, *remedies: str):
     return ran_it
 
 
-def _one(verdicts: list[Verdict], claim: str) -> Verdict:
+def one_claim(verdicts: list[Verdict], claim: str) -> Verdict:
     return next(v for v in verdicts if v.claim == claim)
 
 

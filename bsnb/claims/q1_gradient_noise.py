@@ -15,10 +15,10 @@ from bsnb.claims.protocol import (
     WINDOWS,
     Claim,
     Reading,
-    _level_of,
+    level_of,
     ran,
 )
-from bsnb.claims.verdict import Verdict, _empty, _fmt, _join, evidence_note, rank_trend, seed_slope, statement
+from bsnb.claims.verdict import Verdict, empty, evidence_note, fmt, join_notes, rank_trend, seed_slope, statement
 from bsnb.results import TARGET, level_checkpoint, windowed_b_simple
 from bsnb.stats import INCONCLUSIVE, MIN_SEEDS, NOT_SUPPORTED, SUPPORTED, decide_within, interval
 
@@ -37,16 +37,16 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Readin
     reading = reading or PROTOCOL
     r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
     if r.empty or "b_simple" not in r:
-        return _empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
+        return empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
     batch = int(r["batch_size"].iloc[0])
     r = windowed_b_simple(r, reading.window)
     n_seeds = r["seed"].nunique()
     levels = [lv for lv in MATCHED_LEVELS if r.loc[r["checkpoint"] == level_checkpoint(lv), "seed"].nunique() == n_seeds]
     if len(levels) < 3:
-        return _empty("C14", f"fewer than 3 training-loss levels of {', '.join(f'{x:g}' for x in MATCHED_LEVELS)} were "
+        return empty("C14", f"fewer than 3 training-loss levels of {', '.join(f'{x:g}' for x in MATCHED_LEVELS)} were "
                              f"reached and measured in every seed ({', '.join(f'{x:g}' for x in levels) or 'none'})")
     at = r[r["checkpoint"].isin([level_checkpoint(lv) for lv in levels])]
-    at = at.assign(neg_log_level=-np.log(at["checkpoint"].map(_level_of)))
+    at = at.assign(neg_log_level=-np.log(at["checkpoint"].map(level_of)))
     slope, lo, hi, n = seed_slope(at, "b_simple", confidence, by="neg_log_level", x=lambda v: v)
     rho, rlo, rhi, _ = rank_trend(at, "b_simple", confidence, by="neg_log_level")
     verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n < MIN_SEEDS else (
@@ -58,8 +58,8 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Readin
                    f"per-seed least-squares slope of log B_simple (tr(Sigma)/|G|^2 from per-example gradients) on "
                    f"-log(training-loss level), t interval over {n} seeds, over the levels 1 down to {min(levels):g} "
                    f"(the lowest every seed reached), batch {batch} run; {_window_text(at, reading.window)}",
-                   f"mean B_simple along the falling loss, {trend}; rank correlation beside it (pooled) {_fmt(rho)} "
-                   f"[{_fmt(rlo)}, {_fmt(rhi)}]"
+                   f"mean B_simple along the falling loss, {trend}; rank correlation beside it (pooled) {fmt(rho)} "
+                   f"[{fmt(rlo)}, {fmt(rhi)}]"
                    + (f"; at the start (training loss {start['train_loss'].mean():.3g}, not a level) "
                       f"{start['b_simple'].mean():.3g}" if len(start) else "") + f" (means of {n_seeds} seeds)",
                    "McCandlish et al. 2018: the noise scale grows by orders of magnitude as the loss falls "
@@ -139,7 +139,7 @@ def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: 
     ratio pooled over batch sizes and checkpoints; the text gives each checkpoint and the farthest cell.
     """
     if variance.empty:
-        return _empty("C5", "no gradient-noise measurements in the store")
+        return empty("C5", "no gradient-noise measurements in the store")
     v = variance[variance["predicted"] > 0]
     v = v.assign(r=np.log(v["measured"] / v["predicted"]))
     parts, verdicts, cells = [], [], []
@@ -147,12 +147,12 @@ def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: 
         at = v[v["checkpoint"] == checkpoint]
         per_seed = at.groupby("seed")["r"].mean().map(math.exp)
         e, lo, hi, _ = interval(per_seed, confidence, log=True)
-        parts.append(f"{checkpoint} {_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]")
+        parts.append(f"{checkpoint} {fmt(e)} [{fmt(lo)}, {fmt(hi)}]")
         for batch, g in at.groupby("batch_size"):
             e, lo, hi, n = interval(g.groupby("seed")["r"].mean().map(math.exp), confidence, log=True)
             verdicts.append(decide_within(lo, hi, 1 - tolerance, 1 + tolerance, n))
-            cells.append((abs(math.log(e)) if e > 0 else math.inf, f"batch {int(batch)} at {checkpoint} {_fmt(e)} "
-                                                                   f"[{_fmt(lo)}, {_fmt(hi)}]", verdicts[-1]))
+            cells.append((abs(math.log(e)) if e > 0 else math.inf, f"batch {int(batch)} at {checkpoint} {fmt(e)} "
+                                                                   f"[{fmt(lo)}, {fmt(hi)}]", verdicts[-1]))
     verdict = (NOT_SUPPORTED if NOT_SUPPORTED in verdicts else SUPPORTED if set(verdicts) == {SUPPORTED}
                else INCONCLUSIVE)
     farthest = max(cells)[1] if cells else ""
@@ -289,7 +289,7 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     tuned = seeds[(seeds.get("notebook") == "04_closing_the_gap") & (seeds.get("remedy") == "tuned")] \
         if "remedy" in seeds else pd.DataFrame()
     if tuned.empty or "reached_target" not in tuned:
-        return _empty("C11", "needs the learning-rate search (04, tuned)"), pd.DataFrame()
+        return empty("C11", "needs the learning-rate search (04, tuned)"), pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
     target = float(tuned["target_loss"].dropna().iloc[0])
     rows, short = [], []
@@ -302,7 +302,7 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
             short.append(f"seed {seed} ({len(best)} of {tuned[tuned['seed'] == seed]['batch_size'].nunique()})")
     table = pd.DataFrame(rows)
     if table.empty:
-        return _empty("C11", f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: "
+        return empty("C11", f"fewer than 3 batch sizes reached validation loss {target:g} for every seed: "
                              f"{', '.join(short)}"), table
     # B_simple: exact (notebook 01, where the validation loss first reached the target), and the two-batch
     # estimate beside it
@@ -345,7 +345,7 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
                 f"factor {factor:g})",
                 f"B_simple {table['b_simple'].mean():.0f}, B_crit {table['b_crit'].mean():.0f}, S_min "
                 f"{table['s_min'].mean():.0f} steps (means over {n} seed{'s' if n != 1 else ''})", MCCANDLISH,
-                _join(*notes))
+                join_notes(*notes))
     return v, table
 
 

@@ -18,26 +18,26 @@ from bsnb.claims.protocol import (
     SMOOTHINGS,
     Claim,
     Reading,
-    _one,
-    _usable_seeds,
     best_rates,
     censored_seeds,
     choose_pair,
     common_level,
     comparison_runs,
     epochs_to_level,
+    one_claim,
     paired,
     ran,
+    usable_runs,
 )
 from bsnb.claims.verdict import (
     Verdict,
-    _censor,
-    _empty,
-    _fmt,
-    _join,
-    _ratio_text,
-    _ratio_verdict,
+    censor,
+    empty,
     evidence_note,
+    fmt,
+    join_notes,
+    ratio_text,
+    ratio_verdict,
     seed_slope,
     statement,
 )
@@ -64,7 +64,7 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     reading = reading or PROTOCOL
     seeds, group_note = comparison_runs(seeds)
     if seeds.empty:
-        return [_empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
+        return [empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
     small, large, notes = choose_pair(seeds, small_batch, large_batch)
     pair = f"batch {large} / batch {small}"
     notes = ([group_note] if group_note else []) + notes
@@ -78,7 +78,7 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     out = []
 
     # C1: epochs to first reach a training-loss level, the lowest that every compared run reached
-    usable = _usable_seeds(seeds)
+    usable = usable_runs(seeds)
     compared = usable[usable["batch_size"].isin([small, large])]
     ep = epochs[epochs["job_id"].isin(compared["job_id"])] if len(epochs) else epochs
     if len(ep):
@@ -91,11 +91,11 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
         why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in MATCHED_LEVELS) + " was reached by every "
                "compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
                "every compared run reached was not reached by all")
-        out.append(_empty("C1", _join(base_note, why)))
+        out.append(empty("C1", join_notes(base_note, why)))
     else:
         first = epochs_to_level(ep, level).rename("epochs_to_level").reset_index()
         first = first.merge(compared[["job_id", "seed", "batch_size"]], on=["job_id", "seed"]).assign(status="ok")
-        v = _ratio_verdict("C1", paired(first, "epochs_to_level", small, large), "greater", confidence,
+        v = ratio_verdict("C1", paired(first, "epochs_to_level", small, large), "greater", confidence,
                            f"epochs to first reach training loss {level:g} (the lowest of "
                            f"{', '.join(f'{x:g}' for x in MATCHED_LEVELS)} that every stable compared run reached), ratio {pair}",
                            fmt="{:.1f}",
@@ -106,31 +106,31 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     # C2: minimum of the smoothed validation loss; a censored large batch can only have made the ratio larger
     published = (f"article: {ARTICLE['min_val_loss'][32]} (batch 32) vs {ARTICLE['min_val_loss'][256]} (batch 256), "
                  f"ratio {ARTICLE['min_val_loss'][256] / ARTICLE['min_val_loss'][32]:.2f}")
-    v = _ratio_verdict("C2", paired(seeds, "min_val_loss", small, large), "greater", confidence,
+    v = ratio_verdict("C2", paired(seeds, "min_val_loss", small, large), "greater", confidence,
                        f"minimum validation loss ({smoothing}), ratio {pair}", published=published, note=base_note)
     raw = paired(seeds, "min_val_loss_raw", small, large)
     if len(raw):
-        v.ours += f"; raw minima {_ratio_text(raw, confidence)}"
+        v.ours += f"; raw minima {ratio_text(raw, confidence)}"
     rho, lo, hi, n = seed_slope(usable[usable["batch_size"] >= small], "min_val_loss", confidence)
     if math.isfinite(rho):
         v.ours += (f"; per-seed slope of log minimum on log2(batch) over batches "
                    f"{', '.join(str(int(b)) for b in sorted(usable.loc[usable['batch_size'] >= small, 'batch_size'].unique()))}"
-                   f" {_fmt(rho)} [{_fmt(lo)}, {_fmt(hi)}]")
-    out.append(_censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),
+                   f" {fmt(rho)} [{fmt(lo)}, {fmt(hi)}]")
+    out.append(censor(v, "greater", censored, censoring_bias(bool(censored[f"batch {large}"]),
                                                                bool(censored[f"batch {small}"]))))
 
     # C3: seconds per epoch, from a timing that ran alone (interleaved repeats, paired by repeat)
     published = "article: larger batches take less time per epoch (figure, no number)"
     if timing is not None and {small, large} <= set(timing.get("batch_size", [])):
         t = timing.rename(columns={"repeat": "seed"}).assign(status="ok")
-        v = _ratio_verdict("C3", paired(t, "seconds_per_epoch", small, large), "less", confidence,
+        v = ratio_verdict("C3", paired(t, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch, ratio {pair}, timed alone after the sweep on "
                            f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), every batch size of the "
                            f"comparison in turn; 'seeds' counts the repeats", published=published, note=base_note)
     else:
-        v = _ratio_verdict("C3", paired(seeds, "seconds_per_epoch", small, large), "less", confidence,
+        v = ratio_verdict("C3", paired(seeds, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch (median over epochs), ratio {pair}", published=published,
-                           note=_join(base_note, "descriptive only: timed inside the sweep, while other jobs shared "
+                           note=join_notes(base_note, "descriptive only: timed inside the sweep, while other jobs shared "
                                                  "the machine; no timing that ran alone is in the store"))
         v.verdict = INCONCLUSIVE
     eps = paired(seeds, "examples_per_second", small, large)
@@ -148,8 +148,8 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
                 f"small {pairs['small'].mean():.1f}, large {pairs['large'].mean():.1f} epochs (mean of {n} seeds)"
                 if n else "no paired seeds",
                 "article: larger batches do not reach their minimum in fewer epochs",
-                _join(base_note, evidence_note(diff, lo, hi, n)))
-    out.append(_censor(v, "at_least", censored, censoring_bias(bool(censored[f"batch {small}"]),
+                join_notes(base_note, evidence_note(diff, lo, hi, n)))
+    out.append(censor(v, "at_least", censored, censoring_bias(bool(censored[f"batch {small}"]),
                                                                 bool(censored[f"batch {large}"]))))
     return out
 
@@ -234,7 +234,7 @@ def _best_by_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, wind
 def one_pass_arms(runs: pd.DataFrame, small_batch: int, large_batch: int, usable: bool = True) -> tuple[dict, dict]:
     """C17's runs (``usable``: those that trained): the one-pass arms and the repeated-data comparison, each
     {"small": ..., "large": ...}."""
-    ok = _usable_seeds(runs) if usable else runs
+    ok = usable_runs(runs) if usable else runs
     remedy = ok["remedy"] if "remedy" in ok else pd.Series("", index=ok.index)
     arm = {"small": ok[(remedy == "one_pass") & (ok["batch_size"] == small_batch)],
            "large": ok[(remedy == "one_pass_longer") & (ok["batch_size"] == large_batch)]}
@@ -321,7 +321,7 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
     with repeated data beside it, read the same way. Non-inferiority: supported when the upper end < 1.05."""
     table, beyond, why = one_pass_table(runs, epochs, small_batch, large_batch, reading.smoothing)
     if why:
-        return _empty("C17", why)
+        return empty("C17", why)
     pairs = table.dropna(subset=["small", "large"])
     ratio = pairs["large"] / pairs["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
@@ -329,7 +329,7 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
     r_effect, r_lo, r_hi, r_n = interval(rep_pairs["repeated_large"] / rep_pairs["repeated_small"], confidence, log=True)
     ours = (f"one pass: small {pairs['small'].mean():.3f}, large {pairs['large'].mean():.3f}, the best within the "
             f"small batch's steps to its repeated-data minimum (mean {table['step'].mean():.0f} steps, {n} seed"
-            f"{'s' * (n != 1)}); repeated data read the same way: {_fmt(r_effect)} [{_fmt(r_lo)}, {_fmt(r_hi)}] "
+            f"{'s' * (n != 1)}); repeated data read the same way: {fmt(r_effect)} [{fmt(r_lo)}, {fmt(r_hi)}] "
             f"({r_n} seed{'s' * (r_n != 1)})") if n else "no paired seeds"
     notes = [evidence_note(ratio, lo, hi, n, log=True), *_one_pass_notes(runs, small_batch, large_batch, beyond)]
     if r_n < len(table):
@@ -338,7 +338,7 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
                    f"best smoothed validation loss within the first s steps (s: the step of the batch-{small_batch} "
                    f"repeated-data minimum), one pass over fresh data, ratio batch {large_batch} / batch {small_batch}",
                    ours, "Vyas et al. 2024: in one pass, small batches confer no advantage beyond computation (no "
-                   "number for this setting)", _join(*notes))
+                   "number for this setting)", join_notes(*notes))
 
 
 def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
@@ -348,7 +348,7 @@ def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: 
     below 0 (one pass shrinks the large batch's deficit), not supported when above."""
     table, beyond, why = one_pass_table(runs, epochs, small_batch, large_batch, reading.smoothing)
     if why:
-        return _empty("C19", why)
+        return empty("C19", why)
     both = table.dropna(subset=["small", "large", "repeated_small", "repeated_large"])
     both = both[(both[["small", "large", "repeated_small", "repeated_large"]] > 0).all(axis=1)]
     diff = np.log(both["large"] / both["small"]) - np.log(both["repeated_large"] / both["repeated_small"])
@@ -361,12 +361,12 @@ def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: 
                    "best smoothed validation loss within the first s steps (below 0: one pass removes some of the "
                    "small batch's advantage)", ours,
                    "Vyas et al. 2024: in one pass, small batches confer no implicit-bias advantage; their benefit is "
-                   "only computational", _join(evidence_note(diff, lo, hi, n),
+                   "only computational", join_notes(evidence_note(diff, lo, hi, n),
                                                 *_one_pass_notes(runs, small_batch, large_batch, beyond)))
 
 
 def _empirical(claim):
-    return lambda st, rd: _one(st.memo(("empirical", rd), lambda: empirical(
+    return lambda st, rd: one_claim(st.memo(("empirical", rd), lambda: empirical(
         st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch, st.c1_level, st.confidence, st.speed, rd)), claim)
 
 

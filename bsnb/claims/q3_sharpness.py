@@ -15,25 +15,25 @@ from bsnb.claims.protocol import (
     SMOOTHINGS,
     Claim,
     Reading,
-    _level_of,
-    _usable_seeds,
     censored_seeds,
     choose_pair,
     comparison_runs,
+    level_of,
     paired,
     ran,
     shifted_level,
+    usable_runs,
 )
 from bsnb.claims.verdict import (
     Verdict,
-    _censor,
-    _empty,
-    _fmt,
-    _join,
-    _ratio_text,
-    _ratio_verdict,
+    censor,
+    empty,
     evidence_note,
+    fmt,
+    join_notes,
     rank_trend,
+    ratio_text,
+    ratio_verdict,
     seed_slope,
     statement,
 )
@@ -76,14 +76,14 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     reading = reading or PROTOCOL
     r, group_note = comparison_runs(seeds, "03_sharpness")
     if r.empty:
-        return _empty("C6", "no sharpness runs in the store")
+        return empty("C6", "no sharpness runs in the store")
     r = _source_status(r, seeds)
     small, large, notes = choose_pair(r, small_batch, large_batch)
     source = comparison_runs(seeds)[0]
     left_out = minima.unusable_note(source[source["batch_size"].isin(r["batch_size"])]) if len(source) else ""
-    usable = _usable_seeds(r)
+    usable = usable_runs(r)
     final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable
-    levels = usable.assign(level=usable["checkpoint"].map(_level_of)) if "checkpoint" in usable else usable.iloc[0:0]
+    levels = usable.assign(level=usable["checkpoint"].map(level_of)) if "checkpoint" in usable else usable.iloc[0:0]
     levels = levels[levels["level"].isin(MATCHED_LEVELS)]
     n_runs = final.groupby(["batch_size", "seed"]).ngroups
     # the matched level: the lowest every stable run reached; an unstable run is read there only if it reached it
@@ -98,7 +98,7 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
             level = float(old["matched_loss"].iloc[0])  # a store measured before the levels were
             primary, where = old, f"where the training loss first fell to {level:g}"
         elif reading.level_shift:
-            return _empty("C6", f"no level {reading.level_shift:+d} place(s) from the matched one was reached by "
+            return empty("C6", f"no level {reading.level_shift:+d} place(s) from the matched one was reached by "
                                 "every measured run")
         else:
             primary, where = final, "at the final weights"
@@ -107,11 +107,11 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     best = usable[usable["checkpoint"] == "best"] if "checkpoint" in usable else usable.iloc[0:0]
     if reading.at_minimum:
         if best.groupby(["batch_size", "seed"]).ngroups < n_runs or not n_runs:
-            return _empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
+            return empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
         primary, where, notes = best, "at the weights of the smoothed minimum", [
             n for n in notes if not n.startswith("no training-loss level")]
     what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every stable measured run reached)"
-    v = _ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
+    v = ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
                        f"top Hessian eigenvalue of the training loss {where}{what}, ratio batch {large} / batch "
                        f"{small}; and the per-seed slope of log lambda_max on log2(batch) over every measured "
                        "batch size",
@@ -120,8 +120,8 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     slope, lo, hi, n_slopes = seed_slope(primary, "lambda_max", confidence)
     rho, rlo, rhi, _ = rank_trend(primary, "lambda_max", confidence)
     sizes = ", ".join(str(int(b)) for b in sorted(primary["batch_size"].unique()))
-    v.ours += (f"; per-seed slope of log lambda_max on log2(batch) (batches {sizes}) {_fmt(slope)} [{_fmt(lo)}, "
-               f"{_fmt(hi)}] over {n_slopes} seeds; rank correlation beside it {_fmt(rho)} [{_fmt(rlo)}, {_fmt(rhi)}]")
+    v.ours += (f"; per-seed slope of log lambda_max on log2(batch) (batches {sizes}) {fmt(slope)} [{fmt(lo)}, "
+               f"{fmt(hi)}] over {n_slopes} seeds; rank correlation beside it {fmt(rho)} [{fmt(rlo)}, {fmt(rhi)}]")
     if not (math.isfinite(lo) and math.isfinite(hi)) or n_slopes < 3:
         notes.append("the trend needs at least 3 measured batch sizes in at least 3 seeds")
         trend = INCONCLUSIVE
@@ -136,17 +136,17 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     eps = paired(full, f"eps_full_{epsilon:g}", small, large)
     if len(eps):
         at = f" at training loss {full['matched_loss'].iloc[0]:g}" if "matched_loss" in full else ""
-        v.ours += (f"; trace ratio{at} {_ratio_text(paired(full, 'trace', small, large), confidence)}; "
-                   f"epsilon-sharpness (full, eps {epsilon:g}) ratio {_ratio_text(eps, confidence)}")
+        v.ours += (f"; trace ratio{at} {ratio_text(paired(full, 'trace', small, large), confidence)}; "
+                   f"epsilon-sharpness (full, eps {epsilon:g}) ratio {ratio_text(eps, confidence)}")
     if primary is not final:
-        v.ours += f"; at the final weights, top eigenvalue ratio {_ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
+        v.ours += f"; at the final weights, top eigenvalue ratio {ratio_text(paired(final, 'lambda_max', small, large), confidence)}"
     if primary is not best and len(best):  # docs/protocol.md: the smoothed minimum beside the matched level
         v.ours += (f"; at the smoothed minimum, top eigenvalue ratio "
-                   f"{_ratio_text(paired(best, 'lambda_max', small, large), confidence)}")
+                   f"{ratio_text(paired(best, 'lambda_max', small, large), confidence)}")
     losses = paired(primary, "train_loss", small, large)
     if len(losses):
         v.ours += f"; training loss there small {losses['small'].mean():.3g}, large {losses['large'].mean():.3g}"
-    v.note = _join(group_note, *notes, left_out, v.note)
+    v.note = join_notes(group_note, *notes, left_out, v.note)
     return v
 
 
@@ -191,7 +191,7 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     share of full-batch gradient descent's stability edge it sits at."""
     reading = reading or PROTOCOL
     sharp = _source_status(comparison_runs(runs, "03_sharpness")[0], runs) if "notebook" in runs else runs.iloc[0:0]
-    sharp = _usable_seeds(sharp)
+    sharp = usable_runs(sharp)
     small = sharp[sharp["batch_size"] == small_batch] if len(sharp) else sharp
     at_rate = sharp[sharp["batch_size"] == large_batch] if len(sharp) else sharp
     large = level_sharpness.copy() if len(level_sharpness) else pd.DataFrame()
@@ -200,18 +200,18 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     trained = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == rule)
                    & (runs["batch_size"] == large_batch)] if "remedy" in runs else runs.iloc[0:0]
     if len(large) and len(trained):  # a rule's run that failed to train leaves its measurements too
-        ok = set(_usable_seeds(trained)["seed"])
+        ok = set(usable_runs(trained)["seed"])
         large = large[large["seed"].isin(ok)]
         shaky = set(minima.unstable(trained)["seed"])
         large = large.assign(unstable=large["seed"].isin(shaky))
     if small.empty or large.empty or "checkpoint" not in small:
-        return _empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
+        return empty("C16", f"needs the top eigenvalue at the loss levels of batch {small_batch}'s comparison runs "
                              f"(03) and of batch {large_batch}'s {rule} runs (04 with sharpness_at_levels)")
-    small, large = (d.assign(level=d["checkpoint"].map(_level_of)) for d in (small, large))
-    at_rate = at_rate.assign(level=at_rate["checkpoint"].map(_level_of)) if len(at_rate) else at_rate
+    small, large = (d.assign(level=d["checkpoint"].map(level_of)) for d in (small, large))
+    at_rate = at_rate.assign(level=at_rate["checkpoint"].map(level_of)) if len(at_rate) else at_rate
     b_read = _pair_at_level(large, small, reading)
     if b_read is None:
-        return _empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
+        return empty("C16", "no training-loss level of 1, 0.3, 0.1, 0.03 (or its neighbour) was reached by every "
                              f"stable measured run of batch {small_batch} and of batch {large_batch} under {rule}")
     pair, where, level = b_read
     ratio = pair["x"] / pair["y"]
@@ -225,7 +225,7 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     else:
         a_pair, a_where, _ = a_read
         a_eff, a_lo, a_hi, _ = interval(a_pair["x"] / a_pair["y"], confidence, log=True)
-        a_text = f"{_fmt(a_eff)} [{_fmt(a_lo)}, {_fmt(a_hi)}] ({a_where})"
+        a_text = f"{fmt(a_eff)} [{fmt(a_lo)}, {fmt(a_hi)}] ({a_where})"
     if (math.isfinite(lo) and lo > C16_MARGIN) or (math.isfinite(a_lo) and a_lo > 1):
         verdict = NOT_SUPPORTED
     elif math.isfinite(a_hi) and a_hi < 1 and math.isfinite(hi) and hi < C16_MARGIN:
@@ -239,7 +239,7 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
     lr_large = float(trained["lr_used"].iloc[0]) if "lr_used" in trained and len(trained) else math.nan
     momentum = float(trained["momentum"].iloc[0]) if "momentum" in trained and len(trained) else 0.9
     edge = lambda lam, lr: lam * lr / (2 * (1 + momentum))  # noqa: E731
-    at = sharp.assign(level=sharp["checkpoint"].map(_level_of))
+    at = sharp.assign(level=sharp["checkpoint"].map(level_of))
     at = (at[at["checkpoint"] == "best"] if reading.at_minimum else at[at["level"] == level]) \
         .groupby("batch_size")["lambda_max"].mean()
     ours = (f"(b) batch {large_batch} under {rule} over batch {small_batch}: top eigenvalue {pair['x'].mean():.3g} "
@@ -256,7 +256,7 @@ def edge_of_stability(runs: pd.DataFrame, level_sharpness: pd.DataFrame, small_b
                    "comparison's rate (the rate moves sharpness when the upper end is below 1)",
                    ours, "Kaur, Cohen and Lipton 2023: scaling the batch and the rate together moves lambda_max "
                          "without changing generalisation; Andriushchenko et al. 2023: sharpness tracks the rate",
-                   _join(*notes))
+                   join_notes(*notes))
 
 
 def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
@@ -270,20 +270,20 @@ def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, lar
     reading = reading or PROTOCOL
     comparison, group_note = comparison_runs(runs)
     if comparison.empty or steps.empty or "step_of_min_val_loss" not in comparison:
-        return _empty("C7", "no sampled steps in the store")
+        return empty("C7", "no sampled steps in the store")
     small, large, notes = choose_pair(comparison, small_batch, large_batch)
-    c = _usable_seeds(comparison[comparison["batch_size"].isin([small, large])])
+    c = usable_runs(comparison[comparison["batch_size"].isin([small, large])])
     c = c.assign(run=minima.run_labels(c))
     key = pd.MultiIndex.from_frame(c[["job_id", "run"]])
     c = c.assign(distance_at_min=minima.value_at_step(steps, "distance", pd.Series(
         c["step_of_min_val_loss"].to_numpy(float), index=key)).reindex(key).to_numpy())
     smoothing = (f"smoothed over {reading.smoothing} evaluated epochs" if reading.smoothing > 1 else "raw")
-    v = _ratio_verdict("C7", paired(c, "distance_at_min", small, large), "less", confidence,
+    v = ratio_verdict("C7", paired(c, "distance_at_min", small, large), "less", confidence,
                        f"distance from initialisation at the weights of the minimum validation loss ({smoothing}; "
                        f"interpolated between logged steps), ratio batch {large} / batch {small}",
                        published="Keskar et al. 2017: small-batch minima lie 3 to 10 times farther from the start "
                                  "(a ratio of 0.1 to 0.33)",
-                       note=_join(group_note, *notes, minima.unusable_note(comparison[comparison["batch_size"].isin(
+                       note=join_notes(group_note, *notes, minima.unusable_note(comparison[comparison["batch_size"].isin(
                            [small, large])])))
     # at equal steps: both runs at the fewer of their two steps to the minimum
     both = paired(c, "step_of_min_val_loss", small, large)
@@ -294,16 +294,16 @@ def distance(runs: pd.DataFrame, steps: pd.DataFrame, small_batch: int = 32, lar
         equal = equal.assign(distance=minima.value_at_step(steps, "distance", pd.Series(
             equal["seed"].map(at).to_numpy(float), index=key)).reindex(key).to_numpy())
         v.ours += (f"; at equal steps (the fewer of the two runs' steps to their minimum, {at.mean():.0f} on "
-                   f"average) {_ratio_text(paired(equal, 'distance', small, large), confidence)}")
+                   f"average) {ratio_text(paired(equal, 'distance', small, large), confidence)}")
     # a censored minimum lies later than measured, where the weights are farther out: a censored small batch may have
     # made the ratio larger than the truth, a censored large batch smaller (the protocol's censoring rule)
     censored = {f"batch {small}": censored_seeds(comparison, small), f"batch {large}": censored_seeds(comparison, large)}
-    return _censor(v, "less", censored, censoring_bias(bool(censored[f"batch {small}"]), bool(censored[f"batch {large}"])))
+    return censor(v, "less", censored, censoring_bias(bool(censored[f"batch {small}"]), bool(censored[f"batch {large}"])))
 
 
 def minimum_steps(runs: pd.DataFrame) -> pd.Series:
     """Per (job_id, run) of the comparison's usable runs, the step of the smoothed minimum (C13 fits up to it)."""
-    c = _usable_seeds(comparison_runs(runs)[0])
+    c = usable_runs(comparison_runs(runs)[0])
     if c.empty or "step_of_min_val_loss" not in c:
         return pd.Series(dtype=float)
     return pd.Series(c["step_of_min_val_loss"].to_numpy(float),
@@ -318,7 +318,7 @@ def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     ``laws`` is :func:`bsnb.analysis.distance_laws` of the empirical-comparison runs.
     """
     if laws.empty:
-        return _empty("C13", "no sampled steps in the store")
+        return empty("C13", "no sampled steps in the store")
     per_seed = laws.groupby("seed")["rmse_diff"].mean()
     effect, lo, hi, n = interval(per_seed, confidence)
     c = laws.groupby("batch_size")["exponent"].median()
@@ -326,7 +326,7 @@ def distance_law(laws: pd.DataFrame, confidence: float = 0.95) -> Verdict:
     for b, g in laws.groupby("batch_size"):
         e, blo, bhi, bn = interval(g["rmse_diff"], confidence)
         side = "log" if bhi < 0 else "sqrt" if blo > 0 else "neither"
-        by_batch.append(f"batch {int(b)} {_fmt(e)} [{_fmt(blo)}, {_fmt(bhi)}] ({side})")
+        by_batch.append(f"batch {int(b)} {fmt(e)} [{fmt(blo)}, {fmt(bhi)}] ({side})")
     return Verdict("C13", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C13"),
                    "held-out error of distance = a + b log(t) minus that of a + b sqrt(t), relative to the last fitted "
                    "distance, fitted on the first share of the logged steps from the end of the first epoch to the "

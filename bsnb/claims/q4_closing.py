@@ -1,52 +1,39 @@
 """Question 4, closing the gap (notebook 04): the learning-rate rules (C8), Hoffer's regime adaptation (C9),
-ghost batch norm (C10), batch growth instead of decay (C12), each batch size at its own best rate (C15) and how
-wide the band of good rates is at each batch size (C18)."""
+ghost batch norm (C10) and batch growth instead of decay (C12). The learning-rate search's claims (C15, C18) are in
+:mod:`bsnb.claims.q4_tuning`."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 
-from bsnb import minima, parameters, search
+from bsnb import minima, parameters
 from bsnb.claims.protocol import (
-    MINIMA,
     MINIMA_AND_TEST,
     Claim,
-    _one,
-    _usable_seeds,
-    best_rates,
     censored_seeds,
-    choose_pair,
-    confirmation_runs,
-    paired,
+    one_claim,
     ran,
-    search_runs,
 )
 from bsnb.claims.verdict import (
     Verdict,
-    _censor,
-    _empty,
-    _fmt,
-    _join,
+    censor,
+    empty,
     evidence_note,
-    rank_trend,
-    seed_slope,
+    fmt,
+    join_notes,
     statement,
 )
 from bsnb.stats import (
     INCONCLUSIVE,
     MIN_SEEDS,
-    NOT_SUPPORTED,
-    SUPPORTED,
     censoring_bias,
     decide,
     decide_gated_contrast,
     decide_within,
     fieller,
     interval,
-    withdraw_if_censored,
 )
 
 SMITH = ("Smith et al. 2018: batch growth instead of decay matched accuracy (Wide ResNet, CIFAR-10, 94.4 % vs "
@@ -57,189 +44,6 @@ GOYAL = "Goyal et al. 2017: top-1 error 23.60 +- 0.12 % at batch 256, 23.74 +- 0
 
 
 HOFFER = "Hoffer et al. 2017: with the learning rate adapted and as many steps as the small batch, the gap closes"
-
-
-def tuned_rates(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256, confidence: float = 0.95,
-                band: tuple = (0.95, 1.05)) -> Verdict:
-    """C15, the article's conclusion and the Tuning Playbook's null: each batch size at its own best learning rate,
-    the smoothed minimum validation loss large over small, paired by seed; supported when its interval lies within
-    ``band`` (an equivalence), not supported when wholly outside. Read on the confirmation seeds (04, remedy
-    confirm: new seeds at the rate each batch size's search chose, :mod:`bsnb.search`), the search's own reading at
-    the chosen rates beside it; a profile without confirmation runs is read on the search's seeds and says so. A
-    chosen rate on the edge of its grid after extension means the grid was too narrow: inconclusive."""
-    best = best_rates(runs)
-    if best.empty:
-        return _empty("C15", "needs the learning-rate search (04, tuned) trained to its minimum (a profile patience "
-                             "for the search): a search that stops at the target says nothing about the best minimum")
-    small, large, notes = choose_pair(best, small_batch, large_batch)
-    chosen = best.groupby("batch_size")["best_lr"].first()
-    confirm = confirmation_runs(runs)
-    confirm = confirm[confirm["batch_size"].isin([small, large])] if len(confirm) else confirm
-    on_confirmation = set(confirm["batch_size"]) >= {small, large} if len(confirm) else False
-    search_pairs = paired(best, "min_val_loss", small, large)
-    s_eff, s_lo, s_hi, s_n = interval(search_pairs["large"] / search_pairs["small"], confidence, log=True)
-    search_text = (f"the search's own reading at the chosen rates ({s_n} search seeds): {_fmt(s_eff)} "
-                   f"[{_fmt(s_lo)}, {_fmt(s_hi)}]")
-    if on_confirmation:
-        read = confirm
-        for b in (small, large):
-            used = confirm.loc[confirm["batch_size"] == b, "lr"].astype(float)
-            if b in chosen and not np.isclose(used, chosen[b], rtol=1e-6).all():
-                notes.append(f"batch {b}'s confirmation ran at lr {used.iloc[0]:g}, not the {chosen[b]:.4g} its "
-                             "stored search chooses now: rerun the confirmation")
-        seeds_text = f"{confirm['seed'].nunique()} confirmation seeds the search did not use"
-    else:
-        read = best
-        seeds_text = f"the search's {best['seed'].nunique()} seeds (no confirmation runs in this profile: weaker)"
-        notes.append("read on the search's own seeds: the chosen rate was selected on the same seeds, so the reading "
-                     "favours each batch size (the protocol reads C15 on confirmation seeds)")
-    pairs = paired(read, "min_val_loss", small, large)
-    ratio = pairs["large"] / pairs["small"]
-    effect, lo, hi, n = interval(ratio, confidence, log=True)
-    verdict = decide_within(lo, hi, *band, n)
-    edges = best[best["on_edge"] & best["batch_size"].isin([small, large])].drop_duplicates("batch_size")
-    if len(edges):
-        verdict = INCONCLUSIVE
-        notes.append("chosen learning rate on the edge of the searched grid after its extensions, so the grid was too "
-                     "narrow: " + "; ".join(f"batch {r.batch_size} (lr {r.best_lr:.4g} of {r.grid})"
-                                            for r in edges.itertuples()))
-    rho, tlo, thi, _ = seed_slope(read, "min_val_loss", confidence)
-    by_batch = read.groupby("batch_size")["min_val_loss"].mean()
-    if on_confirmation and (text := minima.unusable_note(confirm)):
-        notes.append("confirmation: " + text)
-    if text := minima.unusable_note(search_runs(runs)):
-        notes.append("search: " + text)
-    v = Verdict("C15", verdict, effect, lo, hi, n, statement("C15"),
-                f"smoothed minimum validation loss at each batch size's chosen learning rate (the search's lowest mean "
-                f"minimum, a factor-2 grid extended at an edge and refined by sqrt 2), ratio batch {large} / batch "
-                f"{small} on {seeds_text} (supported within [{band[0]:g}, {band[1]:g}])",
-                "per batch size, chosen rate and mean minimum: " + "; ".join(
-                    f"batch {b} lr {chosen.get(b, math.nan):.4g}: {loss:.3f}" for b, loss in by_batch.items())
-                + f"; per-seed slope of log minimum on log2(batch) {_fmt(rho)} [{_fmt(tlo)}, {_fmt(thi)}]; "
-                + search_text,
-                "the article: with the rate adjusted, large batches train faster at little or no loss; Shallue et "
-                "al. 2019 and the Tuning Playbook: no evidence that larger batches degrade the best result",
-                _join(*notes, evidence_note(ratio, lo, hi, n, log=True)))
-    censored = {f"batch {b}": sorted(int(x) for x in read.loc[(read["batch_size"] == b)
-                                                             & read["censored"].fillna(False).astype(bool), "seed"])
-                for b in (small, large)} if "censored" in read else {}
-    return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
-
-
-RATE_BAND = 0.05  # C18: a rate is in the band when its smoothed minimum validation loss is within 5% of the best
-
-
-def rate_bands(runs: pd.DataFrame, tolerance: float = RATE_BAND) -> pd.DataFrame:
-    """C18's band per (batch size, seed) of the learning-rate search trained to its minimum: the range of log2(rate)
-    around the best where the smoothed minimum validation loss, interpolated linearly in log2(rate) between the
-    searched rates, is within ``tolerance`` of the best (docs/protocol.md). Each end is where the interpolated curve
-    crosses (1 + tolerance) x best; a rate that failed to train, diverged or has no minimum ends the band at the last
-    good rate, as does an end of the grid (``at_edge``: that width is a lower bound). ``width`` is in factors of 2;
-    ``grid_width`` is v3's reading, the grid rates inside the band (0: only the best rate)."""
-    tuned = search_runs(runs)
-    rows = []
-    for (batch, seed), g in tuned.groupby(["batch_size", "seed"]):
-        grid = sorted(g["lr_used"].unique())
-        loss = _usable_seeds(g).groupby("lr_used")["min_val_loss"].min().reindex(grid)
-        if len(grid) < 2 or loss.isna().all():
-            continue
-        x, y = np.log2(np.asarray(grid, dtype=float)), loss.to_numpy(float)
-        best = int(np.nanargmin(y))
-        limit = (1 + tolerance) * y[best]
-        inside = y <= limit  # NaN (a failed rate) is outside and ends the band
-        lo = hi = best
-        while lo > 0 and inside[lo - 1]:
-            lo -= 1
-        while hi < len(grid) - 1 and inside[hi + 1]:
-            hi += 1
-        left, right = x[lo], x[hi]
-        edge_low = lo == 0 or not np.isfinite(y[lo - 1])
-        edge_high = hi == len(grid) - 1 or not np.isfinite(y[hi + 1])
-        if not edge_low:  # the crossing between the last rate outside and the first inside
-            left = x[lo - 1] + (limit - y[lo - 1]) / (y[lo] - y[lo - 1]) * (x[lo] - x[lo - 1])
-        if not edge_high:
-            right = x[hi] + (limit - y[hi]) / (y[hi + 1] - y[hi]) * (x[hi + 1] - x[hi])
-        rows.append({"batch_size": int(batch), "seed": int(seed), "best_lr": float(grid[best]),
-                     "band_low": float(2 ** left), "band_high": float(2 ** right), "width": float(right - left),
-                     "grid_width": math.log2(grid[hi] / grid[lo]), "at_edge": bool(edge_low or edge_high),
-                     "rates": len(grid)})
-    return pd.DataFrame(rows, columns=["batch_size", "seed", "best_lr", "band_low", "band_high", "width", "grid_width",
-                                       "at_edge", "rates"])
-
-
-def stable_range(runs: pd.DataFrame) -> pd.DataFrame:
-    """C18's stable range per batch size: log2 of the largest searched rate that trained stably in every search seed
-    (trained, not unstable, :mod:`bsnb.minima`), every rate between it and the chosen rate too, over the batch
-    size's chosen rate (:func:`bsnb.search.choose`)."""
-    tuned = search_runs(runs)
-    rows = []
-    for batch, g in tuned.groupby("batch_size"):
-        choice = search.choose(search.table_of(g))
-        if choice is None:
-            continue
-        unstable = g.get("unstable", pd.Series(False, index=g.index)).fillna(False).astype(bool)
-        fine = (g["status"].fillna("ok") == "ok") & ~unstable
-        everywhere = fine.groupby(g["lr_used"]).all().sort_index()
-        above = everywhere[everywhere.index >= choice.rate * (1 - 1e-9)]
-        run = above.cumprod().astype(bool)  # contiguous from the chosen rate up: the first unstable rate ends it
-        top = float(above.index[run].max()) if run.any() else math.nan
-        rows.append({"batch_size": int(batch), "chosen_lr": choice.rate, "largest_stable_lr": top,
-                     "stable_range": math.log2(top / choice.rate) if math.isfinite(top) else math.nan,
-                     "at_top": bool(math.isfinite(top) and top >= g["lr_used"].max())})
-    return pd.DataFrame(rows, columns=["batch_size", "chosen_lr", "largest_stable_lr", "stable_range", "at_top"])
-
-
-def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: float = RATE_BAND) -> Verdict:
-    """C18 (Masters and Luschi 2018; Marek et al. 2025): small batches are more robust to the learning rate. The
-    width of each (batch size, seed)'s band of good rates (:func:`rate_bands`) against the batch size, Spearman's
-    rank correlation pooled over seeds and batch sizes with a Fisher interval: supported when the interval lies
-    below 0 (the band narrows as the batch grows), not supported when above. It reads the search of C15; no
-    training of its own. Bands that reach an end of their grid are named in the note (their widths are lower
-    bounds)."""
-    bands = rate_bands(runs, tolerance)
-    if bands.empty or bands["batch_size"].nunique() < 3:
-        return _empty("C18", "needs the learning-rate search (04, tuned) trained to its minimum at 3 or more batch "
-                             "sizes")
-    slope, lo, hi, n = seed_slope(bands, "width", confidence, log_y=False)
-    rho, rlo, rhi, _ = rank_trend(bands, "width", confidence)
-    n_seeds = int(bands.groupby("batch_size")["seed"].nunique().min())
-    verdict = INCONCLUSIVE if not (math.isfinite(lo) and math.isfinite(hi)) or n < MIN_SEEDS else (
-        SUPPORTED if hi < 0 else NOT_SUPPORTED if lo > 0 else INCONCLUSIVE)
-    # a verdict resting on bounds that point the wrong way is withdrawn: a band at its grid's end may be wider
-    if len(bands[bands["at_edge"]]) and verdict != INCONCLUSIVE:
-        wider_small = bool(bands[bands["at_edge"] & (bands["batch_size"] <= bands["batch_size"].median())].shape[0])
-        wider_large = bool(bands[bands["at_edge"] & (bands["batch_size"] > bands["batch_size"].median())].shape[0])
-        verdict = withdraw_if_censored(verdict, "less", censoring_bias(wider_small, wider_large))
-    by_batch = bands.groupby("batch_size").agg(width=("width", "mean"), low=("band_low", "median"),
-                                               high=("band_high", "median"))
-    edges = bands[bands["at_edge"]]
-    searched = search_runs(runs)
-    censored = searched[searched["censored"].fillna(False).astype(bool)] if "censored" in searched else searched.iloc[0:0]
-    notes = [f"only {n_seeds} seeds at some batch size: a verdict needs at least {MIN_SEEDS}"
-             if n_seeds < MIN_SEEDS else "",
-             f"{len(edges)} of {len(bands)} bands reach an end of their grid, so their widths are lower bounds: "
-             + "; ".join(f"batch {r.batch_size} seed {r.seed} ({r.band_low:g} to {r.band_high:g})"
-                         for r in edges.itertuples()) if len(edges) else "",
-             f"{len(censored)} of {len(searched)} search runs are censored (the cap came before their minimum was "
-             f"confirmed), so their minima only bound the bands: " + "; ".join(
-                 f"batch {r.batch_size} seed {r.seed} lr {r.lr_used:g}" for r in censored.itertuples())
-             if len(censored) else "",
-             "search: " + minima.unusable_note(searched) if minima.unusable_note(searched) else ""]
-    ranges = stable_range(runs)
-    return Verdict("C18", verdict, slope, lo, hi, n, statement("C18"),
-                   f"per-seed least-squares slope of the band's width on log2(batch), t interval over {n} seeds; the "
-                   f"band: the range of log2(rate) where the smoothed minimum validation loss, interpolated linearly "
-                   f"between the searched rates, is within {tolerance:.0%} of the best",
-                   "mean width in factors of 2 (median band): " + "; ".join(
-                       f"batch {b} {r.width:.2f} ({r.low:.3g} to {r.high:.3g})" for b, r in by_batch.iterrows())
-                   + f"; on the grid's rates alone (v3) {bands['grid_width'].eq(0).sum()} of {len(bands)} widths are 0"
-                   + f"; rank correlation beside it (pooled) {_fmt(rho)} [{_fmt(rlo)}, {_fmt(rhi)}]"
-                   + "; stable range, log2(largest rate stable in every seed / chosen rate): " + "; ".join(
-                       f"batch {r.batch_size} {r.stable_range:.2f}{' (the top of its grid: a lower bound)' * r.at_top}"
-                       for r in ranges.itertuples()),
-                   "Masters and Luschi 2018: the range of stable rates narrows as the batch grows, best results at "
-                   "batch 2 to 32; Marek et al. 2025: small batches are more robust to hyperparameters",
-                   _join(*notes))
 
 
 # a remedy run matches its baselines on the setting it does not change (a remedy may change the budget,
@@ -302,7 +106,7 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
                "cost_vs_baseline": cost, "diverged": int((g["status"] == "diverged").sum()),
                "failed": int((g["status"] == minima.FAILED).sum()), "tried": int(g["seed"].nunique()),
                "lr": float(g["lr_used"].iloc[0]) if "lr_used" in g else math.nan,
-               "left_out": _join(minima.unusable_note(g), minima.unusable_note(large), minima.unusable_note(small)),
+               "left_out": join_notes(minima.unusable_note(g), minima.unusable_note(large), minima.unusable_note(small)),
                "censored_remedy": censored_seeds(ok, batch), "censored_large": censored_seeds(large, batch),
                "censored_small": censored_seeds(small, small_batch),
                "evidence": evidence_note(contrast, c_lo, c_hi, n)}
@@ -320,40 +124,40 @@ def _contrast_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch:
     it (docs/protocol.md; version 3 decided on the share, which divides by a noisy gap)."""
     rows = table[table["remedy"] == remedy] if len(table) else table
     if rows.empty:
-        return _empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
+        return empty(claim, f"no runs of the remedy {remedy!r} in the store (the profile does not include it)")
     row = (rows[rows["batch_size"] == large_batch] if large_batch in set(rows["batch_size"]) else rows).iloc[0]
     n = int(row.seeds)
     verdict = decide_gated_contrast((row.gap_low, row.gap_high), (row.contrast_low, row.contrast_high), n)
     notes = [row.evidence, row.get("left_out", "")]
     if not (math.isfinite(row.gap_low) and row.gap_low > 0):
         notes.insert(0, f"no gap to close: batch {int(row.batch_size)} minus batch {int(row.small_batch)} is "
-                        f"{_fmt(row.gap)} [{_fmt(row.gap_low)}, {_fmt(row.gap_high)}], not clear of 0")
+                        f"{fmt(row.gap)} [{fmt(row.gap_low)}, {fmt(row.gap_high)}], not clear of 0")
     v = Verdict(claim, verdict, row.contrast, row.contrast_low, row.contrast_high, n, statement(claim),
                 f"per seed, min validation loss with {remedy} minus the mean of batch {int(row.batch_size)}'s and batch "
                 f"{int(row.small_batch)}'s (below 0: more than half the gap closed), where the gap's interval is above 0",
                 f"min validation loss {row.min_val_loss:.3f} with {remedy}, {row.baseline_large:.3f} without, "
-                f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; gap {_fmt(row.gap)} [{_fmt(row.gap_low)}, "
-                f"{_fmt(row.gap_high)}]; share of it closed {_fmt(row.gap_closed)} (Fieller {_fmt(row.share_fieller_low)} "
-                f"to {_fmt(row.share_fieller_high)}); training time x{row.cost_vs_baseline:.2f}",
-                published, _join(*notes))
+                f"{row.baseline_small:.3f} at batch {int(row.small_batch)}; gap {fmt(row.gap)} [{fmt(row.gap_low)}, "
+                f"{fmt(row.gap_high)}]; share of it closed {fmt(row.gap_closed)} (Fieller {fmt(row.share_fieller_low)} "
+                f"to {fmt(row.share_fieller_high)}); training time x{row.cost_vs_baseline:.2f}",
+                published, join_notes(*notes))
     unusable = int(row.get("failed", 0)) + int(row.get("diverged", 0))
     if unusable and unusable * 2 > int(row.get("tried", 0)):
-        v.note = _join(f"{remedy}'s learning rate {row.get('lr', math.nan):.3g} at batch {int(row.batch_size)} failed "
+        v.note = join_notes(f"{remedy}'s learning rate {row.get('lr', math.nan):.3g} at batch {int(row.batch_size)} failed "
                        f"to train or diverged in {unusable} of {int(row.tried)} seeds: the remedy does not work at "
                        "this rate", v.note)
     for other in also:
         o = table[(table["remedy"] == other) & (table["batch_size"] == row.batch_size)]
         if len(o):
             o = o.iloc[0]
-            v.ours += (f"; {other}: c {_fmt(o.contrast)} [{_fmt(o.contrast_low)}, {_fmt(o.contrast_high)}], closes "
-                       f"{_fmt(o.gap_closed)} of the gap")
+            v.ours += (f"; {other}: c {fmt(o.contrast)} [{fmt(o.contrast_low)}, {fmt(o.contrast_high)}], closes "
+                       f"{fmt(o.gap_closed)} of the gap")
     # c falls with the remedy's minimum and rises with the baselines': a censored remedy run (its true minimum lower)
     # can only have made c larger, a censored baseline smaller
     censored = {f"{remedy} at batch {int(row.batch_size)}": row.censored_remedy,
                 f"batch {int(row.small_batch)}": row.censored_small,
                 f"batch {int(row.batch_size)} without the remedy": row.censored_large}
     bias = censoring_bias(bool(row.censored_remedy), bool(row.censored_small) or bool(row.censored_large))
-    return _censor(v, "less", censored, bias)
+    return censor(v, "less", censored, bias)
 
 
 def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95,
@@ -369,7 +173,7 @@ def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, co
     small_bn = rem[(rem["remedy"] == "bn") & (rem["batch_size"] == small_batch) & (rem["status"] == "ok")]
     if len(small_bn):
         v.ours += f"; plain BN at batch {small_batch} {small_bn['min_val_loss'].mean():.3f}"
-    v.note = _join(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
+    v.note = join_notes(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
     out.append(v)
     control = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == small_batch)]
     decay = rem[rem["remedy"] == "lr_decay"] if "remedy" in rem else rem
@@ -389,7 +193,7 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
     a, b = rem[rem["remedy"] == first], rem[rem["remedy"] == second]
     sizes = sorted(set(a["batch_size"]) & set(b["batch_size"]))
     if not sizes:
-        return _empty(claim, f"no pair of {first} and {second} runs that finished at one batch size in the store")
+        return empty(claim, f"no pair of {first} and {second} runs that finished at one batch size in the store")
     batch = large_batch if large_batch in sizes else sizes[-1]
     a, b = a[a["batch_size"] == batch], b[b["batch_size"] == batch]
     pair = pd.DataFrame({"a": a.set_index("seed")["min_val_loss"], "b": b.set_index("seed")["min_val_loss"]}).dropna()
@@ -404,7 +208,7 @@ def _paired_remedies(rem: pd.DataFrame, claim: str, first: str, second: str, lar
                 "Hoffer et al. 2017: ghost batch norm (chunks of 128) is part of the recipe that closes the "
                 "large-batch gap", evidence_note(diff, lo, hi, n))
     bias = censoring_bias(bool(censored[f"{first} at batch {batch}"]), bool(censored[f"{second} at batch {batch}"]))
-    return _censor(v, "greater", censored, bias)
+    return censor(v, "greater", censored, bias)
 
 
 def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
@@ -419,7 +223,7 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
                                       _arm(ok, "sqrt_step_longer", large_batch))
     tried = rem[rem["remedy"].isin(["step", "sqrt_step", "sqrt_step_longer"])]
     if small.empty or same_epochs.empty or same_steps.empty:
-        return _empty("C9", _join(f"needs Hoffer's three arms (step at batch {small_batch}, sqrt_step and "
+        return empty("C9", join_notes(f"needs Hoffer's three arms (step at batch {small_batch}, sqrt_step and "
                                   f"sqrt_step_longer at batch {large_batch}) in the store", minima.unusable_note(tried)))
     per = pd.DataFrame({"small": small.set_index("seed")["min_val_loss"],
                         "epochs": same_epochs.set_index("seed")["min_val_loss"],
@@ -435,7 +239,7 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
     notes = [evidence_note(contrast, lo, hi, n), minima.unusable_note(tried)]
     if not (math.isfinite(gap_lo) and gap_lo > 0):
         notes.insert(0, f"no gap to close: batch {large_batch} at the same epochs minus batch {small_batch} is "
-                        f"{_fmt(gap)} [{_fmt(gap_lo)}, {_fmt(gap_hi)}], not clear of 0")
+                        f"{fmt(gap)} [{fmt(gap_lo)}, {fmt(gap_hi)}], not clear of 0")
     v = Verdict("C9", decide_gated_contrast((gap_lo, gap_hi), (lo, hi), n), effect, lo, hi, n, statement("C9"),
                 f"per seed, c = L_steps - L_small - 0.1 (L_epochs - L_small): batch {large_batch} trained as many steps "
                 f"as batch {small_batch} (square-root rule, the rate divided by 10 at 50% and 75% of the epochs, "
@@ -444,10 +248,10 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
                 f"min validation loss (smoothed) batch {small_batch} {per['small'].mean():.3f} in "
                 f"{int(small['epochs_run'].max())} epochs; batch {large_batch} {per['epochs'].mean():.3f} in the same "
                 f"epochs, {per['steps'].mean():.3f} in {int(same_steps['epochs_run'].max())} epochs; steps "
-                f"{steps['small']:.0f}, {steps['epochs']:.0f} and {steps['steps']:.0f}; gap {_fmt(gap)} "
-                f"[{_fmt(gap_lo)}, {_fmt(gap_hi)}]; share closed {_fmt(closed)} (Fieller {_fmt(f_lo)} to {_fmt(f_hi)}; "
-                f"mean of per-seed shares {_fmt(share.mean())})",
-                HOFFER, _join(*notes))
+                f"{steps['small']:.0f}, {steps['epochs']:.0f} and {steps['steps']:.0f}; gap {fmt(gap)} "
+                f"[{fmt(gap_lo)}, {fmt(gap_hi)}]; share closed {fmt(closed)} (Fieller {fmt(f_lo)} to {fmt(f_hi)}; "
+                f"mean of per-seed shares {fmt(share.mean())})",
+                HOFFER, join_notes(*notes))
     # a censored arm's minimum bounds its truth from above: the same-steps arm's can only have made c larger; the
     # small arm's and the same-epochs arm's smaller
     censored = {f"step at batch {small_batch}": censored_seeds(small, small_batch),
@@ -456,7 +260,7 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
     bias = censoring_bias(bool(censored[f"sqrt_step_longer at batch {large_batch}"]),
                           bool(censored[f"step at batch {small_batch}"]) or
                           bool(censored[f"sqrt_step at batch {large_batch}"]))
-    return _censor(v, "less", censored, bias)
+    return censor(v, "less", censored, bias)
 
 
 def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95, control: float = 0.95,
@@ -473,7 +277,7 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
                    set(ok.loc[ok["remedy"] == "batch_growth", "batch_size"]))
     tried = rem[rem["remedy"].isin(["lr_decay", "batch_growth"])]
     if not sizes:
-        return _empty("C12", _join("no pair of lr_decay and batch_growth runs that finished at one batch size in the "
+        return empty("C12", join_notes("no pair of lr_decay and batch_growth runs that finished at one batch size in the "
                                    "store", minima.unusable_note(tried)))
     batch = small_batch if small_batch in sizes else sizes[0]
     decay, growth = _arm(ok, "lr_decay", batch), _arm(ok, "batch_growth", batch)
@@ -495,12 +299,12 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
         ctl = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
                             "constant": constant.set_index("seed")["min_val_loss"]}).dropna()
         c, clo, chi, cn = interval(ctl["decay"] / ctl["constant"], confidence, log=True)
-        ours += (f"; control: decay over constant {_fmt(c)} [{_fmt(clo)}, {_fmt(chi)}] (constant "
+        ours += (f"; control: decay over constant {fmt(c)} [{fmt(clo)}, {fmt(chi)}] (constant "
                  f"{ctl['constant'].mean():.3f})")
         held = cn >= MIN_SEEDS and chi < control
         if not held:
             verdict = INCONCLUSIVE
-            notes.append(f"the control does not hold (decay over constant rate has an upper end of {_fmt(chi)}, not "
+            notes.append(f"the control does not hold (decay over constant rate has an upper end of {fmt(chi)}, not "
                          f"below {control:g}): the schedule has no effect here, so replacing it says nothing")
         # a censored constant-rate run bounds its minimum from above, so the measured control can only look
         # stronger than it is: a control resting on such a bound is not established (the protocol's censoring rule)
@@ -514,16 +318,16 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
     v = Verdict("C12", verdict, effect, lo, hi, n, statement("C12"),
                 f"smoothed minimum validation loss with batch growth over with learning-rate decay, batch {batch} at "
                 f"the start, same epochs (supported within [{band[0]:g}, {band[1]:g}] once decay beats the constant "
-                f"rate: decay over constant upper end < {control:g})", ours, SMITH, _join(*notes))
+                f"rate: decay over constant upper end < {control:g})", ours, SMITH, join_notes(*notes))
     censored = {f"{name} at batch {batch}": censored_seeds(arm, batch) for name, arm in
                 (("lr_decay", decay), ("batch_growth", growth))}
-    return _censor(v, "greater", censored, "both" if any(censored.values()) else None)
+    return censor(v, "greater", censored, "both" if any(censored.values()) else None)
 
 
 def _closing(claim):
     def compute(st, rd):
         runs = st.runs(rd)
-        return _one(st.memo(("closing", rd), lambda: closing(remedy_table(runs, st.small_batch, st.confidence), runs,
+        return one_claim(st.memo(("closing", rd), lambda: closing(remedy_table(runs, st.small_batch, st.confidence), runs,
                                                              st.large_batch, st.confidence, st.small_batch)), claim)
     return compute
 
@@ -547,15 +351,4 @@ CLAIMS = [
           "with the control holding (decay over constant rate: upper end < 0.95), ratio growth/decay of the smoothed "
           "minimum validation loss within [0.95, 1.05] / wholly outside; without the control inconclusive",
           "remedies", _closing("C12"), 4, MINIMA_AND_TEST, needs=ran("04_closing_the_gap", "lr_decay", "batch_growth")),
-    Claim("C15", "With the learning rate tuned for each batch size, large batches reach the small batch's minimum "
-                 "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
-          "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
-          "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
-          4, MINIMA, needs=ran("04_closing_the_gap", "tuned"), at_comparison_rate=False),
-    Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
-                 "grows", "per-seed slope of the band's width (log2 rates within 5% of the best smoothed minimum, "
-          "interpolated) on log2(batch): interval below 0 / above 0; bounds pointing the wrong way withdraw",
-          "rate_bands",
-          lambda st, rd: rate_robustness(st.runs(rd), st.confidence), 4, needs=ran("04_closing_the_gap", "tuned"),
-          at_comparison_rate=False),
 ]

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import math
 
-from bsnb.claims import q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing
+from bsnb.claims import q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing, q4_tuning
 from bsnb.claims.protocol import PROTOCOL, Claim, Reading, Study, comparison_rate_problem
-from bsnb.claims.verdict import Verdict, _fmt
+from bsnb.claims.verdict import Verdict, fmt
 from bsnb.stats import NOT_RUN
 
-QUESTIONS = (q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing)  # the article's questions 1 to 4
+QUESTIONS = (q1_gradient_noise, q2_comparison, q3_sharpness, q4_closing, q4_tuning)  # questions 1 to 4
 
 CLAIMS: dict[str, Claim] = {c.id: c for c in sorted((c for q in QUESTIONS for c in q.CLAIMS),
                                                      key=lambda c: int(c.id[1:]))}
@@ -66,7 +66,7 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
             if not math.isfinite(w.effect) and w.seeds == 0:
                 missing.append(alt.describe())
                 continue
-            found.append(f"{alt.describe()}: {w.verdict}, {_fmt(w.effect)} [{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
+            found.append(f"{alt.describe()}: {w.verdict}, {fmt(w.effect)} [{fmt(w.ci_low)}, {fmt(w.ci_high)}]")
             if w.verdict != v.verdict:
                 moved.append(alt.describe())
         if claim is not None and claim.at_comparison_rate and rate:
@@ -75,7 +75,7 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
         if claim is not None:
             w = claim.compute(strict, PROTOCOL)
             found.append(f"Bonferroni ({strict.confidence:.4g}, K = {len(decided)}): {w.verdict}, "
-                         f"[{_fmt(w.ci_low)}, {_fmt(w.ci_high)}]")
+                         f"[{fmt(w.ci_low)}, {fmt(w.ci_high)}]")
             if w.verdict != v.verdict:
                 moved.append("the Bonferroni level")
             if v.seeds < LEAVE_ONE_OUT_SEEDS:

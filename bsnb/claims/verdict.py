@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from bsnb.results import robust_flag
 from bsnb.stats import INCONCLUSIVE, decide, dropped_note, evidence_problem, interval, withdraw_if_censored
 
 COLUMNS = ["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "robust", "statement", "measure", "ours",
@@ -43,13 +44,13 @@ def statement(claim: str) -> str:
     return TEXTS[claim][0]
 
 
-def _empty(claim: str, why: str) -> Verdict:
+def empty(claim: str, why: str) -> Verdict:
     return Verdict(claim, INCONCLUSIVE, math.nan, math.nan, math.nan, 0, statement(claim), "", note=why)
 
 
-def _ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
+def ratio_text(pairs: pd.DataFrame, confidence: float) -> str:
     effect, lo, hi, n = interval(pairs["large"] / pairs["small"], confidence, log=True)
-    return f"{_fmt(effect)} [{_fmt(lo)}, {_fmt(hi)}]" if n else "n/a"
+    return f"{fmt(effect)} [{fmt(lo)}, {fmt(hi)}]" if n else "n/a"
 
 
 def rank_trend(values: pd.DataFrame, column: str, confidence: float = 0.95, by: str = "batch_size"
@@ -85,25 +86,25 @@ def seed_slope(values: pd.DataFrame, column: str, confidence: float = 0.95, by: 
     return interval(slopes, confidence)
 
 
-def _join(*notes) -> str:
+def join_notes(*notes) -> str:
     return "; ".join(n for n in notes if n)
 
 
 def evidence_note(values, lo: float, hi: float, n: int, log: bool = False) -> str:
     """What the interval could not use, and why it cannot decide (if it cannot)."""
-    return _join(dropped_note(values, log), evidence_problem(lo, hi, n))
+    return join_notes(dropped_note(values, log), evidence_problem(lo, hi, n))
 
 
-def _ratio_verdict(claim, pairs, direction, confidence, measure, fmt="{:.3f}", published="", note=""):
+def ratio_verdict(claim, pairs, direction, confidence, measure, fmt="{:.3f}", published="", note=""):
     ratio = pairs["large"] / pairs["small"]
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     ours = (f"small {fmt.format(pairs['small'].mean())}, large {fmt.format(pairs['large'].mean())} "
             f"(mean of {n} seeds)") if n else "no paired seeds"
     return Verdict(claim, decide(lo, hi, 1.0, direction, n), effect, lo, hi, n, statement(claim), measure,
-                   ours, published, _join(note, evidence_note(ratio, lo, hi, n, log=True)))
+                   ours, published, join_notes(note, evidence_note(ratio, lo, hi, n, log=True)))
 
 
-def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Verdict:
+def censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Verdict:
     named = [f"{label} in seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
              for label, seeds in censored.items() if len(seeds)]
     if not named:
@@ -113,11 +114,11 @@ def _censor(v: Verdict, direction: str, censored: dict, bias: str | None) -> Ver
     if verdict != v.verdict:
         note += (f"; the interval says {v.verdict}, but censoring can only have pushed the effect that way, so the "
                  "verdict is inconclusive: a longer budget decides it")
-    v.verdict, v.note = verdict, _join(v.note, note)
+    v.verdict, v.note = verdict, join_notes(v.note, note)
     return v
 
 
-def _fmt(x: float) -> str:
+def fmt(x: float) -> str:
     return "nan" if not math.isfinite(x) else f"{x:.3g}"
 
 
@@ -125,8 +126,8 @@ def conclusions(verdicts: list[Verdict]) -> str:
     """One generated line per claim: verdict, effect and interval, and the published figure."""
     lines = []
     for v in verdicts:
-        line = (f"{v.claim} {v.verdict.upper()}: {v.statement}. Measured {v.measure}: {_fmt(v.effect)} "
-                f"[{_fmt(v.ci_low)}, {_fmt(v.ci_high)}] over {v.seeds} seed{'s' if v.seeds != 1 else ''}.")
+        line = (f"{v.claim} {v.verdict.upper()}: {v.statement}. Measured {v.measure}: {fmt(v.effect)} "
+                f"[{fmt(v.ci_low)}, {fmt(v.ci_high)}] over {v.seeds} seed{'s' if v.seeds != 1 else ''}.")
         if v.published:
             line += f" Published: {v.published}."
         if v.note:
@@ -160,7 +161,8 @@ def across_workloads(table: pd.DataFrame) -> pd.DataFrame:
     """The matrix of a ``claims.csv`` with a workload column: a row per claim that some workload measured (a verdict
     read from at least one seed), its verdict in each workload, and whether it holds everywhere (supported in every
     workload that measured it), somewhere (in some), nowhere (in none, and not supported in some) or is undecided
-    (inconclusive in every one); ``flips`` names the workloads where it is not supported beside others where it is."""
+    (inconclusive in every one); ``flips`` names the workloads where it is not supported beside others where it is.
+    Only robust labels count (docs/protocol.md): a cell whose label a check moved counts as undecided."""
     if table.empty or "workload" not in table:
         return pd.DataFrame(columns=["claim", "measured", "supported", "not_supported", "holds", "flips"])
     measured = table[pd.to_numeric(table["seeds"], errors="coerce").fillna(0) > 0]
@@ -168,8 +170,9 @@ def across_workloads(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for claim in order:
         mine = measured[measured["claim"] == claim]
-        supported = mine.loc[mine["verdict"] == "supported", "workload"].tolist()
-        against = mine.loc[mine["verdict"] == "not supported", "workload"].tolist()
+        robust = mine["robust"].map(robust_flag).ne(False) if "robust" in mine else pd.Series(True, index=mine.index)
+        supported = mine.loc[(mine["verdict"] == "supported") & robust, "workload"].tolist()
+        against = mine.loc[(mine["verdict"] == "not supported") & robust, "workload"].tolist()
         holds = ("everywhere" if len(supported) == len(mine) else "somewhere" if supported
                  else "nowhere" if against else "undecided")
         rows.append({"claim": claim, "measured": len(mine), "supported": len(supported), "not_supported": len(against),
