@@ -62,6 +62,14 @@ def _nav(current: str, depth: int, matrix: bool = False) -> str:
                    for key, href, text in links)
 
 
+# the manual beside the report: the protocol its verdicts follow, and the pages of docs/ (in the checkout that wrote
+# it; the links name files, nothing is fetched)
+DOCS = "The rules every verdict here follows: " + " &middot; ".join(
+    f'<a href="{(parameters.ROOT / "docs" / name).as_uri()}">{label}</a>' for name, label in
+    (("protocol.md", "the protocol"), ("findings.md", "the findings read claim by claim"),
+     ("running.md", "running a study"), ("contributing.md", "contributing")))
+
+
 def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, code: bool = False,
          matrix: bool | None = None) -> str:
     """A whole page: navigation, the body, and how it was produced; ``code`` adds the show-code toggle; ``matrix``
@@ -73,7 +81,7 @@ def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, c
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head>\n"
             f"<body><header>{toggle}<nav>{_nav(current, depth, matrix)}</nav><h1>{html.escape(title)}</h1></header>\n"
-            f"<main>\n{body}\n<footer>How this page was produced: {footer}</footer></main>"
+            f"<main>\n{body}\n<footer>How this page was produced: {footer}<br>{DOCS}</footer></main>"
             + (f"<script>{SCRIPT}</script>" if code else "") + "</body></html>\n")
 
 

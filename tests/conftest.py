@@ -41,6 +41,13 @@ def smoke(tmp_path_factory):
 # --- small profiles, a user's Dask cluster, and the processes a sweep leaves ------------------------
 
 
+def smoke_jobs() -> int:
+    """How many jobs the smoke profile plans (counted from the profile, not written down in each test)."""
+    from bsnb import profiles
+
+    return len(profiles.expand(profiles.load_profile("smoke")))
+
+
 def tiny_profile(tmp_path, name="tiny", batch_sizes=(16,), epochs=4, notebooks=("02_empirical_comparison",)):
     """A profile of a few short 02 jobs (and 03 when asked): seconds each."""
     import yaml

@@ -7,7 +7,7 @@ from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pytest
-from conftest import CHROMIUM, DRIVER, REQUIRE_BROWSER, headless_chromium
+from conftest import CHROMIUM, DRIVER, REQUIRE_BROWSER, headless_chromium, smoke_jobs
 
 pytestmark = pytest.mark.slow
 if not (CHROMIUM and DRIVER) and not REQUIRE_BROWSER:
@@ -43,7 +43,7 @@ def visit(driver, path: Path) -> dict:
 def test_every_page_loads_cleanly_offline_with_working_images_and_links(smoke, browser):
     out, _ = smoke
     pages = site_pages(out)
-    assert len(pages) == 1 + 4 + 2 + 16  # overview, questions, runs and findings pages, one page per run
+    assert len(pages) == 1 + 4 + 2 + smoke_jobs()  # overview, questions, runs and findings pages, a page per run
     for page in pages:
         seen = visit(browser, page)
         assert not seen["errors"], (page, seen["errors"])

@@ -750,8 +750,10 @@ def confirmation(best_loss: dict, lr: dict, seeds=range(100, 110), rng=None) -> 
 def test_c15_reads_the_confirmation_seeds_at_the_chosen_rate_and_the_search_beside():
     search = search_runs({32: 0.30, 256: 0.30})
     # the search's own seeds say "equal"; ten new seeds at the chosen rates say the large batch is 10% worse
-    v = claims.tuned_rates(pd.concat([search, confirmation({32: 0.30, 256: 0.33}, {32: 0.04, 256: 0.04})]))
+    v = claims.tuned_rates(pd.concat([search, confirmation({32: 0.30, 256: 0.33, 1024: 0.36},
+                                                           {32: 0.04, 256: 0.04, 1024: 0.04})]))
     assert v.seeds == 10 and "10 confirmation seeds" in v.measure
+    assert "batch 1024 lr" in v.ours and "slope of log minimum on log2(batch) nan" not in v.ours  # every size
     assert v.verdict == claims.NOT_SUPPORTED and v.effect == pytest.approx(1.1, abs=0.02)
     assert "the search's own reading at the chosen rates (3 search seeds): 0.99" in v.ours
     # without confirmation runs: read on the search's seeds, said to be weaker

@@ -5,6 +5,7 @@ from urllib.parse import unquote
 
 import pandas as pd
 import pytest
+from conftest import smoke_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def test_index_has_a_verdict_row_per_claim_and_every_run(smoke):
         row = re.search(rf'<tr id="{c.claim}">(.*?)</tr>', html, re.S)
         assert row and f"badge {c.verdict.replace(' ', '-')}" in row.group(1)
     runs = [d for d in (out / "runs").iterdir() if d.is_dir()]
-    assert len(runs) == 16 and (out / "runs" / ".plan.json").is_file()
+    assert len(runs) == smoke_jobs() and (out / "runs" / ".plan.json").is_file()
     for run in runs:
         assert f'href="pages/runs/{run.name}.html"' in html
     assert html.count('src="data:image/png;base64,') == len(list((out / "figures").glob("*.png"))) == 16
@@ -44,7 +45,7 @@ def test_every_internal_link_leads_to_a_file(smoke):
 def test_run_pages_show_parameters_and_outputs(smoke):
     out, _ = smoke
     run_pages = list((out / "pages" / "runs").glob("*.html"))
-    assert len(run_pages) == 16
+    assert len(run_pages) == smoke_jobs()
     for page in run_pages:
         html = page.read_text()
         assert "<th>batch_size</th>" in html and "data:image/png;base64," in html

@@ -58,8 +58,7 @@ def tuned_rates(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 25
                              "for the search): a search that stops at the target says nothing about the best minimum")
     small, large, notes = choose_pair(best, small_batch, large_batch)
     chosen = best.groupby("batch_size")["best_lr"].first()
-    confirm = confirmation_runs(runs)
-    confirm = confirm[confirm["batch_size"].isin([small, large])] if len(confirm) else confirm
+    confirm = confirmation_runs(runs)  # every confirmed batch size: the pair decides, the slope reads them all
     on_confirmation = set(confirm["batch_size"]) >= {small, large} if len(confirm) else False
     search_pairs = paired(best, "min_val_loss", small, large)
     s_eff, s_lo, s_hi, s_n = interval(search_pairs["large"] / search_pairs["small"], confidence, log=True)
@@ -220,7 +219,9 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
                    + f"; on the grid's rates alone (v3) {bands['grid_width'].eq(0).sum()} of {len(bands)} widths are 0"
                    + f"; rank correlation beside it (pooled) {fmt(rho)} [{fmt(rlo)}, {fmt(rhi)}]"
                    + "; stable range, log2(largest rate stable in every seed / chosen rate): " + "; ".join(
-                       f"batch {r.batch_size} {r.stable_range:.2f}{' (the top of its grid: a lower bound)' * r.at_top}"
+                       (f"batch {r.batch_size} {r.stable_range:.2f}{' (the top of its grid: a lower bound)' * r.at_top}"
+                        if math.isfinite(r.stable_range) else
+                        f"batch {r.batch_size} none (its chosen rate {r.chosen_lr:.4g} was unstable or failed in a seed)")
                        for r in ranges.itertuples()),
                    "Masters and Luschi 2018: the range of stable rates narrows as the batch grows, best results at "
                    "batch 2 to 32; Marek et al. 2025: small batches are more robust to hyperparameters",
