@@ -23,7 +23,6 @@ import json
 import math
 import platform
 import re
-import subprocess
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -31,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from bsnb import claims as claims_mod
-from bsnb import minima, parameters, profiles, results
+from bsnb import minima, parameters, profiles, results, sources
 
 # The article's questions: page slug, title, and the claims each answers. The findings notebook's
 # section cells carry the slug as a cell tag, which is how a section finds its page.
@@ -189,14 +188,11 @@ def bsnb_version() -> str:
 def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | None,
                tables: results.Tables | None = None) -> dict:
     """bsnb version and commit, Python, torch and device, the profile and its hash, date, wall time."""
-    try:
-        commit = subprocess.run(["git", "-C", str(parameters.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(parameters.ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        commit = (commit + (" (with uncommitted changes)" if dirty else "")) if commit else "not a git checkout"
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    timings = out_dir / "logs" / "timings.json"
+    t = results.read_json(timings) if timings.exists() else {}
+    # the commit that ran the study, as the sweep recorded it; a report rebuilt later by other code says both
+    ran, now = t.get("commit"), sources.code_commit()
+    commit = now if ran in (None, now) else f"{ran} (the runs; findings and report by {now})"
     info = {"bsnb": bsnb_version(), "commit": commit, "python": platform.python_version()}
     runs = tables.seeds if tables is not None else pd.DataFrame()
     info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \
@@ -209,11 +205,9 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
         info["workloads"] = ", ".join(workloads)
     if profile is not None:
         info["profile"] = f"{profile.name} ({profile.path.name if profile.path else ''}, content hash {profile.digest()})"
-    timings = out_dir / "logs" / "timings.json"
-    if timings.exists():
-        t = results.read_json(timings)
+    if t:
         info["study wall time"] = f"{t['total']:.0f} s (jobs {t['jobs']:.0f} s on {t['workers']} workers)"
-    info["date"] = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    info["date"] = t.get("finished") or dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     info.update(meta or {})
     return info
 

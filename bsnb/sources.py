@@ -136,3 +136,18 @@ def write_parameter_cells(names=None) -> list[str]:
             jupytext.write(paired, path.with_suffix(".ipynb"))
             changed.append(name)
     return changed
+
+
+def code_commit() -> str:
+    """The git commit of the code that runs (short), with "(with uncommitted changes)" where the checkout differs
+    from it; "not a git checkout" or "unknown" where git cannot say."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "-C", str(parameters.ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(parameters.ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit + (" (with uncommitted changes)" if dirty else "")) if commit else "not a git checkout"

@@ -337,12 +337,14 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
     if done.stopped:
         return done
     t_findings = time.time()
+    commit = sources.code_commit()  # the code that ran the jobs: the reference runs name it (bsnb.readme)
     done.findings_error = run_findings(profile, out_dir)
     t_report = time.time()
     if build_report is not None:
         done.index = build_report(out_dir, profile, meta={
             "wall time": f"{time.time() - start:.0f} s (jobs {result.seconds:.0f} s, findings {t_report - t_findings:.0f} s)"})
-    done.timings = {"total": time.time() - start, "jobs": result.seconds, "findings": t_report - t_findings,
+    done.timings = {"commit": commit, "finished": time.strftime("%Y-%m-%d %H:%M %Z"),
+                    "total": time.time() - start, "jobs": result.seconds, "findings": t_report - t_findings,
                     "report": time.time() - t_report, "workers": result.workers,
                     "engine": result.engine,
                     "ran": [o.job_id for o in result.outcomes if o.state in ("ok", "failed")]}

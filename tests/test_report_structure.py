@@ -129,3 +129,17 @@ def test_provenance_names_a_version_when_bsnb_runs_from_a_checkout_never_install
     monkeypatch.setattr(report.metadata, "version", version)
     v = report.bsnb_version()
     assert v.startswith("0.") and "not installed" in v
+
+
+def test_provenance_names_the_commit_that_ran_the_study_not_the_one_that_rebuilt_it(tmp_path):
+    """A reference run made in one checkout and quoted from another (`bsnb readme --out`) keeps the commit the sweep
+    recorded; the same checkout names one commit."""
+    from bsnb import report, results, sources
+
+    results.write_json(tmp_path / "logs" / "timings.json", {"commit": "abc1234", "finished": "2026-12-07 04:00 UTC",
+                                                           "total": 10.0, "jobs": 8.0, "workers": 2})
+    info = report.provenance(tmp_path, None, None)
+    assert info["commit"].startswith("abc1234 (the runs; findings and report by ") and info["date"].startswith("2026-12-07")
+    results.write_json(tmp_path / "logs" / "timings.json", {"commit": sources.code_commit(), "total": 10.0, "jobs": 8.0,
+                                                           "workers": 2})
+    assert report.provenance(tmp_path, None, None)["commit"] == sources.code_commit()
