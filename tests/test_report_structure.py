@@ -143,3 +143,26 @@ def test_provenance_names_the_commit_that_ran_the_study_not_the_one_that_rebuilt
     results.write_json(tmp_path / "logs" / "timings.json", {"commit": sources.code_commit(), "total": 10.0, "jobs": 8.0,
                                                            "workers": 2})
     assert report.provenance(tmp_path, None, None)["commit"] == sources.code_commit()
+
+
+def test_the_findings_headings_name_the_claims_the_registry_gives_each_question():
+    """Notebook 05's question headings list their claims; the registry is the one list, and this keeps them equal."""
+    import re
+
+    import jupytext
+
+    from bsnb import claims, report
+
+    nb = jupytext.read(parameters.NOTEBOOKS_DIR / f"{parameters.FINDINGS}.py")
+    headings = [c.source.splitlines()[0] for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    listed = []
+    for h in headings:
+        m = re.search(r"\(claims ([^)]*)\)", h)
+        if m:
+            ids = set()
+            for part in re.split(r", | and ", m.group(1)):
+                a = re.fullmatch(r"C(\d+) to C(\d+)", part)
+                ids |= {f"C{i}" for i in range(int(a[1]), int(a[2]) + 1)} if a else {part}
+            listed.append(ids)
+    assert listed == [set(ids) for _, _, ids in report.QUESTIONS]
+    assert set().union(*listed) == set(claims.CLAIMS)
