@@ -214,3 +214,19 @@ def test_where_the_search_chooses_another_rate_for_the_small_batch_claims_at_the
         [v] = claims.robustness(claims.Study(both), [claims.CLAIMS["C2"].compute(claims.Study(both), claims.PROTOCOL)])
         assert v.verdict == c2.verdict and v.robust is robust, v.sensitivity
         assert ("is not the batch-32 search's chosen rate" in v.sensitivity) is not robust
+
+
+def test_leaving_out_a_confirmation_seed_is_a_check_of_c15_alone():
+    """Seeds only the confirmation runs use cannot move a claim that does not read them: the seed check of C2 leaves
+    out its own 8 seeds, not the 5 confirmation seeds beside them."""
+    steady = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 1.27])
+    confirm = pd.DataFrame([{"job_id": "04-confirm", "notebook": "04_closing_the_gap", "remedy": "confirm",
+                             "batch_size": 32, "seed": s, "lr": 0.1, "status": "ok", "min_val_loss": 0.3}
+                            for s in range(100, 105)])
+    tables = type("T", (), {"seeds": pd.concat([steady.tables.seeds, confirm], ignore_index=True),
+                            "epochs": steady.tables.epochs, "steps": pd.DataFrame(),
+                            "table": lambda self, name: pd.DataFrame()})()
+    study = claims.Study(tables)
+    assert study.confirmation_only_seeds() == set(range(100, 105)) and len(study.seed_ids()) == 13
+    [v] = claims.robustness(study, [claims.CLAIMS["C2"].compute(study, claims.PROTOCOL)])
+    assert "one seed left out: the same label without any one of 8" in v.sensitivity

@@ -240,6 +240,14 @@ class Study:
         seeds = self.tables.seeds
         return sorted(int(s) for s in seeds["seed"].dropna().unique()) if "seed" in seeds else []
 
+    def confirmation_only_seeds(self) -> set[int]:
+        """Seeds that only the confirmation runs (04, remedy confirm) use: leaving one out changes no other claim."""
+        seeds = self.tables.seeds
+        if "remedy" not in seeds or "seed" not in seeds:
+            return set()
+        confirm = seeds["remedy"].eq("confirm")
+        return set(seeds.loc[confirm, "seed"].dropna().astype(int)) - set(seeds.loc[~confirm, "seed"].dropna().astype(int))
+
     def without_seed(self, seed: int) -> "Study":
         """The same study with one seed's runs and measurements left out (the protocol's stability check)."""
         return Study(SeedLeftOut(self.tables, seed), self.small_batch, self.large_batch, self.confidence, self.speed,
@@ -312,6 +320,7 @@ class Claim:
     alternatives: tuple = ()  # the protocol's sensitivity analysis: the readings a robust verdict survives
     needs: object = None  # needs(runs) -> bool: whether the profile ran what the claim measures (None: always)
     at_comparison_rate: bool = True  # read at the comparison's one rate: not robust where the search chooses another
+    reads_confirmation: bool = False  # reads the confirmation seeds (C15): only then is leaving one of them out a check
 
     def __post_init__(self):
         TEXTS[self.id] = (self.statement, self.rule)  # what a verdict of this claim says it tested

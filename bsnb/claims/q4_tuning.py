@@ -234,7 +234,7 @@ CLAIMS = [
                  "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
           "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
           "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
-          4, MINIMA, needs=ran("04_closing_the_gap", "tuned"), at_comparison_rate=False),
+          4, MINIMA, needs=ran("04_closing_the_gap", "tuned"), at_comparison_rate=False, reads_confirmation=True),
     Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
                  "grows", "per-seed slope of the band's width (log2 rates within 5% of the best smoothed minimum, "
           "interpolated) on log2(batch): interval below 0 / above 0; bounds pointing the wrong way withdraw",

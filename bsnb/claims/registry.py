@@ -49,6 +49,7 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
     strict = study.at_confidence(1 - (1 - study.confidence) / max(1, len(decided)) if decided else study.confidence)
     left_out: dict[int, Study] = {}  # one seed left out, built once for every claim
     rate = comparison_rate_problem(study.runs(), study.small_batch)
+    confirmation_only = study.confirmation_only_seeds()
     out = []
     for v in verdicts:
         claim = CLAIMS.get(v.claim)
@@ -83,14 +84,15 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
                 moved.append("too few seeds to leave one out")
             else:
                 flips = []
-                for seed in study.seed_ids():
+                seeds = [s for s in study.seed_ids() if claim.reads_confirmation or s not in confirmation_only]
+                for seed in seeds:
                     if seed not in left_out:
                         left_out[seed] = study.without_seed(seed)
                     w = claim.compute(left_out[seed], PROTOCOL)
                     if w.verdict != v.verdict:
                         flips.append(f"seed {seed} ({w.verdict})")
                 found.append("one seed left out: " + (f"the label moves without {', '.join(flips)}" if flips else
-                                                      f"the same label without any one of {len(study.seed_ids())}"))
+                                                      f"the same label without any one of {len(seeds)}"))
                 if flips:
                     moved.append("one seed left out")
         v.robust = not moved
