@@ -192,7 +192,8 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
     t = results.read_json(timings) if timings.exists() else {}
     # the commit that ran the study, as the sweep recorded it; a report rebuilt later by other code says both
     ran, now = t.get("commit"), sources.code_commit()
-    commit = now if ran in (None, now) else f"{ran} (the runs; findings and report by {now})"
+    commit = (now if ran == now or not t else f"{ran} (the runs; findings and report by {now})" if ran else
+              f"{now} (findings and report; the sweep that made the runs recorded no commit)")
     info = {"bsnb": bsnb_version(), "commit": commit, "python": platform.python_version()}
     runs = tables.seeds if tables is not None else pd.DataFrame()
     info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \

@@ -143,6 +143,8 @@ def test_provenance_names_the_commit_that_ran_the_study_not_the_one_that_rebuilt
     results.write_json(tmp_path / "logs" / "timings.json", {"commit": sources.code_commit(), "total": 10.0, "jobs": 8.0,
                                                            "workers": 2})
     assert report.provenance(tmp_path, None, None)["commit"] == sources.code_commit()
+    results.write_json(tmp_path / "logs" / "timings.json", {"total": 10.0, "jobs": 8.0, "workers": 2})  # an older sweep
+    assert "the sweep that made the runs recorded no commit" in report.provenance(tmp_path, None, None)["commit"]
 
 
 def test_the_findings_headings_name_the_claims_the_registry_gives_each_question():
