@@ -30,3 +30,14 @@ def test_then_and_now_of_a_study_against_itself(smoke):
     floor = sum(p["training"] + p["measurement"] for p in phases.values()) / total
     assert rows["all"][0] > 0  # the smoke study trained
     assert lines[-1].endswith(f"{total:.0f} job-s") and f"{floor:.2f}x" in lines[-1]
+
+
+def test_same_numbers_names_each_differing_column_and_leaves_timings_out():
+    import pandas as pd
+    import same_numbers
+
+    a = pd.DataFrame({"epoch": [1, 2], "val_loss": [0.5, 0.4], "seconds": [1.0, 1.1], "note": ["x", "y"]})
+    assert same_numbers.differences(a, a.assign(seconds=[9.0, 9.0])) == []  # a timing is not a number of the study
+    b = a.assign(val_loss=[0.5, 0.40001], note=["x", "z"])
+    assert same_numbers.differences(a, b) == ["note", "val_loss (largest difference 1e-05)"]
+    assert same_numbers.differences(a, a.iloc[:1]) == ["2 rows against 1"]
