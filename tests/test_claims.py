@@ -594,7 +594,8 @@ def test_c11_compares_the_exact_noise_scale_with_the_fitted_critical_batch():
     # the exact B_simple (900) decides, not the two-batch one (300) shown beside it: 6 lies outside [1/5, 5]
     assert v.effect == pytest.approx(6.0, rel=0.05) and v.verdict == claims.NOT_SUPPORTED
     assert claims.critical_batch(*c11_store(exact=600.0))[0].verdict == claims.SUPPORTED  # 4: within a factor 5
-    assert "exact" in v.measure and "two-batch B_simple by seed: 300, 300, 300; 0% of its |G|^2" in v.note
+    assert "exact" in v.measure and "two-batch B_simple by seed: seed 0 300, seed 1 300, seed 2 300; 0% of its |G|^2" \
+        in v.note
     runs, logs, hist = c11_store(exact=300.0)
     assert claims.critical_batch(runs, logs, hist)[0].verdict == claims.SUPPORTED  # 300 / 150, within 5x
     none, _ = claims.critical_batch(runs.iloc[0:0].assign(remedy=None), logs, hist)
@@ -643,6 +644,10 @@ def test_c11_falls_back_to_the_two_batch_estimate_only_where_it_is_defined():
     v, table = claims.critical_batch(runs, noisy, hist)
     assert not table["two_batch_defined"].any() and v.verdict == claims.INCONCLUSIVE
     assert "undefined: the interval of its |G|^2 reaches 0" in v.note
+    # a seed of the reference run that the search did not use is judged by its own estimates, not taken as defined
+    extra = noisy[noisy["seed"] == 0].assign(seed=7)
+    v, _ = claims.critical_batch(runs, pd.concat([noisy, extra]), pd.concat([hist, hist[hist["seed"] == 0].assign(seed=7)]))
+    assert "seed 7 " in v.note and v.note.count("(undefined") == 4
 
 
 def test_the_share_of_negative_g2_estimates_counts_only_steps_before_the_target():

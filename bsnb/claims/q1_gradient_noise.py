@@ -323,12 +323,14 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     verdict = decide_within(lo, hi, 1 / factor, factor, n)
     notes = [evidence_note(ratio, lo, hi, n, log=True), why]
-    if len(two):
-        notes.append("two-batch B_simple by seed: " + ", ".join(
-            f"{x:.0f}" + ("" if table.loc[table['seed'] == sd, 'two_batch_defined'].all() else
-                          " (undefined: the interval of its |G|^2 reaches 0)")
-            for sd, x in two.items()) + f"; {negative_g2_share(log, hist, target):.0%} of its |G|^2 estimates are "
-            "negative")
+    if len(two):  # every seed of the reference run, the search's or not, with its own definedness
+        def said(sd) -> str:
+            x = two.get(sd, math.nan)
+            value = f"{x:.0f}" if math.isfinite(x) else "none"
+            return f"seed {sd} {value}" + ("" if bool(defined.get(sd, False)) else
+                                           " (undefined: the interval of its |G|^2 reaches 0)")
+        notes.append("two-batch B_simple by seed: " + ", ".join(map(said, sorted(set(two.index) | set(defined.index))))
+                     + f"; {negative_g2_share(log, hist, target):.0%} of its |G|^2 estimates are negative")
     edges = grid_edges(tuned)
     if edges:
         notes.append("best learning rate on the edge of the searched grid, so B_crit is not defined: "
