@@ -231,8 +231,9 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
 # this question's search claims, in the registry (bsnb.claims.registry)
 CLAIMS = [
     Claim("C15", "With the learning rate tuned for each batch size, large batches reach the small batch's minimum "
-                 "validation loss", "ratio large/small of the smoothed minimum validation loss, each batch size at its "
-          "own best rate: within [0.95, 1.05] / wholly outside; a best rate on the grid's edge is inconclusive",
+                 "validation loss", "ratio large/small of the smoothed minimum validation loss on the confirmation seeds, "
+          "each batch size at the rate its search chose: within [0.95, 1.05] / wholly outside; a chosen rate on the "
+          "grid's edge after extension is inconclusive",
           "steps_to_target", lambda st, rd: tuned_rates(st.runs(rd), st.small_batch, st.large_batch, st.confidence),
           4, MINIMA, needs=ran("04_closing_the_gap", "tuned"), at_comparison_rate=False, reads_confirmation=True),
     Claim("C18", "Small batches are more robust to the learning rate: the band of good rates narrows as the batch "
