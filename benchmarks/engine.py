@@ -18,9 +18,21 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def worktree(commit: str, where: Path):
+    """``commit`` checked out at ``where`` (a detached git worktree of this repository), removed afterwards."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(where), commit], cwd=ROOT, check=True,
+                   capture_output=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(where)], cwd=ROOT, capture_output=True)
 
 
 def timed_run(code: Path, profile: str, out: Path) -> dict:

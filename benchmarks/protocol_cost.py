@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import alternate  # noqa: E402  (the same timed, alternating `bsnb run` the engine benchmark uses)
+from engine import alternate, worktree  # noqa: E402  (the same timed, alternating `bsnb run` the engine benchmark uses)
 
 
 def main(argv=None):
@@ -40,15 +39,10 @@ def main(argv=None):
         sys.exit(f"--keep {args.keep}: the folder exists and is not empty (nothing was run)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = tmp / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
+        with worktree(args.baseline, tmp / "baseline") as base:
             times = alternate({"baseline": base, "today": ROOT}, args.profile, args.rounds, tmp)
             if args.keep:
                 shutil.copytree(tmp / f"today-{args.rounds - 1}", args.keep, dirs_exist_ok=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     print(f"\nprofile {args.profile}: {args.baseline} against this working tree, {args.rounds} round(s), "
           f"{os.cpu_count()} CPU(s)")
     for what in ("wall", "jobs"):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -24,7 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from engine import timed_run  # noqa: E402
+from engine import timed_run, worktree  # noqa: E402
 
 # columns that measure time or place, not the computation
 TIMING = ("seconds", "examples_per_second", "seconds_per_epoch", "train_seconds", "seconds_to_target", "started",
@@ -73,15 +72,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        base = tmp / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.baseline], cwd=ROOT, check=True,
-                       capture_output=True)
-        try:
+        with worktree(args.baseline, tmp / "baseline") as base:
             for name, code in (("baseline", base), ("today", ROOT)):
                 t = timed_run(code, args.profile, tmp / name)
                 print(f"{name}: wall {t['wall']:.1f} s", flush=True)
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
         jobs = {name: {p.name: p for p in (tmp / name / "runs").iterdir() if p.is_dir()} for name in ("baseline", "today")}
         shared = sorted(set(jobs["baseline"]) & set(jobs["today"]))
         changed = 0
