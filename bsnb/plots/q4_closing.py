@@ -127,7 +127,7 @@ def rate_bands(search: pd.DataFrame, bands: pd.DataFrame, tolerance: float = 0.0
                  err_style="bars", ax=axes[0])
     axes[0].set_xscale("log", base=2)
     rates = sorted(ok["lr_used"].unique())
-    axes[0].set_xticks(rates, [f"{v:g}" for v in rates], rotation=45, ha="right")
+    axes[0].set_xticks(rates, [f"{v:.3g}" for v in rates], rotation=45, ha="right")
     axes[0].minorticks_off()
     log_y(axes[0])
     axes[0].set_xlabel("learning rate")
