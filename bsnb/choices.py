@@ -6,12 +6,30 @@ importing torch's modules of the training loop. (The datasets and the remedies a
 
 from __future__ import annotations
 
-MODELS = ("cnn", "mlp", "cnn2d", "resnet")
+import re
+
+# The study's own models, each named by the import path of the function (here, the class) that builds it. A profile
+# may name its own model the same way, ``model: mypkg.nets:build`` (:func:`bsnb.models.build` calls it).
+MODEL_PATHS = {"cnn": "bsnb.models:CNN1d", "mlp": "bsnb.models:MLP", "cnn2d": "bsnb.models:CNN2d",
+               "resnet": "bsnb.models:ResNet"}
+MODELS = tuple(MODEL_PATHS)
+IMPORT_PATH = r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*"
+IMPORT_PATH_WORDS = "an import path module:function of your own model (for example mypkg.nets:build)"
 IMAGE_MODELS = ("cnn2d", "resnet")  # need inputs of shape (C, H, W), or (H, W) for one channel
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
 STACK = ("auto", "on", "off")  # train the seeds of a setting as one stacked model: auto, on or off
+
+
+def is_import_path(model: str) -> bool:
+    """Whether ``model`` names a model by import path (``package.module:function``) rather than by a study's name."""
+    return isinstance(model, str) and re.fullmatch(IMPORT_PATH, model) is not None
+
+
+def model_path(model: str) -> str:
+    """The import path of the function that builds ``model`` (a study's name, or already an import path)."""
+    return MODEL_PATHS.get(model, model)
 
 
 def image_shape(input_shape: tuple) -> tuple[int, int, int] | None:

@@ -351,6 +351,15 @@ def input_shape(params: dict) -> tuple | None:
     return INPUT_SHAPES.get(params.get("dataset"))
 
 
+def n_classes(params: dict) -> int:
+    """Classes of the parameters' dataset, without loading it (an .npz file's labels are read)."""
+    if params.get("dataset") == "npz":
+        arrays, problems = _read_npz(params.get("data_path", ""))
+        ys = [arrays[k] for k in arrays if k.startswith("y") and arrays[k].size]
+        return 10 if problems or not ys else int(max(y.max() for y in ys)) + 1
+    return 10  # every built-in dataset has ten classes
+
+
 def cache_dir() -> Path:
     """Where generated datasets are kept between runs (``BSNB_CACHE``, else ~/.cache/bsnb)."""
     return Path(os.environ.get("BSNB_CACHE") or Path.home() / ".cache" / "bsnb")

@@ -10,13 +10,18 @@ Hoffer et al. 2017 used for CIFAR-10.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import math
+import os
+import sys
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bsnb import choices
 from bsnb.choices import IMAGE_MODELS, MODELS, image_shape, input_problem  # noqa: F401 (the models' choices)
 
 # Examples per forward pass when a model is evaluated on a whole split (losses, Hessian-vector
@@ -174,17 +179,76 @@ class ResNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+def resolve(model: str):
+    """The function (or class) that builds ``model``: a study's name, or an import path ``module:function`` of your
+    own, imported from the installed packages, the folder bsnb runs in, or ``PYTHONPATH``."""
+    path = choices.model_path(model)
+    if not choices.is_import_path(path):
+        raise ValueError(f"model = {model!r} is not allowed: expected one of {', '.join(choices.MODELS)}, or "
+                         f"{choices.IMPORT_PATH_WORDS}")
+    module_name, attr = path.split(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # a kernel runs in the project's folder: a module there imports as from a shell
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"model = {model!r}: module {module_name!r} cannot be imported ({exc}); it must be installed, "
+                         "in the folder bsnb runs in, or on PYTHONPATH") from exc
+    fn = getattr(module, attr, None)
+    if not callable(fn):
+        raise ValueError(f"model = {model!r}: module {module_name!r} has no function {attr!r}")
+    return fn
+
+
+# What build() passes a model's function besides the input shape and the classes, where its signature takes them.
+OPTIONS = ("width", "batch_norm", "ghost_batch")
+
+
 def build(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool = False,
           ghost_batch: int = 0) -> nn.Module:
     """A fresh model; initialisation follows torch's global seed. ``ghost_batch`` > 0 makes its
-    batch norm ghost batch norm over chunks of that many examples."""
-    classes = {"cnn": CNN1d, "mlp": MLP, "cnn2d": CNN2d, "resnet": ResNet}
-    if model not in classes:
-        raise ValueError(f"model = {model!r} is not allowed: expected one of {', '.join(classes)}")
+    batch norm ghost batch norm over chunks of that many examples. ``model`` is a study's name or an import path
+    (:func:`resolve`): the function is called with the data's input shape and number of classes, and with
+    ``width``, ``batch_norm`` and ``ghost_batch`` where its signature names them."""
     problem = input_problem(model, input_shape)
     if problem:
         raise ValueError(problem)
-    return classes[model](input_shape, n_classes, width=width, batch_norm=batch_norm, ghost_batch=ghost_batch)
+    fn = resolve(model)
+    given = {"width": width, "batch_norm": batch_norm, "ghost_batch": ghost_batch}
+    try:
+        takes = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # a builtin without a signature: give it the shape and the classes only
+        takes = {}
+    wide = any(t.kind is inspect.Parameter.VAR_KEYWORD for t in takes.values())
+    net = fn(tuple(input_shape), n_classes, **{k: v for k, v in given.items() if wide or k in takes})
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"model = {model!r} returned {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def problems_of(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool = False) -> list[str]:
+    """Why ``model`` cannot train on inputs of ``input_shape`` (empty when it can): it is imported, built, maps a
+    batch of two examples to [2, n_classes] logits, and takes one finite SGD step. Checked before any job runs."""
+    try:
+        torch.manual_seed(0)
+        net = build(model, input_shape, n_classes, width, batch_norm)
+        x, y = torch.randn(2, *input_shape), torch.arange(2) % n_classes
+        out = net(x)
+        if tuple(out.shape) != (2, n_classes):
+            return [f"model = {model!r} maps a batch of 2 examples of shape {tuple(input_shape)} to outputs of shape "
+                    f"{tuple(out.shape)}: expected (2, {n_classes}), one logit per class"]
+        loss = F.cross_entropy(out, y)
+        loss.backward()
+        with torch.no_grad():
+            for p in net.parameters():
+                if p.grad is not None:
+                    p -= 0.01 * p.grad
+        if not torch.isfinite(loss) or not all(torch.isfinite(p).all() for p in net.parameters()):
+            return [f"model = {model!r} gives a non-finite loss or weights after one SGD step"]
+    except Exception as exc:  # noqa: BLE001 - whatever the user's code raises, named before any job runs
+        return [str(exc) if isinstance(exc, ValueError) and str(exc).startswith("model = ")
+                else f"model = {model!r} does not train one step: {type(exc).__name__}: {exc}"]
+    return []
 
 
 def of_job(params: dict, data, ghost_batch: int = 0) -> nn.Module:

@@ -7,7 +7,7 @@ following the Deep Learning Tuning Playbook's vocabulary (plus ``system``: where
 * ``nuisance``: what must be set well for a fair comparison (learning rate, seeds);
 * ``fixed``: what is held constant (dataset, model, budget).
 
-Choices that belong to another module are read from it: model names from :mod:`bsnb.models`,
+Choices that belong to another module are read from it: model names from :mod:`bsnb.choices`,
 remedies from :mod:`bsnb.remedies`, datasets from :mod:`bsnb.data`. How a YAML profile becomes
 jobs is :mod:`bsnb.profiles`.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,11 +49,12 @@ class Param:
     high: float | None = None
     item_type: type | None = None  # for list parameters
     min_items: int = 0
+    also: tuple[str, str] | None = None  # (regex, words): a string outside the choices it also accepts
 
     def allowed(self) -> str:
         """Say in words which values this parameter accepts."""
         if self.choices is not None:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
+            return "one of " + ", ".join(repr(c) for c in self.choices) + (f", or {self.also[1]}" if self.also else "")
         tname = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
         if self.type is list:
             what = "a list of " + {int: "integers", float: "numbers", str: "strings"}[self.item_type]
@@ -106,8 +108,9 @@ PARAMS: dict[str, Param] = {
         _p("n_val", int, 1000, "validation examples (curves and minima)", "fixed", low=10),
         _p("n_test", int, 1000, "test examples (reported once per run)", "fixed", low=10),
         _p("data_seed", int, 0, "seed of the data generation and of the split", "fixed", low=0),
-        _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)",
-           "fixed", choices=choices.MODELS),
+        _p("model", str, "cnn", "cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20); "
+           "or your own, module:function", "fixed", choices=choices.MODELS,
+           also=(choices.IMPORT_PATH, choices.IMPORT_PATH_WORDS)),
         _p("width", int, 25, "channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the "
            "mlp", "fixed", low=1, high=4096),
         _p("batch_norm", bool, False, "batch norm after each hidden layer", "fixed"),
@@ -298,7 +301,7 @@ def check_value(name: str, value) -> tuple[Any, str | None]:
     if p.type is str:
         if not isinstance(value, str):
             return bad()
-        if p.choices is not None and value not in p.choices:
+        if p.choices is not None and value not in p.choices and not (p.also and re.fullmatch(p.also[0], value)):
             return bad()
         return value, None
     if p.type is list:

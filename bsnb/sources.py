@@ -8,7 +8,7 @@ import ast
 import hashlib
 from pathlib import Path
 
-from bsnb import kernels, parameters
+from bsnb import choices, kernels, parameters
 
 
 def notebook_source(name: str) -> Path:
@@ -115,6 +115,27 @@ def source_digest() -> str:
         name = path.relative_to(package).as_posix()
         h.update(name.encode() + b"\0" + code_text(path.read_text()).encode())
     return h.hexdigest()
+
+
+def model_digest(model: str) -> str | None:
+    """Hash of the file that defines a model named by import path (part of its jobs' cache key, so an edit to your
+    model reruns them); None for the study's own models, whose code :func:`source_digest` covers. A module that
+    cannot be found hashes as missing: the check before any job names why."""
+    import importlib.util
+    import os
+    import sys
+
+    if not choices.is_import_path(model):
+        return None
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # as bsnb.models.resolve finds it
+    try:
+        spec = importlib.util.find_spec(model.split(":")[0])
+    except (ImportError, ValueError):
+        spec = None
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    data = origin.read_bytes() if origin is not None and origin.is_file() else b"missing"
+    return hashlib.sha256(data).hexdigest()
 
 
 def write_parameter_cells(names=None) -> list[str]:

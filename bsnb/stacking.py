@@ -228,6 +228,20 @@ class Stacked:
         return self.scratch
 
 
+def stack_problem(model: str, input_shape: tuple, n_classes: int, width: int, batch_norm: bool) -> str | None:
+    """Why two seeds of ``model`` cannot train as one stacked model (vmap over its module), or None: a forward and a
+    backward pass of a stack of two, checked before any job of a profile that stacks a model of its own."""
+    try:
+        stack = Stacked(build(model, input_shape, n_classes, width, batch_norm, 0, [0, 1], "cpu"))
+        stack(torch.randn(2, 3, *input_shape)).logsumexp(-1).sum().backward()
+        if any(g is None for g in stack.grads()):
+            return f"model = {model!r}: some of its parameters get no gradient when two seeds train stacked"
+    except Exception as exc:  # noqa: BLE001 - whatever vmap refuses in the user's module
+        return (f"model = {model!r} does not train stacked ({type(exc).__name__}: {exc}): set stack: off to train "
+                "its seeds one by one")
+    return None
+
+
 def replicas(modules: list[nn.Module], stacked: bool) -> Replicas:
     """The ``modules`` trained together: stacked as one model, or side by side."""
     return Stacked(modules) if stacked else Separate(modules)

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bsnb import choices, jobs, parameters, profiles, results, schedule, sources
 from bsnb import data as data_mod
-from bsnb import jobs, parameters, profiles, results, schedule, sources
 from bsnb.engine import WORKER_DEATHS, Engine, cores
 from bsnb.jobs import Outcome, Planned, is_done, may_use_gpu, run_job, where_raised
 
@@ -31,6 +31,9 @@ def cache_key(job: profiles.Job, notebook_code: str, bsnb_digest: str, source_ke
     """What a job's result depends on; a job that reads another run depends on that run's key too."""
     blob = {"notebook": notebook_code, "params": job.identity(), "bsnb": bsnb_digest,
             "data": data_mod.identity(job.params) if "dataset" in job.params else None, "source": source_key}
+    own_model = sources.model_digest(job.params.get("model", ""))
+    if own_model:  # a model defined outside bsnb: its file's code (the study's own models are in bsnb_digest)
+        blob["model_source"] = own_model
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
@@ -44,6 +47,7 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
     problems = sources.pairing_problems(profile.notebooks + [parameters.FINDINGS])
     problems += data_mod.missing((j.params["dataset"], j.params.get("data_path", "")) for j in jobs
                                  if "dataset" in j.params)
+    problems += own_model_problems(jobs) if not problems else []
     if problems:
         raise parameters.ProfileError(problems, str(profile.path))
     digest = sources.source_digest()
@@ -61,6 +65,28 @@ def plan(profile: profiles.Profile, out_dir: Path, force: bool = False) -> list[
         planned[job.job_id] = Planned(job, key, run_dir, cached=done and not stale, source=source, damaged=damaged,
                                       stale=stale)
     return list(planned.values())
+
+
+def own_model_problems(jobs: list[profiles.Job]) -> list[str]:
+    """Why a model named by import path cannot train on its job's data (:func:`bsnb.models.problems_of`) or, where
+    the job may stack its seeds, stacked (:func:`bsnb.stacking.stack_problem`): checked once per model, data shape
+    and width before any job runs. The study's own models need no check."""
+    own = {(j.params["model"], data_mod.input_shape(j.params), data_mod.n_classes(j.params), j.params.get("width", 25),
+            j.params.get("batch_norm", False), j.params.get("stack", "auto") != "off" and len(j.params.get("seeds", [0])) > 1)
+           for j in jobs if choices.is_import_path(j.params.get("model", ""))}
+    if not own:
+        return []
+    from bsnb import models, stacking  # torch's modules, only for a profile that names its own model
+
+    problems = []
+    for model, shape, classes, width, bn, stacks in sorted(own, key=str):
+        if shape is None:
+            continue
+        found = models.problems_of(model, shape, classes, width, bn)
+        if not found and stacks:
+            found = [p for p in [stacking.stack_problem(model, shape, classes, width, bn)] if p]
+        problems += [p for p in found if p not in problems]
+    return problems
 
 
 # --------------------------------------------------------------------------------------------

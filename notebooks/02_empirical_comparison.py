@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -40,7 +40,7 @@ n_train: int = 4000  # training examples
 n_val: int = 1000  # validation examples (curves and minima)
 n_test: int = 1000  # test examples (reported once per run)
 data_seed: int = 0  # seed of the data generation and of the split
-model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20)
+model: str = "cnn"  # cnn (1-D CNN of the MNIST-1D paper), mlp, or for images cnn2d or resnet (ResNet-20); or your own, module:function
 width: int = 25  # channels of the cnn (first-stage channels of cnn2d and resnet), or hidden units of the mlp
 batch_norm: bool = False  # batch norm after each hidden layer
 accumulate: int = 1  # micro-batches per optimiser step: gradient accumulation, the loss averaged over the whole batch (1: none)
