@@ -89,7 +89,7 @@ def compare(data, batch_size: int = 256, accumulate: int = 8, seeds=(0, 1, 2), s
                 run = train.train(spec, data, seed)
                 runs[arm.name, seed] = run
                 rows.append({"arm": arm.name, "seed": seed, "dtype": str(dtype).replace("torch.", ""),
-                             "batch_size": batch_size, "micro_batch": micro if spec.accumulate > 1 or arm.ghost
+                             "check_batch": batch_size, "micro_batch": micro if spec.accumulate > 1 or arm.ghost
                              else batch_size, "steps": run.summary["steps_run"],
                              "seconds_per_step": run.summary["train_seconds"] / max(run.summary["steps_run"], 1),
                              "final_train_loss": run.summary["final_train_loss"]})

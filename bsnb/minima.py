@@ -61,10 +61,10 @@ def smoothed_points(curve: list, final: bool = False) -> list[tuple[int, int, fl
     return [(i, curve[i][0], float(values[i])) for i in centres]
 
 
-def run_labels(seeds: pd.DataFrame) -> pd.Series:
+def run_labels(runs: pd.DataFrame) -> pd.Series:
     """The label that joins a per-seed row to its rows of the epochs table (``run``; ``seed<k>`` by default)."""
-    default = "seed" + seeds["seed"].astype(int).astype(str)
-    return seeds["run"].where(seeds["run"].notna(), default) if "run" in seeds else default
+    default = "seed" + runs["seed"].astype(int).astype(str)
+    return runs["run"].where(runs["run"].notna(), default) if "run" in runs else default
 
 
 def _curve_reading(g: pd.DataFrame, window: int) -> dict:
@@ -119,7 +119,7 @@ def instability(train, chance: float) -> tuple[bool, float]:
     return bool(peak > chance), peak
 
 
-def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING) -> pd.DataFrame:
+def read_runs(runs: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING) -> pd.DataFrame:
     """The per-seed table with every minimum read as docs/protocol.md says (see the module's docstring).
 
     ``min_val_loss``, ``epoch_of_min_val_loss`` and ``step_of_min_val_loss`` become the smoothed
@@ -128,9 +128,9 @@ def read_runs(seeds: pd.DataFrame, epochs: pd.DataFrame, window: int = SMOOTHING
     run never trained; ``censored`` follows the protocol for runs without patience. Rows without
     a training curve (measurement notebooks) are returned as they are.
     """
-    if seeds.empty or epochs.empty or "job_id" not in epochs:
-        return seeds.copy()
-    out = seeds.copy()
+    if runs.empty or epochs.empty or "job_id" not in epochs:
+        return runs.copy()
+    out = runs.copy()
     out["run"] = run_labels(out)
     ep = epochs.assign(run=run_labels(epochs)) if "run" not in epochs else epochs
     readings = {key: _curve_reading(g, window) for key, g in ep.groupby(["job_id", "run"], sort=False)}

@@ -189,10 +189,10 @@ def variance_by_batch_size(model, x, y, stats: GradientStats, batch_sizes, draws
                 rel_se = dev.std(ddof=1) / math.sqrt(len(dev)) / dev.mean() if dev.mean() > 0 else math.inf
                 wanted = math.ceil(len(dev) * ((rel_se / target_se) ** 2 - 1) * 1.1) if rel_se > target_se else 0
                 n_new = max(0, min(wanted, MAX_GATHERED // b - len(dev)))
-        draws_rows += [{"batch_size": b, "draw": i, "deviation": float(d), "cosine": float(c)}
+        draws_rows += [{"drawn_batch": b, "draw": i, "deviation": float(d), "cosine": float(c)}
                        for i, (d, c) in enumerate(zip(dev[:KEPT_DRAWS], cos[:KEPT_DRAWS]))]
         se = dev.std(ddof=1) / math.sqrt(len(dev))
-        summary.append({"batch_size": b, "measured": dev.mean(), "measured_se": se,
+        summary.append({"drawn_batch": b, "measured": dev.mean(), "measured_se": se,
                         "predicted": predicted_variance(stats.tr_sigma, b, m), "cosine_mean": float(np.mean(cos)),
                         "cosine_sd": float(np.std(cos, ddof=1)), "draws": len(dev), "rel_se": float(se / dev.mean())})
     return summary, draws_rows

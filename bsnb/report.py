@@ -195,7 +195,7 @@ def provenance(out_dir: Path, profile: profiles.Profile | None, meta: dict | Non
     commit = (now if ran == now or not t else f"{ran} (the runs; findings and report by {now})" if ran else
               f"{now} (findings and report; the sweep that made the runs recorded no commit)")
     info = {"bsnb": bsnb_version(), "commit": commit, "python": platform.python_version()}
-    runs = tables.seeds if tables is not None else pd.DataFrame()
+    runs = tables.runs if tables is not None else pd.DataFrame()
     info["torch"] = ", ".join(sorted(runs["torch"].dropna().astype(str).unique())) if "torch" in runs \
         else metadata.version("torch")
     if "device" in runs:
@@ -278,7 +278,7 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
     if tables.jobs.empty:
         return "<p>No runs in the store.</p>"
     up = "" if depth == 1 else "pages/"
-    by_job = tables.seeds.groupby("job_id") if not tables.seeds.empty else None
+    by_job = tables.runs.groupby("job_id") if not tables.runs.empty else None
     noted = _runs_of_note(tables)
     varying = [c for c in ("dataset", "model", "width", "batch_norm", "optimizer", "one_pass")  # differ by workload
                if c in tables.jobs and tables.jobs[c].dropna().astype(str).nunique() > 1]
@@ -305,9 +305,9 @@ def runs_table(tables: results.Tables, depth: int = 1) -> str:
 
 def _runs_of_note(tables: results.Tables) -> dict[str, str]:
     """Per job, its seed runs the protocol reads apart: unstable (kept, setting no level) or failed to train."""
-    if tables.seeds.empty or tables.epochs.empty:
+    if tables.runs.empty or tables.epochs.empty:
         return {}
-    runs = minima.read_runs(tables.seeds, tables.epochs)
+    runs = minima.read_runs(tables.runs, tables.epochs)
     out: dict[str, list[str]] = {}
     for job, g in runs.groupby("job_id"):
         lr = g["lr_used"] if "lr_used" in g else pd.Series(math.nan, index=g.index)

@@ -2,7 +2,7 @@
 
 Words: a *job* is one notebook execution and its folder (:class:`JobStore`); a *seed run* is one
 seed's training inside a job (:class:`bsnb.train.SeedRun`, its checkpoints under
-``checkpoints/<label>/``); the tables have one row per job (``jobs``), per (job, seed) (``seeds``),
+``checkpoints/<label>/``); the tables have one row per job (``jobs``), per (job, seed) (``runs``),
 per epoch or per sampled step.
 
 Layout of a store (the ``runs/`` folder of a profile's output)::
@@ -369,14 +369,14 @@ def superseded(store_dir: str | Path) -> list[str]:
 class Tables:
     """Tidy tables of a store.
 
-    ``jobs``: one row per job folder; ``seeds``: one row per seed run (job, seed or run label) from every
+    ``jobs``: one row per job folder; ``runs``: one row per seed run (job, seed or run label) from every
     summary; ``epochs`` and ``steps``: the training history and sampled steps; ``extra``: every other CSV
     a notebook wrote (``eigenvalues``, ``slices``, ...), concatenated over jobs. Every row carries
     its job's ``job_id``, ``notebook`` and setting (batch size, learning rate, ...).
     """
 
     jobs: pd.DataFrame
-    seeds: pd.DataFrame
+    runs: pd.DataFrame
     epochs: pd.DataFrame
     steps: pd.DataFrame
     extra: dict
@@ -389,6 +389,14 @@ def _flat(params: dict) -> dict:
     return {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in params.items()}
 
 
+
+
+# Tables whose rows have a batch of their own: history.csv's batch of each epoch (batch growth changes it),
+# variance.csv's and cosines.csv's batch drawn to measure the gradient noise, and accumulation_time.csv's batch of
+# the accumulation check. In every table `batch_size` is the run's batch: the job's, the batch a growing run
+# started from.
+OWN_BATCH = {"history": "epoch_batch", "variance": "drawn_batch", "cosines": "drawn_batch",
+             "accumulation_time": "check_batch"}
 
 
 def load_tables(store_dir: str | Path, workload: str = "") -> Tables:
@@ -415,14 +423,17 @@ def load_tables(store_dir: str | Path, workload: str = "") -> Tables:
                 frame = pd.read_csv(path)
             except pd.errors.EmptyDataError:
                 continue
-            # a table's own columns win: variance.csv's batch_size is the batch drawn, not the run's
+            # `batch_size` means the run's batch in every table: the batch a table varies has its own name
+            # (stores written before they had one are read the same way)
+            if path.stem in OWN_BATCH and "batch_size" in frame and OWN_BATCH[path.stem] not in frame:
+                frame = frame.rename(columns={"batch_size": OWN_BATCH[path.stem]})
             frame = frame.assign(**{k: v for k, v in setting.items() if k not in frame.columns})
             csvs.setdefault(path.stem, []).append(frame)
     tables = {name: pd.concat(frames, ignore_index=True) for name, frames in csvs.items()}
     # a store where no job finished still gives tables with their keys: the findings say so instead of failing
     keys = ["job_id", "notebook", "batch_size", "seed"]
     return Tables(jobs=pd.DataFrame(jobs, columns=None if jobs else ["job_id", "notebook", "state", "error"]),
-                  seeds=pd.DataFrame(runs, columns=None if runs else keys + ["status"]),
+                  runs=pd.DataFrame(runs, columns=None if runs else keys + ["status"]),
                   epochs=tables.pop(HISTORY[:-4], pd.DataFrame(columns=keys + ["epoch", "step", "train_loss",
                                                                               "val_loss"])),
                   steps=tables.pop(STEPS[:-4], pd.DataFrame(columns=keys + ["step", "distance"])), extra=tables)

@@ -236,7 +236,7 @@ def _evaluate(net, data, spec: TrainSpec, members, epoch, step, seconds, example
              "val_loss": val_loss[j], "val_acc": val_acc[j], "train_loss_running": running[j],
              "seconds": seconds, "examples_per_second": examples / seconds if seconds else math.nan,
              "lr": lrs[j],
-             "batch_size": spec.batch_at(max(epoch, 1), n)} for j, m in enumerate(members)]
+             "epoch_batch": spec.batch_at(max(epoch, 1), n)} for j, m in enumerate(members)]
 
 
 def _train_epoch(net, opt, spec: TrainSpec, data, members, orders, plan: _Plan, epoch: int, step: int, w0):

@@ -101,7 +101,7 @@ accumulation.summary(accumulated, tables.table("accumulation_time"))
 # %%
 if not noise_log.empty:
     along = noise.b_simple_along_training(noise_log[noise_log["notebook"] == "02_empirical_comparison"])
-    plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.seeds, tables.epochs)),
+    plots.show(plots.noise_scale_over_training(along, noise.exact_b_simple_by_step(tables.runs, tables.epochs)),
                figures, "noise_scale")
 comparison, note = claims.comparison_runs(runs)
 if not comparison.empty:
@@ -201,7 +201,7 @@ if not speed.empty:
 # remaining 30% better, per batch size and on average.
 
 # %% tags=["verdicts"]
-sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
+sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
 fits = analysis.log_fits(study.comparison_steps())
 sharpness_verdicts = claims.question(study, 3)
 verdicts += sharpness_verdicts

@@ -527,7 +527,7 @@ def variance_table(scale: dict, seeds=(0, 1, 2), m=4000, tr=50.0, rng=None):
         for s in seeds:
             for b in (1, 4, 16, 64, 256, 1024):
                 pred = tr / b * (m - b) / (m - 1)
-                rows.append({"seed": s, "checkpoint": checkpoint, "batch_size": b, "predicted": pred,
+                rows.append({"seed": s, "checkpoint": checkpoint, "drawn_batch": b, "predicted": pred,
                              "measured": pred * k * (1 + 0.02 * rng.standard_normal()), "cosine_mean": b / 1100})
     return pd.DataFrame(rows)
 
@@ -547,9 +547,9 @@ def test_c5_checks_every_batch_size_not_their_geometric_mean():
     """Protocol v4: one batch size 20% off, the others 2% the other way: their geometric mean (about 1.01 over six
     sizes) looks fine; the one batch size does not."""
     table = variance_table({"initial": 1.0})
-    sizes = sorted(table["batch_size"].unique())
-    table.loc[table["batch_size"] == sizes[-1], "measured"] *= 1.2
-    table.loc[table["batch_size"] != sizes[-1], "measured"] *= 0.98
+    sizes = sorted(table["drawn_batch"].unique())
+    table.loc[table["drawn_batch"] == sizes[-1], "measured"] *= 1.2
+    table.loc[table["drawn_batch"] != sizes[-1], "measured"] *= 0.98
     v = claims.noise_variance(table)
     assert 0.95 < v.effect < 1.05 and v.verdict == claims.NOT_SUPPORTED
     assert f"farthest from 1: batch {sizes[-1]} at initial" in v.ours
@@ -919,7 +919,7 @@ def test_c18_names_the_censored_search_runs_it_reads():
 def test_a_claim_the_profile_ran_nothing_for_is_listed_as_not_run_not_as_a_verdict():
     """Protocol v4: the default profile has no one-pass arms; v3 showed C17 as an inconclusive verdict."""
     runs, epochs = synthetic(**ARTICLE_LIKE, noise=0.01)
-    tables = type("T", (), {"seeds": runs, "epochs": epochs.assign(val_loss=0.5, step=epochs["epoch"] * 10),
+    tables = type("T", (), {"runs": runs, "epochs": epochs.assign(val_loss=0.5, step=epochs["epoch"] * 10),
                             "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
     study = claims.Study(tables)
     by_id = by_claim(claims.question(study, 2))

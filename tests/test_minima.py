@@ -92,7 +92,7 @@ def test_a_verdict_is_robust_only_when_every_alternative_reading_gives_its_label
                 val[10] = 0.05  # one spiky epoch: the raw minimum of the large batch is far below the small's
             epochs.append(curve(val, job=f"02-bs{b}", seed=s).assign(batch_size=b))
             seeds.append(summary(job=f"02-bs{b}", seed=s).assign(batch_size=b))
-    tables = type("T", (), {"seeds": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
+    tables = type("T", (), {"runs": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
                             "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
     study = claims.Study(tables)
     v = claims.CLAIMS["C2"].compute(study, claims.PROTOCOL)
@@ -110,7 +110,7 @@ def _c2_study(ratios: list[float]) -> "claims.Study":
             epochs.append(curve(np.full(30, level) + 0.001 * np.abs(np.arange(30) - 15), job=f"02-bs{b}",
                                 seed=s).assign(batch_size=b))
             seeds.append(summary(job=f"02-bs{b}", seed=s).assign(batch_size=b))
-    tables = type("T", (), {"seeds": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
+    tables = type("T", (), {"runs": pd.concat(seeds, ignore_index=True), "epochs": pd.concat(epochs, ignore_index=True),
                             "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
     return claims.Study(tables)
 
@@ -144,13 +144,13 @@ def test_the_test_loss_and_lowered_censored_minima_are_alternative_readings():
     """Protocol v4: C2 read on the test loss at the weights the validation loss chose, and with censored minima
     lowered by twice their fall over their last 10% of epochs."""
     study = _c2_study([1.30, 1.32, 1.28, 1.31, 1.29, 1.33, 1.30, 1.27])
-    seeds = study.tables.seeds
+    seeds = study.tables.runs
     seeds["test_loss"] = 0.30  # on the test set, both batch sizes score alike
     [v] = claims.robustness(study, [claims.CLAIMS["C2"].compute(study, claims.PROTOCOL)])
     assert not v.robust and "the test loss at the selected weights: inconclusive" in v.sensitivity
     read = study.runs(claims.Reading(censored_lowered=True))
     assert "tail_fall" in read and (read["min_val_loss"] == study.runs()["min_val_loss"]).all()  # none censored
-    study.tables.seeds["censored"] = study.tables.seeds["batch_size"] == 256
+    study.tables.runs["censored"] = study.tables.runs["batch_size"] == 256
     study._read.clear()
     lowered = study.runs(claims.Reading(censored_lowered=True))
     falls = lowered["tail_fall"].clip(lower=0).where(lowered["censored"].astype(bool), 0.0)
@@ -209,7 +209,7 @@ def test_where_the_search_chooses_another_rate_for_the_small_batch_claims_at_the
                                 "pruned": False, "min_val_loss": 0.3 + abs(rate - chosen), "run": f"lr{rate}-seed{s}"}
                                for s in (0, 1, 2) for rate in (lr / 2, lr, 2 * lr, 4 * lr)])
         tables = steady.tables
-        both = type("T", (), {"seeds": pd.concat([tables.seeds, search], ignore_index=True), "epochs": tables.epochs,
+        both = type("T", (), {"runs": pd.concat([tables.runs, search], ignore_index=True), "epochs": tables.epochs,
                               "steps": pd.DataFrame(), "table": lambda self, name: pd.DataFrame()})()
         [v] = claims.robustness(claims.Study(both), [claims.CLAIMS["C2"].compute(claims.Study(both), claims.PROTOCOL)])
         assert v.verdict == c2.verdict and v.robust is robust, v.sensitivity
@@ -223,7 +223,7 @@ def test_leaving_out_a_confirmation_seed_is_a_check_of_c15_alone():
     confirm = pd.DataFrame([{"job_id": "04-confirm", "notebook": "04_closing_the_gap", "remedy": "confirm",
                              "batch_size": 32, "seed": s, "lr": 0.1, "status": "ok", "min_val_loss": 0.3}
                             for s in range(100, 105)])
-    tables = type("T", (), {"seeds": pd.concat([steady.tables.seeds, confirm], ignore_index=True),
+    tables = type("T", (), {"runs": pd.concat([steady.tables.runs, confirm], ignore_index=True),
                             "epochs": steady.tables.epochs, "steps": pd.DataFrame(),
                             "table": lambda self, name: pd.DataFrame()})()
     study = claims.Study(tables)

@@ -40,7 +40,7 @@ def test_tables_hold_every_complete_run_and_list_the_rest(store_dir):
     t = results.load_tables(store_dir)
     assert dict(zip(t.jobs["job_id"], t.jobs["state"])) == {
         "02-bs16": "ok", "02-bs32": "ok", "02-bs64": "incomplete", "02-bs128": "failed"}
-    assert len(t.seeds) == 4 and set(t.seeds["batch_size"]) == {16, 32}
+    assert len(t.runs) == 4 and set(t.runs["batch_size"]) == {16, 32}
     assert len(t.epochs) == 2 * 2 * 3  # runs x seeds x (epoch 0 + 2 epochs)
     assert {"train_loss", "val_loss", "batch_size", "seed", "job_id"} <= set(t.epochs.columns)
     assert {"distance", "grad_norm", "step"} <= set(t.steps.columns)
@@ -53,7 +53,7 @@ def test_the_plan_limits_the_tables_to_the_profiles_own_runs(store_dir, tmp_path
     store = shutil.copytree(store_dir, tmp_path / "runs")
     results.write_plan(store, "p", ["02-bs16", "02-bs64", "02-bs999"])  # 02-bs999: planned, not yet run
     t = results.load_tables(store)
-    assert set(t.jobs["job_id"]) == {"02-bs16", "02-bs64"} and set(t.seeds["batch_size"]) == {16}
+    assert set(t.jobs["job_id"]) == {"02-bs16", "02-bs64"} and set(t.runs["batch_size"]) == {16}
     assert results.superseded(store) == ["02-bs128", "02-bs32"]
     assert len(results.jobs_in(store, everything=True)) == 4 and (store / "02-bs32").is_dir()
     (store / results.PLAN).unlink()  # a store without a plan is read whole
@@ -107,12 +107,18 @@ def test_seed_table_and_describe_are_computed_from_the_summary(store_dir):
     assert "Batch size 32" in summaries.describe(store)
 
 
-def test_a_tables_own_columns_win_over_the_runs_setting(tmp_path):
+def test_batch_size_is_the_runs_batch_in_every_table_and_a_tables_own_batch_has_its_own_name(tmp_path):
     store = results.JobStore(tmp_path / "01-bs32")
     store.save("01_what_is_batch_size", {"batch_size": 32, "lr": 0.01}, [{"seed": 0}],
-               {"variance": [{"batch_size": 1, "measured": 2.0}, {"batch_size": 64, "measured": 0.1}]})
+               {"variance": [{"drawn_batch": 1, "measured": 2.0}, {"drawn_batch": 64, "measured": 0.1}]})
+    old = results.JobStore(tmp_path / "01-bs64")  # written before the drawn batch had its own name
+    old.save("01_what_is_batch_size", {"batch_size": 64, "lr": 0.01}, [{"seed": 0}],
+             {"variance": [{"batch_size": 4, "measured": 1.0}], "history": [{"epoch": 1, "batch_size": 128}]})
     t = results.load_tables(tmp_path)
-    assert t.table("variance")["batch_size"].tolist() == [1, 64] and (t.table("variance")["lr"] == 0.01).all()
+    variance = t.table("variance").sort_values("measured")
+    assert variance["drawn_batch"].tolist() == [64, 4, 1] and variance["batch_size"].tolist() == [32, 64, 32]
+    assert (variance["lr"] == 0.01).all()  # the run's setting fills what a table does not have
+    assert t.epochs["epoch_batch"].tolist() == [128] and t.epochs["batch_size"].tolist() == [64]
 
 
 def test_the_noise_scale_of_a_window_sums_its_numerator_and_denominator():

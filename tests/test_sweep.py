@@ -43,7 +43,7 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
     assert index == (out / "index.html").resolve() and index.exists()
     tables = results.load_tables(out / "runs")
     assert sorted(tables.jobs["state"]) == ["ok"] * smoke_jobs()
-    training = tables.seeds[tables.seeds["notebook"] == "02_empirical_comparison"]
+    training = tables.runs[tables.runs["notebook"] == "02_empirical_comparison"]
     assert sorted(training["batch_size"]) == [16, 16, 64, 64]
     for run in results.jobs_in(out / "runs"):
         for name in (results.NOTEBOOK, results.SUMMARY, results.PARAMS, results.STATUS):
@@ -59,13 +59,13 @@ def test_smoke_run_writes_every_result_and_the_report(smoke):
         elif run.job_id.startswith("01-"):
             assert set(run.table("variance")["checkpoint"]) == {"initial", "best", "final"}
             assert run.params()["source"]["batch_size"] == 16  # the training setting of the run it measured
-    sharp = tables.seeds[tables.seeds["notebook"] == "03_sharpness"]
+    sharp = tables.runs[tables.runs["notebook"] == "03_sharpness"]
     final = sharp[sharp["checkpoint"] == "final"]
     assert sorted(final["batch_size"]) == [16, 16, 64, 64] and (final["lambda_max"] > 0).all()
-    training = tables.seeds[tables.seeds["notebook"] == "02_empirical_comparison"]
+    training = tables.runs[tables.runs["notebook"] == "02_empirical_comparison"]
     assert {"stopped_by", "censored"} <= set(training.columns)
     claims = pd.read_csv(out / "claims.csv")
-    remedies = tables.seeds[tables.seeds["notebook"] == "04_closing_the_gap"]
+    remedies = tables.runs[tables.runs["notebook"] == "04_closing_the_gap"]
     assert set(remedies["remedy"]) == {"linear_warmup", "sqrt", "bn", "ghost_bn", "sqrt_step", "sqrt_step_longer",
                                        "step", "lr_decay", "batch_growth", "tuned", "confirm"}
     tuned = remedies[remedies["remedy"] == "tuned"]
@@ -204,7 +204,7 @@ def test_runs_an_edited_profile_no_longer_has_are_left_out_of_the_findings(smoke
     assert f"0 ran, {smoke_jobs() - 1} cached" in proc.stdout and "1 run folder(s)" in proc.stdout and gone[0] in proc.stdout
     assert (out / "runs" / gone[0]).is_dir()  # kept for a later run that plans it again
     tables = results.load_tables(out / "runs")
-    assert "ghost_bn" not in set(tables.seeds["remedy"].dropna()) and len(tables.jobs) == smoke_jobs() - 1
+    assert "ghost_bn" not in set(tables.runs["remedy"].dropna()) and len(tables.jobs) == smoke_jobs() - 1
     claims = pd.read_csv(out / "claims.csv").set_index("claim")
     assert "no pair of bn and ghost_bn runs" in claims.loc["C10", "note"]
     assert not (out / "pages" / "runs" / f"{gone[0]}.html").exists()

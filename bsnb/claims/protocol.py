@@ -18,9 +18,9 @@ def _pick(available, wanted: int, fallback) -> int:
     return wanted if wanted in available else fallback(available)
 
 
-def choose_pair(seeds: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
+def choose_pair(runs: pd.DataFrame, small_batch: int, large_batch: int) -> tuple[int, int, list[str]]:
     """The article's pair when both were run, else the smallest and the largest batch size."""
-    sizes = sorted(int(b) for b in seeds["batch_size"].unique())
+    sizes = sorted(int(b) for b in runs["batch_size"].unique())
     small = _pick(sizes, small_batch, min)
     large = _pick([b for b in sizes if b > small] or sizes, large_batch, max)
     notes = []
@@ -88,9 +88,9 @@ def confirmation_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[(runs.get("notebook") == "04_closing_the_gap") & (runs["remedy"] == "confirm")]
 
 
-def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
+def comparison_runs(runs: pd.DataFrame, notebook: str = "02_empirical_comparison") -> tuple[pd.DataFrame, str]:
     """The runs of one fixed setting that differ only in batch size (the largest such group)."""
-    r = seeds[seeds["notebook"] == notebook] if "notebook" in seeds else seeds
+    r = runs[runs["notebook"] == notebook] if "notebook" in runs else runs
     keys = [k for k in parameters.SETTING if k != "batch_size" and k in r]
     if r.empty or not keys:
         return r, ""
@@ -104,9 +104,9 @@ def comparison_runs(seeds: pd.DataFrame, notebook: str = "02_empirical_compariso
     return chosen, f"the store holds {groups.ngroups} settings; compared the one with most batch sizes ({desc})"
 
 
-def paired(seeds: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
+def paired(runs: pd.DataFrame, column: str, small: int, large: int) -> pd.DataFrame:
     """Per-seed values of ``column`` for the small and the large batch, seeds present in both."""
-    ok = seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
+    ok = runs[runs["status"].isna() | (runs["status"] == "ok")] if "status" in runs else runs
     if column not in ok:
         return pd.DataFrame(columns=["small", "large"])
     wide = ok.pivot_table(index="seed", columns="batch_size", values=column, aggfunc="first")
@@ -115,13 +115,13 @@ def paired(seeds: pd.DataFrame, column: str, small: int, large: int) -> pd.DataF
     return wide[[small, large]].dropna().set_axis(["small", "large"], axis=1)
 
 
-def censored_seeds(seeds: pd.DataFrame, batch: int) -> list:
+def censored_seeds(runs: pd.DataFrame, batch: int) -> list:
     """Seeds of ``batch`` whose minimum validation loss the budget ended before confirming (the protocol's censoring).
 
     Runs record it as ``censored`` (the cap came before the patience ran out); older runs without
     the column count a minimum on the last trained epoch.
     """
-    r = seeds[(seeds["batch_size"] == batch) & ((seeds["status"] == "ok") if "status" in seeds else True)]
+    r = runs[(runs["batch_size"] == batch) & ((runs["status"] == "ok") if "status" in runs else True)]
     if "censored" in r and r["censored"].notna().all():
         flags = r["censored"].astype(bool)
     elif not {"epoch_of_min_val_loss", "epochs_run"} <= set(r.columns):
@@ -162,8 +162,8 @@ def level_of(checkpoint: str) -> float:
     return float(checkpoint[4:]) if isinstance(checkpoint, str) and checkpoint.startswith("loss") else math.nan
 
 
-def usable_runs(seeds: pd.DataFrame) -> pd.DataFrame:
-    return seeds[seeds["status"].isna() | (seeds["status"] == "ok")] if "status" in seeds else seeds
+def usable_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    return runs[runs["status"].isna() | (runs["status"] == "ok")] if "status" in runs else runs
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class Study:
     def runs(self, reading: Reading = PROTOCOL) -> pd.DataFrame:
         """The per-seed table read by :func:`bsnb.minima.read_runs` with ``reading``'s smoothing (kept)."""
         if reading.smoothing not in self._read:
-            self._read[reading.smoothing] = minima.read_runs(self.tables.seeds, self.tables.epochs, reading.smoothing)
+            self._read[reading.smoothing] = minima.read_runs(self.tables.runs, self.tables.epochs, reading.smoothing)
         runs = self._read[reading.smoothing]
         if reading.test_loss and "test_loss" in runs:  # the weights the validation loss chose, scored on the test set
             runs = runs.assign(min_val_loss=runs["test_loss"].where(runs["test_loss"].notna(), runs["min_val_loss"]))
@@ -237,16 +237,16 @@ class Study:
 
     def seed_ids(self) -> list[int]:
         """Every seed the study's runs used (the comparisons', the search's and the confirmation seeds)."""
-        seeds = self.tables.seeds
-        return sorted(int(s) for s in seeds["seed"].dropna().unique()) if "seed" in seeds else []
+        runs = self.tables.runs
+        return sorted(int(s) for s in runs["seed"].dropna().unique()) if "seed" in runs else []
 
     def confirmation_only_seeds(self) -> set[int]:
         """Seeds that only the confirmation runs (04, remedy confirm) use: leaving one out changes no other claim."""
-        seeds = self.tables.seeds
-        if "remedy" not in seeds or "seed" not in seeds:
+        runs = self.tables.runs
+        if "remedy" not in runs or "seed" not in runs:
             return set()
-        confirm = seeds["remedy"].eq("confirm")
-        return set(seeds.loc[confirm, "seed"].dropna().astype(int)) - set(seeds.loc[~confirm, "seed"].dropna().astype(int))
+        confirm = runs["remedy"].eq("confirm")
+        return set(runs.loc[confirm, "seed"].dropna().astype(int)) - set(runs.loc[~confirm, "seed"].dropna().astype(int))
 
     def without_seed(self, seed: int) -> "Study":
         """The same study with one seed's runs and measurements left out (the protocol's stability check)."""
@@ -269,7 +269,7 @@ class SeedLeftOut:
 
     def __init__(self, tables, seed: int):
         self._tables, self._seed = tables, seed
-        self.seeds, self.epochs, self.steps = (self._drop(getattr(tables, name)) for name in ("seeds", "epochs", "steps"))
+        self.runs, self.epochs, self.steps = (self._drop(getattr(tables, name)) for name in ("runs", "epochs", "steps"))
 
     def _drop(self, frame: pd.DataFrame) -> pd.DataFrame:
         return frame[frame["seed"] != self._seed] if len(frame) and "seed" in frame else frame

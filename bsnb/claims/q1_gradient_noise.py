@@ -23,7 +23,7 @@ from bsnb.results import TARGET, level_checkpoint, windowed_b_simple
 from bsnb.stats import INCONCLUSIVE, MIN_SEEDS, NOT_SUPPORTED, SUPPORTED, decide_within, interval
 
 
-def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
+def noise_growth(runs: pd.DataFrame, confidence: float = 0.95, reading: "Reading | None" = None) -> Verdict:
     """C14: per seed, the least-squares slope of log B_simple (exact, per-example gradients, notebook 01) on
     -log(level) over the training-loss levels from 1 down to the lowest every seed reached, with a t interval over
     seeds; supported when the interval lies above 0 (it grows as the loss falls), not supported when below. The
@@ -35,7 +35,7 @@ def noise_growth(seeds: pd.DataFrame, confidence: float = 0.95, reading: "Readin
     initialisation; it is shown beside the trend.
     """
     reading = reading or PROTOCOL
-    r = seeds[seeds["notebook"] == "01_what_is_batch_size"] if "notebook" in seeds else seeds.iloc[0:0]
+    r = runs[runs["notebook"] == "01_what_is_batch_size"] if "notebook" in runs else runs.iloc[0:0]
     if r.empty or "b_simple" not in r:
         return empty("C14", "no exact gradient-noise measurements (notebook 01) in the store")
     batch = int(r["batch_size"].iloc[0])
@@ -76,15 +76,15 @@ def _window_text(windows: pd.DataFrame, size: int = 3) -> str:
             + (f"; {short} window(s) cut short by the end of training" if short else ""))
 
 
-def steps_to_target(seeds: pd.DataFrame, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> pd.DataFrame:
+def steps_to_target(runs: pd.DataFrame, confidence: float = 0.95, timing: pd.DataFrame | None = None) -> pd.DataFrame:
     """Shallue et al.'s curve from the tuned runs: per batch size, the fewest steps (and seconds) to the
     target over the learning-rate grid, per seed, then a geometric mean and interval over seeds.
 
     The seconds are the steps times the seconds per step of that batch size timed alone (``timing``,
     :func:`bsnb.analysis.timing_alone`); without such a timing, the runs' own seconds where they trained
     one model at a time, and none where they trained stacked (their time is the stack's)."""
-    tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")] if "remedy" in seeds \
-        else seeds.iloc[0:0]
+    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")] if "remedy" in runs \
+        else runs.iloc[0:0]
     if tuned.empty or "reached_target" not in tuned:
         return pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
@@ -148,7 +148,7 @@ def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: 
         per_seed = at.groupby("seed")["r"].mean().map(math.exp)
         e, lo, hi, _ = interval(per_seed, confidence, log=True)
         parts.append(f"{checkpoint} {fmt(e)} [{fmt(lo)}, {fmt(hi)}]")
-        for batch, g in at.groupby("batch_size"):
+        for batch, g in at.groupby("drawn_batch"):
             e, lo, hi, n = interval(g.groupby("seed")["r"].mean().map(math.exp), confidence, log=True)
             verdicts.append(decide_within(lo, hi, 1 - tolerance, 1 + tolerance, n))
             cells.append((abs(math.log(e)) if e > 0 else math.inf, f"batch {int(batch)} at {checkpoint} {fmt(e)} "
@@ -159,12 +159,12 @@ def noise_variance(variance: pd.DataFrame, confidence: float = 0.95, tolerance: 
     undecided = [text for _, text, w in cells if w != SUPPORTED]
     pooled = v.groupby("seed")["r"].mean().map(math.exp)
     effect, lo, hi, n = interval(pooled, confidence, log=True)
-    slope = np.polyfit(np.log(v["batch_size"]), np.log(v["measured"]), 1)[0] if v["batch_size"].nunique() > 1 \
+    slope = np.polyfit(np.log(v["drawn_batch"]), np.log(v["measured"]), 1)[0] if v["drawn_batch"].nunique() > 1 \
         else math.nan
-    cos = v.groupby("batch_size")["cosine_mean"].mean()
+    cos = v.groupby("drawn_batch")["cosine_mean"].mean()
     return Verdict("C5", verdict, effect, lo, hi, n, statement("C5"),
                    f"measured / predicted variance of the batch gradient at each of batch sizes "
-                   f"{', '.join(str(int(b)) for b in sorted(v['batch_size'].unique()))} and each checkpoint "
+                   f"{', '.join(str(int(b)) for b in sorted(v['drawn_batch'].unique()))} and each checkpoint "
                    f"(supported when every one of the {len(cells)} lies within 1 +- {tolerance:g}); the effect pools them",
                    f"by checkpoint: {'; '.join(parts)}; farthest from 1: {farthest}"
                    + (f"; not within 1 +- {tolerance:g}: {'; '.join(undecided)}" if undecided else "")
@@ -245,13 +245,13 @@ def grid_edges(tuned: pd.DataFrame) -> list[str]:
     return edges
 
 
-def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, target: float, window: int = 3
+def exact_b_simple_at_target(runs: pd.DataFrame, ref: pd.DataFrame, wanted, target: float, window: int = 3
                              ) -> tuple[pd.Series, str, str]:
     """Notebook 01's exact B_simple per seed for C11, where the reference run's validation loss first reached the
     search's ``target`` (McCandlish sets the noise scale where training reaches a loss beside the critical batch
     for that loss); the best weights where that checkpoint is missing for a ``wanted`` seed or was saved at another
     loss. Returns the values, where they were measured, and a note saying why when it fell back ('' if not)."""
-    exact = seeds[seeds.get("notebook") == "01_what_is_batch_size"] if "checkpoint" in seeds else seeds.iloc[0:0]
+    exact = runs[runs.get("notebook") == "01_what_is_batch_size"] if "checkpoint" in runs else runs.iloc[0:0]
     exact = windowed_b_simple(exact, window) if len(exact) else exact
     at = {c: g.set_index("seed")["b_simple"] for c, g in exact.groupby("checkpoint")} if len(exact) else {}
     saved = ref["checkpoint_val_loss"].dropna().unique() if "checkpoint_val_loss" in ref else []
@@ -274,7 +274,7 @@ def exact_b_simple_at_target(seeds: pd.DataFrame, ref: pd.DataFrame, wanted, tar
     return best, "at the best weights", why
 
 
-def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
+def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataFrame, reference_batch: int = 32,
                    confidence: float = 0.95, factor: float = 5.0, reading: "Reading | None" = None
                    ) -> tuple[Verdict, pd.DataFrame]:
     """C11: B_simple over B_crit (fitted to the steps-to-target of the learning-rate search), per seed; supported
@@ -286,8 +286,8 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
     interval of its |G|^2 reaches 0. B_crit is defined only when every batch size's best learning rate lies
     inside the searched grid. Returns the verdict and a per-seed table.
     """
-    tuned = seeds[(seeds.get("notebook") == "04_closing_the_gap") & (seeds.get("remedy") == "tuned")] \
-        if "remedy" in seeds else pd.DataFrame()
+    tuned = runs[(runs.get("notebook") == "04_closing_the_gap") & (runs.get("remedy") == "tuned")] \
+        if "remedy" in runs else pd.DataFrame()
     if tuned.empty or "reached_target" not in tuned:
         return empty("C11", "needs the learning-rate search (04, tuned)"), pd.DataFrame()
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
@@ -306,8 +306,8 @@ def critical_batch(seeds: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.Data
                              f"{', '.join(short)}"), table
     # B_simple: exact (notebook 01, where the validation loss first reached the target), and the two-batch
     # estimate beside it
-    ref = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == reference_batch)]
-    exact, where, why = exact_b_simple_at_target(seeds, ref, table["seed"], target, (reading or PROTOCOL).window)
+    ref = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == reference_batch)]
+    exact, where, why = exact_b_simple_at_target(runs, ref, table["seed"], target, (reading or PROTOCOL).window)
     log = noise_log[noise_log["job_id"].isin(ref["job_id"])] if len(noise_log) else noise_log
     hist = epochs[epochs["job_id"].isin(ref["job_id"])] if len(epochs) else epochs
     two = b_simple_until(log, hist, target) if len(log) else pd.Series(dtype=float)

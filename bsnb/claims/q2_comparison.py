@@ -46,39 +46,39 @@ from bsnb.stats import INCONCLUSIVE, censoring_bias, decide, interval
 ARTICLE = {"small_batch": 32, "large_batch": 256, "min_val_loss": {32: 0.344, 256: 0.395}}
 
 
-def compared_epoch(epochs: pd.DataFrame, seeds: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
+def compared_epoch(epochs: pd.DataFrame, runs: pd.DataFrame, small: int, large: int, c1_epoch: int = 0) -> int:
     """The last epoch that every compared run trained (``c1_epoch`` when given)."""
     if c1_epoch > 0:
         return c1_epoch
-    ids = seeds.loc[seeds["batch_size"].isin([small, large]), "job_id"]
+    ids = runs.loc[runs["batch_size"].isin([small, large]), "job_id"]
     ep = epochs[epochs["job_id"].isin(ids) & epochs["train_loss"].notna()]
     return int(ep.groupby(["job_id", "seed"])["epoch"].max().min()) if len(ep) else 0
 
 
-def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               c1_level: float = 0.0, confidence: float = 0.95, timing: pd.DataFrame | None = None,
               reading: "Reading | None" = None) -> list[Verdict]:
     """Verdicts of C1-C4 from the empirical-comparison runs, read by :func:`bsnb.minima.read_runs` (smoothed
     minima; failed runs marked); C3 from ``timing`` (:func:`bsnb.timing.interleaved_epochs`, measured alone) when
     given, else from the runs' own timings, labelled descriptive."""
     reading = reading or PROTOCOL
-    seeds, group_note = comparison_runs(seeds)
-    if seeds.empty:
+    runs, group_note = comparison_runs(runs)
+    if runs.empty:
         return [empty(c, "no empirical-comparison runs in the store") for c in ("C1", "C2", "C3", "C4")]
-    small, large, notes = choose_pair(seeds, small_batch, large_batch)
+    small, large, notes = choose_pair(runs, small_batch, large_batch)
     pair = f"batch {large} / batch {small}"
     notes = ([group_note] if group_note else []) + notes
-    left_out = minima.unusable_note(seeds[seeds["batch_size"].isin([small, large])])
+    left_out = minima.unusable_note(runs[runs["batch_size"].isin([small, large])])
     if left_out:
         notes.append(left_out)
     base_note = "; ".join(notes)
-    censored = {f"batch {small}": censored_seeds(seeds, small), f"batch {large}": censored_seeds(seeds, large)}
+    censored = {f"batch {small}": censored_seeds(runs, small), f"batch {large}": censored_seeds(runs, large)}
     smoothing = (f"smoothed over {reading.smoothing} evaluated epochs" if reading.smoothing > 1
                  else "raw, unsmoothed")
     out = []
 
     # C1: epochs to first reach a training-loss level, the lowest that every compared run reached
-    usable = usable_runs(seeds)
+    usable = usable_runs(runs)
     compared = usable[usable["batch_size"].isin([small, large])]
     ep = epochs[epochs["job_id"].isin(compared["job_id"])] if len(epochs) else epochs
     if len(ep):
@@ -106,9 +106,9 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     # C2: minimum of the smoothed validation loss; a censored large batch can only have made the ratio larger
     published = (f"article: {ARTICLE['min_val_loss'][32]} (batch 32) vs {ARTICLE['min_val_loss'][256]} (batch 256), "
                  f"ratio {ARTICLE['min_val_loss'][256] / ARTICLE['min_val_loss'][32]:.2f}")
-    v = ratio_verdict("C2", paired(seeds, "min_val_loss", small, large), "greater", confidence,
+    v = ratio_verdict("C2", paired(runs, "min_val_loss", small, large), "greater", confidence,
                        f"minimum validation loss ({smoothing}), ratio {pair}", published=published, note=base_note)
-    raw = paired(seeds, "min_val_loss_raw", small, large)
+    raw = paired(runs, "min_val_loss_raw", small, large)
     if len(raw):
         v.ours += f"; raw minima {ratio_text(raw, confidence)}"
     rho, lo, hi, n = seed_slope(usable[usable["batch_size"] >= small], "min_val_loss", confidence)
@@ -128,19 +128,19 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
                            f"{int(t['threads'].iloc[0])} thread(s) ({t['device'].iloc[0]}), every batch size of the "
                            f"comparison in turn; 'seeds' counts the repeats", published=published, note=base_note)
     else:
-        v = ratio_verdict("C3", paired(seeds, "seconds_per_epoch", small, large), "less", confidence,
+        v = ratio_verdict("C3", paired(runs, "seconds_per_epoch", small, large), "less", confidence,
                            f"seconds per training epoch (median over epochs), ratio {pair}", published=published,
                            note=join_notes(base_note, "descriptive only: timed inside the sweep, while other jobs shared "
                                                  "the machine; no timing that ran alone is in the store"))
         v.verdict = INCONCLUSIVE
-    eps = paired(seeds, "examples_per_second", small, large)
+    eps = paired(runs, "examples_per_second", small, large)
     if len(eps):
         v.ours += f"; in the sweep's runs, examples/s small {eps['small'].mean():,.0f}, large {eps['large'].mean():,.0f}"
     out.append(v)
 
     # C4: epoch of the smoothed minimum, large - small. A censored large batch's true epoch is later (the
     # difference is understated), a censored small batch's overstates it.
-    pairs = paired(seeds, "epoch_of_min_val_loss", small, large)
+    pairs = paired(runs, "epoch_of_min_val_loss", small, large)
     diff = pairs["large"] - pairs["small"]
     effect, lo, hi, n = interval(diff, confidence)
     v = Verdict("C4", decide(lo, hi, 0.0, "at_least", n), effect, lo, hi, n, statement("C4"),
@@ -154,16 +154,16 @@ def empirical(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, 
     return out
 
 
-def gap_by_budget(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def gap_by_budget(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
                   confidence: float = 0.95) -> pd.DataFrame:
     """C2's ratio as a function of the budget: per epoch k, the minimum validation loss over epochs 1..k of the
     large batch over the small batch's, geometric mean and interval over seeds (a run that stopped keeps its
     minimum)."""
-    seeds, _ = comparison_runs(seeds)
-    if seeds.empty:
+    runs, _ = comparison_runs(runs)
+    if runs.empty:
         return pd.DataFrame()
-    small, large, _ = choose_pair(seeds, small_batch, large_batch)
-    ids = seeds[seeds["batch_size"].isin([small, large]) & (seeds["status"] == "ok")]["job_id"]
+    small, large, _ = choose_pair(runs, small_batch, large_batch)
+    ids = runs[runs["batch_size"].isin([small, large]) & (runs["status"] == "ok")]["job_id"]
     ep = epochs[epochs["job_id"].isin(ids) & (epochs["epoch"] > 0)][["batch_size", "seed", "epoch", "val_loss"]]
     if ep.empty:
         return pd.DataFrame()
@@ -180,14 +180,14 @@ def gap_by_budget(seeds: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 
     return pd.DataFrame(rows)
 
 
-def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
+def learning_rate_check(runs: pd.DataFrame, small_batch: int = 32) -> str:
     """Whether the comparison's one learning rate is the small batch's best in the learning-rate search (fewest
     steps to the target, the most common best over seeds), said in a sentence computed from the store."""
-    comparison, _ = comparison_runs(seeds)
-    if comparison.empty or "remedy" not in seeds:
+    comparison, _ = comparison_runs(runs)
+    if comparison.empty or "remedy" not in runs:
         return ""
     lr = float(comparison["lr"].iloc[0])
-    best = best_rates(seeds)
+    best = best_rates(runs)
     best = best[best["batch_size"] == small_batch] if len(best) else best
     if len(best):  # docs/protocol.md: the small batch's chosen rate, the lowest mean smoothed minimum
         chosen, n = float(best["best_lr"].iloc[0]), best["seed"].nunique()
@@ -198,8 +198,8 @@ def learning_rate_check(seeds: pd.DataFrame, small_batch: int = 32) -> str:
         return (f"the comparison's learning rate {lr:g} is NOT the batch-{small_batch} rate the learning-rate search "
                 f"chooses by mean smoothed minimum validation loss ({chosen:.4g}, over its {n} seeds){edge}: the "
                 "comparison may be unfair to the small batch")
-    tuned = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] == "tuned")
-                 & (seeds["batch_size"] == small_batch)]
+    tuned = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] == "tuned")
+                 & (runs["batch_size"] == small_batch)]
     reached = tuned[tuned["reached_target"] == True] if "reached_target" in tuned else tuned.iloc[0:0]  # noqa: E712
     if reached.empty:
         return (f"the comparison's learning rate {lr:g} is not checked: the learning-rate search has no batch-"

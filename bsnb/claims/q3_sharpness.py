@@ -62,7 +62,7 @@ def _stable(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[~rows["unstable"].fillna(False).astype(bool)] if "unstable" in rows else rows
 
 
-def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
+def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               confidence: float = 0.95, epsilon: float = 1e-3, reading: "Reading | None" = None) -> Verdict:
     """C6: the top Hessian eigenvalue, large over small batch, where the training loss first fell to the lowest of
     1, 0.3, 0.1, 0.03 that every measured run reached (the matched level), and its rank trend over every measured
@@ -74,12 +74,12 @@ def sharpness(seeds: pd.DataFrame, small_batch: int = 32, large_batch: int = 256
     it. ``reading.level_shift`` moves the matched level to a neighbouring one (the sensitivity analysis).
     """
     reading = reading or PROTOCOL
-    r, group_note = comparison_runs(seeds, "03_sharpness")
+    r, group_note = comparison_runs(runs, "03_sharpness")
     if r.empty:
         return empty("C6", "no sharpness runs in the store")
-    r = _source_status(r, seeds)
+    r = _source_status(r, runs)
     small, large, notes = choose_pair(r, small_batch, large_batch)
-    source = comparison_runs(seeds)[0]
+    source = comparison_runs(runs)[0]
     left_out = minima.unusable_note(source[source["batch_size"].isin(r["batch_size"])]) if len(source) else ""
     usable = usable_runs(r)
     final = usable[usable["checkpoint"] == "final"] if "checkpoint" in usable else usable

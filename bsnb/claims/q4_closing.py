@@ -52,16 +52,16 @@ SETTING_MATCH = tuple(k for k in parameters.SETTING
                       if k not in ("batch_size", "batch_norm", "budget", "epochs", "steps", "patience"))
 
 
-def _baseline(seeds: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
+def _baseline(runs: pd.DataFrame, like: pd.Series, batch: int) -> pd.DataFrame:
     """The article-setting runs (02: the same learning rate) of ``batch`` matching ``like``'s setting."""
-    base = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == batch)]
+    base = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == batch)]
     for key in SETTING_MATCH:
         if key in base and key in like:
             base = base[base[key] == like[key]]
     return base[base["status"] == "ok"]
 
 
-def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95,
+def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 0.95,
                  distances: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per (large batch, remedy): its minimum validation loss, the share of the gap it closes, its cost.
 
@@ -73,15 +73,15 @@ def remedy_table(seeds: pd.DataFrame, small_batch: int = 32, confidence: float =
     minimum the budget ended before confirming. ``distances`` (from :func:`bsnb.analysis.log_fits`)
     adds the final distance from initialisation.
     """
-    if "remedy" not in seeds:
+    if "remedy" not in runs:
         return pd.DataFrame()
     # the share of a gap is defined above the small batch only (C9's and C12's arms at the small batch are read
     # by their own claims)
-    rem = seeds[(seeds["notebook"] == "04_closing_the_gap") & (seeds["remedy"] != "tuned")
-                & (seeds["batch_size"] != small_batch)]
+    rem = runs[(runs["notebook"] == "04_closing_the_gap") & (runs["remedy"] != "tuned")
+                & (runs["batch_size"] != small_batch)]
     rows = []
     for (batch, remedy), g in rem.groupby(["batch_size", "remedy"]):
-        large, small = _baseline(seeds, g.iloc[0], batch), _baseline(seeds, g.iloc[0], small_batch)
+        large, small = _baseline(runs, g.iloc[0], batch), _baseline(runs, g.iloc[0], small_batch)
         ok = g[g["status"] == "ok"]
         per = pd.DataFrame({"remedy": ok.set_index("seed")["min_val_loss"],
                             "large": large.set_index("seed")["min_val_loss"],
@@ -160,12 +160,12 @@ def _contrast_verdict(claim: str, table: pd.DataFrame, remedy: str, large_batch:
     return censor(v, "less", censored, bias)
 
 
-def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95,
+def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, confidence: float = 0.95,
             small_batch: int = 32) -> list[Verdict]:
     """C8 (linear rule with warm-up; square root beside it), C9 (Hoffer's regime adaptation, three arms), C10
     (ghost against plain BN, both with the square-root rule; BN at the small batch beside it) and C12 (Smith's
     batch growth against learning-rate decay, with the constant rate as the control)."""
-    rem = seeds[(seeds["notebook"] == "04_closing_the_gap")] if "remedy" in seeds else pd.DataFrame(
+    rem = runs[(runs["notebook"] == "04_closing_the_gap")] if "remedy" in runs else pd.DataFrame(
         columns=["remedy", "batch_size", "seed", "min_val_loss", "status", "notebook"])
     out = [_contrast_verdict("C8", table, "linear_warmup", large_batch, GOYAL, also=("sqrt", "linear")),
            regime_adaptation(rem, small_batch, large_batch, confidence)]
@@ -175,10 +175,10 @@ def closing(table: pd.DataFrame, seeds: pd.DataFrame, large_batch: int = 256, co
         v.ours += f"; plain BN at batch {small_batch} {small_bn['min_val_loss'].mean():.3f}"
     v.note = join_notes(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
     out.append(v)
-    control = seeds[(seeds["notebook"] == "02_empirical_comparison") & (seeds["batch_size"] == small_batch)]
+    control = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == small_batch)]
     decay = rem[rem["remedy"] == "lr_decay"] if "remedy" in rem else rem
     if len(decay):  # the comparison runs of the schedules' own setting (the same rate, model, data)
-        control = _baseline(seeds, decay.iloc[0], small_batch)
+        control = _baseline(runs, decay.iloc[0], small_batch)
     out.append(batch_growth(rem, small_batch, confidence, comparison=control))
     return out
 

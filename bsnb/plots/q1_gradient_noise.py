@@ -17,20 +17,20 @@ def gradient_noise(variance: pd.DataFrame):
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.3), layout="constrained")
     order = [c for c in ("initial", "best", "final") if c in set(variance["checkpoint"])]
     pal = dict(zip(order, sns.color_palette("deep", len(order))))
-    sns.lineplot(variance, x="batch_size", y="predicted", hue="checkpoint", hue_order=order, palette=pal, ax=axes[0],
+    sns.lineplot(variance, x="drawn_batch", y="predicted", hue="checkpoint", hue_order=order, palette=pal, ax=axes[0],
                  errorbar=None, lw=1.2, legend=False)
-    sns.scatterplot(variance, x="batch_size", y="measured", hue="checkpoint", hue_order=order, palette=pal,
+    sns.scatterplot(variance, x="drawn_batch", y="measured", hue="checkpoint", hue_order=order, palette=pal,
                     ax=axes[0], s=40, zorder=5)
     for ax in axes:
         ax.set_xscale("log", base=2)
-        sizes = sorted(variance["batch_size"].unique())
+        sizes = sorted(variance["drawn_batch"].unique())
         ax.set_xticks(sizes, [str(int(s)) for s in sizes])
         ax.minorticks_off()
         ax.set_xlabel("batch size B")
     log_y(axes[0])
     axes[0].set_ylabel(r"$\|g_B - G\|^2$")
     axes[0].set_title("batch-gradient error: measured (points), formula (lines)")
-    sns.lineplot(variance, x="batch_size", y="cosine_mean", hue="checkpoint", hue_order=order, palette=pal,
+    sns.lineplot(variance, x="drawn_batch", y="cosine_mean", hue="checkpoint", hue_order=order, palette=pal,
                  marker="o", errorbar=("pi", 100), ax=axes[1])
     axes[1].set_ylabel(r"cosine$(g_B, G)$")
     axes[1].set_ylim(0, 1.02)
