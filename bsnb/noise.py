@@ -206,6 +206,27 @@ def two_batch(g2_small: float, g2_big: float, b_small: int, b_big: int) -> tuple
     return g2, s
 
 
+def two_batch_at_step(model, big_grads: list, x, y) -> dict:
+    """McCandlish's two-batch estimate during training, at one step of one model: |g|^2 of its batch (``big_grads``,
+    the gradient the optimiser is about to use) and of the batch's first quarter.
+
+    A quarter rather than a half gives the estimator more contrast between the two batch sizes. The small batch's
+    gradient is taken with autograd.grad on ``model`` (the .grad the optimiser will use is not touched), and batch
+    norm's running statistics are restored after its forward pass.
+    """
+    g2_big = float(sum((g.double() ** 2).sum() for g in big_grads))
+    quarter = max(1, len(y) // 4)
+    buffers = [b.detach().clone() for b in model.buffers()]
+    grads = torch.autograd.grad(F.cross_entropy(model(x[:quarter]), y[:quarter]), list(model.parameters()))
+    with torch.no_grad():
+        for b, saved in zip(model.buffers(), buffers):
+            b.copy_(saved)
+    g2_small = float(sum((g.double() ** 2).sum() for g in grads))
+    g2_est, s_est = two_batch(g2_small, g2_big, quarter, len(y))
+    return {"b_small": quarter, "b_big": len(y), "g2_small": g2_small, "g2_big": g2_big, "g2_est": g2_est,
+            "s_est": s_est}
+
+
 def b_simple_from_estimates(g2: np.ndarray, s: np.ndarray) -> float:
     """B_simple from many two-batch estimates: the ratio of their means (each estimate alone is too noisy)."""
     g2, s = np.asarray(g2, float), np.asarray(s, float)

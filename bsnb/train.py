@@ -269,7 +269,8 @@ def _train_epoch(net, opt, spec: TrainSpec, data, members, orders, plan: _Plan, 
             for j, m in enumerate(members):
                 if m.active:
                     m.noise.append({"seed": m.seed, "step": step, "epoch": epoch,
-                                    **_two_batch(net, j, x_train[idx[j]], y_train[idx[j]])})
+                                    **noise.two_batch_at_step(net.module_of(j), [g[j] for g in net.grads()],
+                                                              x_train[idx[j]], y_train[idx[j]])})
         if step in plan.sampled:
             grad_norm = _norms(net.grads())
         opt.step()
@@ -319,28 +320,6 @@ def evaluate_all(net, x, y, chunk: int = models.EVAL_CHUNK) -> tuple[list[float]
     each active model as an ordinary module, as :func:`evaluate` takes it alone (NaN for a stopped one)."""
     out = [evaluate(net.module_of(j), x, y, chunk) if net.active[j] else (math.nan, math.nan) for j in range(net.m)]
     return [o[0] for o in out], [o[1] for o in out]
-
-
-def _two_batch(net, j: int, x, y) -> dict:
-    """McCandlish's two-batch estimate at this step for model ``j``: |g|^2 of its batch (its .grad) and of
-    the batch's first quarter.
-
-    A quarter rather than a half gives the estimator more contrast between the two batch sizes.
-    The small batch's gradient is taken with autograd.grad on model ``j`` as an ordinary module (the
-    .grad the optimiser will use is not touched) and batch-norm running statistics are restored
-    after its forward pass.
-    """
-    g2_big = float(sum((g[j].double() ** 2).sum() for g in net.grads()))
-    model = net.module_of(j)
-    half = max(1, len(y) // 4)
-    buffers = [b.detach().clone() for b in model.buffers()]
-    grads = torch.autograd.grad(F.cross_entropy(model(x[:half]), y[:half]), list(model.parameters()))
-    with torch.no_grad():
-        for b, saved in zip(model.buffers(), buffers):
-            b.copy_(saved)
-    g2_small = float(sum((g.double() ** 2).sum() for g in grads))
-    g2_est, s_est = noise.two_batch(g2_small, g2_big, half, len(y))
-    return {"b_small": half, "b_big": len(y), "g2_small": g2_small, "g2_big": g2_big, "g2_est": g2_est, "s_est": s_est}
 
 
 def _progress_bar(spec: TrainSpec, n_train: int, desc: str):

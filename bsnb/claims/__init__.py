@@ -12,27 +12,17 @@ interval alone:
 The package has one module per question of the article (``q1_gradient_noise``, ``q2_comparison``,
 ``q3_sharpness``, ``q4_closing``), each holding its claims' functions and their registry entries;
 ``protocol`` says how a store is read (docs/protocol.md), ``verdict`` how a verdict is formed and written,
-and ``registry`` collects the claims. The names below are the package's interface.
+and ``registry`` collects the claims. The names below are the package's interface: what the notebooks, the
+report and the tests call; a new claim's own helpers stay in its question's module.
 """
 
 from bsnb.claims.protocol import (  # noqa: F401
-                                  LEVELS,
                                   PROTOCOL,
-                                  SHARPNESS,
-                                  SMOOTHINGS,
-                                  WINDOWS,
-                                  Claim,
                                   Reading,
                                   Study,
-                                  best_rates,
-                                  censored_seeds,
-                                  choose_pair,
-                                  common_level,
                                   comparison_runs,
                                   epochs_to_level,
-                                  paired,
                                   search_runs,
-                                  shifted_level,
 )
 from bsnb.claims.q1_gradient_noise import (  # noqa: F401
                                   b_simple_until,
@@ -41,7 +31,6 @@ from bsnb.claims.q1_gradient_noise import (  # noqa: F401
                                   negative_g2_share,
                                   noise_growth,
                                   noise_variance,
-                                  regimes,
                                   steps_to_target,
 )
 from bsnb.claims.q2_comparison import (  # noqa: F401
@@ -54,11 +43,10 @@ from bsnb.claims.q2_comparison import (  # noqa: F401
                                   one_pass_interaction,
 )
 from bsnb.claims.q3_sharpness import distance, distance_law, edge_of_stability, sharpness  # noqa: F401
-from bsnb.claims.q4_closing import batch_growth, closing, regime_adaptation, remedy_table  # noqa: F401
+from bsnb.claims.q4_closing import closing, remedy_table  # noqa: F401
 from bsnb.claims.q4_tuning import rate_bands, rate_robustness, stable_range, tuned_rates  # noqa: F401
 from bsnb.claims.registry import CLAIMS, FIGURES, QUESTIONS, STATEMENTS, question, robustness  # noqa: F401
 from bsnb.claims.verdict import (  # noqa: F401
-                                  COLUMNS,
                                   HOLDS,
                                   Verdict,
                                   across_workloads,
