@@ -72,11 +72,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        with worktree(args.baseline, tmp / "baseline") as base:
+        with worktree(args.baseline, tmp / "code") as base:  # the runs go beside it: the worktree is removed
             for name, code in (("baseline", base), ("today", ROOT)):
-                t = timed_run(code, args.profile, tmp / name)
+                t = timed_run(code, args.profile, tmp / "runs" / name)
                 print(f"{name}: wall {t['wall']:.1f} s", flush=True)
-        jobs = {name: {p.name: p for p in (tmp / name / "runs").iterdir() if p.is_dir()} for name in ("baseline", "today")}
+        jobs = {name: {p.name: p for p in (tmp / "runs" / name / "runs").iterdir() if p.is_dir()}
+                for name in ("baseline", "today")}
         shared = sorted(set(jobs["baseline"]) & set(jobs["today"]))
         changed = 0
         for job in shared:
