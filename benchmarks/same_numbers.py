@@ -25,6 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine import timed_run, worktree  # noqa: E402
 
+from bsnb.results import OWN_BATCH  # noqa: E402
+
 # columns that measure time or place, not the computation
 TIMING = ("seconds", "examples_per_second", "seconds_per_epoch", "train_seconds", "seconds_to_target", "started",
           "finished", "wall", "threads", "device", "host", "worker", "pid", "kernel")
@@ -35,8 +37,12 @@ def _timing(column: str) -> bool:
 
 
 def tables(job: Path) -> dict[str, pd.DataFrame]:
-    """Every CSV table of a job, and its per-seed summary as one more."""
+    """Every CSV table of a job, and its per-seed summary as one more, columns named as
+    :func:`bsnb.results.load_tables` names them (a store written before a column was renamed reads the same)."""
     out = {p.stem: pd.read_csv(p) for p in sorted(job.glob("*.csv"))}
+    for name, own in OWN_BATCH.items():  # read as the store reads them: a batch of a table's own under its own name
+        if name in out and "batch_size" in out[name] and own not in out[name]:
+            out[name] = out[name].rename(columns={"batch_size": own})
     summary = job / "summary.json"
     if summary.exists():
         out["summary"] = pd.DataFrame(json.loads(summary.read_text())["seeds"])
