@@ -89,7 +89,7 @@ def cmd_run(args) -> int:
                     scheduler=args.scheduler, cluster_file=args.cluster, log_directory=out_dir / "logs" / "cluster")
     done = sweep.run(profile, out_dir, engine, force=args.force, progress=not args.quiet,
                      say=_say, build_report=report.build,
-                     reuse_kernels=not args.fresh_kernels)
+                     reuse_kernels=not args.fresh_kernels, findings=not args.jobs_only)
     result, planned = done.result, done.planned
     complete = result.count("ok") + result.count("cached")
     if result.unwritable:
@@ -109,14 +109,17 @@ def cmd_run(args) -> int:
         return EXIT_INTERRUPTED
     t = done.timings
     ran = result.count("ok") + result.count("failed")
+    findings = ("not run (--jobs-only): `bsnb report` builds them from the stored runs" if args.jobs_only else
+                "FAILED: " + done.findings_error if done.findings_error else "ok")
     _say(f"{len(planned)} jobs: {ran} ran, {result.count('cached')} cached, {len(result.failed)} failed; "
-          f"findings {'FAILED: ' + done.findings_error if done.findings_error else 'ok'}; "
+          f"findings {findings}; "
           f"{t['total']:.0f} s in all (jobs {t['jobs']:.0f} s"
          + (f", estimated {result.estimated:.0f} s at the start" if result.estimated is not None and ran else "")
          + f", findings {t['findings']:.0f} s, report {t['report']:.0f} s)")
     for o in result.failed:
         _say(f"  failed: {o.job_id}: {o.error} (notebook kept in {out_dir / 'runs' / o.job_id})")
-    _say(str(done.index.resolve()))
+    if done.index is not None:
+        _say(str(done.index.resolve()))
     return EXIT_FAILED if result.failed or done.findings_error else EXIT_OK
 
 
@@ -216,6 +219,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--fresh-kernels", action="store_true",
                      help="start a new Jupyter kernel for every job instead of reusing each worker's (slower, "
                           "the same results)")
+    run.add_argument("--jobs-only", action="store_true",
+                     help="run the jobs and stop: no findings, no report (`bsnb report` builds them later, "
+                          "e.g. once several sweeps have filled the store)")
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check a profile and list its jobs; runs nothing")
     val.add_argument("profile")

@@ -335,9 +335,10 @@ class ProfileRun:
 
 
 def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = False, progress: bool = True,
-        say=print, build_report=None, reuse_kernels: bool = True) -> ProfileRun:
+        say=print, build_report=None, reuse_kernels: bool = True, findings: bool = True) -> ProfileRun:
     """Everything ``bsnb run`` does: plan, keep the books, execute the jobs, the findings, then
-    ``build_report(out_dir, profile, meta)``. ``say`` gets the lines a user should read before the jobs start."""
+    ``build_report(out_dir, profile, meta)``. ``say`` gets the lines a user should read before the jobs start.
+    ``findings=False`` stops after the jobs (``bsnb run --jobs-only``; ``bsnb report`` builds the rest later)."""
     start = time.time()
     out_dir = Path(out_dir)
     planned = plan(profile, out_dir, force=force)
@@ -364,9 +365,9 @@ def run(profile: profiles.Profile, out_dir: Path, engine: Engine, force: bool = 
         return done
     t_findings = time.time()
     commit = sources.code_commit()  # the code that ran the jobs: the reference runs name it (bsnb.readme)
-    done.findings_error = run_findings(profile, out_dir)
+    done.findings_error = run_findings(profile, out_dir) if findings else None
     t_report = time.time()
-    if build_report is not None:
+    if build_report is not None and findings:
         done.index = build_report(out_dir, profile, meta={
             "wall time": f"{time.time() - start:.0f} s (jobs {result.seconds:.0f} s, findings {t_report - t_findings:.0f} s)"})
     done.timings = {"commit": commit, "finished": time.strftime("%Y-%m-%d %H:%M %Z"),

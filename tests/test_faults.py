@@ -101,9 +101,10 @@ def _wait_for_first_job(out, proc, timeout=180):
 
 def _rerun_finishes(profile, out, jobs: int, kept: int):
     """The same command again finishes what is missing and reruns nothing that was kept."""
-    again = bsnb("run", profile, "--out", out, "--quiet")
+    again = bsnb("run", profile, "--out", out, "--quiet", "--jobs-only")  # the jobs are what a fault can lose
     assert again.returncode == 0, again.stdout + again.stderr
-    assert f"{jobs - kept} ran, {kept} cached, 0 failed" in again.stdout
+    assert f"{jobs - kept} ran, {kept} cached, 0 failed; findings not run (--jobs-only)" in again.stdout
+    assert not (Path(out) / "index.html").exists()
     assert sorted(states(out).values()) == ["ok"] * jobs
     print(f"rerun: exit {again.returncode}, {again.stdout.splitlines()[-2]}")  # `pytest -s` shows what a user sees
 
@@ -172,7 +173,7 @@ def test_an_interrupted_sweep_resumes_and_finishes(tmp_path, sig):
 def test_two_sweeps_on_one_folder_at_once_run_each_job_once(tmp_path):
     profile = tiny_profile(tmp_path, batch_sizes=(16, 32, 64), epochs=6)
     out = tmp_path / "out"
-    first, second = Sweep(profile, "--out", out, "--quiet"), Sweep(profile, "--out", out, "--quiet")
+    first, second = (Sweep(profile, "--out", out, "--quiet", "--jobs-only") for _ in range(2))
     for run in (first, second):
         code, stdout, stderr = run.finish()
         assert code == 0, stdout + stderr
@@ -226,7 +227,7 @@ def test_opening_the_dashboard_in_a_browser_does_not_stop_the_sweep(tmp_path):
     that took the default SIGPIPE action died here (exit 141) the moment the websocket closed."""
     profile = tiny_profile(tmp_path, batch_sizes=(16, 32), epochs=30)
     out = tmp_path / "out"
-    run = Sweep(profile, "--out", out)
+    run = Sweep(profile, "--out", out, "--jobs-only")
     url = run.wait_for(r"dashboard (http://\S+)").group(1)
     for visit in range(2):  # opened, rendered, closed; then once more, as a user comes back to it
         driver = headless_chromium("1400,900")
@@ -256,7 +257,7 @@ def test_a_killed_worker_of_a_running_cluster_has_its_job_rerun(tmp_path, dask_c
                                                                                  "03_sharpness"))
     killer = WorkerKiller(lambda: [w.pid for w in workers], times=1)
     killer.start()
-    proc = bsnb("run", profile, "--out", out, "--scheduler", address)
+    proc = bsnb("run", profile, "--out", out, "--scheduler", address, "--jobs-only")
     killer.done.set()
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"the Dask cluster at {address}" in proc.stderr

@@ -167,11 +167,11 @@ def test_damage_anywhere_is_named_and_its_job_and_readers_rerun(smoke, tmp_path)
     cut.write_bytes(cut.read_bytes()[:200])
     rel = cut.relative_to(second.dir).as_posix()
     assert second.damaged() == [rel] and not second.complete and second.state() == "incomplete"
-    seeds = set(results.load_tables(out / "runs").seeds["job_id"])
+    seeds = set(results.load_tables(out / "runs").runs["job_id"])
     assert first.job_id not in seeds and second.job_id not in seeds  # the findings never read them
     readers = [q.job.job_id for q in sweep.plan(profiles.load_profile("smoke"), out)
                if q.source is not None and q.source.job.job_id in (first.job_id, second.job_id)]
-    proc = bsnb("run", "smoke", "--out", out)
+    proc = bsnb("run", "smoke", "--out", out, "--jobs-only")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"{first.job_id}: cannot read {results.SUMMARY}" in proc.stdout
     assert f"{second.job_id}: cannot read {rel}" in proc.stdout
