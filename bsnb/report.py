@@ -66,7 +66,8 @@ def _nav(current: str, depth: int, matrix: bool = False) -> str:
 DOCS = "The rules every verdict here follows: " + " &middot; ".join(
     f'<a href="{(parameters.ROOT / "docs" / name).as_uri()}">{label}</a>' for name, label in
     (("protocol.md", "the protocol"), ("findings.md", "the findings read claim by claim"),
-     ("running.md", "running a study"), ("contributing.md", "contributing")))
+     ("running.md", "running a study"), ("data.md", "data and workloads"), ("scaling.md", "scaling out"),
+     ("contributing.md", "contributing")))
 
 
 def page(title: str, body: str, info: dict, current: str = "", depth: int = 0, code: bool = False,

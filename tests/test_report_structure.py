@@ -168,3 +168,14 @@ def test_the_findings_headings_name_the_claims_the_registry_gives_each_question(
             listed.append(ids)
     assert listed == [set(ids) for _, _, ids in report.QUESTIONS]
     assert set().union(*listed) == set(claims.CLAIMS)
+
+
+def test_every_page_of_docs_is_linked_from_the_readme_and_from_each_report_page():
+    from bsnb import readme, report
+
+    pages = sorted((parameters.ROOT / "docs").glob("*.md"))
+    assert len(pages) >= 6
+    text = readme.README.read_text()
+    for doc in pages:
+        assert f"](docs/{doc.name})" in text, doc.name
+        assert f'href="{doc.as_uri()}"' in report.DOCS, doc.name
