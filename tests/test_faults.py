@@ -232,19 +232,21 @@ def test_opening_the_dashboard_in_a_browser_does_not_stop_the_sweep(tmp_path):
     that took the default SIGPIPE action died here (exit 141) the moment the websocket closed."""
     profile = tiny_profile(tmp_path, batch_sizes=(16, 32), epochs=30)
     out = tmp_path / "out"
-    run = Sweep(profile, "--out", out, "--jobs-only")
-    url = run.wait_for(r"dashboard (http://\S+)").group(1)
-    for visit in range(2):  # opened, rendered, closed; then once more, as a user comes back to it
-        driver = headless_chromium("1400,900")
-        try:
-            driver.get(url)
-            time.sleep(4)  # the page opens its websocket and draws live
-            if visit == 0:
-                driver.save_screenshot(str(tmp_path / "dashboard.png"))
-            assert "Dask" in driver.title
-        finally:
-            driver.quit()  # the websocket closes with the browser
-        assert run.proc.poll() is None, "".join(run.lines)
+    planned = sweep.plan(profiles.load_profile(profile), out)
+    with holding([p.run_dir for p in planned]):  # the jobs wait until both visits are over, however fast the machine
+        run = Sweep(profile, "--out", out, "--jobs-only")
+        url = run.wait_for(r"dashboard (http://\S+)").group(1)
+        for visit in range(2):  # opened, rendered, closed; then once more, as a user comes back to it
+            driver = headless_chromium("1400,900")
+            try:
+                driver.get(url)
+                time.sleep(4)  # the page opens its websocket and draws live
+                if visit == 0:
+                    driver.save_screenshot(str(tmp_path / "dashboard.png"))
+                assert "Dask" in driver.title
+            finally:
+                driver.quit()  # the websocket closes with the browser
+            assert run.proc.poll() is None, "".join(run.lines)
     code, stdout, stderr = run.finish()
     assert code == 0, stdout + stderr
     assert "2 ran, 0 cached, 0 failed" in stdout
