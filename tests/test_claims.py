@@ -769,6 +769,18 @@ def test_c15_reads_the_confirmation_seeds_at_the_chosen_rate_and_the_search_besi
     assert "batch 256's confirmation ran at lr 0.08" in stale.note
 
 
+def test_c15s_seed_check_leaves_out_each_confirmation_seed_it_reads_and_no_other():
+    """Where confirmation runs decide C15, leaving out a search seed cannot move its label: the check counts only
+    the 10 confirmation seeds (it said "any one of 13" when it counted the search's seeds too)."""
+    runs = pd.concat([search_runs({32: 0.30, 256: 0.30}), confirmation({32: 0.30, 256: 0.33},
+                                                                        {32: 0.04, 256: 0.04})], ignore_index=True)
+    tables = type("T", (), {"runs": runs, "epochs": pd.DataFrame(), "steps": pd.DataFrame(),
+                            "table": lambda self, name: pd.DataFrame()})()
+    study = claims.Study(tables)
+    [v] = claims.robustness(study, [claims.CLAIMS["C15"].compute(study, claims.PROTOCOL)])
+    assert v.seeds == 10 and "one seed left out: the same label without any one of 10" in v.sensitivity, v.sensitivity
+
+
 def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None, lam_at_rate=None):
     """03 records of the small batch's comparison runs (and of the large batch's, at the comparison's rate, when
     ``lam_at_rate``) and 04 linear-rule records of the large batch, per level."""

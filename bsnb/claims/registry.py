@@ -84,7 +84,10 @@ def robustness(study: Study, verdicts: list[Verdict]) -> list[Verdict]:
                 moved.append("too few seeds to leave one out")
             else:
                 flips = []
-                seeds = [s for s in study.seed_ids() if claim.reads_confirmation or s not in confirmation_only]
+                # a claim is checked on the seeds it reads: C15, where confirmation runs decide it, on those alone
+                # (leaving out a seed it does not read cannot move it, and would count as a check passed)
+                seeds = sorted(confirmation_only) if claim.reads_confirmation and confirmation_only else \
+                    [s for s in study.seed_ids() if s not in confirmation_only]
                 for seed in seeds:
                     if seed not in left_out:
                         left_out[seed] = study.without_seed(seed)
