@@ -175,6 +175,22 @@ def cmd_compare(args) -> int:
     return EXIT_OK
 
 
+def cmd_rates(args) -> int:
+    from bsnb import search
+
+    out = args.out or parameters.REPORTS_DIR / args.profile
+    table = search.chosen_rates(out)
+    if table.empty:
+        print(f"error: {out} holds no finished learning-rate search trained to its minimum (remedy tuned, "
+              "patience > 0)", file=sys.stderr)
+        return EXIT_INVALID
+    for r in table.itertuples():
+        edge = "; still on an edge of its grid" if r.on_edge else ""
+        _say(f"{r.workload or 'study'}: batch {r.batch_size} chooses lr {r.chosen_lr:.4g} ({r.seeds} seeds, "
+             f"{r.extensions} extension(s), {'refined' if r.refined else 'not refined'}{edge}; rates {r.rates})")
+    return EXIT_OK
+
+
 def _quiet_stdout():
     """Point stdout at /dev/null: its reader has gone, and Python's own flush at exit would fail again."""
     import os
@@ -242,6 +258,11 @@ def parser() -> argparse.ArgumentParser:
     cel = sub.add_parser("cells", help="write each notebook's parameters cell from bsnb/parameters.py (after adding "
                          "a parameter or a choice)")
     cel.set_defaults(func=cmd_cells)
+    rts = sub.add_parser("rates", help="the rate each learning-rate search of a finished study chose, by the "
+                         "protocol's rule (what a pilot search pins in params/workloads.yaml)")
+    rts.add_argument("profile")
+    rts.add_argument("--out", help="output folder of the run (default reports/<profile name>)")
+    rts.set_defaults(func=cmd_rates)
     cmp = sub.add_parser("compare", help="set two finished studies side by side, claim by claim")
     cmp.add_argument("a", help="the first study's folder (its --out) or its claims.csv")
     cmp.add_argument("b", help="the second study's folder or claims.csv")

@@ -136,3 +136,30 @@ def confirmed(params: dict, search_dir) -> dict:
     if choice is None:
         raise ValueError(f"source_dir = {search_dir!s}: no run of the search has a finite minimum: no rate to confirm")
     return {**params, "lr": choice.rate}
+
+
+def chosen_rates(out_dir) -> pd.DataFrame:
+    """Every finished search of a study's output folder read by the rule, a row per (workload, batch size): the
+    chosen rate, whether the factor-2 best still lies on an edge, the extensions, the refinement, the search seeds
+    and the rates searched. What a pilot search pins (``bsnb rates``; params/workloads.yaml)."""
+    from bsnb import results
+
+    store = results.store_dir_of(out_dir)
+    rows = []
+    for workload in results.workloads_of(store) or [""]:
+        for job in results.jobs_in(store, workload=workload):
+            params, status = job.params(), job.status() or {}
+            if params.get("remedy") != "tuned" or not params.get("patience") or status.get("status") != "ok":
+                continue
+            choice = choose(table_of(pd.DataFrame(job.summary()["seeds"])))
+            if choice is None:
+                continue
+            rows.append({"workload": workload, "batch_size": params.get("batch_size"), "chosen_lr": choice.rate,
+                         "on_edge": choice.on_edge, "extensions": choice.extensions, "refined": choice.refined,
+                         "seeds": choice.seeds, "rates": ", ".join(f"{r:.4g}" for r in sorted(choice.means.index)),
+                         "job": job.dir.name})
+    table = pd.DataFrame(rows, columns=["workload", "batch_size", "chosen_lr", "on_edge", "extensions", "refined",
+                                        "seeds", "rates", "job"])
+    order = {w: i for i, w in enumerate(results.workloads_of(store))}
+    return table.sort_values(["batch_size"], kind="stable").sort_values(
+        ["workload"], key=lambda w: w.map(order).fillna(0), kind="stable").reset_index(drop=True)

@@ -97,3 +97,32 @@ def test_a_search_job_adds_its_rates_and_records_how_each_entered():
     table = search.table_of(pd.DataFrame([r.summary for r in out]))
     assert search.next_rates(table) is None  # complete: the job ran the rule to its end
     assert len({r.label for r in out}) == len(out)  # every run has its own checkpoint folder
+
+
+def test_bsnb_rates_reads_each_workloads_stored_search_by_the_rule(tmp_path, capsys):
+    """`bsnb rates` (what a pilot search pins in params/workloads.yaml): each workload's finished search read by
+    the rule, the chosen rate and whether it still lies on an edge; a study without a search is an error."""
+    from bsnb import cli, results
+
+    store = results.store_dir(tmp_path)
+    for workload, best, grid in (("wide", 0.04, GRID), ("edge", 0.5, GRID[:3])):
+        job = results.JobStore(store / f"04-bs32-remedytuned-{workload}")
+        table = runs(bowl(best), grid)
+        records = [{"lr_used": r.lr, "seed": r.seed, "min_val_loss": r.min_val_loss, "status": "ok",
+                    "search_step": "grid", "failed_to_train": False} for r in table.itertuples()]
+        job.save("04_closing_the_gap", {"remedy": "tuned", "patience": 20, "batch_size": 32}, records)
+        job.write_status({"status": "ok"})
+    other = results.JobStore(store / "02-bs32")
+    other.save("02_empirical_comparison", {"batch_size": 32, "patience": 20}, [{"seed": 0, "min_val_loss": 0.3}])
+    other.write_status({"status": "ok"})
+    results.write_plan(store, "pilot", [p.name for p in store.iterdir()],
+                       {"wide": ["04-bs32-remedytuned-wide", "02-bs32"], "edge": ["04-bs32-remedytuned-edge"]})
+    table = search.chosen_rates(tmp_path)
+    assert list(table["workload"]) == ["wide", "edge"] and list(table["batch_size"]) == [32, 32]
+    assert table["chosen_lr"].tolist() == [0.04, 0.04] and table["on_edge"].tolist() == [False, True]
+    assert cli.main(["rates", "pilot", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "wide: batch 32 chooses lr 0.04 (3 seeds" in printed and "edge: batch 32 chooses lr 0.04" in printed
+    assert "still on an edge of its grid" in printed.splitlines()[1]
+    assert cli.main(["rates", "pilot", "--out", str(tmp_path / "nothing")]) == 2
+    assert "no finished learning-rate search" in capsys.readouterr().err
