@@ -178,6 +178,10 @@ PARAMS: dict[str, Param] = {
            low=1.0, high=1000.0),
         _p("lr_grid", list, [0.005, 0.01, 0.02, 0.05, 0.1, 0.2], "learning rates the tuned remedy tries", "nuisance",
            item_type=float, low=1e-8, high=10.0, min_items=1),
+        _p("lr_grid_factors", list, [], "a profile's grid for the tuned remedy as factors of the linear rule's rate at "
+           "each search's batch size, lr x batch_size / reference_batch: centred on the pinned lr (protocol v4); the "
+           "sweep writes the rates into lr_grid, which it replaces (empty: lr_grid as given)", "nuisance",
+           item_type=float, low=1e-6, high=1e6),
         _p("confirm_seeds", list, [], "seeds a profile trains at the rate each tuned search chose, in a job of remedy "
            "confirm that runs after the search (C15; none: C15 reads the search's own seeds)", "nuisance",
            item_type=int, low=0),
@@ -246,6 +250,18 @@ FINDINGS = "05_findings"
 FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_level", "confidence", "store_dir", "report_dir", "workload"]
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
+
+# Values a profile (or a workload) gives that the sweep resolves into a job's own parameters before the job is
+# made, so no notebook declares them: lr_grid_factors becomes lr_grid (:func:`centred_grid`).
+PROFILE_ONLY = ["lr_grid_factors"]
+
+
+def centred_grid(params: dict, factors: list[float]) -> list[float]:
+    """The tuned remedy's grid centred on the linear rule's rate at the job's batch size: lr x batch_size /
+    reference_batch x each factor, to 4 significant digits (0.03 at batch 256 with factors 0.25 to 4: 0.06 to 0.96)."""
+    centre = params["lr"] * params["batch_size"] / params["reference_batch"]
+    return [float(f"{centre * f:.4g}") for f in factors]
+
 
 # Number of examples each dataset can provide: one pool, or (train and validation pool, test pool).
 DATASET_SIZES = {"mnist1d": None, "digits": 1797,

@@ -28,7 +28,9 @@ from bsnb.parameters import (
     PARAMS,
     PARAMS_DIR,
     ProfileError,
+    centred_grid,
     check_params,
+    check_value,
     defaults,
 )
 
@@ -307,6 +309,12 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                 params = defaults(notebook)
                 params.update({k: v for k, v in relevant.items() if k not in axes})
                 params.update(dict(zip(axes, point)))
+                factors, problem = check_value("lr_grid_factors", values.get("lr_grid_factors") or [])
+                if problem:
+                    problems.append(where + problem)
+                    continue
+                if factors and params.get("remedy") == "tuned":  # centred on the pinned rate (the profile's values)
+                    params["lr_grid"] = centred_grid(params, factors)
                 params, found = check_params(notebook, params)
                 problems += [where + f for f in found]
                 if found:

@@ -37,7 +37,7 @@ def test_a_workloads_values_win_over_the_profiles_and_its_notebook_sections(tmp_
         assert trained
         if name == "mnist1d-cnn-adamw":  # its grid beats the smoke profile's 04 section's lr_grid
             assert all(j.params["optimizer"] == "adamw" for j in trained)
-            assert all(j.params["lr_grid"] == [0.0025, 0.005, 0.01, 0.02, 0.04] for j in trained
+            assert all(j.params["lr_grid"] == profiles.load_workloads()[name].values["lr_grid"] for j in trained
                        if j.params.get("remedy") == "tuned")
         if name == "mnist1d-mlp":
             assert all(j.params["model"] == "mlp" for j in trained)
@@ -49,7 +49,9 @@ def test_a_workloads_values_win_over_the_profiles_and_its_notebook_sections(tmp_
 
 def test_a_job_two_workloads_share_runs_once_and_both_read_it(tmp_path):
     width = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())["fixed"].get("width", 25)
-    path = profile_file(tmp_path, workloads=["mnist1d-cnn", {"mnist1d-cnn-wide": {"fixed": {"width": width}}}])
+    lr = profiles.load_workloads()["mnist1d-cnn"].values["lr"]  # each workload pins its own rate
+    path = profile_file(tmp_path, workloads=["mnist1d-cnn", {"mnist1d-cnn-wide": {"fixed": {"width": width},
+                                                                                 "nuisance": {"lr": lr}}}])
     profile = profiles.load_profile(path)
     jobs = profiles.expand(profile)
     members = profiles.workload_jobs(profile)
@@ -63,7 +65,9 @@ def test_validate_lists_the_jobs_by_workload_with_their_cost_and_a_shared_job_on
     from conftest import bsnb
 
     width = yaml.safe_load((parameters.PARAMS_DIR / "smoke.yaml").read_text())["fixed"].get("width", 25)
-    path = profile_file(tmp_path, workloads=["mnist1d-cnn", {"mnist1d-cnn-wide": {"fixed": {"width": width}}},
+    lr = profiles.load_workloads()["mnist1d-cnn"].values["lr"]
+    path = profile_file(tmp_path, workloads=["mnist1d-cnn", {"mnist1d-cnn-wide": {"fixed": {"width": width},
+                                                                                 "nuisance": {"lr": lr}}},
                                              "mnist1d-mlp"])
     proc = bsnb("validate", path, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
@@ -293,3 +297,24 @@ def test_c17_draws_no_figure_without_one_pass_runs():
     keep = runs["notebook"] == "02_empirical_comparison"
     curves, _ = claims.one_pass_curves(minima.read_runs(runs[keep], epochs), epochs, 32, 256)
     assert curves.empty
+
+
+def test_a_search_grid_given_as_factors_is_centred_on_each_workloads_pinned_rate(tmp_path):
+    """Protocol v4: each workload's search grid is centred from its pinned rate, lr x batch / reference_batch x each
+    factor; a workload that gives its own lr_grid (AdamW's, one grid at every batch size) sets no factors."""
+    tuned = [{"scientific": {"batch_size": [32, 64], "remedy": ["tuned"]},
+              "nuisance": {"lr_grid_factors": [0.5, 1, 2], "seeds": [0]}}]
+    path = profile_file(tmp_path, notebooks={"04_closing_the_gap": tuned},
+                        workloads=[{"mnist1d-cnn": {"nuisance": {"lr": 0.05}}},
+                                   {"mnist1d-cnn-adamw": {"nuisance": {"lr_grid_factors": []}}}])
+    profile = profiles.load_profile(path)
+    by_id = {j.job_id: j for j in profiles.expand(profile)}
+    members = profiles.workload_jobs(profile)
+    grids = {(w, by_id[i].params["batch_size"]): by_id[i].params["lr_grid"] for w, ids in members.items() for i in ids}
+    assert grids[("mnist1d-cnn", 32)] == [0.025, 0.05, 0.1] and grids[("mnist1d-cnn", 64)] == [0.05, 0.1, 0.2]
+    adamw = profiles.load_workloads()["mnist1d-cnn-adamw"].values["lr_grid"]
+    assert grids[("mnist1d-cnn-adamw", 32)] == grids[("mnist1d-cnn-adamw", 64)] == adamw
+    assert all("lr_grid_factors" not in j.params for j in by_id.values())  # resolved before the job is made
+    bad = [{**tuned[0], "nuisance": {"lr_grid_factors": [0.5, -1], "seeds": [0]}}]
+    with pytest.raises(parameters.ProfileError, match="lr_grid_factors"):
+        profiles.expand(profiles.load_profile(profile_file(tmp_path, notebooks={"04_closing_the_gap": bad})))
