@@ -251,11 +251,6 @@ FINDINGS_PARAMS = ["small_batch", "large_batch", "c1_level", "confidence", "stor
 ALL_NOTEBOOKS = {**NOTEBOOKS, FINDINGS: FINDINGS_PARAMS}
 JOBS = {**{nb: job_params(nb) for nb in NOTEBOOKS}, FINDINGS: FINDINGS_PARAMS}
 
-# Values a profile (or a workload) gives that the sweep resolves into a job's own parameters before the job is
-# made, so no notebook declares them: lr_grid_factors becomes lr_grid (:func:`centred_grid`).
-PROFILE_ONLY = ["lr_grid_factors"]
-
-
 def centred_grid(params: dict, factors: list[float]) -> list[float]:
     """The tuned remedy's grid centred on the linear rule's rate at the job's batch size: lr x batch_size /
     reference_batch x each factor, to 4 significant digits (0.03 at batch 256 with factors 0.25 to 4: 0.06 to 0.96)."""

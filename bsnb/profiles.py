@@ -305,14 +305,14 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                 if not relevant[axis]:
                     problems.append(f"{axis} = [] is an empty list: give at least one value")
             points = itertools.product(*(relevant[a] for a in axes)) if axes else [()]
+            factors, problem = check_value("lr_grid_factors", values.get("lr_grid_factors") or [])
+            if problem:  # a profile value, resolved into lr_grid below (no notebook declares it)
+                problems.append(where + problem)
+                continue
             for point in points:
                 params = defaults(notebook)
                 params.update({k: v for k, v in relevant.items() if k not in axes})
                 params.update(dict(zip(axes, point)))
-                factors, problem = check_value("lr_grid_factors", values.get("lr_grid_factors") or [])
-                if problem:
-                    problems.append(where + problem)
-                    continue
                 if factors and params.get("remedy") == "tuned":  # centred on the pinned rate (the profile's values)
                     params["lr_grid"] = centred_grid(params, factors)
                 params, found = check_params(notebook, params)

@@ -146,8 +146,9 @@ def chosen_rates(out_dir) -> pd.DataFrame:
 
     store = results.store_dir_of(out_dir)
     rows = []
-    for workload in results.workloads_of(store) or [""]:
-        for job in results.jobs_in(store, workload=workload):
+    for workload in results.workloads_of(store) or [""]:  # in the profile's order, each by batch size
+        jobs = sorted(results.jobs_in(store, workload=workload), key=lambda j: j.params().get("batch_size", 0))
+        for job in jobs:
             params, status = job.params(), job.status() or {}
             if params.get("remedy") != "tuned" or not params.get("patience") or status.get("status") != "ok":
                 continue
@@ -158,8 +159,5 @@ def chosen_rates(out_dir) -> pd.DataFrame:
                          "on_edge": choice.on_edge, "extensions": choice.extensions, "refined": choice.refined,
                          "seeds": choice.seeds, "rates": ", ".join(f"{r:.4g}" for r in sorted(choice.means.index)),
                          "job": job.dir.name})
-    table = pd.DataFrame(rows, columns=["workload", "batch_size", "chosen_lr", "on_edge", "extensions", "refined",
-                                        "seeds", "rates", "job"])
-    order = {w: i for i, w in enumerate(results.workloads_of(store))}
-    return table.sort_values(["batch_size"], kind="stable").sort_values(
-        ["workload"], key=lambda w: w.map(order).fillna(0), kind="stable").reset_index(drop=True)
+    return pd.DataFrame(rows, columns=["workload", "batch_size", "chosen_lr", "on_edge", "extensions", "refined",
+                                       "seeds", "rates", "job"])
