@@ -274,6 +274,8 @@ class Engine:
         else:
             self.cluster = local_cluster(min(self.workers or default_workers(), max(jobs, 1)))
             self.client = Client(self.cluster)
+        if self.cluster is not None:  # workers started here; a user's own cluster is left as it is
+            self.client.register_plugin(quiet_close())
         return self
 
     def close(self):
@@ -348,6 +350,33 @@ class Engine:
                 self.client.restart_workers(busy, timeout=60)
             except Exception:  # a worker that cannot restart is left to its cluster's own handling
                 pass
+
+
+def quiet_close():
+    """The worker plugin below (built here: importing this module must not import Dask)."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class QuietClose(WorkerPlugin):
+        """A worker that closes while its heartbeat is in flight logs "Failed to communicate with scheduler during
+        heartbeat" with a traceback: Dask closes the connection under its own request (Worker.close stops the
+        heartbeat's timer, then closes the connection pool an earlier heartbeat still waits on). Every cluster
+        close can print it, after a sweep that went well. This drops that one record while the worker is closing;
+        on a running worker, where it means the scheduler is unreachable, it still shows."""
+
+        name = "bsnb-quiet-close"
+
+        def setup(self, worker):
+            import logging
+
+            from distributed.core import Status
+
+            def keep(record) -> bool:
+                return not (worker.status not in (Status.running, Status.paused)
+                            and record.getMessage().startswith("Failed to communicate with scheduler during heartbeat"))
+
+            logging.getLogger("distributed.worker").addFilter(keep)
+
+    return QuietClose()
 
 
 def local_cluster(n: int):
