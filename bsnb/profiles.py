@@ -353,6 +353,14 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                     mine[_key(jobs.setdefault(_key(confirm), confirm))] = None
         if workload:
             members[workload.name] = [jobs[k].job_id for k in mine]
+    # C15's confirmation seeds are ids no comparison uses (docs/protocol.md): else a comparison seed would confirm
+    confirming = {s for j in jobs.values() if j.params.get("remedy") == "confirm" for s in j.params.get("seeds", [])}
+    shared = {s: j.job_id for j in jobs.values() if j.params.get("remedy") not in ("tuned", "confirm")
+              for s in j.params.get("seeds", []) if s in confirming}
+    if shared:
+        problems.append(f"confirm_seeds {sorted(shared)} are seeds of comparison jobs too ("
+                        f"{', '.join(sorted(set(shared.values()))[:3])}): the confirmation needs seed ids no "
+                        "comparison uses")
     findings, found = check_params(FINDINGS, findings_params(profile, store_dir="", report_dir=""))
     problems += found
     if problems:

@@ -116,6 +116,9 @@ def test_job_id_is_readable_and_ignores_system_parameters():
      ["confirm_seeds = [9] belongs to remedy tuned", "not to remedy sqrt"]),
     ({"notebooks": {"04_closing_the_gap": {"scientific": {"remedy": ["tuned"]}, "nuisance": {"confirm_seeds": [1, 9]}}}},
      ["confirm_seeds = [1, 9] repeats the search's seeds [0, 1]"]),
+    ({"notebooks": {"02_empirical_comparison": {"nuisance": {"seeds": [0, 5]}},
+                    "04_closing_the_gap": {"scientific": {"remedy": ["tuned"]}, "nuisance": {"confirm_seeds": [5, 9]}}}},
+     ["confirm_seeds [5] are seeds of comparison jobs too (02-", "seed ids no comparison uses"]),
 ])
 def test_bad_profiles_name_the_parameter_its_value_and_what_is_allowed(tmp_path, sections, words):
     path = write_profile(tmp_path, **sections)

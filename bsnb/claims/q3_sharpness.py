@@ -65,11 +65,11 @@ def _stable(rows: pd.DataFrame) -> pd.DataFrame:
 def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
               confidence: float = 0.95, epsilon: float = 1e-3, reading: "Reading | None" = None) -> Verdict:
     """C6: the top Hessian eigenvalue, large over small batch, where the training loss first fell to the lowest of
-    1, 0.3, 0.1, 0.03 that every measured run reached (the matched level), and its rank trend over every measured
-    batch size.
+    1, 0.3, 0.1, 0.03 that every stable run of the pair reached (the pair's matched level), and its per-seed slope
+    over every measured batch size at the lowest level every stable run of every size reached.
 
-    Supported when the ratio's lower end is above 1 and the trend's interval lies above 0; not supported when
-    the ratio's upper end is below 1 or the trend's interval below 0. The trace and Keskar's epsilon-sharpness
+    Supported when the ratio's lower end is above 1 and the slope's interval lies above 0; not supported when
+    the ratio's upper end is below 1 or the slope's interval below 0. The trace and Keskar's epsilon-sharpness
     (at the sharpness notebook's ``matched_loss``) and the top eigenvalue at the final weights are reported beside
     it. ``reading.level_shift`` moves the matched level to a neighbouring one (the sensitivity analysis).
     """
@@ -86,12 +86,27 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
     levels = usable.assign(level=usable["checkpoint"].map(level_of)) if "checkpoint" in usable else usable.iloc[0:0]
     levels = levels[levels["level"].isin(MATCHED_LEVELS)]
     n_runs = final.groupby(["batch_size", "seed"]).ngroups
-    # the matched level: the lowest every stable run reached; an unstable run is read there only if it reached it
-    n_stable, stable = _stable(final).groupby(["batch_size", "seed"]).ngroups, _stable(levels)
-    reached = [lv for lv in MATCHED_LEVELS if stable[stable["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_stable]
-    level = shifted_level(reached, reading.level_shift)
+
+    def reached_by(sizes) -> list:
+        """The levels every stable run of ``sizes`` reached (an unstable run is read at a level only if it reached
+        it, and sets none)."""
+        runs_of = _stable(final)[final["batch_size"].isin(sizes)] if len(final) else final
+        stable = _stable(levels)[levels["batch_size"].isin(sizes)] if len(levels) else levels
+        n_stable = runs_of.groupby(["batch_size", "seed"]).ngroups
+        return [lv for lv in MATCHED_LEVELS if n_stable and
+                stable[stable["level"] == lv].groupby(["batch_size", "seed"]).ngroups == n_stable]
+
+    # docs/protocol.md, matched loss: the ratio at the pair's level (every stable run of both batch sizes reached
+    # it), the trend over batch sizes at the level every stable run of every measured size reached
+    level = shifted_level(reached_by([small, large]), reading.level_shift)
+    trend_level = shifted_level(reached_by(sorted(set(final["batch_size"]))), reading.level_shift)
+    trend_rows = None
     if level is not None:
         primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
+        if trend_level is not None and trend_level != level:
+            trend_rows = levels[levels["level"] == trend_level]
+        elif trend_level is None:
+            trend_rows = levels.iloc[0:0]
     else:
         old = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
         if reading.level_shift == 0 and len(old) and old.groupby(["batch_size", "seed"]).ngroups == n_runs:
@@ -110,16 +125,22 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
             return empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
         primary, where, notes = best, "at the weights of the smoothed minimum", [
             n for n in notes if not n.startswith("no training-loss level")]
-    what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every stable measured run reached)"
+    if reading.at_minimum or trend_rows is None:
+        trend_rows, trend_where = primary, ""
+    else:
+        trend_where = (f" where the training loss first fell to {trend_level:g} (the lowest every stable run of every "
+                       "measured size reached)" if trend_level is not None else
+                       " (no level every stable run of every measured size reached)")
+    what = "" if reading.at_minimum else " (the lowest of 1, 0.3, 0.1, 0.03 every stable run of the pair reached)"
     v = ratio_verdict("C6", paired(primary, "lambda_max", small, large), "greater", confidence,
                        f"top Hessian eigenvalue of the training loss {where}{what}, ratio batch {large} / batch "
                        f"{small}; and the per-seed slope of log lambda_max on log2(batch) over every measured "
-                       "batch size",
+                       f"batch size{trend_where}",
                        published=f"Keskar et al. 2017, Table 3 (MNIST MLP, full space, eps 1e-3): "
                        f"epsilon-sharpness {KESKAR_TABLE3['small']} small batch vs {KESKAR_TABLE3['large']} large")
-    slope, lo, hi, n_slopes = seed_slope(primary, "lambda_max", confidence)
-    rho, rlo, rhi, _ = rank_trend(primary, "lambda_max", confidence)
-    sizes = ", ".join(str(int(b)) for b in sorted(primary["batch_size"].unique()))
+    slope, lo, hi, n_slopes = seed_slope(trend_rows, "lambda_max", confidence)
+    rho, rlo, rhi, _ = rank_trend(trend_rows, "lambda_max", confidence)
+    sizes = ", ".join(str(int(b)) for b in sorted(trend_rows["batch_size"].unique()))
     v.ours += (f"; per-seed slope of log lambda_max on log2(batch) (batches {sizes}) {fmt(slope)} [{fmt(lo)}, "
                f"{fmt(hi)}] over {n_slopes} seeds; rank correlation beside it {fmt(rho)} [{fmt(rlo)}, {fmt(rhi)}]")
     if not (math.isfinite(lo) and math.isfinite(hi)) or n_slopes < 3:
