@@ -188,10 +188,11 @@ def unstable(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["unstable"].fillna(False).astype(bool)]
 
 
-def unusable_note(runs: pd.DataFrame) -> str:
+def unusable_note(runs: pd.DataFrame, kept: bool = False) -> str:
     """Names the runs left out as unusable, and counts the unstable runs kept: '2 run(s) left out: batch 256
     linear_warmup lr 0.24 seed 1 failed to train (training loss never below 90% of chance) ...; 1 unstable run kept
-    ...' (empty when none)."""
+    ...' (empty when none). ``kept``: a remedy's arm, whose failed runs are kept by intention to treat (they are named
+    as kept, not left out)."""
     bad, shaky = unusable(runs), unstable(runs)
     parts = []
     if len(bad):
@@ -200,7 +201,9 @@ def unusable_note(runs: pd.DataFrame) -> str:
             why = ("failed to train (training loss never below 90% of the chance loss "
                    f"{r.get('chance_loss', math.nan):.3g})" if r["status"] == FAILED else str(r["status"]))
             named.append(f"{_describe(r)} {why}")
-        parts.append(f"{len(bad)} run(s) left out: " + "; ".join(named))
+        parts.append(f"{len(bad)} run(s) kept with their measured minimum (intention to treat: a remedy that fails to "
+                     "train has not closed the gap; a non-finite minimum counts as the chance loss): " + "; ".join(named)
+                     if kept else f"{len(bad)} run(s) left out: " + "; ".join(named))
     if len(shaky):
         named = [f"{_describe(r)} (training loss back up to {r['train_loss_peak_after_fall']:.3g}, chance "
                  f"{r.get('chance_loss', math.nan):.3g})" for _, r in shaky.sort_values(["batch_size", "seed"]).iterrows()]

@@ -481,11 +481,29 @@ def test_c9_needs_ninety_percent_and_censoring_withdraws_what_it_could_have_caus
     assert v.verdict == claims.INCONCLUSIVE and "batch 32 in seed 0" in v.note
 
 
-def test_c10_reads_only_runs_that_finished():
-    runs = remedy_runs(GAP)
-    runs.loc[(runs["remedy"] == "ghost_bn") & (runs["seed"] == 2), ["status", "min_val_loss"]] = ["diverged", 9.0]
-    v = by_claim(claims.closing(claims.remedy_table(runs), runs))["C10"]
-    assert v.seeds == 2 and v.verdict == claims.INCONCLUSIVE and "only 2 usable seeds" in v.note
+def test_a_remedy_s_failed_runs_are_kept_by_intention_to_treat_and_a_baseline_s_are_left_out():
+    """docs/protocol.md: a remedy that fails to train has not closed the gap. Its arm keeps a failed or diverged run
+    with its measured minimum (a non-finite one at the chance loss); the arm it is set against keeps only runs that
+    trained."""
+    runs = remedy_runs(GAP, seeds=(0, 1, 2, 3)).assign(chance_loss=2.3)
+    ghost = (runs["remedy"] == "ghost_bn") & (runs["seed"] == 2)
+    runs.loc[ghost, ["status", "min_val_loss"]] = ["diverged", np.nan]  # C10's remedy: kept at chance
+    runs.loc[(runs["remedy"] == "bn") & (runs["batch_size"] == 256) & (runs["seed"] == 3), "status"] = "diverged"
+    warm = (runs["remedy"] == "linear_warmup") & (runs["seed"] == 1)
+    runs.loc[warm, ["status", "min_val_loss"]] = ["failed to train", 2.2]  # C8's remedy: kept at its own minimum
+    grow = (runs["remedy"] == "batch_growth") & (runs["seed"] == 0)
+    runs.loc[grow, ["status", "min_val_loss"]] = ["failed to train", 2.25]  # C12's remedy
+    table = claims.remedy_table(runs)
+    v = by_claim(claims.closing(table, runs))
+    # C10: plain minus ghost in seeds 0, 1 (0.05 each) and 2 (0.50 - 2.3, ghost at chance); seed 3's plain run left out
+    assert v["C10"].seeds == 3 and v["C10"].effect == pytest.approx((0.05 + 0.05 + 0.5 - 2.3) / 3, abs=0.01)
+    assert "batch 256 bn lr 0.01 seed 3 diverged" in v["C10"].note and "1 run(s) left out" in v["C10"].note
+    assert "1 run(s) kept with their measured minimum (intention to treat" in v["C10"].note
+    row = table[(table["remedy"] == "linear_warmup")].iloc[0]
+    assert row.seeds == 4 and row.min_val_loss == pytest.approx((3 * 0.33 + 2.2) / 4, abs=0.01)
+    assert "kept with their measured minimum" in row.left_out and "seed 1 failed to train" in row.left_out
+    assert v["C8"].verdict != claims.SUPPORTED  # the failed seed did not close its gap
+    assert v["C12"].seeds == 4 and "kept with their measured minimum" in v["C12"].note
     empty = by_claim(claims.closing(pd.DataFrame(), runs.iloc[0:0]))
     assert all(x.verdict == claims.INCONCLUSIVE for x in empty.values())
 

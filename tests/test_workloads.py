@@ -240,6 +240,23 @@ def test_c17_leaves_out_and_names_seeds_whose_one_pass_budget_ended_before_that_
     assert "budget ended before" in v.note
 
 
+def test_c17_keeps_a_one_pass_run_that_failed_by_intention_to_treat():
+    """The one-pass arms are the remedy's (docs/protocol.md): a run that failed to train stays, with its measured best
+    by the compared step; one whose curve is all non-finite counts at the chance loss."""
+    from bsnb import minima
+
+    runs, epochs = one_pass_tables(1.0)
+    read = minima.read_runs(runs, epochs).assign(chance_loss=2.3)
+    failed = (read["job_id"] == "one256") & (read["seed"] == 0)
+    read.loc[failed, "status"] = "failed to train"
+    v = claims.one_pass(read, epochs, 32, 256)
+    assert v.seeds == 5 and "kept with their measured best (intention to treat" in v.note
+    assert "large batch seed 0 (failed to train)" in v.note
+    lost = epochs.assign(val_loss=epochs["val_loss"].where(~((epochs["job_id"] == "one256") & (epochs["seed"] == 0))))
+    v = claims.one_pass(read, lost, 32, 256)
+    assert v.seeds == 5 and v.effect > 1.2  # 2.3 / 0.3 in one seed of five
+
+
 def test_c17_without_one_pass_runs_is_inconclusive_and_says_why():
     from bsnb import minima
 

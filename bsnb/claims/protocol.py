@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from bsnb import minima, parameters, search
@@ -164,6 +165,18 @@ def level_of(checkpoint: str) -> float:
 
 def usable_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["status"].isna() | (runs["status"] == "ok")] if "status" in runs else runs
+
+
+def intention_to_treat(arm: pd.DataFrame) -> pd.DataFrame:
+    """A remedy's arm as docs/protocol.md reads it (C8 to C10, C12, C17, C19): a run that failed to train or diverged is
+    kept with its measured minimum, and a non-finite minimum counts as the chance loss (a remedy that fails to train
+    has not closed the gap). The comparison arms it is set against keep only the runs that trained."""
+    if arm.empty or "status" not in arm:
+        return arm
+    kept = arm[arm["status"].isna() | arm["status"].isin(["ok", minima.FAILED, "diverged"])]
+    chance = pd.to_numeric(kept["chance_loss"], errors="coerce") if "chance_loss" in kept else math.nan
+    losses = {c: pd.to_numeric(kept[c], errors="coerce") for c in ("min_val_loss", "min_val_loss_raw") if c in kept}
+    return kept.assign(**{c: v.where(np.isfinite(v), chance) for c, v in losses.items()})
 
 
 @dataclass(frozen=True)

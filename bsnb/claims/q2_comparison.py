@@ -24,6 +24,7 @@ from bsnb.claims.protocol import (
     common_level,
     comparison_runs,
     epochs_to_level,
+    intention_to_treat,
     one_claim,
     paired,
     ran,
@@ -226,19 +227,23 @@ def _best_by_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, wind
     if g.empty or not math.isfinite(step) or step < g["step"].min():
         return math.nan
     x, sm = g["step"].to_numpy(float), minima.smooth(g["val_loss"].to_numpy(float), window)
+    if not np.isfinite(sm).any():  # a run that diverged from its first evaluation
+        return math.nan
     if step > x[-1]:
         return float(np.nanmin(sm)) if whole else math.nan
     return float(min(np.nanmin(sm[x <= step]), np.interp(step, x, sm)))
 
 
 def one_pass_arms(runs: pd.DataFrame, small_batch: int, large_batch: int, usable: bool = True) -> tuple[dict, dict]:
-    """C17's runs (``usable``: those that trained): the one-pass arms and the repeated-data comparison, each
-    {"small": ..., "large": ...}."""
-    ok = usable_runs(runs) if usable else runs
-    remedy = ok["remedy"] if "remedy" in ok else pd.Series("", index=ok.index)
-    arm = {"small": ok[(remedy == "one_pass") & (ok["batch_size"] == small_batch)],
-           "large": ok[(remedy == "one_pass_longer") & (ok["batch_size"] == large_batch)]}
-    comparison, _ = comparison_runs(ok)
+    """C17's runs: the one-pass arms and the repeated-data comparison, each {"small": ..., "large": ...}. ``usable``:
+    the comparison's runs that trained, and the one-pass arms (the remedy's) by intention to treat (a failed or
+    diverged run kept, docs/protocol.md); else every run."""
+    remedy = runs["remedy"] if "remedy" in runs else pd.Series("", index=runs.index)
+    arm = {"small": runs[(remedy == "one_pass") & (runs["batch_size"] == small_batch)],
+           "large": runs[(remedy == "one_pass_longer") & (runs["batch_size"] == large_batch)]}
+    if usable:
+        arm = {k: intention_to_treat(v) for k, v in arm.items()}
+    comparison, _ = comparison_runs(usable_runs(runs) if usable else runs)
     repeated = {k: comparison[comparison["batch_size"] == b] for k, b in (("small", small_batch), ("large", large_batch))}
     return arm, repeated
 
@@ -288,8 +293,12 @@ def one_pass_table(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int, l
         row = {"seed": seed, "step": step}
         for key in ("small", "large"):
             one = arm[key][arm[key]["seed"] == seed]
-            row[key] = _best_by_step(ep, one["job_id"].iloc[0], one["run"].iloc[0], step, window) if len(one) \
-                else math.nan
+            failed = len(one) and one["status"].iloc[0] not in ("ok", None) if "status" in one else False
+            # a run kept by intention to treat stopped for good: its best so far is its best by s (chance if none)
+            row[key] = _best_by_step(ep, one["job_id"].iloc[0], one["run"].iloc[0], step, window, whole=failed) \
+                if len(one) else math.nan
+            if failed and not math.isfinite(row[key]):
+                row[key] = float(one["chance_loss"].iloc[0]) if "chance_loss" in one else math.nan
             rep = repeated[key][repeated[key]["seed"] == seed]
             row[f"repeated_{key}"] = (_best_by_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window,
                                                     whole=True) if len(rep) else math.nan)
@@ -309,7 +318,8 @@ def _one_pass_notes(runs: pd.DataFrame, small_batch: int, large_batch: int, beyo
                                                                                           usable=False)[0].items()
               for _, r in rows.iterrows() if r.get("status") not in (None, "ok") and isinstance(r.get("status"), str)]
     if failed:
-        notes.append("left out, one pass: " + ", ".join(failed))
+        notes.append("kept with their measured best (intention to treat; a non-finite one counts as the chance loss), "
+                     "one pass: " + ", ".join(failed))
     return notes
 
 

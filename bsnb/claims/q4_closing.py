@@ -13,8 +13,10 @@ from bsnb.claims.protocol import (
     MINIMA_AND_TEST,
     Claim,
     censored_seeds,
+    intention_to_treat,
     one_claim,
     ran,
+    usable_runs,
 )
 from bsnb.claims.verdict import (
     Verdict,
@@ -82,7 +84,7 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
     rows = []
     for (batch, remedy), g in rem.groupby(["batch_size", "remedy"]):
         large, small = _baseline(runs, g.iloc[0], batch), _baseline(runs, g.iloc[0], small_batch)
-        ok = g[g["status"] == "ok"]
+        ok = intention_to_treat(g)  # the remedy's arm keeps its failed runs; the baselines only those that trained
         per = pd.DataFrame({"remedy": ok.set_index("seed")["min_val_loss"],
                             "large": large.set_index("seed")["min_val_loss"],
                             "small": small.set_index("seed")["min_val_loss"]}).dropna()
@@ -106,7 +108,8 @@ def remedy_table(runs: pd.DataFrame, small_batch: int = 32, confidence: float = 
                "cost_vs_baseline": cost, "diverged": int((g["status"] == "diverged").sum()),
                "failed": int((g["status"] == minima.FAILED).sum()), "tried": int(g["seed"].nunique()),
                "lr": float(g["lr_used"].iloc[0]) if "lr_used" in g else math.nan,
-               "left_out": join_notes(minima.unusable_note(g), minima.unusable_note(large), minima.unusable_note(small)),
+               "left_out": join_notes(minima.unusable_note(g, kept=True), minima.unusable_note(large),
+                                      minima.unusable_note(small)),
                "censored_remedy": censored_seeds(ok, batch), "censored_large": censored_seeds(large, batch),
                "censored_small": censored_seeds(small, small_batch),
                "evidence": evidence_note(contrast, c_lo, c_hi, n)}
@@ -169,11 +172,14 @@ def closing(table: pd.DataFrame, runs: pd.DataFrame, large_batch: int = 256, con
         columns=["remedy", "batch_size", "seed", "min_val_loss", "status", "notebook"])
     out = [_contrast_verdict("C8", table, "linear_warmup", large_batch, GOYAL, also=("sqrt", "linear")),
            regime_adaptation(rem, small_batch, large_batch, confidence)]
-    v = _paired_remedies(rem[rem["status"] == "ok"], "C10", "bn", "ghost_bn", large_batch, confidence)
+    # ghost batch norm is the remedy's arm (kept by intention to treat); plain batch norm the runs that trained
+    plain, ghost = rem[rem["remedy"] == "bn"], rem[rem["remedy"] == "ghost_bn"]
+    v = _paired_remedies(pd.concat([usable_runs(plain), intention_to_treat(ghost)]), "C10", "bn", "ghost_bn",
+                         large_batch, confidence)
     small_bn = rem[(rem["remedy"] == "bn") & (rem["batch_size"] == small_batch) & (rem["status"] == "ok")]
     if len(small_bn):
         v.ours += f"; plain BN at batch {small_batch} {small_bn['min_val_loss'].mean():.3f}"
-    v.note = join_notes(v.note, minima.unusable_note(rem[rem["remedy"].isin(["bn", "ghost_bn"])]))
+    v.note = join_notes(v.note, minima.unusable_note(plain), minima.unusable_note(ghost, kept=True))
     out.append(v)
     control = runs[(runs["notebook"] == "02_empirical_comparison") & (runs["batch_size"] == small_batch)]
     decay = rem[rem["remedy"] == "lr_decay"] if "remedy" in rem else rem
@@ -219,12 +225,15 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
     the same steps). The gap is the same-epochs arm minus the small arm; the share closed is the same-steps arm's,
     per seed; supported when the interval's lower end is at least 0.9."""
     ok = rem[rem["status"] == "ok"]
+    # the remedy's arm (as many steps) by intention to treat; the two arms it is set against, the runs that trained
     small, same_epochs, same_steps = (_arm(ok, "step", small_batch), _arm(ok, "sqrt_step", large_batch),
-                                      _arm(ok, "sqrt_step_longer", large_batch))
-    tried = rem[rem["remedy"].isin(["step", "sqrt_step", "sqrt_step_longer"])]
+                                      intention_to_treat(_arm(rem, "sqrt_step_longer", large_batch)))
+    tried = rem[rem["remedy"].isin(["step", "sqrt_step"])]
+    kept = _arm(rem, "sqrt_step_longer", large_batch)
     if small.empty or same_epochs.empty or same_steps.empty:
         return empty("C9", join_notes(f"needs Hoffer's three arms (step at batch {small_batch}, sqrt_step and "
-                                  f"sqrt_step_longer at batch {large_batch}) in the store", minima.unusable_note(tried)))
+                                  f"sqrt_step_longer at batch {large_batch}) in the store", minima.unusable_note(tried),
+                                  minima.unusable_note(kept, kept=True)))
     per = pd.DataFrame({"small": small.set_index("seed")["min_val_loss"],
                         "epochs": same_epochs.set_index("seed")["min_val_loss"],
                         "steps": same_steps.set_index("seed")["min_val_loss"]}).dropna()
@@ -236,7 +245,7 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
     closed, f_lo, f_hi, _ = fieller(per["epochs"] - per["steps"], per["epochs"] - per["small"], confidence)
     steps = {name: arm["steps_run"].mean() for name, arm in (("small", small), ("epochs", same_epochs),
                                                               ("steps", same_steps))}
-    notes = [evidence_note(contrast, lo, hi, n), minima.unusable_note(tried)]
+    notes = [evidence_note(contrast, lo, hi, n), minima.unusable_note(tried), minima.unusable_note(kept, kept=True)]
     if not (math.isfinite(gap_lo) and gap_lo > 0):
         notes.insert(0, f"no gap to close: batch {large_batch} at the same epochs minus batch {small_batch} is "
                         f"{fmt(gap)} [{fmt(gap_lo)}, {fmt(gap_hi)}], not clear of 0")
@@ -273,14 +282,15 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
     (decay over constant, upper end < ``control``): without it the schedule has no effect here and the claim is
     inconclusive. Then growth over decay within ``band`` supports it, wholly outside refutes it."""
     ok = rem[rem["status"] == "ok"]
-    sizes = sorted(set(ok.loc[ok["remedy"] == "lr_decay", "batch_size"]) &
-                   set(ok.loc[ok["remedy"] == "batch_growth", "batch_size"]))
-    tried = rem[rem["remedy"].isin(["lr_decay", "batch_growth"])]
+    grown = intention_to_treat(rem[rem["remedy"] == "batch_growth"])  # the remedy's arm keeps its failed runs
+    sizes = sorted(set(ok.loc[ok["remedy"] == "lr_decay", "batch_size"]) & set(grown["batch_size"]))
+    tried = rem[rem["remedy"] == "lr_decay"]
+    kept = rem[rem["remedy"] == "batch_growth"]
     if not sizes:
         return empty("C12", join_notes("no pair of lr_decay and batch_growth runs that finished at one batch size in the "
-                                   "store", minima.unusable_note(tried)))
+                                   "store", minima.unusable_note(tried), minima.unusable_note(kept, kept=True)))
     batch = small_batch if small_batch in sizes else sizes[0]
-    decay, growth = _arm(ok, "lr_decay", batch), _arm(ok, "batch_growth", batch)
+    decay, growth = _arm(ok, "lr_decay", batch), _arm(grown, "batch_growth", batch)
     constant = comparison[comparison["batch_size"] == batch] if comparison is not None else decay.iloc[0:0]
     pair = pd.DataFrame({"decay": decay.set_index("seed")["min_val_loss"],
                          "growth": growth.set_index("seed")["min_val_loss"]}).dropna()
@@ -288,7 +298,8 @@ def batch_growth(rem: pd.DataFrame, small_batch: int = 32, confidence: float = 0
     effect, lo, hi, n = interval(ratio, confidence, log=True)
     verdict = decide_within(lo, hi, *band, n)
     updates = growth["steps_run"].mean() / decay["steps_run"].mean()
-    notes = [evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(tried)]
+    notes = [evidence_note(ratio, lo, hi, n, log=True), minima.unusable_note(tried),
+             minima.unusable_note(_arm(kept, "batch_growth", batch), kept=True)]
     ours = (f"decay {pair['decay'].mean():.3f}, growth {pair['growth'].mean():.3f} (smoothed minima, mean of {n} "
             f"seeds); growth took {updates:.2f}x the parameter updates")
     if constant.empty:
