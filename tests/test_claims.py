@@ -805,6 +805,24 @@ def test_c15s_seed_check_leaves_out_each_confirmation_seed_it_reads_and_no_other
     assert v.seeds == 10 and "one seed left out: the same label without any one of 10" in v.sensitivity, v.sensitivity
 
 
+def test_c15_s_test_loss_reading_scores_the_confirmation_runs_and_keeps_the_rates_the_validation_loss_chose():
+    """The protocol's alternatives for C15 include the test loss at the selected weights; the search still chooses
+    its rate on the validation loss (here the test loss would pick 0.16 at batch 256)."""
+    search = search_runs({32: 0.30, 256: 0.30})
+    search = search.assign(test_loss=search["min_val_loss"].where(search["lr_used"] != 0.16, 0.05))
+    confirm = confirmation({32: 0.30, 256: 0.30}, {32: 0.04, 256: 0.04})
+    confirm = confirm.assign(test_loss=confirm["min_val_loss"] * np.where(confirm["batch_size"] == 256, 1.2, 1.0))
+    runs = pd.concat([search, confirm], ignore_index=True)
+    tables = type("T", (), {"runs": runs, "epochs": pd.DataFrame(), "steps": pd.DataFrame(),
+                            "table": lambda self, name: pd.DataFrame()})()
+    study = claims.Study(tables)
+    assert claims.Reading(test_loss=True) in claims.CLAIMS["C15"].alternatives
+    v = claims.CLAIMS["C15"].compute(study, claims.Reading(test_loss=True))
+    assert v.effect == pytest.approx(1.2, abs=0.03) and v.verdict == claims.NOT_SUPPORTED
+    assert "confirmation ran at lr" not in v.note and "lr 0.04" in v.ours  # the rates the validation loss chose
+    assert claims.CLAIMS["C15"].compute(study, claims.PROTOCOL).effect == pytest.approx(1.0, abs=0.02)
+
+
 def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None, lam_at_rate=None):
     """03 records of the small batch's comparison runs (and of the large batch's, at the comparison's rate, when
     ``lam_at_rate``) and 04 linear-rule records of the large batch, per level."""

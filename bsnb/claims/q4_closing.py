@@ -223,7 +223,9 @@ def regime_adaptation(rem: pd.DataFrame, small_batch: int = 32, large_batch: int
     divided by 10 at 50% and 75% of the epochs, no patience): the small batch for E epochs (``step``), the large
     batch with the square-root rule for E epochs (``sqrt_step``) and for E x large/small epochs (``sqrt_step_longer``,
     the same steps). The gap is the same-epochs arm minus the small arm; the share closed is the same-steps arm's,
-    per seed; supported when the interval's lower end is at least 0.9."""
+    per seed. Decided on the per-seed contrast c = L_steps - L_small - 0.1 (L_epochs - L_small), where the same-epochs
+    gap's interval lies above 0: supported when c's upper end is below 0 (at least 90% of the gap closed), not
+    supported when its lower end is above 0 (docs/protocol.md); the share closed with Fieller's interval beside."""
     ok = rem[rem["status"] == "ok"]
     # the remedy's arm (as many steps) by intention to treat; the two arms it is set against, the runs that trained
     small, same_epochs, same_steps = (_arm(ok, "step", small_batch), _arm(ok, "sqrt_step", large_batch),
