@@ -659,6 +659,27 @@ def test_c11_is_inconclusive_when_the_best_rate_is_on_the_grids_edge():
     assert v.verdict == claims.INCONCLUSIVE and "edge of the searched grid" in v.note and "batch 256 seed 0" in v.note
 
 
+def test_c11_s_critical_batch_is_undefined_where_a_chosen_rate_holds_the_edge_its_refinement_stepped_past():
+    """docs/protocol.md: B_crit is defined when every batch size's chosen rate (lowest mean smoothed minimum) lies
+    inside its grid after extension. Batch 256's best minimum is at 1.0, the top of its grid; the sqrt-2 refinement
+    trained 1.41 beyond it, and its fewest steps to the target came at 0.1: reading the fewest-steps rate against every
+    rate tried said "inside"."""
+    runs, logs, hist = c11_store()
+    runs = runs.assign(stopped_by=runs["notebook"].map({"04_closing_the_gap": "patience"}), search_step="grid",
+                       min_val_loss=np.where(runs["lr_used"] == 0.1, 0.30, 0.33))
+    top = (runs["batch_size"] == 256) & (runs["lr_used"] == 1.0)
+    runs.loc[top, "min_val_loss"] = 0.29
+    past = runs[top].assign(lr_used=1.0 * 2 ** 0.5, search_step="refinement", min_val_loss=0.295,
+                            steps_to_target=lambda d: d["steps_to_target"] * 3)
+    runs = pd.concat([runs, past], ignore_index=True)
+    v, _ = claims.critical_batch(runs, logs, hist)
+    assert v.verdict == claims.INCONCLUSIVE and "B_crit is not defined" in v.note
+    assert "batch 256 (chosen lr 1 of 0.01, 0.1, 1, 1.414)" in v.note
+    inside = runs[runs["search_step"] == "grid"].copy()
+    inside["min_val_loss"] = np.where(inside["lr_used"] == 0.1, 0.30, 0.33)
+    assert claims.critical_batch(inside, logs, hist)[0].verdict == claims.SUPPORTED  # every chosen rate inside
+
+
 def test_c11_falls_back_to_the_two_batch_estimate_only_where_it_is_defined():
     runs, logs, hist = c11_store(exact=None)
     v, table = claims.critical_batch(runs, logs, hist)

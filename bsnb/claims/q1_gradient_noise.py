@@ -15,6 +15,7 @@ from bsnb.claims.protocol import (
     WINDOWS,
     Claim,
     Reading,
+    best_rates,
     level_of,
     ran,
 )
@@ -234,7 +235,14 @@ def two_batch_defined(noise_log: pd.DataFrame, history: pd.DataFrame, target: fl
 
 
 def grid_edges(tuned: pd.DataFrame) -> list[str]:
-    """(batch, seed) whose best learning rate lies on the edge of the grid it searched: the grid was too narrow."""
+    """Where B_crit is not defined because a grid was too narrow. docs/protocol.md: every batch size's chosen rate
+    must lie inside its grid after extension (:func:`bsnb.search.choose`, whose edge ignores the sqrt-2 refinement
+    rates: they lie beyond an edge the chosen rate still holds). A search stopped at its target has no chosen rate:
+    there, each (batch, seed) whose fewest-steps rate lies on an end of the rates it tried."""
+    chosen = best_rates(tuned)
+    if len(chosen):
+        edges = chosen[chosen["on_edge"]].drop_duplicates("batch_size")
+        return [f"batch {int(r.batch_size)} (chosen lr {r.best_lr:.4g} of {r.grid})" for r in edges.itertuples()]
     reached = tuned[tuned["reached_target"] == True]  # noqa: E712
     edges = []
     for (batch, seed), g in reached.groupby(["batch_size", "seed"]):
@@ -333,7 +341,7 @@ def critical_batch(runs: pd.DataFrame, noise_log: pd.DataFrame, epochs: pd.DataF
                      + f"; {negative_g2_share(log, hist, target):.0%} of its |G|^2 estimates are negative")
     edges = grid_edges(tuned)
     if edges:
-        notes.append("best learning rate on the edge of the searched grid, so B_crit is not defined: "
+        notes.append("learning rate on the edge of the searched grid after its extensions, so B_crit is not defined: "
                      + "; ".join(edges))
         verdict = INCONCLUSIVE
     if short:
