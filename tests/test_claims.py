@@ -842,6 +842,13 @@ def test_c15_s_test_loss_reading_scores_the_confirmation_runs_and_keeps_the_rate
     assert v.effect == pytest.approx(1.2, abs=0.03) and v.verdict == claims.NOT_SUPPORTED
     assert "confirmation ran at lr" not in v.note and "lr 0.04" in v.ours  # the rates the validation loss chose
     assert claims.CLAIMS["C15"].compute(study, claims.PROTOCOL).effect == pytest.approx(1.0, abs=0.02)
+    # without confirmation runs the search's own seeds are read: scored on the test set at the rate the validation
+    # loss chose (batch 256's test loss there is 1.2 times its validation minimum)
+    alone = search.assign(test_loss=search["min_val_loss"] * np.where(search["batch_size"] == 256, 1.2, 1.0))
+    alone.loc[alone["lr_used"] == 0.16, "test_loss"] = 0.05
+    tables.runs = alone
+    v = claims.CLAIMS["C15"].compute(claims.Study(tables), claims.Reading(test_loss=True))
+    assert v.effect == pytest.approx(1.2, abs=0.03) and "lr 0.04" in v.ours and "0.16" not in v.ours
 
 
 def level_sharpness(lam_small, lam_large, seeds=(0, 1, 2), rng=None, lam_at_rate=None):

@@ -61,8 +61,11 @@ def best_rates(runs: pd.DataFrame) -> pd.DataFrame:
             if at.empty or ok.empty or ok["min_val_loss"].isna().all():
                 continue
             r = at.iloc[0]
+            # the value read at the chosen rate: the smoothed minimum, or what a reading scores there (``read_loss``)
+            read = r.get("read_loss", math.nan)
             rows.append({"batch_size": int(batch), "seed": int(seed), "status": r.get("status", "ok"),
-                         "best_lr": choice.rate, "min_val_loss": float(r["min_val_loss"]),
+                         "best_lr": choice.rate,
+                         "min_val_loss": float(read) if pd.notna(read) else float(r["min_val_loss"]),
                          "censored": bool(r.get("censored", False)), "unstable": bool(r.get("unstable", False)),
                          "on_edge": choice.on_edge, "extensions": choice.extensions, "refined": choice.refined,
                          "seed_best_lr": float(ok.loc[ok["min_val_loss"].idxmin(), "lr_used"]), "grid": rates})

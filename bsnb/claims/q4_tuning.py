@@ -231,15 +231,17 @@ def rate_robustness(runs: pd.DataFrame, confidence: float = 0.95, tolerance: flo
 
 
 def _c15_runs(study, reading):
-    """C15's runs under ``reading``. The test-loss reading scores the confirmation runs on the test set at the weights
-    their validation loss chose; the rates stay chosen on the validation loss (the search is read as the protocol
-    reads it: selection never looks at the test set)."""
+    """C15's runs under ``reading``. The test-loss reading scores the runs on the test set at the weights their
+    validation loss chose: the confirmation runs' minima, and the search's at its chosen rates (``read_loss``, which
+    :func:`bsnb.claims.protocol.best_rates` reports); the rates stay chosen on the validation loss (selection never
+    looks at the test set)."""
     runs = study.runs(reading)
     if not reading.test_loss:
         return runs
     validation = study.runs(dataclasses.replace(reading, test_loss=False))
     scored = validation.index.isin(confirmation_runs(validation).index)
-    return validation.assign(min_val_loss=runs["min_val_loss"].where(scored, validation["min_val_loss"]))
+    return validation.assign(min_val_loss=runs["min_val_loss"].where(scored, validation["min_val_loss"]),
+                             read_loss=runs["min_val_loss"])
 
 
 # this question's search claims, in the registry (bsnb.claims.registry)
