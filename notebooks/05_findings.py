@@ -195,7 +195,8 @@ if not speed.empty:
 # Hessian of the training loss, and Keskar's ε-sharpness. The
 # training runs sampled the distance from initialisation ‖w_t − w_0‖ at log-spaced steps. C6
 # compares the top eigenvalues of the small and the large batch, seed by seed, where the training
-# loss first fell to the lowest level every measured run reached. C7 compares their distances at
+# loss first fell to the lowest level every run of both reached (its slope over every batch size at the
+# lowest level every size reached). C7 compares their distances at
 # the smoothed minimum. C13 fits a + b·log(t) and a + b·√t to the first 70% of each run's logged
 # steps from the end of the first epoch to its smoothed minimum, and asks which predicts the
 # remaining 30% better, per batch size and on average.

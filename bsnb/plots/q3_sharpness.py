@@ -34,7 +34,7 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     parts = ([("matched", "at matched training loss", "C0"), ("final", "at the final weights", "C7")]
              if "checkpoint" in runs else [(None, "final weights", "C0")])
-    # the top eigenvalue at every loss level, where C6 reads it (the lowest level every run reached)
+    # the top eigenvalue at every loss level, where C6 reads it (its pair's level and every size's)
     levels = [lv for lv in (1.0, 0.3, 0.1, 0.03) if "checkpoint" in runs and (runs["checkpoint"] == f"loss{lv:g}").any()]
     for k, lv in enumerate(levels):
         sns.lineplot(runs[runs["checkpoint"] == f"loss{lv:g}"], x="batch_size", y="lambda_max", marker="o",
@@ -67,8 +67,8 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
         ax.legend(fontsize=8)
     level = runs["matched_loss"].dropna().iloc[0] if "matched_loss" in runs and runs["matched_loss"].notna().any() \
         else None
-    matched = (f" Left: the top eigenvalue where the training loss first fell to each level (C6 compares the "
-               f"lowest level every run reached), and dotted at the weights of the smoothed minimum (its "
+    matched = (f" Left: the top eigenvalue where the training loss first fell to each level (C6's ratio reads the "
+               f"lowest level both compared batch sizes reached, its slope the lowest every size reached), and dotted at the weights of the smoothed minimum (its "
                f"alternative reading); the trace and epsilon-sharpness, measured for the compared pair, "
                f"where it first fell to {level:g} (solid). Dashed: the final weights." if level else "")
     return caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {seed_count(runs)}; "
