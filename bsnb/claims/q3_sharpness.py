@@ -100,13 +100,9 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
     # it), the trend over batch sizes at the level every stable run of every measured size reached
     level = shifted_level(reached_by([small, large]), reading.level_shift)
     trend_level = shifted_level(reached_by(sorted(set(final["batch_size"]))), reading.level_shift)
-    trend_rows = None
-    if level is not None:
+    at_levels = level is not None
+    if at_levels:
         primary, where = levels[levels["level"] == level], f"where the training loss first fell to {level:g}"
-        if trend_level is not None and trend_level != level:
-            trend_rows = levels[levels["level"] == trend_level]
-        elif trend_level is None:
-            trend_rows = levels.iloc[0:0]
     else:
         old = usable[usable["checkpoint"] == "matched"] if "checkpoint" in usable else usable.iloc[0:0]
         if reading.level_shift == 0 and len(old) and old.groupby(["batch_size", "seed"]).ngroups == n_runs:
@@ -125,9 +121,10 @@ def sharpness(runs: pd.DataFrame, small_batch: int = 32, large_batch: int = 256,
             return empty("C6", "the top eigenvalue at the smoothed minimum was not measured for every run")
         primary, where, notes = best, "at the weights of the smoothed minimum", [
             n for n in notes if not n.startswith("no training-loss level")]
-    if reading.at_minimum or trend_rows is None:
+    if reading.at_minimum or not at_levels:  # the fallbacks read the trend where they read the ratio
         trend_rows, trend_where = primary, ""
     else:
+        trend_rows = levels[levels["level"] == trend_level] if trend_level is not None else levels.iloc[0:0]
         trend_where = (f" where the training loss first fell to {trend_level:g} (the lowest every stable run of every "
                        "measured size reached)" if trend_level is not None else
                        " (no level every stable run of every measured size reached)")
