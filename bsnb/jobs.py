@@ -182,7 +182,7 @@ def _run_job(planned: Planned, threads: int, force: bool, reuse_kernel: bool) ->
         store.forget()
         params = {**job.injected(), "run_dir": str(run_dir.resolve()), "threads": threads}
         if planned.source is not None:
-            params["source_dir"] = str(planned.source.run_dir.resolve())
+            params.update(launch_params(job.params, planned.source.run_dir.resolve()))
         start = time.time()
         status = {"notebook": job.notebook, "key": planned.key, "params": params, "started": start, **_where()}
         try:
@@ -206,6 +206,28 @@ def _run_job(planned: Planned, threads: int, force: bool, reuse_kernel: bool) ->
         state = "failed" if error else "ok"
         store.write_status({**status, "status": state, "error": error, "seconds": seconds, "finished": time.time()})
         return Outcome(job.job_id, state, seconds, error)
+
+
+def launch_params(params: dict, source_dir: Path) -> dict:
+    """What a dependent job is given at launch from the run it reads, which is finished by then: ``source_dir``;
+    and for a one-pass arm of notebook 04 (C17, C19) its budget, ``epochs``, the small batch's repeated-data
+    comparison run's (docs/protocol.md): the large arm trains as many steps (remedy one_pass_longer).
+
+    The seeds of a job train together, so the arm trains for the longest of its seeds' comparison runs; the epochs
+    past a seed's own run enter no reading (C17 and C19 read the first s steps, s the step of that seed's
+    repeated-data minimum, which patience confirmed before its run ended). Raises ValueError where the source
+    holds no comparison run of the job's seeds at its reference batch."""
+    given = {"source_dir": str(source_dir)}
+    if params.get("remedy") not in profiles.ONE_PASS:
+        return given
+    compared = results.JobStore(source_dir)
+    epochs = {s["seed"]: s.get("epochs_run") for s in compared.summary()["seeds"]}
+    batch, missing = compared.params().get("batch_size"), [s for s in params["seeds"] if not epochs.get(s)]
+    if batch != params["reference_batch"] or missing:
+        raise ValueError(f"{source_dir} holds a comparison at batch {batch} with seeds {sorted(epochs)}: remedy "
+                         f"{params['remedy']} needs batch {params['reference_batch']} (reference_batch) with seeds "
+                         f"{params['seeds']}")
+    return {**given, "epochs": int(max(epochs[s] for s in params["seeds"]))}
 
 
 def may_use_gpu(params: dict) -> bool:

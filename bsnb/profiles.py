@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from bsnb import remedies
 from bsnb.parameters import (
     FINDINGS,
     FINDINGS_PARAMS,
@@ -36,6 +37,10 @@ from bsnb.parameters import (
 
 PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", "workloads", *GROUPS}
 WORKLOADS_FILE = PARAMS_DIR / "workloads.yaml"  # the named workloads a profile can list (not a profile)
+# Notebook 04's one-pass arms (C17, C19) read the small batch's comparison run: their budget is its epochs, which
+# the sweep gives them at launch (bsnb.jobs.launch_params)
+ONE_PASS = tuple(name for name, preset in remedies.PRESETS.items() if preset.get("one_pass"))
+COMPARISON = "02_empirical_comparison"
 
 
 @dataclass(frozen=True)
@@ -335,9 +340,10 @@ def _expanded(profile: Profile) -> tuple[list[Job], dict[str, list[str]]]:
                 if confirm_seeds:  # the search's own job does not depend on the seeds that confirm it
                     params = {**params, "confirm_seeds": []}
                 source = None
-                if notebook in NEEDS:
-                    source = _source_job(NEEDS[notebook], params,
-                                         tuple(a for a in axes if a in NOTEBOOKS[NEEDS[notebook]]))
+                if notebook in NEEDS or params.get("remedy") in ONE_PASS:
+                    needs = NEEDS.get(notebook, COMPARISON)  # a one-pass arm: its budget is the comparison run's epochs
+                    reads = params if notebook in NEEDS else {**params, "batch_size": params["reference_batch"]}
+                    source = _source_job(needs, reads, tuple(a for a in axes if a in NOTEBOOKS[needs]))
                     source = jobs.setdefault(_key(source), source)  # the grid's own job when it has one
                     mine[_key(source)] = None
                 job = Job(notebook, params, tuple(axes), source)

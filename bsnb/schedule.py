@@ -7,7 +7,7 @@ other workers have nothing to do.
 
 from __future__ import annotations
 
-from bsnb import remedies
+from bsnb import profiles, remedies
 
 
 def estimated_work(params: dict) -> float:
@@ -31,12 +31,16 @@ def estimated_work(params: dict) -> float:
     return work
 
 
+# dependent jobs that train (a confirmation, new seeds; a one-pass arm, its own runs) rather than measure their source
+TRAINS_ITS_OWN = ("confirm", *profiles.ONE_PASS)
+
+
 def cost(params: dict, source_params: dict | None = None) -> float:
     """A job's rough relative cost. A job that reads another run (``source_params``) can start only once that run
     is done, and then takes its source's place in the order: measuring a run's checkpoints takes about as long as
     a training job (quick profile: 30 to 60 s), and left to the end such jobs ran alone on one worker while the
     other had nothing to do."""
-    if source_params is None or params.get("remedy") == "confirm":  # a confirmation trains its own seeds
+    if source_params is None or params.get("remedy") in TRAINS_ITS_OWN:
         return estimated_work(params)
     return estimated_work(source_params)
 

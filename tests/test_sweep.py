@@ -333,6 +333,13 @@ def test_a_workloads_profile_runs_the_findings_of_each_and_sets_them_side_by_sid
     assert c17.loc["mnist1d-mlp", "seeds"] == 0 and c17.loc["mnist1d-mlp", "verdict"] == "not run in this profile"
     assert "one pass" in str(c17.loc["mnist1d-cnn", "ours"])  # read from the arms the notebook trained
     assert (results.figures_dir(results.workload_dir(out, "mnist1d-cnn")) / "one_pass.png").exists()
+    compared = {r.params()["batch_size"]: r for r in results.jobs_in(out / "runs", workload="mnist1d-cnn")
+                if r.params().get("remedy") is None}
+    budget = max(s["epochs_run"] for s in compared[16].summary()["seeds"])  # the small batch's comparison run's
+    arms = {r.params()["remedy"]: r for r in results.jobs_in(out / "runs", workload="mnist1d-cnn")
+            if r.params().get("remedy")}
+    assert {s["epochs_run"] for s in arms["one_pass"].summary()["seeds"]} == {budget}
+    assert {s["steps_run"] for s in arms["one_pass_longer"].summary()["seeds"]} == {budget * 256 // 16}
     matrix = (out / "pages" / "matrix.html").read_text()
     assert matrix.index("mnist1d-cnn") < matrix.index("mnist1d-mlp") and "holds" in matrix
     assert "pages/matrix.html" in (out / "index.html").read_text()

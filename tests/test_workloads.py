@@ -98,6 +98,21 @@ def test_a_grid_limited_to_some_workloads_runs_only_for_them(tmp_path):
     assert "one_pass" in remedies["mnist1d-cnn"] and "one_pass" not in remedies["digits-mlp"]
 
 
+def test_the_one_pass_arms_read_the_small_batch_s_comparison_run_for_their_budget():
+    """C17 and C19 (docs/protocol.md): the small batch in one pass for its comparison run's epochs, the large batch
+    for as many steps; both arms' source is the comparison job at the reference batch, run first."""
+    jobs = profiles.expand(profiles.load_profile("variants"))
+    arms = [j for j in jobs if j.params.get("remedy") in profiles.ONE_PASS]
+    assert len(arms) == 10
+    for arm in arms:
+        source = arm.source
+        assert source.notebook == "02_empirical_comparison" and source in jobs
+        assert source.params["batch_size"] == arm.params["reference_batch"] == 32
+        assert {k: source.params[k] for k in ("lr", "seeds", "model", "epochs", "patience")} == {
+            k: arm.params[k] for k in ("lr", "seeds", "model", "epochs", "patience")}
+        assert jobs.index(source) < jobs.index(arm)
+
+
 @pytest.mark.parametrize("listed, words", [
     (["no-such-workload"], ["no-such-workload", "mnist1d-cnn"]),
     (["mnist1d-cnn", "mnist1d-cnn"], ["twice"]),
