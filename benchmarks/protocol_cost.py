@@ -3,6 +3,7 @@ commit (07dade7, the last study under protocol version 3, docs/protocol.md), sid
 machine.
 
     python benchmarks/protocol_cost.py [--baseline 07dade7] [--profile quick] [--rounds 1] [--keep reports/quick]
+                                       [--keep-baseline DIR]
 
 The baseline commit is checked out into a temporary git worktree and run from there; the candidate is this
 working tree. Each runs ``bsnb run PROFILE --out TMP --force --quiet`` into a fresh folder (every job trained
@@ -10,7 +11,9 @@ anew), alternating which goes first when there are several rounds. Prints each o
 job seconds, and the ratio today / baseline (the goal of the issue "Protocol v4 at no extra cost": at most 1.0 against
 07dade7; an earlier goal, "eight seeds for the price of three", was at most 2.0 against 4feae72). A run takes
 minutes: 07dade7's default profile about 15, today's about 25 on 2 cores. ``--keep DIR``
-keeps today's study (its last round) in DIR, so that the run that is timed can also be the one a report quotes.
+keeps today's study (its last round) in DIR, so that the run that is timed can also be the one a report quotes;
+``--keep-baseline DIR`` keeps the baseline's, so that ``quick_profile.py --out TODAY --then DIR`` sets their phases
+side by side.
 """
 
 from __future__ import annotations
@@ -34,15 +37,18 @@ def main(argv=None):
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="copy today's finished study (its last round) to this folder")
+    ap.add_argument("--keep-baseline", type=Path, help="copy the baseline's finished study (its last round) here")
     args = ap.parse_args(argv)
-    if args.keep and args.keep.exists() and any(args.keep.iterdir()):
-        sys.exit(f"--keep {args.keep}: the folder exists and is not empty (nothing was run)")
+    for flag, folder in (("--keep", args.keep), ("--keep-baseline", args.keep_baseline)):
+        if folder and folder.exists() and any(folder.iterdir()):
+            sys.exit(f"{flag} {folder}: the folder exists and is not empty (nothing was run)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with worktree(args.baseline, tmp / "baseline") as base:
             times = alternate({"baseline": base, "today": ROOT}, args.profile, args.rounds, tmp)
-            if args.keep:
-                shutil.copytree(tmp / f"today-{args.rounds - 1}", args.keep, dirs_exist_ok=True)
+            for name, folder in (("today", args.keep), ("baseline", args.keep_baseline)):
+                if folder:
+                    shutil.copytree(tmp / f"{name}-{args.rounds - 1}", folder, dirs_exist_ok=True)
     print(f"\nprofile {args.profile}: {args.baseline} against this working tree, {args.rounds} round(s), "
           f"{os.cpu_count()} CPU(s)")
     for what in ("wall", "jobs"):

@@ -213,10 +213,10 @@ def launch_params(params: dict, source_dir: Path) -> dict:
     and for a one-pass arm of notebook 04 (C17, C19) its budget, ``epochs``, the small batch's repeated-data
     comparison run's (docs/protocol.md): the large arm trains as many steps (remedy one_pass_longer).
 
-    The seeds of a job train together, so the arm trains for the longest of its seeds' comparison runs; the epochs
-    past a seed's own run enter no reading (C17 and C19 read the first s steps, s the step of that seed's
-    repeated-data minimum, which patience confirmed before its run ended). Raises ValueError where the source
-    holds no comparison run of the job's seeds at its reference batch."""
+    The seeds of a job train together, so the arm trains for the longest of its seeds' comparison runs (C17 and C19
+    read the first s steps, s the step of a seed's repeated-data minimum, inside its run: docs/protocol.md says
+    what the longer budget changes). Raises ValueError where the source holds no comparison run of the job's
+    seeds at its reference batch."""
     given = {"source_dir": str(source_dir)}
     if params.get("remedy") not in profiles.ONE_PASS:
         return given

@@ -393,42 +393,52 @@ def measure(model, x, y, top_k: int = 5, lanczos_tol: float = 1e-3, trace_sample
     record["train_loss"] = tables["eps_sharpness"][0]["loss"]
     alphas = np.linspace(-1.0, 1.0, slice_points)
     tables["slices"] = slice_1d(model, filter_normalized_direction(model, seed=seed), x, y, alphas)
-    if contour_points:  # Li et al.'s 2-D picture: two filter-normalised directions (another seed for the second)
-        grid = np.linspace(-1.0, 1.0, contour_points)
-        d1, d2 = (filter_normalized_direction(model, seed=seed), filter_normalized_direction(model, seed=seed + 10_000))
-        tables["contours"] = slice_2d(model, d1, d2, x, y, grid, grid)
+    if contour_points:
+        tables["contours"] = _surface(model, x, y, contour_points, seed)
     return record, tables
 
 
-def measure_seeds(model, states: dict, x, y, progress: bool = True, contour_points: int = 0,
-                  **options) -> tuple[list[dict], dict]:
-    """:func:`measure` for each seed's weights (``states``: seed -> state dict); rows carry their seed.
+def _surface(model, x, y, points: int, seed: int) -> list[dict]:
+    """Li et al.'s 2-D picture: the loss over two filter-normalised directions (another seed for the second)."""
+    grid = np.linspace(-1.0, 1.0, points)
+    d1, d2 = (filter_normalized_direction(model, seed=seed), filter_normalized_direction(model, seed=seed + 10_000))
+    return slice_2d(model, d1, d2, x, y, grid, grid)
 
-    The 2-D surface (``contour_points``, the costliest picture: points squared loss evaluations) is taken for the
-    first seed only: the findings draw one seed's surface, the first seed that every batch size has."""
+
+def surface(model, states: dict, x, y, points: int, checkpoint: str = "final") -> list[dict]:
+    """The 2-D loss surface (``points`` per axis, points squared loss evaluations: the costliest picture) around the
+    first seed's weights of ``states`` (seed -> state dict), the one the findings draw; rows carry the seed and
+    ``checkpoint``."""
+    seed = min(states)
+    with frozen(model):
+        model.load_state_dict(states[seed])
+        return [{"checkpoint": checkpoint, "seed": seed, **row} for row in _surface(model, x, y, points, seed)]
+
+
+def measure_seeds(model, states: dict, x, y, progress: bool = True, **options) -> tuple[list[dict], dict]:
+    """:func:`measure` for each seed's weights (``states``: seed -> state dict); rows carry their seed."""
     records, tables = [], {}
     items = sorted(states.items())
     if progress:
         from tqdm.std import tqdm  # text, not a widget: it stays readable in the HTML report
 
         items = tqdm(items, desc="sharpness", unit="seed")
-    for i, (seed, state) in enumerate(items):
+    for seed, state in items:
         model.load_state_dict(state)
-        record, found = measure(model, x, y, seed=seed, contour_points=contour_points if i == 0 else 0, **options)
+        record, found = measure(model, x, y, seed=seed, **options)
         records.append({"seed": seed, **record})
         for name, rows in found.items():
             tables.setdefault(name, []).extend({"seed": seed, **row} for row in rows)
     return records, tables
 
 
-def measure_checkpoints(model, checkpoints: dict, x, y, progress: bool = True, contour_points: int = 0,
+def measure_checkpoints(model, checkpoints: dict, x, y, progress: bool = True,
                         **options) -> tuple[list[dict], dict]:
     """:func:`measure_seeds` at several checkpoints (``checkpoints``: name -> seed -> state dict); every record and
-    row carries its ``checkpoint``. The 2-D surface is taken at the final weights only (the one the findings draw)."""
+    row carries its ``checkpoint``. No 2-D surface (:func:`surface` takes the one the findings draw)."""
     records, tables = [], {}
     for name, states in checkpoints.items():
-        found_records, found = measure_seeds(model, states, x, y, progress=progress,
-                                             contour_points=contour_points if name == "final" else 0, **options)
+        found_records, found = measure_seeds(model, states, x, y, progress=progress, **options)
         records += [{"checkpoint": name, **r} for r in found_records]
         for table, rows in found.items():
             tables.setdefault(table, []).extend({"checkpoint": name, **row} for row in rows)

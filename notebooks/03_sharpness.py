@@ -21,7 +21,7 @@
 # generalise better. Hoffer et al. (2017) add that large batches take fewer steps, so their
 # weights end closer to where they started.
 #
-# This notebook measures how sharp the final weights of **one empirical-comparison run** are, for
+# This notebook measures how sharp the weights of **one empirical-comparison run** are, for
 # every seed (claim C6 of the study). The run is the one in `source_dir`, and its data, model and
 # batch size come from there. The sweep runs this notebook once per batch size, after the run
 # it reads. The findings notebook sets the batch sizes side by side, adds the
@@ -55,8 +55,9 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # batch sizes are compared fairly only at the same training loss: the **top eigenvalue** is
 # measured where the training loss first fell to each of 1, 0.3, 0.1 and 0.03 (checkpoints saved
 # during training), and the findings compare the batch sizes at the lowest level that every
-# measured run reached. With `full_measures`, every measure below is also taken at the final
-# weights and at `matched_loss`.
+# measured run reached, and also at the smoothed minimum and the final weights. With
+# `full_measures`, every measure below is taken once, where the training loss first fell to
+# `matched_loss` (C6 reports them beside its verdict), and the 2-D surface around the final weights.
 #
 # - **Top Hessian eigenvalues** by Lanczos (SciPy's `eigsh` on a Hessian-vector product
 #   operator), each with its residual ‖Hv − λv‖ and the number of products spent.
@@ -75,19 +76,21 @@ params = parameters.from_namespace("03_sharpness", globals())
 source = analysis.open_job(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
 levels = {name: source.store.load_states(name) for name in map(results.level_checkpoint, results.MATCHED_LEVELS)}
-checkpoints = {"final": source.store.load_states("final"),
-               "matched": source.store.load_states(results.level_checkpoint(matched_loss))} if full_measures else {}
+final = source.store.load_states("final")
+# the full measures once, where C6 reads them beside its verdict (the matched level), not also at the final weights
+checkpoints = {"matched": source.store.load_states(results.level_checkpoint(matched_loss))} if full_measures else {}
 source.params
 
 # %% [markdown]
 # ## Experiment
 
 # %%
-options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS}
+options = {k: params[k] for k in parameters.SHARPNESS_OPTIONS if k != "contour_points"}
 records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y, **options)
-# the top eigenvalue at every loss level, and at the smoothed minimum ("best") beside them (docs/protocol.md)
-at_levels = {**levels, "best": source.store.load_states("best")}
-at_levels |= {} if full_measures else {"final": source.store.load_states("final")}
+if full_measures and contour_points:  # the 2-D surface around the final weights, drawn by the findings
+    tables["contours"] = sharpness.surface(source.model, final, x, y, contour_points)
+# the top eigenvalue at every loss level, at the smoothed minimum ("best") and at the final weights (docs/protocol.md)
+at_levels = {**levels, "best": source.store.load_states("best"), "final": final}
 records += sharpness.top_eigenvalue_at(source.model, at_levels, x, y, lanczos_tol)
 store = results.JobStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)
@@ -95,8 +98,8 @@ store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 # %% [markdown]
 # ## Figure
 #
-# The loss along a filter-normalised random direction through each seed's final weights, and
-# the top eigenvalues of the Hessian.
+# The loss along a filter-normalised random direction through each seed's weights where the
+# training loss first fell to `matched_loss`, and the top eigenvalues of the Hessian there.
 
 # %%
 if full_measures:

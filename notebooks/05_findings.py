@@ -190,9 +190,10 @@ if not speed.empty:
 # %% [markdown] tags=["q3-sharpness"]
 # ## Why do large batches do worse? (claims C6, C7, C13 and C16)
 #
-# **Method.** The sharpness notebook measured, where each batch size's training loss first fell to
-# a common level (matched loss) and at its final weights, the top eigenvalue and the trace of the
-# Hessian of the training loss, and Keskar's ε-sharpness. The
+# **Method.** The sharpness notebook measured the top eigenvalue of the Hessian of the training
+# loss where each batch size's training loss first fell to each common level (matched loss), at
+# its smoothed minimum and at its final weights, and at one level the trace and Keskar's
+# ε-sharpness. The
 # training runs sampled the distance from initialisation ‖w_t − w_0‖ at log-spaced steps. C6
 # compares the top eigenvalues of the small and the large batch, seed by seed, where the training
 # loss first fell to the lowest level every run of both reached (its slope over every batch size at the
@@ -209,9 +210,9 @@ verdicts += sharpness_verdicts
 claims.table(sharpness_verdicts)[["claim", "verdict", "effect", "ci_low", "ci_high", "seeds", "measure", "ours"]]
 
 # %% [markdown]
-# **Sharpness against batch size.** The top eigenvalue, the trace and the ε-sharpness at
-# matched training loss (what C6 decides on) and at the final weights, for each batch size the
-# sharpness notebook measured.
+# **Sharpness against batch size.** The top eigenvalue at each matched training loss (what C6
+# decides on), at the smoothed minimum and at the final weights; the trace and the ε-sharpness at
+# one matched level; for each batch size the sharpness notebook measured.
 
 # %%
 if not sharp.empty:

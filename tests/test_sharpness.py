@@ -162,12 +162,16 @@ def test_contours_draw_the_small_and_the_large_batch_on_the_same_levels():
     assert len(fig.axes) == 2 and "seed 0" in fig.bsnb_caption
 
 
-def test_the_2d_surface_is_taken_for_the_first_seed_at_the_final_weights_only(tiny):
+def test_the_2d_surface_is_taken_once_for_the_first_seed_and_the_checkpoints_take_none(tiny):
     model, x, y = tiny
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    checkpoints = {"final": {1: state, 0: state}, "matched": {0: state, 1: state}}
+    checkpoints = {"matched": {1: state, 0: state}}
     records, tables = sharpness.measure_checkpoints(model, checkpoints, x, y, progress=False, top_k=2, trace_samples=2,
-                                                    epsilons=[1e-3], subspace_dim=5, lbfgs_iters=1, slice_points=3,
-                                                    contour_points=3)
-    assert len(records) == 4 and len(tables["slices"]) == 4 * 3
-    assert {(r["checkpoint"], r["seed"]) for r in tables["contours"]} == {("final", 0)} and len(tables["contours"]) == 9
+                                                    epsilons=[1e-3], subspace_dim=5, lbfgs_iters=1, slice_points=3)
+    assert len(records) == 2 and len(tables["slices"]) == 2 * 3 and "contours" not in tables
+    rows = sharpness.surface(model, {1: state, 0: state}, x, y, 3)
+    assert {(r["checkpoint"], r["seed"]) for r in rows} == {("final", 0)} and len(rows) == 9
+    _, alone = sharpness.measure(model, x, y, top_k=2, trace_samples=2, epsilons=[1e-3], subspace_dim=5,
+                                 lbfgs_iters=1, slice_points=3, contour_points=3, seed=0)
+    assert [r["loss"] for r in rows] == [r["loss"] for r in alone["contours"]]  # the same surface as measure's
+    assert all(torch.equal(state[k], model.state_dict()[k]) for k in state)  # the weights as they were

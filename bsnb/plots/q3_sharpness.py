@@ -15,9 +15,11 @@ CACHE_KEY = False  # figures only: editing them reruns no job (bsnb.sources.comp
 
 
 def sharpness_setting(slices: pd.DataFrame, eigenvalues: pd.DataFrame, batch_size: int):
-    """One setting: the loss along a filter-normalised direction per seed, and the top eigenvalues (final weights)."""
+    """One setting: the loss along a filter-normalised direction per seed, and the top eigenvalues, where the full
+    measures were taken (at the matched level; a store measured before they were taken once: the final weights)."""
     if "checkpoint" in slices:
-        slices, eigenvalues = slices[slices["checkpoint"] == "final"], eigenvalues[eigenvalues["checkpoint"] == "final"]
+        at = "matched" if (slices["checkpoint"] == "matched").any() else "final"
+        slices, eigenvalues = slices[slices["checkpoint"] == at], eigenvalues[eigenvalues["checkpoint"] == at]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
     sns.lineplot(slices, x="alpha", y="loss", hue="seed", palette="crest", ax=axes[0], lw=1.2)
     axes[0].set_xlabel("step along the direction (filter-normalised units)")
@@ -30,7 +32,8 @@ def sharpness_setting(slices: pd.DataFrame, eigenvalues: pd.DataFrame, batch_siz
 
 def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: dict | None = None):
     """Top eigenvalue, trace and epsilon-sharpness against batch size (mean over seeds, +-1 sd bars), at matched
-    training loss (what C6 decides on) and at the final weights."""
+    training loss (what C6 decides on); the top eigenvalue also at the smoothed minimum and the final weights (a
+    store measured before 03 took its full measures once has the trace and epsilon-sharpness there too)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
     parts = ([("matched", "at matched training loss", "C0"), ("final", "at the final weights", "C7")]
              if "checkpoint" in runs else [(None, "final weights", "C0")])
@@ -70,7 +73,7 @@ def sharpness_by_batch_size(runs: pd.DataFrame, epsilon: float = 1e-3, keskar: d
     matched = (f" Left: the top eigenvalue where the training loss first fell to each level (C6's ratio reads the "
                f"lowest level both compared batch sizes reached, its slope the lowest every size reached), and dotted at the weights of the smoothed minimum (its "
                f"alternative reading); the trace and epsilon-sharpness, measured for the compared pair, "
-               f"where it first fell to {level:g} (solid). Dashed: the final weights." if level else "")
+               f"where it first fell to {level:g} (solid). Dashed: the top eigenvalue at the final weights." if level else "")
     return caption(fig, f"Sharpness of the training loss against batch size.{matched} Mean over {seed_count(runs)}; "
                          "error bars +-1 standard deviation.")
 
