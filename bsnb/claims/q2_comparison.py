@@ -234,6 +234,20 @@ def _best_by_step(epochs: pd.DataFrame, job_id: str, run: str, step: float, wind
     return float(min(np.nanmin(sm[x <= step]), np.interp(step, x, sm)))
 
 
+def _ended_before(epochs: pd.DataFrame, run: pd.Series, step: float) -> bool:
+    """Whether a run's last evaluated step comes before ``step``."""
+    g = epochs[(epochs["job_id"] == run["job_id"]) & (epochs["run"] == run["run"])]
+    return bool(len(g) and math.isfinite(step) and g["step"].max() < step)
+
+
+def _repeated_bounds(table: pd.DataFrame, small_batch: int, large_batch: int) -> dict:
+    """The seeds whose repeated-data run ended before s at a censored minimum, by arm: their best by s is an upper
+    bound (docs/protocol.md, censoring)."""
+    return {f"batch {b} with repeated data (stopped by the cap before step s)":
+            sorted(table.loc[table[f"repeated_{key}_bound"], "seed"].tolist())
+            for key, b in (("small", small_batch), ("large", large_batch)) if f"repeated_{key}_bound" in table}
+
+
 def one_pass_arms(runs: pd.DataFrame, small_batch: int, large_batch: int, usable: bool = True) -> tuple[dict, dict]:
     """C17's runs: the one-pass arms and the repeated-data comparison, each {"small": ..., "large": ...}. ``usable``:
     the comparison's runs that trained, and the one-pass arms (the remedy's) by intention to treat (a failed or
@@ -288,6 +302,9 @@ def one_pass_table(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int, l
         return pd.DataFrame(), [], (f"no repeated-data comparison run at batch {small_batch}: the step of its minimum "
                                     "is where C17 reads the one-pass runs")
     rows, beyond = [], []
+    # a repeated-data run that ended before s at a minimum the cap cut off: its best by s is only bounded (censoring)
+    cut = {key: set(censored_seeds(rows_, int(rows_["batch_size"].iloc[0]))) if len(rows_) else set()
+           for key, rows_ in repeated.items()}
     for _, ref in repeated["small"].iterrows():
         seed, step = ref["seed"], float(ref.get("step_of_min_val_loss", math.nan))
         row = {"seed": seed, "step": step}
@@ -302,6 +319,7 @@ def one_pass_table(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int, l
             rep = repeated[key][repeated[key]["seed"] == seed]
             row[f"repeated_{key}"] = (_best_by_step(ep, rep["job_id"].iloc[0], rep["run"].iloc[0], step, window,
                                                     whole=True) if len(rep) else math.nan)
+            row[f"repeated_{key}_bound"] = bool(len(rep) and seed in cut[key] and _ended_before(ep, rep.iloc[0], step))
             if len(one) and not math.isfinite(row[key]) and seed not in beyond:
                 beyond.append(seed)
         rows.append(row)
@@ -342,6 +360,10 @@ def one_pass(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, la
             f"{'s' * (n != 1)}); repeated data read the same way: {fmt(r_effect)} [{fmt(r_lo)}, {fmt(r_hi)}] "
             f"({r_n} seed{'s' * (r_n != 1)})") if n else "no paired seeds"
     notes = [evidence_note(ratio, lo, hi, n, log=True), *_one_pass_notes(runs, small_batch, large_batch, beyond)]
+    bounds = "; ".join(f"{arm} in seeds {', '.join(map(str, seeds))}"
+                       for arm, seeds in _repeated_bounds(table, small_batch, large_batch).items() if seeds)
+    if bounds:  # the verdict reads one pass only; the repeated-data ratio beside it is a bound there
+        notes.append(f"the repeated-data ratio beside it rests on bounds: {bounds}")
     if r_n < len(table):
         notes.append("the repeated-data ratio leaves out seeds without a large-batch comparison run")
     return Verdict("C17", decide(lo, hi, ONE_PASS_MARGIN, "less", n), effect, lo, hi, n, statement("C17"),
@@ -366,13 +388,18 @@ def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: 
     ours = (f"log ratio large/small, one pass {np.log(both['large'] / both['small']).mean():.3f}, repeated data "
             f"{np.log(both['repeated_large'] / both['repeated_small']).mean():.3f} (means of {n} seeds)") if n \
         else "no paired seeds"
-    return Verdict("C19", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C19"),
+    v = Verdict("C19", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C19"),
                    f"per seed, log(one-pass ratio batch {large_batch}/{small_batch}) - log(repeated-data ratio), both the "
                    "best smoothed validation loss within the first s steps (below 0: one pass removes some of the "
                    "small batch's advantage)", ours,
                    "Vyas et al. 2024: in one pass, small batches confer no implicit-bias advantage; their benefit is "
-                   "only computational", join_notes(evidence_note(diff, lo, hi, n),
-                                                *_one_pass_notes(runs, small_batch, large_batch, beyond)))
+                "only computational", join_notes(evidence_note(diff, lo, hi, n),
+                                             *_one_pass_notes(runs, small_batch, large_batch, beyond)))
+    # a censored large batch's best by s is an upper bound: the repeated-data ratio may be smaller, the difference
+    # larger than measured (a bias down); a censored small batch's, the other way
+    bounds = _repeated_bounds(both, small_batch, large_batch)
+    small_cut, large_cut = (any(both.get(f"repeated_{key}_bound", [])) for key in ("small", "large"))
+    return censor(v, "less", bounds, censoring_bias(small_cut, large_cut))
 
 
 def _empirical(claim):
@@ -403,7 +430,8 @@ CLAIMS = [
           2, needs=ran("04_closing_the_gap", "one_pass", "one_pass_longer")),
     Claim("C19", "The small batch's advantage is an effect of repeated data: in one pass it shrinks or vanishes",
           "per seed, log(one-pass ratio large/small) - log(repeated-data ratio), both the best smoothed validation "
-          "loss within the first s steps: interval below 0 / above 0", "one_pass",
+          "loss within the first s steps: interval below 0 / above 0; a repeated-data run the cap cut before s is a "
+          "bound, and censoring withdraws", "one_pass",
           lambda st, rd: one_pass_interaction(st.runs(rd), st.tables.epochs, st.small_batch, st.large_batch,
                                               st.confidence, rd),
           2, SMOOTHINGS, needs=ran("04_closing_the_gap", "one_pass", "one_pass_longer")),
