@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from bsnb import remedies
+from bsnb import schedule
 from bsnb.parameters import (
     FINDINGS,
     FINDINGS_PARAMS,
@@ -39,7 +39,7 @@ PROFILE_KEYS = {"name", "description", "notebooks", "workers", "threads", "workl
 WORKLOADS_FILE = PARAMS_DIR / "workloads.yaml"  # the named workloads a profile can list (not a profile)
 # Notebook 04's one-pass arms (C17, C19) read the small batch's comparison run: their budget is its epochs, which
 # the sweep gives them at launch (bsnb.jobs.launch_params)
-ONE_PASS = tuple(name for name, preset in remedies.PRESETS.items() if preset.get("one_pass"))
+ONE_PASS = schedule.ONE_PASS
 COMPARISON = "02_empirical_comparison"
 
 

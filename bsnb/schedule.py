@@ -7,7 +7,7 @@ other workers have nothing to do.
 
 from __future__ import annotations
 
-from bsnb import profiles, remedies
+from bsnb import remedies
 
 
 def estimated_work(params: dict) -> float:
@@ -31,8 +31,10 @@ def estimated_work(params: dict) -> float:
     return work
 
 
+# notebook 04's one-pass arms (C17, C19): they read the small batch's comparison run for their budget (its epochs)
+ONE_PASS = tuple(name for name, preset in remedies.PRESETS.items() if preset.get("one_pass"))
 # dependent jobs that train (a confirmation, new seeds; a one-pass arm, its own runs) rather than measure their source
-TRAINS_ITS_OWN = ("confirm", *profiles.ONE_PASS)
+TRAINS_ITS_OWN = ("confirm", *ONE_PASS)
 
 
 def cost(params: dict, source_params: dict | None = None) -> float:

@@ -57,7 +57,8 @@ threads: int = 0  # torch CPU threads; 0 lets torch decide
 # during training), and the findings compare the batch sizes at the lowest level that every
 # measured run reached, and also at the smoothed minimum and the final weights. With
 # `full_measures`, every measure below is taken once, where the training loss first fell to
-# `matched_loss` (C6 reports them beside its verdict), and the 2-D surface around the final weights.
+# `matched_loss` (C6 reports them beside its verdict; a seed that never reached it, at its final
+# weights), and the 2-D surface around the final weights.
 #
 # - **Top Hessian eigenvalues** by Lanczos (SciPy's `eigsh` on a Hessian-vector product
 #   operator), each with its residual ‖Hv − λv‖ and the number of products spent.
@@ -77,8 +78,11 @@ source = analysis.open_job(source_dir, train.setup(threads, device))
 x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_examples, seed=source.params["data_seed"])
 levels = {name: source.store.load_states(name) for name in map(results.level_checkpoint, results.MATCHED_LEVELS)}
 final = source.store.load_states("final")
-# the full measures once, where C6 reads them beside its verdict (the matched level), not also at the final weights
-checkpoints = {"matched": source.store.load_states(results.level_checkpoint(matched_loss))} if full_measures else {}
+matched = source.store.load_states(results.level_checkpoint(matched_loss))
+# the full measures once: where C6 quotes them (the matched level), at the final weights only for a seed that never
+# reached that level
+checkpoints = {"matched": matched, "final": {s: w for s, w in final.items() if s not in matched}} if full_measures else {}
+checkpoints = {name: states for name, states in checkpoints.items() if states}
 source.params
 
 # %% [markdown]
@@ -90,7 +94,8 @@ records, tables = sharpness.measure_checkpoints(source.model, checkpoints, x, y,
 if full_measures and contour_points:  # the 2-D surface around the final weights, drawn by the findings
     tables["contours"] = sharpness.surface(source.model, final, x, y, contour_points)
 # the top eigenvalue at every loss level, at the smoothed minimum ("best") and at the final weights (docs/protocol.md)
-at_levels = {**levels, "best": source.store.load_states("best"), "final": final}
+at_levels = {**levels, "best": source.store.load_states("best"),
+             "final": {s: w for s, w in final.items() if s not in checkpoints.get("final", {})}}
 records += sharpness.top_eigenvalue_at(source.model, at_levels, x, y, lanczos_tol)
 store = results.JobStore(run_dir)
 store.save("03_sharpness", {**params, "source": source.params}, records, tables)
@@ -102,7 +107,7 @@ store.save("03_sharpness", {**params, "source": source.params}, records, tables)
 # training loss first fell to `matched_loss`, and the top eigenvalues of the Hessian there.
 
 # %%
-if full_measures:
+if checkpoints:
     plots.show(plots.sharpness_setting(store.table("slices"), store.table("eigenvalues"), source.params["batch_size"]))
 
 # %% [markdown]
