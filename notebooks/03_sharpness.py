@@ -79,8 +79,7 @@ x, y = sharpness.subset(source.data.x_train, source.data.y_train, hessian_exampl
 levels = {name: source.store.load_states(name) for name in map(results.level_checkpoint, results.MATCHED_LEVELS)}
 final = source.store.load_states("final")
 matched = source.store.load_states(results.level_checkpoint(matched_loss))
-# the full measures once: where C6 quotes them (the matched level), at the final weights only for a seed that never
-# reached that level
+# the full measures once: at the matched level (C6 quotes them), at the final weights for a seed that never reached it
 checkpoints = {"matched": matched, "final": {s: w for s, w in final.items() if s not in matched}} if full_measures else {}
 checkpoints = {name: states for name, states in checkpoints.items() if states}
 source.params
