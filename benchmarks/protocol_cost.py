@@ -3,7 +3,7 @@ commit (07dade7, the last study under protocol version 3, docs/protocol.md), sid
 machine.
 
     python benchmarks/protocol_cost.py [--baseline 07dade7] [--profile quick] [--rounds 1] [--keep reports/quick]
-                                       [--keep-baseline DIR]
+                                       [--keep-baseline DIR] [--today-first]
 
 The baseline commit is checked out into a temporary git worktree and run from there; the candidate is this
 working tree. Each runs ``bsnb run PROFILE --out TMP --force --quiet`` into a fresh folder (every job trained
@@ -38,6 +38,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--keep", type=Path, help="copy today's finished study (its last round) to this folder")
     ap.add_argument("--keep-baseline", type=Path, help="copy the baseline's finished study (its last round) here")
+    ap.add_argument("--today-first", action="store_true",
+                    help="run today's study first in the first round (a one-round run otherwise starts with the "
+                         "baseline; a second one-round run with this flag puts the other one first)")
     args = ap.parse_args(argv)
     for flag, folder in (("--keep", args.keep), ("--keep-baseline", args.keep_baseline)):
         if folder and folder.exists() and any(folder.iterdir()):
@@ -45,7 +48,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         with worktree(args.baseline, tmp / "baseline") as base:
-            times = alternate({"baseline": base, "today": ROOT}, args.profile, args.rounds, tmp)
+            trees = {"baseline": base, "today": ROOT}
+            if args.today_first:
+                trees = {"today": ROOT, "baseline": base}
+            times = alternate(trees, args.profile, args.rounds, tmp)
             for name, folder in (("today", args.keep), ("baseline", args.keep_baseline)):
                 if folder:
                     shutil.copytree(tmp / f"{name}-{args.rounds - 1}", folder, dirs_exist_ok=True)
