@@ -389,17 +389,17 @@ def one_pass_interaction(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: 
             f"{np.log(both['repeated_large'] / both['repeated_small']).mean():.3f} (means of {n} seeds)") if n \
         else "no paired seeds"
     v = Verdict("C19", decide(lo, hi, 0.0, "less", n), effect, lo, hi, n, statement("C19"),
-                   f"per seed, log(one-pass ratio batch {large_batch}/{small_batch}) - log(repeated-data ratio), both the "
-                   "best smoothed validation loss within the first s steps (below 0: one pass removes some of the "
-                   "small batch's advantage)", ours,
-                   "Vyas et al. 2024: in one pass, small batches confer no implicit-bias advantage; their benefit is "
-                "only computational", join_notes(evidence_note(diff, lo, hi, n),
-                                             *_one_pass_notes(runs, small_batch, large_batch, beyond)))
+                f"per seed, log(one-pass ratio batch {large_batch}/{small_batch}) - log(repeated-data ratio), both the "
+                "best smoothed validation loss within the first s steps (below 0: one pass removes some of the "
+                "small batch's advantage)", ours,
+                "Vyas et al. 2024: in one pass, small batches confer no implicit-bias advantage; their benefit is "
+                "only computational",
+                join_notes(evidence_note(diff, lo, hi, n), *_one_pass_notes(runs, small_batch, large_batch, beyond)))
     # a censored large batch's best by s is an upper bound: the repeated-data ratio may be smaller, the difference
     # larger than measured (a bias down); a censored small batch's, the other way
-    bounds = _repeated_bounds(both, small_batch, large_batch)
-    small_cut, large_cut = (any(both.get(f"repeated_{key}_bound", [])) for key in ("small", "large"))
-    return censor(v, "less", bounds, censoring_bias(small_cut, large_cut))
+    small_cut, large_cut = (bool(both.get(f"repeated_{key}_bound", pd.Series(dtype=bool)).any())
+                            for key in ("small", "large"))
+    return censor(v, "less", _repeated_bounds(both, small_batch, large_batch), censoring_bias(small_cut, large_cut))
 
 
 def _empirical(claim):
