@@ -27,7 +27,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-# the fast tier, for someone editing a module: everything but the notebooks and sweeps (under a minute)
+# the fast tier, for someone editing a module: everything but the notebooks and sweeps (about a minute on 2 cores)
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
 

@@ -192,7 +192,7 @@ PARAMS: dict[str, Param] = {
         _p("small_batch", int, 32, "the small batch of the article's comparison", "fixed", low=1),
         _p("large_batch", int, 256, "the large batch of the article's comparison", "fixed", low=1),
         _p("c1_level", float, 0.0, "training loss C1 counts the epochs to; 0 means the lowest of 1, 0.3, 0.1, 0.03 "
-           "that every compared run reached", "fixed", low=0.0, high=10.0),
+           "that every stable compared run reached", "fixed", low=0.0, high=10.0),
         _p("confidence", float, 0.95, "confidence level of the intervals over seeds", "fixed", low=0.5, high=0.999),
         # system: where things go and how they run; not part of a run's identity
         _p("run_dir", str, "runs/manual", "folder this execution writes its results to", "system"),

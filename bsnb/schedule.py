@@ -64,8 +64,10 @@ def to_start(queue: list, is_ready, slots: int, running: int) -> list:
 # Seconds of one job per unit of :func:`cost`, on one thread of a 2-core CPU: the least-squares fit through 0 of
 # the default profile's job seconds on their costs (`python benchmarks/cost_model.py --out reports/quick`, which
 # prints the fit and each job's estimate beside what it took). Only the time-left estimates read it, before any
-# job of the sweep has finished; from then on they scale by the seconds measured.
-SECONDS_PER_UNIT = 1.2e-5
+# job of the sweep has finished; from then on they scale by the seconds measured. Fitted again on 2026-12-07 over
+# the v4 default profile's 35 jobs (2-core AMD EPYC): 3.174e-06, the sweep's first estimate 1,184 s against 1,181 s
+# taken (the value before, 1.2e-5, fitted on an older cost model, made that first estimate 74 minutes).
+SECONDS_PER_UNIT = 3.2e-6
 
 
 def job_seconds(cost: float, rate: float = SECONDS_PER_UNIT) -> float:

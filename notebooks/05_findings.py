@@ -32,7 +32,7 @@
 # %% tags=["parameters"]
 small_batch: int = 32  # the small batch of the article's comparison
 large_batch: int = 256  # the large batch of the article's comparison
-c1_level: float = 0.0  # training loss C1 counts the epochs to; 0 means the lowest of 1, 0.3, 0.1, 0.03 that every compared run reached
+c1_level: float = 0.0  # training loss C1 counts the epochs to; 0 means the lowest of 1, 0.3, 0.1, 0.03 that every stable compared run reached
 confidence: float = 0.95  # confidence level of the intervals over seeds
 store_dir: str = "runs"  # folder holding the runs the findings read
 report_dir: str = "reports/manual"  # folder the findings write claims.csv and figures to
@@ -117,7 +117,7 @@ if not comparison.empty:
 # batch seed by seed; the effect is a ratio (C1 to C3) or a difference (C4), and its interval a
 # Student-t interval over seeds. A minimum the cap cut off is censored, and a verdict that
 # censoring could have produced is withdrawn. C1 counts the epochs each run took to first reach a
-# training-loss level, the lowest of 1, 0.3, 0.1, 0.03 that every compared run reached: a count
+# training-loss level, the lowest of 1, 0.3, 0.1, 0.03 that every stable compared run reached: a count
 # that a spike of one late epoch cannot move. C2 and C4 read the minimum of the smoothed
 # validation loss, and C2 adds its rank correlation with the batch size over every batch size.
 

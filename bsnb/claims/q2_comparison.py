@@ -78,7 +78,7 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
                  else "raw, unsmoothed")
     out = []
 
-    # C1: epochs to first reach a training-loss level, the lowest that every compared run reached
+    # C1: epochs to first reach a training-loss level, the lowest that every stable compared run reached
     usable = usable_runs(runs)
     compared = usable[usable["batch_size"].isin([small, large])]
     ep = epochs[epochs["job_id"].isin(compared["job_id"])] if len(epochs) else epochs
@@ -90,8 +90,8 @@ def empirical(runs: pd.DataFrame, epochs: pd.DataFrame, small_batch: int = 32, l
     level, reached = ((c1_level, [c1_level]) if c1_level > 0 else common_level(ep_stable, shift=reading.level_shift))
     if level is None or ep.empty:
         why = ("no training-loss level of " + ", ".join(f"{x:g}" for x in MATCHED_LEVELS) + " was reached by every "
-               "compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
-               "every compared run reached was not reached by all")
+               "stable compared run" if not reached else f"the level {reading.level_shift:+d} place(s) from the lowest one "
+               "every stable compared run reached was not reached by all")
         out.append(empty("C1", join_notes(base_note, why)))
     else:
         first = epochs_to_level(ep, level).rename("epochs_to_level").reset_index()
@@ -411,7 +411,7 @@ def _empirical(claim):
 CLAIMS = [
     Claim("C1", "At a fixed learning rate, larger batches lower the training loss more slowly per epoch",
           "ratio large/small of the epochs to first reach the lowest training-loss level of 1, 0.3, 0.1, 0.03 that "
-          "every compared run reached: lower end > 1 / upper end < 1", "loss_curves", _empirical("C1"), 2, LEVELS, needs=ran("02_empirical_comparison")),
+          "every stable compared run reached: lower end > 1 / upper end < 1", "loss_curves", _empirical("C1"), 2, LEVELS, needs=ran("02_empirical_comparison")),
     Claim("C2", "At a fixed learning rate, larger batches reach a worse minimum validation loss",
           "ratio large/small of the smoothed minimum validation loss: lower end > 1 / upper end < 1; censoring "
           "withdraws", "minima", _empirical("C2"), 2, MINIMA_AND_TEST, needs=ran("02_empirical_comparison")),
